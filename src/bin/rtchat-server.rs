@@ -1,0 +1,34 @@
+//! `rtchat-server`: configuration, logging, and the server's run loop.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use rtchat::server::{self, Config};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let config = Config::load();
+    let default_filter = if config.debug {
+        "rtchat=debug,warp=info"
+    } else {
+        "rtchat=info,warp=warn"
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
+        )
+        .init();
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rtchat-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(server::run(config))?;
+    Ok(())
+}

@@ -1,0 +1,425 @@
+//! Wire types shared by the server and the client: REST request and response bodies (the seed's shapes,
+//! extended where noted) and the timestamp format.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub type UserId = i32;
+pub type RoomId = i32;
+pub type MessageId = i64;
+
+/// An instant in UTC, written as ISO-8601 with microseconds and a `Z` (the seed wrote naive times).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub DateTime<Utc>);
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0.to_rfc3339_opts(SecondsFormat::Micros, true))
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| Timestamp(t.with_timezone(&Utc)))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl From<DateTime<Utc>> for Timestamp {
+    fn from(t: DateTime<Utc>) -> Self {
+        Timestamp(t)
+    }
+}
+
+/// Integers that may arrive as JSON numbers or as strings of digits: the seed (pydantic, lax mode)
+/// accepted both, and clients that read ids from text fields send strings.
+pub mod lenient {
+    use serde::de::{self, Deserializer, SeqAccess, Visitor};
+    use std::fmt;
+    use std::marker::PhantomData;
+    use std::str::FromStr;
+
+    struct IntVisitor<T>(PhantomData<T>);
+
+    impl<T> Visitor<'_> for IntVisitor<T>
+    where
+        T: TryFrom<i64> + TryFrom<u64> + FromStr,
+    {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a valid integer")
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+            T::try_from(v).map_err(|_| E::custom("integer out of range"))
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+            T::try_from(v).map_err(|_| E::custom("integer out of range"))
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            v.trim()
+                .parse()
+                .map_err(|_| E::custom("Input should be a valid integer"))
+        }
+    }
+
+    pub fn int<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: TryFrom<i64> + TryFrom<u64> + FromStr,
+    {
+        deserializer.deserialize_any(IntVisitor(PhantomData))
+    }
+
+    pub fn opt_int<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: TryFrom<i64> + TryFrom<u64> + FromStr,
+    {
+        struct OptVisitor<T>(PhantomData<T>);
+        impl<'de, T> Visitor<'de> for OptVisitor<T>
+        where
+            T: TryFrom<i64> + TryFrom<u64> + FromStr,
+        {
+            type Value = Option<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a valid integer or null")
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                int(d).map(Some)
+            }
+        }
+        deserializer.deserialize_option(OptVisitor(PhantomData))
+    }
+
+    pub fn int_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: TryFrom<i64> + TryFrom<u64> + FromStr,
+    {
+        struct Item<T>(T);
+        impl<'de, T> de::Deserialize<'de> for Item<T>
+        where
+            T: TryFrom<i64> + TryFrom<u64> + FromStr,
+        {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                int(d).map(Item)
+            }
+        }
+        struct ListVisitor<T>(PhantomData<T>);
+        impl<'de, T> Visitor<'de> for ListVisitor<T>
+        where
+            T: TryFrom<i64> + TryFrom<u64> + FromStr,
+        {
+            type Value = Vec<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of integers")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+                while let Some(Item(v)) = seq.next_element::<Item<T>>()? {
+                    out.push(v);
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_seq(ListVisitor(PhantomData))
+    }
+}
+
+// ----- errors -----
+
+/// Every error body: `{"detail": "..."}`, or a list of field errors for validation (422).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub detail: serde_json::Value,
+}
+
+/// One entry of a 422 `detail` list, shaped like pydantic's so the seed's clients can read it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FieldError {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub loc: Vec<serde_json::Value>,
+    pub msg: String,
+    #[serde(default)]
+    pub input: serde_json::Value,
+}
+
+/// A success reply that only says what happened.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageReply {
+    pub message: String,
+}
+
+// ----- meta -----
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RootInfo {
+    pub message: String,
+    pub status: String,
+    pub docs: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OnlineUsers {
+    pub online_users: Vec<UserId>,
+    pub count: usize,
+}
+
+// ----- accounts -----
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub full_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginRequest {
+    /// A username or an email address.
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangePasswordRequest {
+    pub old_password: String,
+    pub new_password: String,
+}
+
+/// The account as its owner sees it (`/auth/me`, register, login).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub username: String,
+    pub email: String,
+    pub full_name: Option<String>,
+    pub id: UserId,
+    pub is_active: bool,
+    pub is_verified: bool,
+    pub created_at: Timestamp,
+}
+
+/// Another user as anyone signed in may see them: no email.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublicUser {
+    pub id: UserId,
+    pub username: String,
+    pub full_name: Option<String>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthReply {
+    pub message: String,
+    pub user: User,
+    pub tokens: Tokens,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogoutAllReply {
+    pub message: String,
+    pub sessions_terminated: u64,
+}
+
+// ----- messages -----
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendDirectRequest {
+    #[serde(deserialize_with = "lenient::int")]
+    pub recipient_id: UserId,
+    pub content: String,
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendGroupRequest {
+    #[serde(deserialize_with = "lenient::int")]
+    pub group_id: RoomId,
+    pub content: String,
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+/// A stored message. `is_read` is seen from the reader's side: for others' messages, whether the
+/// reader has read it; for the reader's own, whether another member has.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Message {
+    pub id: MessageId,
+    pub chat_room_id: RoomId,
+    pub sender_id: Option<UserId>,
+    pub content: String,
+    pub is_read: bool,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MessageWithSender {
+    #[serde(flatten)]
+    pub message: Message,
+    pub sender_username: Option<String>,
+    pub sender_full_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendReply {
+    pub message: String,
+    pub data: Message,
+}
+
+/// One direct chat in `/messages/chats`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatSummary {
+    pub chat_room_id: RoomId,
+    pub other_user_id: UserId,
+    pub other_user_username: String,
+    pub other_user_full_name: Option<String>,
+    /// Always a string (empty for a room without messages): the seed's web client slices it.
+    pub last_message: String,
+    pub last_message_time: Option<Timestamp>,
+    pub unread_count: i64,
+}
+
+// ----- groups -----
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateGroupRequest {
+    pub name: String,
+    #[serde(deserialize_with = "lenient::int_list")]
+    pub member_ids: Vec<UserId>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Group {
+    pub id: RoomId,
+    pub name: String,
+    pub room_type: String,
+    pub created_by: Option<UserId>,
+    pub member_count: i64,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateGroupReply {
+    pub message: String,
+    pub group: Group,
+}
+
+/// One group in `/groups/my-groups`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupSummary {
+    pub id: RoomId,
+    pub name: String,
+    pub room_type: String,
+    pub created_by: Option<UserId>,
+    pub member_count: i64,
+    pub last_message: Option<String>,
+    pub last_message_time: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub unread_count: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddMembersRequest {
+    #[serde(deserialize_with = "lenient::int_list")]
+    pub user_ids: Vec<UserId>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddMembersReply {
+    pub message: String,
+    pub members_added: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoveMemberRequest {
+    #[serde(deserialize_with = "lenient::int")]
+    pub user_id: UserId,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Member {
+    pub id: UserId,
+    pub username: String,
+    pub full_name: Option<String>,
+    pub joined_at: Timestamp,
+    /// The member who may add and remove others (the creator, or whom the group passed to).
+    pub is_admin: bool,
+}
+
+// ----- read state -----
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MarkReadRequest {
+    /// The last message the reader has seen; omitted means the room's newest message.
+    #[serde(default, deserialize_with = "lenient::opt_int")]
+    pub message_id: Option<MessageId>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadState {
+    pub message: String,
+    pub room_id: RoomId,
+    pub last_read_message_id: MessageId,
+    pub unread_count: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_with_z() {
+        let t: Timestamp = serde_json::from_str("\"2026-11-26T11:27:40.389392+01:00\"").unwrap();
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            "\"2026-11-26T10:27:40.389392Z\""
+        );
+    }
+
+    #[test]
+    fn ids_may_be_numbers_or_digit_strings() {
+        let r: SendDirectRequest =
+            serde_json::from_str(r#"{"recipient_id":"7","content":"hi"}"#).unwrap();
+        assert_eq!(r.recipient_id, 7);
+        let g: CreateGroupRequest =
+            serde_json::from_str(r#"{"name":"g","member_ids":[1,"2"]}"#).unwrap();
+        assert_eq!(g.member_ids, vec![1, 2]);
+        assert!(serde_json::from_str::<SendDirectRequest>(r#"{"recipient_id":"x","content":""}"#).is_err());
+        assert!(serde_json::from_str::<SendDirectRequest>(r#"{"recipient_id":99999999999,"content":""}"#).is_err());
+    }
+}

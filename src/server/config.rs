@@ -1,0 +1,143 @@
+//! Server configuration: flags with environment fallbacks (the seed's variable names keep working),
+//! read after a `.env` file if one is present.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use clap::builder::BoolishValueParser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "rtchat-server",
+    version,
+    about = "rtchat server: accounts, direct and group chats, history and live delivery over HTTP and WebSocket",
+    long_about = None,
+    after_help = "With no DATABASE_URL the server runs its own PostgreSQL (initdb and postgres must be installed) \
+in DATA_DIR/postgres, on a unix socket only, and stops it when it stops.\n\
+Every flag can also come from the environment variable shown, or from a .env file in the working directory."
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "RTCHAT_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+
+    /// PostgreSQL to use, e.g. postgresql://user:password@localhost:5432/chatapp. Without it the server
+    /// runs a private PostgreSQL in the data directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Where the managed PostgreSQL and the generated secret key live. Default: the user's data
+    /// directory (~/.local/share/rtchat), or /var/lib/rtchat when started as root (the `postgres` user
+    /// that runs the database cannot enter root's home).
+    #[arg(long, env = "RTCHAT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Key that signs tokens. Without it a random key is generated once and kept in DATA_DIR/secret_key.
+    #[arg(long, env = "SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
+    /// Token signing algorithm.
+    #[arg(long, env = "ALGORITHM", default_value = "HS256", value_parser = ["HS256", "HS384", "HS512"])]
+    pub algorithm: String,
+
+    /// Lifetime of access tokens, in minutes.
+    #[arg(long, env = "ACCESS_TOKEN_EXPIRE_MINUTES", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub access_token_expire_minutes: u32,
+
+    /// Lifetime of refresh tokens (and so of a login), in days.
+    #[arg(long, env = "REFRESH_TOKEN_EXPIRE_DAYS", default_value_t = 7,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub refresh_token_expire_days: u32,
+
+    /// Verbose logging. Never changes what clients see.
+    #[arg(long, env = "DEBUG", default_value_t = false, num_args = 0..=1, default_missing_value = "true",
+          value_parser = BoolishValueParser::new())]
+    pub debug: bool,
+
+    /// Name reported by GET /.
+    #[arg(long, env = "APP_NAME", default_value = "Real-time Chat API")]
+    pub app_name: String,
+
+    /// Browser origins allowed to call the API (comma-separated). None by default: no CORS headers.
+    #[arg(long, env = "RTCHAT_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// bcrypt cost for new password hashes (each step doubles the work).
+    #[arg(long, env = "RTCHAT_BCRYPT_COST", default_value_t = 12,
+          value_parser = clap::value_parser!(u32).range(4..=31))]
+    pub bcrypt_cost: u32,
+
+    /// Largest number of database connections the server holds.
+    #[arg(long, env = "RTCHAT_DB_POOL_SIZE", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub db_pool_size: u32,
+}
+
+impl Config {
+    /// Reads `.env` (if present) and then the command line and environment.
+    pub fn load() -> Self {
+        // A missing .env is the normal case; a malformed one is worth a word but not a refusal.
+        if let Err(err) = dotenvy::dotenv()
+            && !err.not_found()
+        {
+            eprintln!("rtchat-server: ignoring .env: {err}");
+        }
+        Config::parse()
+    }
+
+    /// A configuration with every default, as if started with no flags and an empty environment.
+    pub fn defaults() -> Self {
+        Config {
+            bind: "127.0.0.1:8000".parse().expect("valid default address"),
+            database_url: None,
+            data_dir: None,
+            secret_key: None,
+            algorithm: "HS256".into(),
+            access_token_expire_minutes: 30,
+            refresh_token_expire_days: 7,
+            debug: false,
+            app_name: "Real-time Chat API".into(),
+            cors_origins: Vec::new(),
+            bcrypt_cost: 12,
+            db_pool_size: 16,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/rtchat");
+    }
+    directories::ProjectDirs::from("", "", "rtchat")
+        .map(|dirs| dirs.data_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from("rtchat-data"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_an_empty_command_line() {
+        let parsed = Config::try_parse_from(["rtchat-server"]).unwrap();
+        let defaults = Config::defaults();
+        // The environment of whoever runs the tests may set these; the rest must agree.
+        assert_eq!(parsed.algorithm, defaults.algorithm);
+        assert_eq!(parsed.bcrypt_cost, defaults.bcrypt_cost);
+    }
+
+    #[test]
+    fn seed_style_debug_values_parse() {
+        for (value, expected) in [("True", true), ("False", false), ("1", true), ("no", false)] {
+            let c = Config::try_parse_from(["rtchat-server", "--debug", value]).unwrap();
+            assert_eq!(c.debug, expected, "{value}");
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Database plumbing: where the database is (a URL or the managed PostgreSQL), the connection pool, and
+//! the migrations in `sql/` applied at start under an advisory lock.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+refinery::embed_migrations!("sql");
+
+/// Any number of servers may start at once against one database; one migrates, the others wait.
+const MIGRATION_LOCK: i64 = 0x7274_6368_6174; // "rtchat"
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("DATABASE_URL is not a valid PostgreSQL URL: {0}")]
+    BadUrl(#[source] tokio_postgres::Error),
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(#[source] tokio_postgres::Error),
+    #[error("cannot get a database connection: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("cannot build the connection pool: {0}")]
+    Build(#[from] deadpool_postgres::BuildError),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] refinery::Error),
+    #[error("database error: {0}")]
+    Query(#[from] tokio_postgres::Error),
+}
+
+/// Parses a DATABASE_URL. The seed's SQLAlchemy form `postgresql+psycopg2://` is accepted too.
+pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, DbError> {
+    let url = match url.split_once("://") {
+        Some((scheme, rest)) if scheme.starts_with("postgresql+") || scheme.starts_with("postgres+") => {
+            format!("postgresql://{rest}")
+        }
+        _ => url.to_string(),
+    };
+    tokio_postgres::Config::from_str(&url).map_err(DbError::BadUrl)
+}
+
+/// A pool of at most `size` connections. One connection is opened now so that a wrong address fails
+/// at start, not at the first request.
+pub async fn connect_pool(config: tokio_postgres::Config, size: u32) -> Result<Pool, DbError> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(size as usize)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .build()?;
+    drop(pool.get().await?);
+    Ok(pool)
+}
+
+/// Applies the migrations from `sql/` that this database has not seen, in order.
+pub async fn migrate(config: &tokio_postgres::Config) -> Result<(), DbError> {
+    let (mut client, connection) = config.connect(NoTls).await.map_err(DbError::Connect)?;
+    let conn_task = tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "migration connection ended");
+        }
+    });
+    // A session-level lock: held across refinery's transactions, released when we unlock or the
+    // connection ends (so a crashed migrator never leaves it held).
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let report = migrations::runner().run_async(&mut client).await;
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    drop(client);
+    let _ = conn_task.await;
+    for m in report?.applied_migrations() {
+        tracing::info!(migration = %m, "applied");
+    }
+    Ok(())
+}
+
+/// Creates database `name` through `admin` unless it exists.
+pub async fn create_database(admin: &tokio_postgres::Config, name: &str) -> Result<(), DbError> {
+    let (client, connection) = admin.connect(NoTls).await.map_err(DbError::Connect)?;
+    let conn_task = tokio::spawn(connection);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await?
+        .is_some();
+    if !exists {
+        // Identifiers cannot be bound as parameters; quote it.
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        match client
+            .batch_execute(&format!("CREATE DATABASE {quoted}"))
+            .await
+        {
+            Ok(()) => {}
+            // Another server created it between our check and our CREATE.
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    drop(client);
+    let _ = conn_task.await;
+    Ok(())
+}

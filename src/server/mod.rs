@@ -1,0 +1,227 @@
+//! `rtchat-server`: configuration, the managed PostgreSQL, migrations, and the HTTP server that ties
+//! the store, authentication and routes together.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod extract;
+pub mod postgres;
+pub mod presence;
+pub mod routes;
+pub mod state;
+pub mod store;
+pub mod validate;
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use rand::RngCore;
+use tokio::net::TcpListener;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+pub use config::Config;
+
+use crate::server::auth::TokenKeys;
+use crate::server::postgres::ManagedPostgres;
+use crate::server::state::{AppState, Shared};
+use crate::server::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Postgres(#[from] postgres::PostgresError),
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    #[error("{action}: {source}")]
+    Io {
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A server bound to its address and connected to its database, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    routes: BoxedFilter<(Response,)>,
+}
+
+impl Server {
+    /// Migrates the database, opens the pool and binds `config.bind` (port 0 picks a free port).
+    pub async fn bind(
+        config: &Config,
+        database: tokio_postgres::Config,
+        secret: &[u8],
+    ) -> Result<Server, ServerError> {
+        routes::check_cors_origins(&config.cors_origins).map_err(ServerError::Config)?;
+        db::migrate(&database).await?;
+        let pool = db::connect_pool(database, config.db_pool_size).await?;
+        let dummy_hash = auth::hash_password("not anybody's password".into(), config.bcrypt_cost).await?;
+        let state = AppState::new(Shared {
+            store: Store::new(pool),
+            keys: TokenKeys::new(
+                secret,
+                &config.algorithm,
+                config.access_token_expire_minutes,
+                config.refresh_token_expire_days,
+            ),
+            presence: Default::default(),
+            bcrypt_cost: config.bcrypt_cost,
+            app_name: config.app_name.clone(),
+            dummy_hash,
+        });
+        let routes = routes::routes(state.clone(), &config.cors_origins);
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| ServerError::Io {
+                action: format!("cannot listen on {}", config.bind),
+                source,
+            })?;
+        Ok(Server {
+            listener,
+            state,
+            routes,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let janitor = tokio::spawn(purge_expired_sessions(self.state.clone()));
+        warp::serve(self.routes)
+            .incoming(self.listener)
+            .graceful(shutdown)
+            .run()
+            .await;
+        janitor.abort();
+    }
+}
+
+async fn purge_expired_sessions(state: AppState) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match state.store.purge_expired_sessions().await {
+            Ok(n) if n > 0 => tracing::info!(tokens = n, "purged expired refresh tokens"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+        }
+    }
+}
+
+/// Everything `rtchat-server` does: find or start the database, serve until Ctrl-C or SIGTERM, then
+/// stop the managed database if we started one.
+pub async fn run(config: Config) -> Result<(), ServerError> {
+    raise_open_file_limit();
+    let data_dir = config.data_dir();
+    let mut managed = None;
+    let database = match &config.database_url {
+        Some(url) => db::parse_url(url)?,
+        None => {
+            let pg_dir = data_dir.join("postgres");
+            tracing::info!(dir = %pg_dir.display(), "starting the managed PostgreSQL");
+            let pg = tokio::task::spawn_blocking(move || {
+                ManagedPostgres::start(&pg_dir, &postgres::Options::default())
+            })
+            .await
+            .map_err(|e| ServerError::Config(format!("starting PostgreSQL: {e}")))??;
+            db::create_database(&pg.connect_config("postgres"), "rtchat").await?;
+            let cfg = pg.connect_config("rtchat");
+            managed = Some(pg);
+            cfg
+        }
+    };
+    let secret = match &config.secret_key {
+        Some(key) => {
+            if key.len() < 32 {
+                tracing::warn!("SECRET_KEY is shorter than 32 bytes; tokens are easier to forge");
+            }
+            key.clone().into_bytes()
+        }
+        None => load_or_create_secret(&data_dir)?,
+    };
+    let server = Server::bind(&config, database, &secret).await?;
+    tracing::info!(address = %server.local_addr(), "rtchat-server listening");
+    server.run_until(shutdown_signal()).await;
+    tracing::info!("shutting down");
+    if let Some(mut pg) = managed {
+        let _ = tokio::task::spawn_blocking(move || pg.stop()).await;
+    }
+    Ok(())
+}
+
+/// The signing key kept in the data directory: generated once, readable only by its owner.
+fn load_or_create_secret(data_dir: &Path) -> Result<Vec<u8>, ServerError> {
+    let path = data_dir.join("secret_key");
+    let io = |action: &str| {
+        let action = format!("{action} {}", path.display());
+        move |source| ServerError::Io { action, source }
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().as_bytes().to_vec()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("cannot read")(e)),
+    }
+    std::fs::create_dir_all(data_dir).map_err(io("cannot create the directory of"))?;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let key = hex::encode(bytes);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io("cannot create"))?;
+    file.write_all(key.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io("cannot write"))?;
+    tracing::info!(path = %path.display(), "generated a new secret key");
+    Ok(key.into_bytes())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Each connection is a file descriptor: take every descriptor the hard limit allows.
+fn raise_open_file_limit() {
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}

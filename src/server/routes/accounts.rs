@@ -1,0 +1,200 @@
+//! `/auth/*`: register, login, token refresh (rotating), logout, logout everywhere, password change,
+//! and who am I.
+
+use uuid::Uuid;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+use super::{authenticated, created, json, with_state};
+use crate::proto::{
+    AuthReply, ChangePasswordRequest, LoginRequest, LogoutAllReply, MessageReply, RefreshRequest,
+    RegisterRequest,
+};
+use crate::server::auth::{self, AuthError, TokenKind};
+use crate::server::error::{ApiError, respond};
+use crate::server::extract::json_body;
+use crate::server::state::{AppState, CurrentUser};
+use crate::server::store::{CreateUserOutcome, NewUser, RotateOutcome};
+use crate::server::validate::normalise_email;
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let s = || with_state(state.clone());
+    let auth = || authenticated(state.clone());
+    let register = warp::path!("auth" / "register")
+        .and(warp::post())
+        .and(s())
+        .and(json_body())
+        .then(register)
+        .map(respond);
+    let login = warp::path!("auth" / "login")
+        .and(warp::post())
+        .and(s())
+        .and(json_body())
+        .then(login)
+        .map(respond);
+    let refresh = warp::path!("auth" / "refresh")
+        .and(warp::post())
+        .and(s())
+        .and(json_body())
+        .then(refresh)
+        .map(respond);
+    let logout = warp::path!("auth" / "logout")
+        .and(warp::post())
+        .and(s())
+        .and(json_body())
+        .then(logout)
+        .map(respond);
+    let logout_all = warp::path!("auth" / "logout-all")
+        .and(warp::post())
+        .and(s())
+        .and(auth())
+        .then(logout_all)
+        .map(respond);
+    let change_password = warp::path!("auth" / "change-password")
+        .and(warp::post())
+        .and(s())
+        .and(auth())
+        .and(json_body())
+        .then(change_password)
+        .map(respond);
+    let me = warp::path!("auth" / "me")
+        .and(warp::get())
+        .and(auth())
+        .map(|me: CurrentUser| json(&me.user.to_proto()));
+    register
+        .or(login)
+        .unify()
+        .or(refresh)
+        .unify()
+        .or(logout)
+        .unify()
+        .or(logout_all)
+        .unify()
+        .or(change_password)
+        .unify()
+        .or(me)
+        .unify()
+        .boxed()
+}
+
+fn taken(outcome: CreateUserOutcome) -> ApiError {
+    match outcome {
+        CreateUserOutcome::EmailTaken => ApiError::Conflict("Email already registered".into()),
+        _ => ApiError::Conflict("Username already taken".into()),
+    }
+}
+
+async fn register(state: AppState, req: RegisterRequest) -> Result<Response, ApiError> {
+    let email = normalise_email(&req.email)
+        .ok_or_else(|| ApiError::BadRequest("value is not a valid email address".into()))?;
+    // Checked before hashing so a taken name costs no bcrypt; the unique indexes still decide races.
+    if let Some(outcome) = state.store.name_taken(&req.username, &email).await? {
+        return Err(taken(outcome));
+    }
+    let hash = auth::hash_password(req.password, state.bcrypt_cost).await?;
+    let id = state.store.reserve_user_id().await?;
+    let issued = state.keys.issue(id, Uuid::new_v4())?;
+    let full_name = req.full_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let new_user = NewUser {
+        id,
+        username: &req.username,
+        email: &email,
+        password_hash: &hash,
+        full_name,
+    };
+    match state.store.create_user(&new_user, &issued.refresh).await? {
+        CreateUserOutcome::Created(user) => Ok(created(&AuthReply {
+            message: "User registered successfully".into(),
+            user: user.to_proto(),
+            tokens: issued.tokens,
+        })),
+        outcome => Err(taken(outcome)),
+    }
+}
+
+async fn login(state: AppState, req: LoginRequest) -> Result<Response, ApiError> {
+    let found = state.store.find_login(req.username.trim()).await?;
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), hash),
+        None => (None, state.dummy_hash.clone()),
+    };
+    let password_ok = auth::verify_password(req.password, hash).await?;
+    let Some(user) = user.filter(|_| password_ok) else {
+        return Err(ApiError::Unauthorized("Invalid username or password".into()));
+    };
+    if !user.is_active {
+        return Err(ApiError::Unauthorized("Account is inactive".into()));
+    }
+    let issued = state.keys.issue(user.id, Uuid::new_v4())?;
+    state.store.start_session(user.id, &issued.refresh).await?;
+    Ok(json(&AuthReply {
+        message: "Login successful".into(),
+        user: user.to_proto(),
+        tokens: issued.tokens,
+    }))
+}
+
+async fn refresh(state: AppState, req: RefreshRequest) -> Result<Response, ApiError> {
+    let claims = state
+        .keys
+        .verify(&req.refresh_token, TokenKind::Refresh)
+        .map_err(|e| match e {
+            AuthError::Expired => ApiError::Unauthorized("Refresh token expired".into()),
+            _ => ApiError::Unauthorized("Invalid refresh token".into()),
+        })?;
+    let issued = state.keys.issue(claims.user_id()?, claims.sid)?;
+    let old_hash = auth::hash_refresh_token(&req.refresh_token);
+    let detail = match state.store.rotate_refresh(&old_hash, &issued.refresh).await? {
+        RotateOutcome::Rotated => return Ok(json(&issued.tokens)),
+        RotateOutcome::NotFound => "Refresh token not found",
+        RotateOutcome::Expired => "Refresh token expired",
+        RotateOutcome::Revoked => "Refresh token revoked",
+        RotateOutcome::Reused => "Refresh token already used; the session has been ended",
+        RotateOutcome::UserInactive => "User not found or inactive",
+    };
+    Err(ApiError::Unauthorized(detail.into()))
+}
+
+async fn logout(state: AppState, req: RefreshRequest) -> Result<Response, ApiError> {
+    let invalid = || ApiError::BadRequest("Invalid refresh token".into());
+    state
+        .keys
+        .verify_ignoring_expiry(&req.refresh_token, TokenKind::Refresh)
+        .map_err(|_| invalid())?;
+    let hash = auth::hash_refresh_token(&req.refresh_token);
+    if !state.store.end_session_by_refresh(&hash).await? {
+        return Err(invalid());
+    }
+    Ok(json(&MessageReply {
+        message: "Logout successful".into(),
+    }))
+}
+
+async fn logout_all(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
+    let n = state.store.end_all_sessions(me.id()).await?;
+    Ok(json(&LogoutAllReply {
+        message: "Logged out from all devices".into(),
+        sessions_terminated: n,
+    }))
+}
+
+async fn change_password(
+    state: AppState,
+    me: CurrentUser,
+    req: ChangePasswordRequest,
+) -> Result<Response, ApiError> {
+    let current = state
+        .store
+        .password_hash(me.id())
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("Invalid authentication credentials".into()))?;
+    if !auth::verify_password(req.old_password, current).await? {
+        return Err(ApiError::BadRequest("Current password is incorrect".into()));
+    }
+    let hash = auth::hash_password(req.new_password, state.bcrypt_cost).await?;
+    state.store.change_password(me.id(), &hash).await?;
+    Ok(json(&MessageReply {
+        message: "Password changed successfully. Please login again.".into(),
+    }))
+}

@@ -1,0 +1,141 @@
+//! `/messages/*`: direct messages between two people, their history, and the list of direct chats.
+
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+use super::history::{read_page, to_message};
+use super::{authenticated, created, json, with_state};
+use crate::proto::{ChatSummary, MessageWithSender, SendDirectRequest, SendReply, UserId};
+use crate::server::error::{ApiError, respond};
+use crate::server::extract::{json_body, path_id, query};
+use crate::server::state::{AppState, CurrentUser};
+use crate::server::store::{InsertOutcome, NewMessage, RoomKind, StoredMessage};
+use crate::server::validate::HistoryQuery;
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let s = || with_state(state.clone());
+    let auth = || authenticated(state.clone());
+    let send = warp::path!("messages" / "send")
+        .and(warp::post())
+        .and(s())
+        .and(auth())
+        .and(json_body())
+        .then(send)
+        .map(respond);
+    let history = warp::path!("messages" / "chat" / String)
+        .and(warp::get())
+        .and(s())
+        .and(auth())
+        .and(query())
+        .then(history)
+        .map(respond);
+    let chats = warp::path!("messages" / "chats")
+        .and(warp::get())
+        .and(s())
+        .and(auth())
+        .then(chats)
+        .map(respond);
+    send.or(history).unify().or(chats).unify().boxed()
+}
+
+/// The reply to a send, also for a retry that found its first message.
+pub fn sent(m: &StoredMessage, sender: UserId) -> Response {
+    created(&SendReply {
+        message: "Message sent successfully".into(),
+        data: to_message(m, sender, m.id, 0),
+    })
+}
+
+pub fn client_id_reused() -> ApiError {
+    ApiError::Conflict("client_id was already used for a message in another room".into())
+}
+
+async fn send(
+    state: AppState,
+    me: CurrentUser,
+    req: SendDirectRequest,
+) -> Result<Response, ApiError> {
+    if req.recipient_id == me.id() {
+        return Err(ApiError::BadRequest("Cannot send message to yourself".into()));
+    }
+    let lookup = state
+        .store
+        .find_direct_room(me.id(), req.recipient_id)
+        .await?;
+    if !lookup.other_exists {
+        return Err(ApiError::NotFound("Recipient user not found".into()));
+    }
+    let room_id = match lookup.room_id {
+        Some(id) => id,
+        None => {
+            state
+                .store
+                .get_or_create_direct_room(me.id(), req.recipient_id)
+                .await?
+        }
+    };
+    let outcome = state
+        .store
+        .insert_message(&NewMessage {
+            room_id,
+            kind: RoomKind::Direct,
+            sender_id: me.id(),
+            content: &req.content,
+            client_id: req.client_id.as_deref(),
+        })
+        .await?;
+    match outcome {
+        InsertOutcome::Stored(m) | InsertOutcome::Duplicate(m) => Ok(sent(&m, me.id())),
+        InsertOutcome::ClientIdReused => Err(client_id_reused()),
+        // Both are members of their direct room from its creation; nobody can leave it.
+        InsertOutcome::NotMember => Err(ApiError::Internal(format!(
+            "sender {} is not in direct room {room_id}",
+            me.id()
+        ))),
+    }
+}
+
+async fn history(
+    segment: String,
+    state: AppState,
+    me: CurrentUser,
+    q: HistoryQuery,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound("User not found".into());
+    let other: UserId = path_id(&segment, "other_user_id")?.ok_or_else(not_found)?;
+    if other == me.id() {
+        return Err(ApiError::BadRequest("Cannot open a chat with yourself".into()));
+    }
+    let lookup = state.store.find_direct_room(me.id(), other).await?;
+    if !lookup.other_exists {
+        return Err(not_found());
+    }
+    // Reading never creates the room (W9): no room yet is an empty history.
+    let Some(room_id) = lookup.room_id else {
+        return Ok(json(&Vec::<MessageWithSender>::new()));
+    };
+    let access = state
+        .store
+        .room_access(room_id, me.id())
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(json(&read_page(&state, me.id(), room_id, &access, &q).await?))
+}
+
+async fn chats(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
+    let rows = state.store.direct_chats(me.id()).await?;
+    let chats: Vec<ChatSummary> = rows
+        .into_iter()
+        .map(|r| ChatSummary {
+            chat_room_id: r.room_id,
+            other_user_id: r.other_id,
+            other_user_username: r.other_username,
+            other_user_full_name: r.other_full_name,
+            last_message: r.last_message.unwrap_or_default(),
+            last_message_time: r.last_message_time.map(Into::into),
+            unread_count: r.unread_count,
+        })
+        .collect();
+    Ok(json(&chats))
+}

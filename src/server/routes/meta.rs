@@ -1,0 +1,104 @@
+//! `/`, `/health` and `/ws/online-users`.
+
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+use warp::Filter;
+
+use super::{authenticated, json, with_state};
+use crate::proto::{Health, OnlineUsers, RootInfo};
+use crate::server::error::{ApiError, respond};
+use crate::server::state::{AppState, CurrentUser};
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let root = warp::path::end()
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .map(|state: AppState| {
+            json(&RootInfo {
+                message: state.app_name.clone(),
+                status: "running".into(),
+                docs: "/docs".into(),
+            })
+        });
+    let docs = warp::path!("docs")
+        .and(warp::get())
+        .map(|| warp::reply::with_header(API_SUMMARY, "content-type", "text/plain; charset=utf-8").into_response());
+    let health = warp::path!("health")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .then(health);
+    let online = warp::path!("ws" / "online-users")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(authenticated(state))
+        .then(online_users)
+        .map(respond);
+    root.or(docs).unify().or(health).unify().or(online).unify().boxed()
+}
+
+async fn health(state: AppState) -> Response {
+    match state.store.ping().await {
+        Ok(()) => json(&Health {
+            status: "healthy".into(),
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check failed");
+            warp::reply::with_status(
+                warp::reply::json(&serde_json::json!({
+                    "status": "unhealthy",
+                    "detail": "Database unavailable",
+                })),
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Online users the caller shares a room with (the seed showed everyone's to anyone, S11).
+async fn online_users(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
+    let online = state.presence.online_users();
+    let visible = if online.is_empty() {
+        online
+    } else {
+        let mut visible = state.store.share_a_room(me.id(), &online).await?;
+        if online.contains(&me.id()) && !visible.contains(&me.id()) {
+            visible.push(me.id());
+            visible.sort_unstable();
+        }
+        visible
+    };
+    Ok(json(&OnlineUsers {
+        count: visible.len(),
+        online_users: visible,
+    }))
+}
+
+const API_SUMMARY: &str = "\
+rtchat API (JSON; errors are {\"detail\": ...}). See README.md for the full tour.
+
+GET    /                               service info
+GET    /health                         database check
+POST   /auth/register                  {username, email, password, full_name?}
+POST   /auth/login                     {username (or email), password}
+POST   /auth/refresh                   {refresh_token} -> new access and refresh tokens
+POST   /auth/logout                    {refresh_token}
+POST   /auth/logout-all                (auth)
+POST   /auth/change-password           (auth) {old_password, new_password}
+GET    /auth/me                        (auth)
+GET    /users/by-username/{username}   (auth)
+GET    /users/search?q=PREFIX&limit=   (auth)
+POST   /messages/send                  (auth) {recipient_id, content, client_id?}
+GET    /messages/chat/{other_user_id}  (auth) ?limit=&offset= | ?before_id= | ?after_id=
+GET    /messages/chats                 (auth)
+POST   /groups/create                  (auth) {name, member_ids}
+POST   /groups/send                    (auth) {group_id, content, client_id?}
+GET    /groups/{id}/messages           (auth) ?limit=&offset= | ?before_id= | ?after_id=
+GET    /groups/my-groups               (auth)
+GET    /groups/{id}/members            (auth)
+POST   /groups/{id}/members            (auth, group admin) {user_ids}
+DELETE /groups/{id}/members            (auth) {user_id}  (yourself: leave)
+POST   /rooms/{id}/read                (auth) {message_id?}
+GET    /ws/online-users                (auth)
+";

@@ -1,0 +1,118 @@
+//! The HTTP API: one module per area, combined here with the rejection handler, CORS and the access
+//! log. Handlers are plain async functions returning `Result<Response, ApiError>`.
+
+mod accounts;
+mod groups;
+mod history;
+mod messages;
+mod meta;
+mod rooms;
+mod users;
+
+use std::convert::Infallible;
+
+use serde::Serialize;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderMap, Method, StatusCode};
+use warp::reply::{Reply, Response};
+use warp::{Filter, Rejection};
+
+use crate::server::error::handle_rejection;
+use crate::server::state::{AppState, CurrentUser};
+
+pub fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// The signed-in user, or a 401 rejection.
+pub fn authenticated(
+    state: AppState,
+) -> impl Filter<Extract = (CurrentUser,), Error = Rejection> + Clone {
+    warp::header::headers_cloned()
+        .and(with_state(state))
+        .and_then(|headers: HeaderMap, state: AppState| async move {
+            state
+                .authenticate(&headers)
+                .await
+                .map_err(warp::reject::custom)
+        })
+}
+
+pub fn json<T: Serialize>(value: &T) -> Response {
+    warp::reply::json(value).into_response()
+}
+
+pub fn created<T: Serialize>(value: &T) -> Response {
+    warp::reply::with_status(warp::reply::json(value), StatusCode::CREATED).into_response()
+}
+
+/// Checks that every configured CORS origin is a bare `scheme://host[:port]`.
+pub fn check_cors_origins(origins: &[String]) -> Result<(), String> {
+    for origin in origins {
+        let ok = origin
+            .split_once("://")
+            .is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https")
+                    && !rest.is_empty()
+                    && !rest.contains('/')
+                    && rest.parse::<warp::http::uri::Authority>().is_ok()
+            });
+        if !ok {
+            return Err(format!(
+                "invalid CORS origin {origin:?}: expected scheme://host[:port], e.g. https://chat.example.com"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every route, with errors turned into JSON, CORS for the configured origins only, and an access log
+/// that never shows a token.
+pub fn routes(state: AppState, cors_origins: &[String]) -> BoxedFilter<(Response,)> {
+    let api = meta::routes(state.clone())
+        .or(accounts::routes(state.clone()))
+        .unify()
+        .or(messages::routes(state.clone()))
+        .unify()
+        .or(groups::routes(state.clone()))
+        .unify()
+        .or(users::routes(state.clone()))
+        .unify()
+        .or(rooms::routes(state))
+        .unify()
+        .boxed();
+
+    let api = if cors_origins.is_empty() {
+        api
+    } else {
+        let cors = warp::cors()
+            .allow_origins(cors_origins.iter().map(String::as_str))
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers(["authorization", "content-type"])
+            .max_age(600);
+        api.with(cors).map(Reply::into_response).boxed()
+    };
+
+    api.recover(handle_rejection)
+        .unify()
+        .with(warp::log::custom(|info| {
+            tracing::info!(
+                target: "rtchat::access",
+                method = %info.method(),
+                path = %redact(info.path()),
+                status = info.status().as_u16(),
+                micros = info.elapsed().as_micros() as u64,
+            );
+        }))
+        .map(Reply::into_response)
+        .boxed()
+}
+
+/// `/ws/{token}` carries an access token in the path (the seed's form): never log it.
+fn redact(path: &str) -> &str {
+    if path.starts_with("/ws/") && path != "/ws/online-users" {
+        "/ws/<token>"
+    } else {
+        path
+    }
+}

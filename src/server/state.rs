@@ -1,0 +1,84 @@
+//! What every handler shares: the store, the token keys, live presence, and the settings handlers read.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+use warp::http::HeaderMap;
+
+use crate::server::auth::{AuthError, TokenKind, TokenKeys};
+use crate::server::error::ApiError;
+use crate::server::presence::Presence;
+use crate::server::store::{Store, UserRecord};
+
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub store: Store,
+    pub keys: TokenKeys,
+    pub presence: Presence,
+    pub bcrypt_cost: u32,
+    pub app_name: String,
+    /// A hash to check passwords against when the login names nobody, so that an unknown name takes
+    /// as long as a wrong password (no user enumeration by timing).
+    pub dummy_hash: String,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The signed-in user of a request, and the session its token belongs to.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub user: UserRecord,
+    pub session_id: Uuid,
+}
+
+impl CurrentUser {
+    pub fn id(&self) -> i32 {
+        self.user.id
+    }
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+
+    /// Checks an `Authorization: Bearer` header: a valid access token of an open session of an
+    /// active user.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<CurrentUser, ApiError> {
+        let Some(value) = headers.get(warp::http::header::AUTHORIZATION) else {
+            return Err(ApiError::Unauthorized("Not authenticated".into()));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or_else(|| ApiError::Unauthorized("Invalid authentication credentials".into()))?;
+        self.authenticate_token(token).await
+    }
+
+    pub async fn authenticate_token(&self, token: &str) -> Result<CurrentUser, ApiError> {
+        let claims = self.keys.verify(token, TokenKind::Access).map_err(|e| match e {
+            AuthError::Expired => ApiError::Unauthorized("Token has expired".into()),
+            other => ApiError::from(other),
+        })?;
+        let user_id = claims.user_id()?;
+        match self.store.session_user(user_id, claims.sid).await? {
+            Some(user) => Ok(CurrentUser {
+                user,
+                session_id: claims.sid,
+            }),
+            None => Err(ApiError::Unauthorized(
+                "Session has ended; log in again".into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Messages: storing one (with the sender's `client_id` making retries safe) and reading history pages.
+
+use chrono::{DateTime, Utc};
+
+use super::{RoomKind, Store, StoreError};
+use crate::proto::{MessageId, RoomId, UserId};
+
+pub struct NewMessage<'a> {
+    pub room_id: RoomId,
+    pub kind: RoomKind,
+    pub sender_id: UserId,
+    pub content: &'a str,
+    pub client_id: Option<&'a str>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub id: MessageId,
+    pub room_id: RoomId,
+    pub sender_id: Option<UserId>,
+    pub sender_username: Option<String>,
+    pub sender_full_name: Option<String>,
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+    pub client_id: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum InsertOutcome {
+    Stored(StoredMessage),
+    /// This sender already stored a message with this `client_id`: here it is, unchanged.
+    Duplicate(StoredMessage),
+    /// The `client_id` was used before for a message in another room.
+    ClientIdReused,
+    /// The sender is not a member of a room of that kind with that id.
+    NotMember,
+}
+
+/// Which slice of a room's history to read, in message-id order.
+#[derive(Debug, Clone, Copy)]
+pub enum HistoryPage {
+    /// The `limit` newest messages below `before` (or at all), skipping `offset` of them.
+    Newest {
+        before: Option<MessageId>,
+        offset: i64,
+        limit: i64,
+    },
+    /// The `limit` oldest messages above `after` (and below `before`).
+    After {
+        after: MessageId,
+        before: Option<MessageId>,
+        limit: i64,
+    },
+}
+
+const MESSAGE_COLUMNS: &str = "m.id, m.chat_room_id, m.sender_id, u.username, u.full_name, m.content, m.created_at, m.client_id";
+
+fn from_row(r: &tokio_postgres::Row) -> StoredMessage {
+    StoredMessage {
+        id: r.get(0),
+        room_id: r.get(1),
+        sender_id: r.get(2),
+        sender_username: r.get(3),
+        sender_full_name: r.get(4),
+        content: r.get(5),
+        created_at: r.get(6),
+        client_id: r.get(7),
+    }
+}
+
+impl Store {
+    /// Stores a message if the sender is a member of the room, in one statement that also moves the
+    /// sender's read pointer past it (whoever writes has read what came before).
+    pub async fn insert_message(&self, msg: &NewMessage<'_>) -> Result<InsertOutcome, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "WITH ins AS (
+                    INSERT INTO messages (chat_room_id, sender_id, content, client_id)
+                    SELECT $1, $2, $3, $4
+                    WHERE EXISTS (
+                        SELECT 1 FROM chat_room_members mm JOIN chat_rooms r ON r.id = mm.chat_room_id
+                        WHERE mm.chat_room_id = $1 AND mm.user_id = $2 AND r.room_type = $5
+                    )
+                    ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
+                    RETURNING id, chat_room_id, sender_id, content, created_at, client_id
+                 ), seen AS (
+                    UPDATE chat_room_members SET last_read_message_id = ins.id FROM ins
+                    WHERE chat_room_members.chat_room_id = $1 AND chat_room_members.user_id = $2
+                      AND chat_room_members.last_read_message_id < ins.id
+                 )
+                 SELECT {MESSAGE_COLUMNS} FROM ins m LEFT JOIN users u ON u.id = m.sender_id"
+            ))
+            .await?;
+        let rows = client
+            .query(
+                &stmt,
+                &[
+                    &msg.room_id,
+                    &msg.sender_id,
+                    &msg.content,
+                    &msg.client_id,
+                    &msg.kind.as_str(),
+                ],
+            )
+            .await?;
+        if let Some(row) = rows.first() {
+            return Ok(InsertOutcome::Stored(from_row(row)));
+        }
+        let Some(client_id) = msg.client_id else {
+            return Ok(InsertOutcome::NotMember);
+        };
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN users u ON u.id = m.sender_id
+                 WHERE m.sender_id = $1 AND m.client_id = $2"
+            ))
+            .await?;
+        Ok(
+            match client.query_opt(&stmt, &[&msg.sender_id, &client_id]).await? {
+                Some(row) if row.get::<_, RoomId>(1) == msg.room_id => {
+                    InsertOutcome::Duplicate(from_row(&row))
+                }
+                Some(_) => InsertOutcome::ClientIdReused,
+                None => InsertOutcome::NotMember,
+            },
+        )
+    }
+
+    /// One page of a room's history, oldest first.
+    pub async fn history(
+        &self,
+        room_id: RoomId,
+        page: HistoryPage,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let client = self.client().await?;
+        let mut messages = match page {
+            HistoryPage::Newest {
+                before,
+                offset,
+                limit,
+            } => {
+                let stmt = client
+                    .prepare_cached(&format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN users u ON u.id = m.sender_id
+                         WHERE m.chat_room_id = $1 AND m.id < $2
+                         ORDER BY m.id DESC LIMIT $3 OFFSET $4"
+                    ))
+                    .await?;
+                let before = before.unwrap_or(MessageId::MAX);
+                let mut page: Vec<StoredMessage> = client
+                    .query(&stmt, &[&room_id, &before, &limit, &offset])
+                    .await?
+                    .iter()
+                    .map(from_row)
+                    .collect();
+                page.reverse();
+                page
+            }
+            HistoryPage::After {
+                after,
+                before,
+                limit,
+            } => {
+                let stmt = client
+                    .prepare_cached(&format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN users u ON u.id = m.sender_id
+                         WHERE m.chat_room_id = $1 AND m.id > $2 AND m.id < $3
+                         ORDER BY m.id ASC LIMIT $4"
+                    ))
+                    .await?;
+                let before = before.unwrap_or(MessageId::MAX);
+                client
+                    .query(&stmt, &[&room_id, &after, &before, &limit])
+                    .await?
+                    .iter()
+                    .map(from_row)
+                    .collect()
+            }
+        };
+        messages.shrink_to_fit();
+        Ok(messages)
+    }
+
+    /// The id of message `id` if it is in `room_id`, or the room's newest message id when `id` is
+    /// None (0 for an empty room).
+    pub async fn message_in_room(
+        &self,
+        room_id: RoomId,
+        id: Option<MessageId>,
+    ) -> Result<Option<MessageId>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT CASE WHEN $2::bigint IS NULL
+                             THEN coalesce((SELECT max(id) FROM messages WHERE chat_room_id = $1), 0)
+                             ELSE (SELECT id FROM messages WHERE id = $2 AND chat_room_id = $1) END",
+            )
+            .await?;
+        Ok(client.query_one(&stmt, &[&room_id, &id]).await?.get(0))
+    }
+}

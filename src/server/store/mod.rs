@@ -1,0 +1,68 @@
+//! The data layer: every SQL statement the server runs, grouped by what it is about. Handlers call
+//! these methods; no SQL lives anywhere else. Each method runs a fixed number of statements, whatever
+//! the size of the page or list (the seed's P1-P4).
+
+mod messages;
+mod rooms;
+mod sessions;
+mod users;
+
+pub use messages::{HistoryPage, InsertOutcome, NewMessage, StoredMessage};
+pub use rooms::{ChatRow, DirectLookup, GroupRow, MemberRow, RemoveOutcome, RoomAccess};
+pub use sessions::{NewRefresh, RotateOutcome};
+pub use users::{CreateUserOutcome, NewUser, UserRecord};
+
+use deadpool_postgres::{Object, Pool};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no database connection: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("query failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+}
+
+/// Rooms are either a conversation between two people or a named group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomKind {
+    Direct,
+    Group,
+}
+
+impl RoomKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomKind::Direct => "direct",
+            RoomKind::Group => "group",
+        }
+    }
+
+    fn parse(s: &str) -> RoomKind {
+        if s == "direct" {
+            RoomKind::Direct
+        } else {
+            RoomKind::Group
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    pub fn new(pool: Pool) -> Self {
+        Store { pool }
+    }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// For /health: the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.client().await?.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,402 @@
+//! Rooms and membership: direct rooms (one per pair), groups, members, read pointers, and the chat
+//! and group lists with their last message and unread counts.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::error::SqlState;
+
+use super::{RoomKind, Store, StoreError};
+use crate::proto::{MessageId, RoomId, UserId};
+
+/// What one user may do in one room, read in one statement.
+#[derive(Debug, Clone)]
+pub struct RoomAccess {
+    pub kind: RoomKind,
+    pub created_by: Option<UserId>,
+    pub is_member: bool,
+    /// The asking member's read pointer (0 when not a member).
+    pub last_read: MessageId,
+    /// The furthest any other member has read: the asker's own messages up to it count as read.
+    pub others_last_read: MessageId,
+}
+
+impl RoomAccess {
+    /// The member who may add and remove others: the creator while a member.
+    pub fn is_admin(&self, user_id: UserId) -> bool {
+        self.is_member && self.created_by == Some(user_id)
+    }
+}
+
+#[derive(Debug)]
+pub struct DirectLookup {
+    pub room_id: Option<RoomId>,
+    pub other_exists: bool,
+}
+
+#[derive(Debug)]
+pub struct ChatRow {
+    pub room_id: RoomId,
+    pub other_id: UserId,
+    pub other_username: String,
+    pub other_full_name: Option<String>,
+    pub last_message: Option<String>,
+    pub last_message_time: Option<DateTime<Utc>>,
+    pub unread_count: i64,
+}
+
+#[derive(Debug)]
+pub struct GroupRow {
+    pub id: RoomId,
+    pub name: String,
+    pub created_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+    pub member_count: i64,
+    pub last_message: Option<String>,
+    pub last_message_time: Option<DateTime<Utc>>,
+    pub unread_count: i64,
+}
+
+#[derive(Debug)]
+pub struct MemberRow {
+    pub id: UserId,
+    pub username: String,
+    pub full_name: Option<String>,
+    pub joined_at: DateTime<Utc>,
+    pub is_admin: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum RemoveOutcome {
+    Removed,
+    NotAMember,
+}
+
+fn ordered_pair(a: UserId, b: UserId) -> (UserId, UserId) {
+    if a < b { (a, b) } else { (b, a) }
+}
+
+impl Store {
+    pub async fn room_access(
+        &self,
+        room_id: RoomId,
+        user_id: UserId,
+    ) -> Result<Option<RoomAccess>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT r.room_type, r.created_by, m.user_id IS NOT NULL,
+                        coalesce(m.last_read_message_id, 0),
+                        (SELECT coalesce(max(o.last_read_message_id), 0) FROM chat_room_members o
+                         WHERE o.chat_room_id = r.id AND o.user_id <> $2)
+                 FROM chat_rooms r
+                 LEFT JOIN chat_room_members m ON m.chat_room_id = r.id AND m.user_id = $2
+                 WHERE r.id = $1",
+            )
+            .await?;
+        Ok(client
+            .query_opt(&stmt, &[&room_id, &user_id])
+            .await?
+            .map(|r| RoomAccess {
+                kind: RoomKind::parse(r.get(0)),
+                created_by: r.get(1),
+                is_member: r.get(2),
+                last_read: r.get(3),
+                others_last_read: r.get(4),
+            }))
+    }
+
+    /// The direct room of `me` and `other` if it exists, and whether `other` is an active user.
+    pub async fn find_direct_room(
+        &self,
+        me: UserId,
+        other: UserId,
+    ) -> Result<DirectLookup, StoreError> {
+        let (low, high) = ordered_pair(me, other);
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT (SELECT id FROM chat_rooms WHERE direct_user_low = $1 AND direct_user_high = $2),
+                        EXISTS (SELECT 1 FROM users WHERE id = $3 AND is_active)",
+            )
+            .await?;
+        let row = client.query_one(&stmt, &[&low, &high, &other]).await?;
+        Ok(DirectLookup {
+            room_id: row.get(0),
+            other_exists: row.get(1),
+        })
+    }
+
+    /// The direct room of the pair, created with both members if missing. Race-free: two first
+    /// messages at once meet at the pair's unique constraint and both get the one room.
+    pub async fn get_or_create_direct_room(
+        &self,
+        me: UserId,
+        other: UserId,
+    ) -> Result<RoomId, StoreError> {
+        let (low, high) = ordered_pair(me, other);
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "WITH r AS (
+                    INSERT INTO chat_rooms (room_type, created_by, direct_user_low, direct_user_high)
+                    VALUES ('direct', $1, $2, $3)
+                    ON CONFLICT ON CONSTRAINT chat_rooms_direct_pair_key
+                    DO UPDATE SET direct_user_low = EXCLUDED.direct_user_low
+                    RETURNING id
+                 ), m AS (
+                    INSERT INTO chat_room_members (chat_room_id, user_id)
+                    SELECT r.id, u FROM r CROSS JOIN unnest(ARRAY[$2, $3]::int[]) AS u
+                    ON CONFLICT (chat_room_id, user_id) DO NOTHING
+                 )
+                 SELECT id FROM r",
+            )
+            .await?;
+        Ok(client.query_one(&stmt, &[&me, &low, &high]).await?.get(0))
+    }
+
+    /// Creates a group whose members are `members` (which includes the creator, no duplicates).
+    /// None if a member vanished between validation and insert.
+    pub async fn create_group(
+        &self,
+        creator: UserId,
+        name: &str,
+        members: &[UserId],
+    ) -> Result<Option<GroupRow>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "WITH r AS (
+                    INSERT INTO chat_rooms (name, room_type, created_by) VALUES ($1, 'group', $2)
+                    RETURNING id, name, created_by, created_at
+                 ), m AS (
+                    INSERT INTO chat_room_members (chat_room_id, user_id)
+                    SELECT r.id, u FROM r CROSS JOIN unnest($3::int[]) AS u
+                    RETURNING 1
+                 )
+                 SELECT id, name, created_by, created_at, (SELECT count(*) FROM m) FROM r",
+            )
+            .await?;
+        match client.query_one(&stmt, &[&name, &creator, &members]).await {
+            Ok(r) => Ok(Some(GroupRow {
+                id: r.get(0),
+                name: r.get(1),
+                created_by: r.get(2),
+                created_at: r.get(3),
+                member_count: r.get(4),
+                last_message: None,
+                last_message_time: None,
+                unread_count: 0,
+            })),
+            Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Adds the users not yet in the group; returns those added. New members start with everything
+    /// before their arrival marked read.
+    pub async fn add_members(
+        &self,
+        room_id: RoomId,
+        users: &[UserId],
+    ) -> Result<Option<Vec<UserId>>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO chat_room_members (chat_room_id, user_id, last_read_message_id)
+                 SELECT $1, u, coalesce((SELECT max(id) FROM messages WHERE chat_room_id = $1), 0)
+                 FROM unnest($2::int[]) AS u
+                 ON CONFLICT (chat_room_id, user_id) DO NOTHING
+                 RETURNING user_id",
+            )
+            .await?;
+        match client.query(&stmt, &[&room_id, &users]).await {
+            Ok(rows) => Ok(Some(rows.iter().map(|r| r.get(0)).collect())),
+            Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes a member. When the group's admin leaves, the group passes to its longest-standing
+    /// member, so the leaver keeps no powers and the group is not left without an admin.
+    pub async fn remove_member(
+        &self,
+        room_id: RoomId,
+        user_id: UserId,
+    ) -> Result<RemoveOutcome, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let removed = tx
+            .execute(
+                "DELETE FROM chat_room_members WHERE chat_room_id = $1 AND user_id = $2",
+                &[&room_id, &user_id],
+            )
+            .await?;
+        if removed == 0 {
+            return Ok(RemoveOutcome::NotAMember);
+        }
+        tx.execute(
+            "UPDATE chat_rooms SET created_by = (
+                SELECT user_id FROM chat_room_members WHERE chat_room_id = $1
+                ORDER BY joined_at, id LIMIT 1
+             ), updated_at = now()
+             WHERE id = $1 AND created_by = $2",
+            &[&room_id, &user_id],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(RemoveOutcome::Removed)
+    }
+
+    pub async fn members(&self, room_id: RoomId) -> Result<Vec<MemberRow>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT u.id, u.username, u.full_name, m.joined_at, r.created_by IS NOT DISTINCT FROM u.id
+                 FROM chat_room_members m
+                 JOIN users u ON u.id = m.user_id
+                 JOIN chat_rooms r ON r.id = m.chat_room_id
+                 WHERE m.chat_room_id = $1
+                 ORDER BY m.joined_at, m.id",
+            )
+            .await?;
+        Ok(client
+            .query(&stmt, &[&room_id])
+            .await?
+            .iter()
+            .map(|r| MemberRow {
+                id: r.get(0),
+                username: r.get(1),
+                full_name: r.get(2),
+                joined_at: r.get(3),
+                is_admin: r.get(4),
+            })
+            .collect())
+    }
+
+    /// Moves the member's read pointer forward to `upto` (never back). Returns the pointer and the
+    /// number of others' messages after it.
+    pub async fn mark_read(
+        &self,
+        room_id: RoomId,
+        user_id: UserId,
+        upto: MessageId,
+    ) -> Result<Option<(MessageId, i64)>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "WITH upd AS (
+                    UPDATE chat_room_members
+                    SET last_read_message_id = GREATEST(last_read_message_id, $3)
+                    WHERE chat_room_id = $1 AND user_id = $2
+                    RETURNING last_read_message_id
+                 )
+                 SELECT upd.last_read_message_id,
+                        (SELECT count(*) FROM messages x
+                         WHERE x.chat_room_id = $1 AND x.id > upd.last_read_message_id
+                           AND x.sender_id IS DISTINCT FROM $2)
+                 FROM upd",
+            )
+            .await?;
+        Ok(client
+            .query_opt(&stmt, &[&room_id, &user_id, &upto])
+            .await?
+            .map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// The user's direct chats, most recent activity first.
+    pub async fn direct_chats(&self, user_id: UserId) -> Result<Vec<ChatRow>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT r.id, o.id, o.username, o.full_name, lm.content, lm.created_at,
+                        (SELECT count(*) FROM messages x
+                         WHERE x.chat_room_id = r.id AND x.id > me.last_read_message_id
+                           AND x.sender_id IS DISTINCT FROM $1)
+                 FROM chat_room_members me
+                 JOIN chat_rooms r ON r.id = me.chat_room_id AND r.room_type = 'direct'
+                 JOIN users o ON o.id = CASE WHEN r.direct_user_low = $1
+                                             THEN r.direct_user_high ELSE r.direct_user_low END
+                 LEFT JOIN LATERAL (
+                    SELECT content, created_at FROM messages
+                    WHERE chat_room_id = r.id ORDER BY id DESC LIMIT 1
+                 ) lm ON true
+                 WHERE me.user_id = $1
+                 ORDER BY coalesce(lm.created_at, r.created_at) DESC, r.id DESC",
+            )
+            .await?;
+        Ok(client
+            .query(&stmt, &[&user_id])
+            .await?
+            .iter()
+            .map(|r| ChatRow {
+                room_id: r.get(0),
+                other_id: r.get(1),
+                other_username: r.get(2),
+                other_full_name: r.get(3),
+                last_message: r.get(4),
+                last_message_time: r.get(5),
+                unread_count: r.get(6),
+            })
+            .collect())
+    }
+
+    /// The user's groups, most recent activity first.
+    pub async fn groups_of(&self, user_id: UserId) -> Result<Vec<GroupRow>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT r.id, r.name, r.created_by, r.created_at,
+                        (SELECT count(*) FROM chat_room_members c WHERE c.chat_room_id = r.id),
+                        lm.content, lm.created_at,
+                        (SELECT count(*) FROM messages x
+                         WHERE x.chat_room_id = r.id AND x.id > me.last_read_message_id
+                           AND x.sender_id IS DISTINCT FROM $1)
+                 FROM chat_room_members me
+                 JOIN chat_rooms r ON r.id = me.chat_room_id AND r.room_type = 'group'
+                 LEFT JOIN LATERAL (
+                    SELECT content, created_at FROM messages
+                    WHERE chat_room_id = r.id ORDER BY id DESC LIMIT 1
+                 ) lm ON true
+                 WHERE me.user_id = $1
+                 ORDER BY coalesce(lm.created_at, r.created_at) DESC, r.id DESC",
+            )
+            .await?;
+        Ok(client
+            .query(&stmt, &[&user_id])
+            .await?
+            .iter()
+            .map(|r| GroupRow {
+                id: r.get(0),
+                name: r.get::<_, Option<String>>(1).unwrap_or_default(),
+                created_by: r.get(2),
+                created_at: r.get(3),
+                member_count: r.get(4),
+                last_message: r.get(5),
+                last_message_time: r.get(6),
+                unread_count: r.get(7),
+            })
+            .collect())
+    }
+
+    /// Of `users`, those who share at least one room with `me` (or are `me`).
+    pub async fn share_a_room(
+        &self,
+        me: UserId,
+        users: &[UserId],
+    ) -> Result<Vec<UserId>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT DISTINCT o.user_id FROM chat_room_members o
+                 JOIN chat_room_members mine ON mine.chat_room_id = o.chat_room_id AND mine.user_id = $1
+                 WHERE o.user_id = ANY($2)
+                 ORDER BY o.user_id",
+            )
+            .await?;
+        Ok(client
+            .query(&stmt, &[&me, &users])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+}

@@ -1,0 +1,189 @@
+//! Sessions and their refresh tokens: start, rotate (with reuse detection), revoke, and the check
+//! every authenticated request makes.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::users::UserRecord;
+use super::{Store, StoreError};
+use crate::proto::UserId;
+
+/// A refresh token about to be stored: only its hash is kept.
+#[derive(Debug, Clone)]
+pub struct NewRefresh {
+    pub session_id: Uuid,
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum RotateOutcome {
+    Rotated,
+    /// No such token: never issued, or purged after it expired.
+    NotFound,
+    Expired,
+    /// The session was ended (logout, logout-all, password change, or an earlier reuse).
+    Revoked,
+    /// The token had already been exchanged: somebody holds a copy. The session is now revoked.
+    Reused,
+    UserInactive,
+}
+
+impl Store {
+    /// The user behind an access token, if its session is still open and the account active.
+    pub async fn session_user(
+        &self,
+        user_id: UserId,
+        session_id: Uuid,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT u.id, u.username, u.email, u.full_name, u.is_active, u.is_verified, u.created_at
+                 FROM auth_sessions s JOIN users u ON u.id = s.user_id
+                 WHERE s.id = $2 AND s.user_id = $1 AND s.revoked_at IS NULL AND u.is_active",
+            )
+            .await?;
+        let row = client.query_opt(&stmt, &[&user_id, &session_id]).await?;
+        Ok(row.map(|r| UserRecord {
+            id: r.get(0),
+            username: r.get(1),
+            email: r.get(2),
+            full_name: r.get(3),
+            is_active: r.get(4),
+            is_verified: r.get(5),
+            created_at: r.get(6),
+        }))
+    }
+
+    pub async fn start_session(
+        &self,
+        user_id: UserId,
+        refresh: &NewRefresh,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "WITH s AS (INSERT INTO auth_sessions (id, user_id) VALUES ($1, $2))
+                 INSERT INTO refresh_tokens (user_id, session_id, token_hash, expires_at)
+                 VALUES ($2, $1, $3, $4)",
+            )
+            .await?;
+        client
+            .execute(
+                &stmt,
+                &[
+                    &refresh.session_id,
+                    &user_id,
+                    &refresh.token_hash,
+                    &refresh.expires_at,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Exchanges the refresh token `old_hash` for `next` in the same session. Concurrent exchanges of
+    /// one token are serialised by a row lock: exactly one succeeds, the other counts as reuse.
+    pub async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        next: &NewRefresh,
+    ) -> Result<RotateOutcome, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                "SELECT rt.id, rt.session_id, rt.used_at IS NOT NULL, rt.expires_at < now(),
+                        s.revoked_at IS NOT NULL, u.is_active, rt.user_id
+                 FROM refresh_tokens rt
+                 JOIN auth_sessions s ON s.id = rt.session_id
+                 JOIN users u ON u.id = rt.user_id
+                 WHERE rt.token_hash = $1
+                 FOR UPDATE OF rt",
+                &[&old_hash],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(RotateOutcome::NotFound);
+        };
+        let (token_id, session_id): (i32, Uuid) = (row.get(0), row.get(1));
+        let (used, expired, revoked, active): (bool, bool, bool, bool) =
+            (row.get(2), row.get(3), row.get(4), row.get(5));
+        let user_id: UserId = row.get(6);
+        let outcome = if revoked {
+            RotateOutcome::Revoked
+        } else if used {
+            tx.execute(
+                "UPDATE auth_sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+                &[&session_id],
+            )
+            .await?;
+            RotateOutcome::Reused
+        } else if expired {
+            RotateOutcome::Expired
+        } else if !active {
+            RotateOutcome::UserInactive
+        } else if session_id != next.session_id {
+            // The new token must continue the old one's session; anything else is a caller bug,
+            // and treating it as not found fails closed.
+            RotateOutcome::NotFound
+        } else {
+            tx.execute(
+                "UPDATE refresh_tokens SET used_at = now() WHERE id = $1",
+                &[&token_id],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO refresh_tokens (user_id, session_id, token_hash, expires_at)
+                 VALUES ($1, $2, $3, $4)",
+                &[&user_id, &session_id, &next.token_hash, &next.expires_at],
+            )
+            .await?;
+            RotateOutcome::Rotated
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Ends the session a refresh token belongs to. False if there was no open session for it.
+    pub async fn end_session_by_refresh(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE auth_sessions s SET revoked_at = now()
+                 FROM refresh_tokens rt
+                 WHERE rt.token_hash = $1 AND s.id = rt.session_id AND s.revoked_at IS NULL",
+            )
+            .await?;
+        Ok(client.execute(&stmt, &[&token_hash]).await? > 0)
+    }
+
+    /// Ends every open session of the user; returns how many there were.
+    pub async fn end_all_sessions(&self, user_id: UserId) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE auth_sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+            )
+            .await?;
+        Ok(client.execute(&stmt, &[&user_id]).await?)
+    }
+
+    /// Forgets refresh tokens past their expiry, and sessions with no live token left.
+    pub async fn purge_expired_sessions(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let tokens = client
+            .execute("DELETE FROM refresh_tokens WHERE expires_at < now()", &[])
+            .await?;
+        client
+            .execute(
+                "DELETE FROM auth_sessions s
+                 WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens rt WHERE rt.session_id = s.id)
+                   AND s.created_at < now() - interval '1 day'",
+                &[],
+            )
+            .await?;
+        Ok(tokens)
+    }
+}

@@ -1,0 +1,272 @@
+//! Accounts: registration, lookup by id, name, login and prefix.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+
+use super::{Store, StoreError};
+use crate::proto::{self, UserId};
+use crate::server::store::sessions::NewRefresh;
+
+const USER_COLUMNS: &str = "id, username, email, full_name, is_active, is_verified, created_at";
+
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub username: String,
+    pub email: String,
+    pub full_name: Option<String>,
+    pub is_active: bool,
+    pub is_verified: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl UserRecord {
+    fn from_row(row: &Row) -> Self {
+        UserRecord {
+            id: row.get("id"),
+            username: row.get("username"),
+            email: row.get("email"),
+            full_name: row.get("full_name"),
+            is_active: row.get("is_active"),
+            is_verified: row.get("is_verified"),
+            created_at: row.get("created_at"),
+        }
+    }
+
+    pub fn to_proto(&self) -> proto::User {
+        proto::User {
+            username: self.username.clone(),
+            email: self.email.clone(),
+            full_name: self.full_name.clone(),
+            id: self.id,
+            is_active: self.is_active,
+            is_verified: self.is_verified,
+            created_at: self.created_at.into(),
+        }
+    }
+
+    pub fn to_public(&self) -> proto::PublicUser {
+        proto::PublicUser {
+            id: self.id,
+            username: self.username.clone(),
+            full_name: self.full_name.clone(),
+            created_at: self.created_at.into(),
+        }
+    }
+}
+
+pub struct NewUser<'a> {
+    pub id: UserId,
+    pub username: &'a str,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub full_name: Option<&'a str>,
+}
+
+#[derive(Debug)]
+pub enum CreateUserOutcome {
+    Created(UserRecord),
+    UsernameTaken,
+    EmailTaken,
+}
+
+impl Store {
+    /// Which of the two names is already taken, regardless of case.
+    pub async fn name_taken(
+        &self,
+        username: &str,
+        email: &str,
+    ) -> Result<Option<CreateUserOutcome>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT bool_or(lower(username) = lower($1)), bool_or(lower(email) = lower($2))
+                 FROM users WHERE lower(username) = lower($1) OR lower(email) = lower($2)",
+            )
+            .await?;
+        let row = client.query_one(&stmt, &[&username, &email]).await?;
+        Ok(match (row.get::<_, Option<bool>>(0), row.get::<_, Option<bool>>(1)) {
+            (Some(true), _) => Some(CreateUserOutcome::UsernameTaken),
+            (_, Some(true)) => Some(CreateUserOutcome::EmailTaken),
+            _ => None,
+        })
+    }
+
+    /// Takes the next user id, so that tokens naming it can be made before the row exists and the
+    /// user, its first session and its refresh token are written in one statement.
+    pub async fn reserve_user_id(&self) -> Result<UserId, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT nextval(pg_get_serial_sequence('users', 'id'))::int")
+            .await?;
+        Ok(client.query_one(&stmt, &[]).await?.get(0))
+    }
+
+    /// Creates the user with its first session. A name taken meanwhile (a concurrent registration)
+    /// is reported, not raised: the unique indexes decide.
+    pub async fn create_user(
+        &self,
+        user: &NewUser<'_>,
+        session: &NewRefresh,
+    ) -> Result<CreateUserOutcome, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "WITH u AS (
+                    INSERT INTO users (id, username, email, hashed_password, full_name)
+                    VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLUMNS}
+                 ), s AS (
+                    INSERT INTO auth_sessions (id, user_id) SELECT $6, id FROM u
+                 ), t AS (
+                    INSERT INTO refresh_tokens (user_id, session_id, token_hash, expires_at)
+                    SELECT id, $6, $7, $8 FROM u
+                 )
+                 SELECT {USER_COLUMNS} FROM u"
+            ))
+            .await?;
+        let result = client
+            .query_one(
+                &stmt,
+                &[
+                    &user.id,
+                    &user.username,
+                    &user.email,
+                    &user.password_hash,
+                    &user.full_name,
+                    &session.session_id,
+                    &session.token_hash,
+                    &session.expires_at,
+                ],
+            )
+            .await;
+        match result {
+            Ok(row) => Ok(CreateUserOutcome::Created(UserRecord::from_row(&row))),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                let constraint = e
+                    .as_db_error()
+                    .and_then(|d| d.constraint())
+                    .unwrap_or_default();
+                if constraint.contains("email") {
+                    Ok(CreateUserOutcome::EmailTaken)
+                } else {
+                    Ok(CreateUserOutcome::UsernameTaken)
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The account a login names (by username or email, any case), with its password hash.
+    pub async fn find_login(
+        &self,
+        login: &str,
+    ) -> Result<Option<(UserRecord, String)>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS}, hashed_password FROM users
+                 WHERE lower(username) = lower($1) OR lower(email) = lower($1)
+                 LIMIT 1"
+            ))
+            .await?;
+        Ok(client
+            .query_opt(&stmt, &[&login])
+            .await?
+            .map(|row| (UserRecord::from_row(&row), row.get("hashed_password"))))
+    }
+
+    pub async fn password_hash(&self, user_id: UserId) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT hashed_password FROM users WHERE id = $1")
+            .await?;
+        Ok(client.query_opt(&stmt, &[&user_id]).await?.map(|r| r.get(0)))
+    }
+
+    pub async fn find_user_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE lower(username) = lower($1) AND is_active"
+            ))
+            .await?;
+        Ok(client
+            .query_opt(&stmt, &[&username])
+            .await?
+            .map(|r| UserRecord::from_row(&r)))
+    }
+
+    /// Active users whose name starts with `prefix` (any case), in name order.
+    pub async fn search_users(
+        &self,
+        prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        let pattern = format!(
+            "{}%",
+            prefix
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users
+                 WHERE lower(username) LIKE $1 AND is_active
+                 ORDER BY lower(username) LIMIT $2"
+            ))
+            .await?;
+        Ok(client
+            .query(&stmt, &[&pattern, &limit])
+            .await?
+            .iter()
+            .map(UserRecord::from_row)
+            .collect())
+    }
+
+    /// Of `ids`, those that name no active user, in the order given.
+    pub async fn missing_users(&self, ids: &[UserId]) -> Result<Vec<UserId>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT want.id FROM unnest($1::int[]) WITH ORDINALITY AS want(id, n)
+                 WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = want.id AND u.is_active)
+                 ORDER BY want.n",
+            )
+            .await?;
+        Ok(client
+            .query(&stmt, &[&ids])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    /// Changes the password and ends every session of the user, in one transaction.
+    pub async fn change_password(
+        &self,
+        user_id: UserId,
+        new_hash: &str,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "UPDATE users SET hashed_password = $2, updated_at = now() WHERE id = $1",
+            &[&user_id, &new_hash],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE auth_sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+            &[&user_id],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,321 @@
+//! Input rules, the same for every route that takes the field (and, later, for WebSocket frames):
+//! what a username, email, password, message or group name may be.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::proto::{
+    AddMembersRequest, ChangePasswordRequest, CreateGroupRequest, FieldError, LoginRequest,
+    MarkReadRequest, MessageId, RefreshRequest, RegisterRequest, RemoveMemberRequest,
+    SendDirectRequest, SendGroupRequest,
+};
+use crate::server::extract::Validate;
+
+pub const MAX_MESSAGE_CHARS: usize = 5000;
+pub const MAX_CLIENT_ID_CHARS: usize = 100;
+pub const MAX_GROUP_MEMBERS_PER_REQUEST: usize = 1000;
+
+/// Collects field errors in pydantic's shape.
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn push(&mut self, kind: &str, field: &str, msg: impl Into<String>, input: impl Into<Value>) {
+        self.0.push(FieldError {
+            kind: kind.into(),
+            loc: vec!["body".into(), field.into()],
+            msg: msg.into(),
+            input: input.into(),
+        });
+    }
+
+    fn length(&mut self, field: &str, value: &str, min: usize, max: usize) {
+        let n = value.chars().count();
+        if n < min {
+            self.push(
+                "string_too_short",
+                field,
+                format!("String should have at least {min} character{}", plural(min)),
+                value,
+            );
+        } else if n > max {
+            self.push(
+                "string_too_long",
+                field,
+                format!("String should have at most {max} characters"),
+                truncated(value),
+            );
+        }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Echo at most a little of a long input back.
+fn truncated(value: &str) -> String {
+    value.chars().take(100).collect()
+}
+
+fn username(errors: &mut Errors, field: &str, value: &str) {
+    errors.length(field, value, 3, 50);
+    if !value.is_empty()
+        && !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        errors.push(
+            "string_pattern_mismatch",
+            field,
+            "Username may contain only letters, digits, '_', '.' and '-'",
+            truncated(value),
+        );
+    }
+}
+
+fn password(errors: &mut Errors, field: &str, value: &str) {
+    errors.length(field, value, 8, 100);
+    // bcrypt reads only the first 72 bytes; a longer password would be silently cut (S13).
+    if value.len() > 72 && value.chars().count() <= 100 {
+        errors.push(
+            "string_too_long",
+            field,
+            "Password must be at most 72 bytes (bcrypt ignores the rest)",
+            "",
+        );
+    }
+}
+
+pub fn content(errors: &mut Vec<FieldError>, field: &str, value: &str) {
+    let mut e = Errors(std::mem::take(errors));
+    e.length(field, value, 1, MAX_MESSAGE_CHARS);
+    if !value.is_empty() && value.trim().is_empty() {
+        e.push("string_blank", field, "Message must not be blank", value);
+    }
+    *errors = e.0;
+}
+
+fn client_id(errors: &mut Errors, value: Option<&str>) {
+    if let Some(v) = value {
+        errors.length("client_id", v, 1, MAX_CLIENT_ID_CHARS);
+    }
+}
+
+fn ids(errors: &mut Errors, field: &str, values: &[i32], min: usize) {
+    if values.len() < min {
+        errors.push(
+            "too_short",
+            field,
+            format!("List should have at least {min} item after validation"),
+            Value::Array(vec![]),
+        );
+    }
+    if values.len() > MAX_GROUP_MEMBERS_PER_REQUEST {
+        errors.push(
+            "too_long",
+            field,
+            format!("List should have at most {MAX_GROUP_MEMBERS_PER_REQUEST} items"),
+            Value::Null,
+        );
+    }
+}
+
+/// The email with its domain lowercased (as the seed's validator did); None if it is not an address.
+pub fn normalise_email(email: &str) -> Option<String> {
+    if email.len() > 225 || !email_address::EmailAddress::is_valid(email) {
+        return None;
+    }
+    let (local, domain) = email.rsplit_once('@')?;
+    if !domain.contains('.') {
+        return None;
+    }
+    Some(format!("{local}@{}", domain.to_ascii_lowercase()))
+}
+
+impl Validate for RegisterRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        username(&mut e, "username", &self.username);
+        if normalise_email(&self.email).is_none() {
+            e.push(
+                "value_error",
+                "email",
+                "value is not a valid email address",
+                truncated(&self.email),
+            );
+        }
+        password(&mut e, "password", &self.password);
+        if let Some(name) = &self.full_name {
+            e.length("full_name", name, 0, 100);
+        }
+        e.0
+    }
+}
+
+impl Validate for LoginRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        e.length("username", &self.username, 1, 225);
+        e.length("password", &self.password, 1, 100);
+        e.0
+    }
+}
+
+impl Validate for RefreshRequest {}
+
+impl Validate for ChangePasswordRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        e.length("old_password", &self.old_password, 1, 100);
+        password(&mut e, "new_password", &self.new_password);
+        e.0
+    }
+}
+
+impl Validate for SendDirectRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        content(&mut e.0, "content", &self.content);
+        client_id(&mut e, self.client_id.as_deref());
+        e.0
+    }
+}
+
+impl Validate for SendGroupRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        content(&mut e.0, "content", &self.content);
+        client_id(&mut e, self.client_id.as_deref());
+        e.0
+    }
+}
+
+impl Validate for CreateGroupRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        e.length("name", &self.name, 1, 100);
+        if !self.name.is_empty() && self.name.trim().is_empty() {
+            e.push("string_blank", "name", "Group name must not be blank", self.name.as_str());
+        }
+        ids(&mut e, "member_ids", &self.member_ids, 0);
+        e.0
+    }
+}
+
+impl Validate for AddMembersRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        ids(&mut e, "user_ids", &self.user_ids, 1);
+        e.0
+    }
+}
+
+impl Validate for RemoveMemberRequest {}
+
+impl Validate for MarkReadRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        if self.message_id.is_some_and(|id| id < 0) {
+            e.push("greater_than_equal", "message_id", "Input should be greater than or equal to 0", self.message_id);
+        }
+        e.0
+    }
+}
+
+/// `?limit=&offset=` (the seed's paging) and `?before_id=` / `?after_id=` (cursors, stable while
+/// messages arrive).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct HistoryQuery {
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+    pub before_id: Option<MessageId>,
+    pub after_id: Option<MessageId>,
+}
+
+impl Validate for HistoryQuery {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        if let Some(limit) = self.limit
+            && !(1..=100).contains(&limit)
+        {
+            e.push("limit_range", "limit", "Input should be between 1 and 100", limit);
+        }
+        if self.offset.is_some_and(|o| o < 0) {
+            e.push("greater_than_equal", "offset", "Input should be greater than or equal to 0", self.offset);
+        }
+        for (name, v) in [("before_id", self.before_id), ("after_id", self.after_id)] {
+            if v.is_some_and(|v| v < 0) {
+                e.push("greater_than_equal", name, "Input should be greater than or equal to 0", v);
+            }
+        }
+        if self.offset.is_some_and(|o| o > 0) && (self.before_id.is_some() || self.after_id.is_some()) {
+            e.push("value_error", "offset", "offset cannot be combined with before_id or after_id", self.offset);
+        }
+        e.0
+    }
+}
+
+/// `?q=` name prefix and `?limit=`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    pub q: String,
+    pub limit: Option<i64>,
+}
+
+pub const MAX_SEARCH_RESULTS: i64 = 50;
+
+impl Validate for SearchQuery {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        e.length("q", &self.q, 1, 50);
+        if let Some(limit) = self.limit
+            && !(1..=MAX_SEARCH_RESULTS).contains(&limit)
+        {
+            e.push("limit_range", "limit", format!("Input should be between 1 and {MAX_SEARCH_RESULTS}"), limit);
+        }
+        e.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        let check = |u: &str| {
+            let mut e = Errors::default();
+            username(&mut e, "username", u);
+            e.0.is_empty()
+        };
+        assert!(check("alice"));
+        assert!(check("bob_smith-2.0"));
+        assert!(!check("al"));
+        assert!(!check("      "));
+        assert!(!check("a@b.c"));
+        assert!(!check(&"x".repeat(51)));
+    }
+
+    #[test]
+    fn passwords_over_72_bytes_are_refused_not_cut() {
+        let mut e = Errors::default();
+        password(&mut e, "password", &"é".repeat(40)); // 40 chars, 80 bytes
+        assert_eq!(e.0.len(), 1);
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(normalise_email("Bob@Example.COM").as_deref(), Some("Bob@example.com"));
+        assert!(normalise_email("not-an-email").is_none());
+        assert!(normalise_email("a@localhost").is_none());
+    }
+
+    #[test]
+    fn blank_content_is_refused() {
+        let mut e = Vec::new();
+        content(&mut e, "content", "   ");
+        assert_eq!(e[0].kind, "string_blank");
+    }
+}
