@@ -419,7 +419,15 @@ mod tests {
         let g: CreateGroupRequest =
             serde_json::from_str(r#"{"name":"g","member_ids":[1,"2"]}"#).unwrap();
         assert_eq!(g.member_ids, vec![1, 2]);
-        assert!(serde_json::from_str::<SendDirectRequest>(r#"{"recipient_id":"x","content":""}"#).is_err());
-        assert!(serde_json::from_str::<SendDirectRequest>(r#"{"recipient_id":99999999999,"content":""}"#).is_err());
+        assert!(
+            serde_json::from_str::<SendDirectRequest>(r#"{"recipient_id":"x","content":""}"#)
+                .is_err()
+        );
+        assert!(
+            serde_json::from_str::<SendDirectRequest>(
+                r#"{"recipient_id":99999999999,"content":""}"#
+            )
+            .is_err()
+        );
     }
 }

@@ -93,7 +93,12 @@ impl TokenKeys {
 
     pub fn issue(&self, user_id: UserId, session_id: Uuid) -> Result<IssuedTokens, AuthError> {
         let now = Utc::now();
-        let access = self.sign(user_id, session_id, TokenKind::Access, now + self.access_ttl)?;
+        let access = self.sign(
+            user_id,
+            session_id,
+            TokenKind::Access,
+            now + self.access_ttl,
+        )?;
         let refresh_expires = now + self.refresh_ttl;
         let refresh = self.sign(user_id, session_id, TokenKind::Refresh, refresh_expires)?;
         Ok(IssuedTokens {
@@ -140,7 +145,11 @@ impl TokenKeys {
 
     /// Checks signature and type only: logging out with an expired refresh token still ends its
     /// session.
-    pub fn verify_ignoring_expiry(&self, token: &str, kind: TokenKind) -> Result<Claims, AuthError> {
+    pub fn verify_ignoring_expiry(
+        &self,
+        token: &str,
+        kind: TokenKind,
+    ) -> Result<Claims, AuthError> {
         self.decode(token, kind, false)
     }
 
@@ -175,7 +184,10 @@ pub async fn hash_password(password: String, cost: u32) -> Result<String, AuthEr
 
 pub async fn verify_password(password: String, hash: String) -> Result<bool, AuthError> {
     // A malformed stored hash is a failed login, not a server error.
-    Ok(tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false)).await?)
+    Ok(
+        tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+            .await?,
+    )
 }
 
 #[cfg(test)]
@@ -201,10 +213,25 @@ mod tests {
     fn token_types_are_not_interchangeable() {
         let keys = keys();
         let t = keys.issue(7, Uuid::new_v4()).unwrap().tokens;
-        assert_eq!(keys.verify(&t.access_token, TokenKind::Access).unwrap().user_id().unwrap(), 7);
-        assert!(matches!(keys.verify(&t.refresh_token, TokenKind::Access), Err(AuthError::WrongType)));
-        assert!(matches!(keys.verify(&t.access_token, TokenKind::Refresh), Err(AuthError::WrongType)));
+        assert_eq!(
+            keys.verify(&t.access_token, TokenKind::Access)
+                .unwrap()
+                .user_id()
+                .unwrap(),
+            7
+        );
+        assert!(matches!(
+            keys.verify(&t.refresh_token, TokenKind::Access),
+            Err(AuthError::WrongType)
+        ));
+        assert!(matches!(
+            keys.verify(&t.access_token, TokenKind::Refresh),
+            Err(AuthError::WrongType)
+        ));
         let other = TokenKeys::new(b"another secret, another signature", "HS256", 30, 7);
-        assert!(matches!(other.verify(&t.access_token, TokenKind::Access), Err(AuthError::Invalid)));
+        assert!(matches!(
+            other.verify(&t.access_token, TokenKind::Access),
+            Err(AuthError::Invalid)
+        ));
     }
 }

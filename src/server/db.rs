@@ -31,7 +31,9 @@ pub enum DbError {
 /// Parses a DATABASE_URL. The seed's SQLAlchemy form `postgresql+psycopg2://` is accepted too.
 pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, DbError> {
     let url = match url.split_once("://") {
-        Some((scheme, rest)) if scheme.starts_with("postgresql+") || scheme.starts_with("postgres+") => {
+        Some((scheme, rest))
+            if scheme.starts_with("postgresql+") || scheme.starts_with("postgres+") =>
+        {
             format!("postgresql://{rest}")
         }
         _ => url.to_string(),

@@ -59,7 +59,12 @@ impl From<AuthError> for ApiError {
 
 impl ApiError {
     /// A 422 for one field, shaped like pydantic's error list.
-    pub fn field(kind: &str, loc: &[&str], msg: impl Into<String>, input: serde_json::Value) -> Self {
+    pub fn field(
+        kind: &str,
+        loc: &[&str],
+        msg: impl Into<String>,
+        input: serde_json::Value,
+    ) -> Self {
         ApiError::Validation(vec![FieldError {
             kind: kind.into(),
             loc: loc.iter().map(|s| serde_json::Value::from(*s)).collect(),
@@ -101,7 +106,11 @@ impl ApiError {
             ApiError::Unavailable(cause) => tracing::warn!(%cause, "request failed"),
             _ => {}
         }
-        error_response(self.status(), self.detail(), matches!(self, ApiError::Unauthorized(_)))
+        error_response(
+            self.status(),
+            self.detail(),
+            matches!(self, ApiError::Unauthorized(_)),
+        )
     }
 }
 
@@ -136,13 +145,19 @@ pub async fn handle_rejection(rejection: Rejection) -> Result<Response, Infallib
         (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
     } else if rejection.find::<reject::PayloadTooLarge>().is_some() {
         (StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
-    } else if rejection.find::<warp::filters::cors::CorsForbidden>().is_some() {
+    } else if rejection
+        .find::<warp::filters::cors::CorsForbidden>()
+        .is_some()
+    {
         (StatusCode::FORBIDDEN, "Origin not allowed")
     } else if rejection.find::<reject::InvalidHeader>().is_some()
         || rejection.find::<reject::MissingHeader>().is_some()
     {
         (StatusCode::BAD_REQUEST, "Invalid request header")
-    } else if rejection.find::<warp::filters::ws::MissingConnectionUpgrade>().is_some() {
+    } else if rejection
+        .find::<warp::filters::ws::MissingConnectionUpgrade>()
+        .is_some()
+    {
         (StatusCode::BAD_REQUEST, "Expected a WebSocket upgrade")
     } else {
         tracing::warn!(?rejection, "unhandled rejection");

@@ -29,7 +29,8 @@ where
     let mut stream = std::pin::pin!(stream);
     let mut body = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let mut chunk = chunk.map_err(|_| ApiError::BadRequest("Could not read the request body".into()))?;
+        let mut chunk =
+            chunk.map_err(|_| ApiError::BadRequest("Could not read the request body".into()))?;
         if body.len() + chunk.remaining() > limit {
             return Err(ApiError::PayloadTooLarge(limit));
         }
@@ -48,7 +49,9 @@ pub fn json_body<T>() -> impl Filter<Extract = (T,), Error = Rejection> + Clone
 where
     T: DeserializeOwned + Validate + Send + 'static,
 {
-    body_bytes().and_then(|bytes: Bytes| async move { parse_json::<T>(&bytes).map_err(warp::reject::custom) })
+    body_bytes().and_then(|bytes: Bytes| async move {
+        parse_json::<T>(&bytes).map_err(warp::reject::custom)
+    })
 }
 
 /// A JSON body that may be absent (empty), as for `POST /rooms/{id}/read`.
@@ -66,6 +69,18 @@ where
 }
 
 pub fn parse_json<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde would take `[...]` for a struct (fields by position): every body is an object.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(ApiError::field(
+            "model_attributes_type",
+            &["body"],
+            "Input should be a valid dictionary or object",
+            serde_json::Value::Null,
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = path_segments(e.path());
@@ -155,7 +170,9 @@ fn data_error(mut path: Vec<serde_json::Value>, message: &str) -> FieldError {
     let message = message.split(" at line ").next().unwrap_or(message);
     let kind = if message.contains("integer") {
         "int_parsing"
-    } else if message.contains("expected a string") || message.contains("expected a borrowed string") {
+    } else if message.contains("expected a string")
+        || message.contains("expected a borrowed string")
+    {
         "string_type"
     } else if message.contains("expected a sequence") || message.contains("a list") {
         "list_type"

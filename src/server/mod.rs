@@ -67,7 +67,8 @@ impl Server {
         routes::check_cors_origins(&config.cors_origins).map_err(ServerError::Config)?;
         db::migrate(&database).await?;
         let pool = db::connect_pool(database, config.db_pool_size).await?;
-        let dummy_hash = auth::hash_password("not anybody's password".into(), config.bcrypt_cost).await?;
+        let dummy_hash =
+            auth::hash_password("not anybody's password".into(), config.bcrypt_cost).await?;
         let state = AppState::new(Shared {
             store: Store::new(pool),
             keys: TokenKeys::new(
@@ -219,7 +220,8 @@ fn raise_open_file_limit() {
             rlim_cur: 0,
             rlim_max: 0,
         };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }

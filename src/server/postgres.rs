@@ -56,6 +56,8 @@ pub struct Options {
     /// Durability costs time; a throw-away test database does not need it.
     pub fsync: bool,
     pub max_connections: u32,
+    /// Further `name=value` server settings.
+    pub settings: Vec<String>,
 }
 
 impl Default for Options {
@@ -63,6 +65,7 @@ impl Default for Options {
         Options {
             fsync: true,
             max_connections: 100,
+            settings: Vec::new(),
         }
     }
 }
@@ -101,10 +104,7 @@ impl ManagedPostgres {
             initdb(&bins, data_dir, run_as, options)?;
         }
 
-        let log_path = data_dir
-            .parent()
-            .unwrap_or(data_dir)
-            .join("postgres.log");
+        let log_path = data_dir.parent().unwrap_or(data_dir).join("postgres.log");
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -125,6 +125,9 @@ impl ManagedPostgres {
         if !options.fsync {
             cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off"]);
             cmd.args(["-c", "full_page_writes=off"]);
+        }
+        for setting in &options.settings {
+            cmd.arg("-c").arg(setting);
         }
         cmd.current_dir(data_dir)
             .stdin(Stdio::null())
@@ -231,10 +234,7 @@ impl ManagedPostgres {
             {
                 return Ok(());
             }
-            let died = self
-                .exited
-                .as_ref()
-                .is_some_and(|rx| rx.try_recv().is_ok());
+            let died = self.exited.as_ref().is_some_and(|rx| rx.try_recv().is_ok());
             if died || Instant::now() > deadline {
                 if died {
                     self.exited = None;
@@ -329,8 +329,10 @@ fn prepare_dir(data_dir: &Path, run_as: Option<RunAs>) -> Result<(), PostgresErr
     fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))
         .map_err(io_err(format!("restricting {}", data_dir.display())))?;
     if let Some(RunAs { uid, gid }) = run_as {
-        chown(data_dir, Some(uid), Some(gid))
-            .map_err(io_err(format!("handing {} to postgres", data_dir.display())))?;
+        chown(data_dir, Some(uid), Some(gid)).map_err(io_err(format!(
+            "handing {} to postgres",
+            data_dir.display()
+        )))?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 use warp::http::HeaderMap;
 
-use crate::server::auth::{AuthError, TokenKind, TokenKeys};
+use crate::server::auth::{AuthError, TokenKeys, TokenKind};
 use crate::server::error::ApiError;
 use crate::server::presence::Presence;
 use crate::server::store::{Store, UserRecord};
@@ -66,10 +66,13 @@ impl AppState {
     }
 
     pub async fn authenticate_token(&self, token: &str) -> Result<CurrentUser, ApiError> {
-        let claims = self.keys.verify(token, TokenKind::Access).map_err(|e| match e {
-            AuthError::Expired => ApiError::Unauthorized("Token has expired".into()),
-            other => ApiError::from(other),
-        })?;
+        let claims = self
+            .keys
+            .verify(token, TokenKind::Access)
+            .map_err(|e| match e {
+                AuthError::Expired => ApiError::Unauthorized("Token has expired".into()),
+                other => ApiError::from(other),
+            })?;
         let user_id = claims.user_id()?;
         match self.store.session_user(user_id, claims.sid).await? {
             Some(user) => Ok(CurrentUser {

@@ -196,7 +196,12 @@ impl Validate for CreateGroupRequest {
         let mut e = Errors::default();
         e.length("name", &self.name, 1, 100);
         if !self.name.is_empty() && self.name.trim().is_empty() {
-            e.push("string_blank", "name", "Group name must not be blank", self.name.as_str());
+            e.push(
+                "string_blank",
+                "name",
+                "Group name must not be blank",
+                self.name.as_str(),
+            );
         }
         ids(&mut e, "member_ids", &self.member_ids, 0);
         e.0
@@ -217,7 +222,12 @@ impl Validate for MarkReadRequest {
     fn validate(&self) -> Vec<FieldError> {
         let mut e = Errors::default();
         if self.message_id.is_some_and(|id| id < 0) {
-            e.push("greater_than_equal", "message_id", "Input should be greater than or equal to 0", self.message_id);
+            e.push(
+                "greater_than_equal",
+                "message_id",
+                "Input should be greater than or equal to 0",
+                self.message_id,
+            );
         }
         e.0
     }
@@ -239,18 +249,40 @@ impl Validate for HistoryQuery {
         if let Some(limit) = self.limit
             && !(1..=100).contains(&limit)
         {
-            e.push("limit_range", "limit", "Input should be between 1 and 100", limit);
+            e.push(
+                "limit_range",
+                "limit",
+                "Input should be between 1 and 100",
+                limit,
+            );
         }
         if self.offset.is_some_and(|o| o < 0) {
-            e.push("greater_than_equal", "offset", "Input should be greater than or equal to 0", self.offset);
+            e.push(
+                "greater_than_equal",
+                "offset",
+                "Input should be greater than or equal to 0",
+                self.offset,
+            );
         }
         for (name, v) in [("before_id", self.before_id), ("after_id", self.after_id)] {
             if v.is_some_and(|v| v < 0) {
-                e.push("greater_than_equal", name, "Input should be greater than or equal to 0", v);
+                e.push(
+                    "greater_than_equal",
+                    name,
+                    "Input should be greater than or equal to 0",
+                    v,
+                );
             }
         }
-        if self.offset.is_some_and(|o| o > 0) && (self.before_id.is_some() || self.after_id.is_some()) {
-            e.push("value_error", "offset", "offset cannot be combined with before_id or after_id", self.offset);
+        if self.offset.is_some_and(|o| o > 0)
+            && (self.before_id.is_some() || self.after_id.is_some())
+        {
+            e.push(
+                "value_error",
+                "offset",
+                "offset cannot be combined with before_id or after_id",
+                self.offset,
+            );
         }
         e.0
     }
@@ -273,7 +305,12 @@ impl Validate for SearchQuery {
         if let Some(limit) = self.limit
             && !(1..=MAX_SEARCH_RESULTS).contains(&limit)
         {
-            e.push("limit_range", "limit", format!("Input should be between 1 and {MAX_SEARCH_RESULTS}"), limit);
+            e.push(
+                "limit_range",
+                "limit",
+                format!("Input should be between 1 and {MAX_SEARCH_RESULTS}"),
+                limit,
+            );
         }
         e.0
     }
@@ -307,7 +344,10 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(normalise_email("Bob@Example.COM").as_deref(), Some("Bob@example.com"));
+        assert_eq!(
+            normalise_email("Bob@Example.COM").as_deref(),
+            Some("Bob@example.com")
+        );
         assert!(normalise_email("not-an-email").is_none());
         assert!(normalise_email("a@localhost").is_none());
     }

@@ -95,7 +95,11 @@ async fn register(state: AppState, req: RegisterRequest) -> Result<Response, Api
     let hash = auth::hash_password(req.password, state.bcrypt_cost).await?;
     let id = state.store.reserve_user_id().await?;
     let issued = state.keys.issue(id, Uuid::new_v4())?;
-    let full_name = req.full_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let full_name = req
+        .full_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty());
     let new_user = NewUser {
         id,
         username: &req.username,
@@ -121,7 +125,9 @@ async fn login(state: AppState, req: LoginRequest) -> Result<Response, ApiError>
     };
     let password_ok = auth::verify_password(req.password, hash).await?;
     let Some(user) = user.filter(|_| password_ok) else {
-        return Err(ApiError::Unauthorized("Invalid username or password".into()));
+        return Err(ApiError::Unauthorized(
+            "Invalid username or password".into(),
+        ));
     };
     if !user.is_active {
         return Err(ApiError::Unauthorized("Account is inactive".into()));
@@ -145,7 +151,11 @@ async fn refresh(state: AppState, req: RefreshRequest) -> Result<Response, ApiEr
         })?;
     let issued = state.keys.issue(claims.user_id()?, claims.sid)?;
     let old_hash = auth::hash_refresh_token(&req.refresh_token);
-    let detail = match state.store.rotate_refresh(&old_hash, &issued.refresh).await? {
+    let detail = match state
+        .store
+        .rotate_refresh(&old_hash, &issued.refresh)
+        .await?
+    {
         RotateOutcome::Rotated => return Ok(json(&issued.tokens)),
         RotateOutcome::NotFound => "Refresh token not found",
         RotateOutcome::Expired => "Refresh token expired",

@@ -57,7 +57,9 @@ async fn send(
     req: SendDirectRequest,
 ) -> Result<Response, ApiError> {
     if req.recipient_id == me.id() {
-        return Err(ApiError::BadRequest("Cannot send message to yourself".into()));
+        return Err(ApiError::BadRequest(
+            "Cannot send message to yourself".into(),
+        ));
     }
     let lookup = state
         .store
@@ -105,7 +107,9 @@ async fn history(
     let not_found = || ApiError::NotFound("User not found".into());
     let other: UserId = path_id(&segment, "other_user_id")?.ok_or_else(not_found)?;
     if other == me.id() {
-        return Err(ApiError::BadRequest("Cannot open a chat with yourself".into()));
+        return Err(ApiError::BadRequest(
+            "Cannot open a chat with yourself".into(),
+        ));
     }
     let lookup = state.store.find_direct_room(me.id(), other).await?;
     if !lookup.other_exists {
@@ -120,7 +124,9 @@ async fn history(
         .room_access(room_id, me.id())
         .await?
         .ok_or_else(not_found)?;
-    Ok(json(&read_page(&state, me.id(), room_id, &access, &q).await?))
+    Ok(json(
+        &read_page(&state, me.id(), room_id, &access, &q).await?,
+    ))
 }
 
 async fn chats(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {

@@ -1,9 +1,9 @@
 //! `/`, `/health` and `/ws/online-users`.
 
+use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
-use warp::Filter;
 
 use super::{authenticated, json, with_state};
 use crate::proto::{Health, OnlineUsers, RootInfo};
@@ -21,9 +21,10 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 docs: "/docs".into(),
             })
         });
-    let docs = warp::path!("docs")
-        .and(warp::get())
-        .map(|| warp::reply::with_header(API_SUMMARY, "content-type", "text/plain; charset=utf-8").into_response());
+    let docs = warp::path!("docs").and(warp::get()).map(|| {
+        warp::reply::with_header(API_SUMMARY, "content-type", "text/plain; charset=utf-8")
+            .into_response()
+    });
     let health = warp::path!("health")
         .and(warp::get())
         .and(with_state(state.clone()))
@@ -34,7 +35,13 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(authenticated(state))
         .then(online_users)
         .map(respond);
-    root.or(docs).unify().or(health).unify().or(online).unify().boxed()
+    root.or(docs)
+        .unify()
+        .or(health)
+        .unify()
+        .or(online)
+        .unify()
+        .boxed()
 }
 
 async fn health(state: AppState) -> Response {

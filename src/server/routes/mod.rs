@@ -20,7 +20,9 @@ use warp::{Filter, Rejection};
 use crate::server::error::handle_rejection;
 use crate::server::state::{AppState, CurrentUser};
 
-pub fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
+pub fn with_state(
+    state: AppState,
+) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
 }
 
@@ -49,14 +51,12 @@ pub fn created<T: Serialize>(value: &T) -> Response {
 /// Checks that every configured CORS origin is a bare `scheme://host[:port]`.
 pub fn check_cors_origins(origins: &[String]) -> Result<(), String> {
     for origin in origins {
-        let ok = origin
-            .split_once("://")
-            .is_some_and(|(scheme, rest)| {
-                matches!(scheme, "http" | "https")
-                    && !rest.is_empty()
-                    && !rest.contains('/')
-                    && rest.parse::<warp::http::uri::Authority>().is_ok()
-            });
+        let ok = origin.split_once("://").is_some_and(|(scheme, rest)| {
+            matches!(scheme, "http" | "https")
+                && !rest.is_empty()
+                && !rest.contains('/')
+                && rest.parse::<warp::http::uri::Authority>().is_ok()
+        });
         if !ok {
             return Err(format!(
                 "invalid CORS origin {origin:?}: expected scheme://host[:port], e.g. https://chat.example.com"

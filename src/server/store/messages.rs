@@ -117,7 +117,10 @@ impl Store {
             ))
             .await?;
         Ok(
-            match client.query_opt(&stmt, &[&msg.sender_id, &client_id]).await? {
+            match client
+                .query_opt(&stmt, &[&msg.sender_id, &client_id])
+                .await?
+            {
                 Some(row) if row.get::<_, RoomId>(1) == msg.room_id => {
                     InsertOutcome::Duplicate(from_row(&row))
                 }

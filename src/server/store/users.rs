@@ -86,11 +86,13 @@ impl Store {
             )
             .await?;
         let row = client.query_one(&stmt, &[&username, &email]).await?;
-        Ok(match (row.get::<_, Option<bool>>(0), row.get::<_, Option<bool>>(1)) {
-            (Some(true), _) => Some(CreateUserOutcome::UsernameTaken),
-            (_, Some(true)) => Some(CreateUserOutcome::EmailTaken),
-            _ => None,
-        })
+        Ok(
+            match (row.get::<_, Option<bool>>(0), row.get::<_, Option<bool>>(1)) {
+                (Some(true), _) => Some(CreateUserOutcome::UsernameTaken),
+                (_, Some(true)) => Some(CreateUserOutcome::EmailTaken),
+                _ => None,
+            },
+        )
     }
 
     /// Takes the next user id, so that tokens naming it can be made before the row exists and the
@@ -181,7 +183,10 @@ impl Store {
         let stmt = client
             .prepare_cached("SELECT hashed_password FROM users WHERE id = $1")
             .await?;
-        Ok(client.query_opt(&stmt, &[&user_id]).await?.map(|r| r.get(0)))
+        Ok(client
+            .query_opt(&stmt, &[&user_id])
+            .await?
+            .map(|r| r.get(0)))
     }
 
     pub async fn find_user_by_username(
@@ -249,11 +254,7 @@ impl Store {
     }
 
     /// Changes the password and ends every session of the user, in one transaction.
-    pub async fn change_password(
-        &self,
-        user_id: UserId,
-        new_hash: &str,
-    ) -> Result<(), StoreError> {
+    pub async fn change_password(&self, user_id: UserId, new_hash: &str) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         tx.execute(

@@ -1,0 +1,336 @@
+//! The test harness (zero-to-production style): `spawn_app()` starts the real server on port 0 against
+//! a fresh database on a real PostgreSQL, and gives the test an HTTP client and helpers.
+//!
+//! PostgreSQL comes from TEST_DATABASE_URL when it is set (an admin URL: each test creates its own
+//! database there). Otherwise one private PostgreSQL is started for the whole test binary from the
+//! binaries on the machine, with the server's own code, and stopped when the binary exits: by an
+//! atexit hook on a normal or failed run, and by the parent-death signal if the process is killed.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+use reqwest::StatusCode;
+use rtchat::server::auth::{Claims, TokenKeys};
+use rtchat::server::postgres::{ManagedPostgres, Options};
+use rtchat::server::{Config, Server, db};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub const SECRET: &str = "test-secret-key-of-a-reasonable-length-0123456789";
+pub const PASSWORD: &str = "correct horse battery";
+
+enum TestDatabase {
+    Managed {
+        pg: Mutex<Option<ManagedPostgres>>,
+        dir: PathBuf,
+    },
+    External(tokio_postgres::Config),
+}
+
+static DATABASE: OnceLock<TestDatabase> = OnceLock::new();
+
+extern "C" fn stop_test_postgres() {
+    if let Some(TestDatabase::Managed { pg, dir }) = DATABASE.get() {
+        if let Some(mut pg) = pg.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            pg.stop();
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Directories of earlier runs whose process is gone (killed before its atexit hook ran).
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("rtchat-test-")) else {
+            continue;
+        };
+        if !PathBuf::from(format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn database() -> &'static TestDatabase {
+    DATABASE.get_or_init(|| {
+        if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
+            return TestDatabase::External(db::parse_url(&url).expect("TEST_DATABASE_URL"));
+        }
+        remove_stale_dirs();
+        let dir = std::env::temp_dir().join(format!("rtchat-test-{}", std::process::id()));
+        let options = Options {
+            fsync: false,
+            max_connections: 400,
+            settings: vec!["shared_preload_libraries=pg_stat_statements".into()],
+        };
+        let pg = ManagedPostgres::start(&dir.join("pg"), &options)
+            .unwrap_or_else(|e| panic!("cannot start a test PostgreSQL: {e}"));
+        // SAFETY: registering a plain extern "C" function.
+        unsafe {
+            libc::atexit(stop_test_postgres);
+        }
+        TestDatabase::Managed {
+            pg: Mutex::new(Some(pg)),
+            dir,
+        }
+    })
+}
+
+/// A connection configuration for the admin database (where test databases are created).
+fn admin_config() -> tokio_postgres::Config {
+    match database() {
+        TestDatabase::External(cfg) => cfg.clone(),
+        TestDatabase::Managed { pg, .. } => pg
+            .lock()
+            .unwrap()
+            .as_ref()
+            .expect("test PostgreSQL is running")
+            .connect_config("postgres"),
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: tokio_postgres::Config,
+    pub keys: TokenKeys,
+    _shutdown: oneshot::Sender<()>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: i64,
+    pub access: String,
+    pub refresh: String,
+}
+
+pub fn test_config() -> Config {
+    let mut config = Config::defaults();
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    config.bcrypt_cost = 4;
+    config.db_pool_size = 4;
+    config.secret_key = Some(SECRET.into());
+    config
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_config()).await
+}
+
+pub async fn spawn_app_with(config: Config) -> TestApp {
+    let admin = admin_config();
+    let name = format!("rtchat_test_{}", Uuid::new_v4().simple());
+    db::create_database(&admin, &name)
+        .await
+        .expect("create test database");
+    let mut database = admin.clone();
+    database.dbname(&name);
+    let server = Server::bind(&config, database.clone(), SECRET.as_bytes())
+        .await
+        .expect("server starts");
+    let address = format!("http://{}", server.local_addr());
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(server.run_until(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db: database,
+        keys: TokenKeys::new(
+            SECRET.as_bytes(),
+            &config.algorithm,
+            config.access_token_expire_minutes,
+            config.refresh_token_expire_days,
+        ),
+        _shutdown: tx,
+    }
+}
+
+/// A response as a user sees it: status and JSON body (every body must be JSON, errors included).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    pub fn detail(&self) -> &str {
+        self.body["detail"].as_str().unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request reaches the server");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "{status}: body is not JSON: {:?}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        assert!(
+            status.as_u16() < 500 || status == StatusCode::SERVICE_UNAVAILABLE,
+            "server error {status}: {body}"
+        );
+        if !status.is_success() {
+            assert!(body.get("detail").is_some(), "error without detail: {body}");
+            assert!(
+                body.get("message").is_none(),
+                "error with a message key: {body}"
+            );
+        }
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        let mut req = self.client.post(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    pub async fn post_raw(&self, path: &str, token: Option<&str>, body: &'static str) -> Reply {
+        let mut req = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        let mut req = self.client.delete(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    pub async fn try_register(&self, username: &str) -> Reply {
+        self.post(
+            "/auth/register",
+            None,
+            json!({
+                "username": username,
+                "email": format!("{username}@example.com"),
+                "password": PASSWORD,
+                "full_name": format!("{username} Tester"),
+            }),
+        )
+        .await
+    }
+
+    pub async fn register(&self, username: &str) -> TestUser {
+        let r = self.try_register(username).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        TestUser {
+            id: r.body["user"]["id"].as_i64().unwrap(),
+            access: r.body["tokens"]["access_token"].as_str().unwrap().into(),
+            refresh: r.body["tokens"]["refresh_token"].as_str().unwrap().into(),
+        }
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> Reply {
+        self.post(
+            "/auth/login",
+            None,
+            json!({"username": login, "password": password}),
+        )
+        .await
+    }
+
+    /// Sends a direct message and returns the stored message.
+    pub async fn dm(&self, from: &TestUser, to: &TestUser, content: &str) -> Value {
+        let r = self
+            .post(
+                "/messages/send",
+                Some(&from.access),
+                json!({"recipient_id": to.id, "content": content}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["data"].clone()
+    }
+
+    pub async fn create_group(&self, owner: &TestUser, name: &str, members: &[&TestUser]) -> i64 {
+        let ids: Vec<i64> = members.iter().map(|m| m.id).collect();
+        let r = self
+            .post(
+                "/groups/create",
+                Some(&owner.access),
+                json!({"name": name, "member_ids": ids}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["group"]["id"].as_i64().unwrap()
+    }
+
+    pub async fn group_send(&self, from: &TestUser, group: i64, content: &str) -> Reply {
+        self.post(
+            "/groups/send",
+            Some(&from.access),
+            json!({"group_id": group, "content": content}),
+        )
+        .await
+    }
+
+    /// An access token for `user` that expired an hour ago, signed with the server's key.
+    pub fn expired_token(&self, user: &TestUser) -> String {
+        let claims = self.claims_of(&user.access);
+        let now = chrono::Utc::now().timestamp();
+        self.keys
+            .sign_claims(&Claims {
+                exp: now - 3600,
+                iat: now - 7200,
+                ..claims
+            })
+            .unwrap()
+    }
+
+    /// The claims of a token we issued.
+    pub fn claims_of(&self, token: &str) -> Claims {
+        self.keys
+            .verify_ignoring_expiry(token, rtchat::server::auth::TokenKind::Access)
+            .or_else(|_| {
+                self.keys
+                    .verify_ignoring_expiry(token, rtchat::server::auth::TokenKind::Refresh)
+            })
+            .expect("a token of ours")
+    }
+
+    /// A direct connection to this test's database, for checks no API exposes.
+    pub async fn sql(&self) -> tokio_postgres::Client {
+        let (client, conn) = self.db.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client
+    }
+}

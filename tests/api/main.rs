@@ -1,0 +1,13 @@
+//! Integration tests: the real server over real sockets against a real PostgreSQL.
+
+mod helpers;
+
+mod accounts;
+mod authz;
+mod concurrency;
+mod groups;
+mod messages;
+mod meta;
+mod robustness;
+mod rooms;
+mod users;
