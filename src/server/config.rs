@@ -69,6 +69,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(4..=31))]
     pub bcrypt_cost: u32,
 
+    /// Messages a user may send per second, over REST and WebSocket together (with a burst of twice
+    /// that). 0: no limit.
+    #[arg(long, env = "RTCHAT_MAX_SEND_RATE", default_value_t = 10)]
+    pub max_send_rate: u32,
+
     /// Largest number of database connections the server holds.
     #[arg(long, env = "RTCHAT_DB_POOL_SIZE", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -101,6 +106,7 @@ impl Config {
             app_name: "Real-time Chat API".into(),
             cors_origins: Vec::new(),
             bcrypt_cost: 12,
+            max_send_rate: 10,
             db_pool_size: 16,
         }
     }

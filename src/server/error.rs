@@ -29,6 +29,9 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("request body too large")]
     PayloadTooLarge(usize),
+    /// Sending too fast: retry after this many milliseconds.
+    #[error("Too many messages; retry in {0} ms")]
+    TooManyRequests(u64),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -82,8 +85,22 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What a client may be told, as one line.
+    pub fn public_message(&self) -> String {
+        match self.detail() {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Array(errors) => errors
+                .first()
+                .and_then(|e| e["msg"].as_str())
+                .unwrap_or("Invalid request")
+                .to_string(),
+            other => other.to_string(),
         }
     }
 
@@ -106,11 +123,17 @@ impl ApiError {
             ApiError::Unavailable(cause) => tracing::warn!(%cause, "request failed"),
             _ => {}
         }
-        error_response(
+        let mut response = error_response(
             self.status(),
             self.detail(),
             matches!(self, ApiError::Unauthorized(_)),
-        )
+        );
+        if let ApiError::TooManyRequests(ms) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(ms.div_ceil(1000)));
+        }
+        response
     }
 }
 

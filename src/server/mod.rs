@@ -6,12 +6,14 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod hub;
+pub mod messaging;
 pub mod postgres;
-pub mod presence;
 pub mod routes;
 pub mod state;
 pub mod store;
 pub mod validate;
+pub mod ws;
 
 use std::future::Future;
 use std::io::Write;
@@ -27,7 +29,9 @@ use warp::reply::Response;
 
 pub use config::Config;
 
+use crate::proto;
 use crate::server::auth::TokenKeys;
+use crate::server::hub::Hub;
 use crate::server::postgres::ManagedPostgres;
 use crate::server::state::{AppState, Shared};
 use crate::server::store::Store;
@@ -67,17 +71,23 @@ impl Server {
         routes::check_cors_origins(&config.cors_origins).map_err(ServerError::Config)?;
         db::migrate(&database).await?;
         let pool = db::connect_pool(database, config.db_pool_size).await?;
+        let store = Store::new(pool);
+        let published_max = store
+            .max_message_id()
+            .await
+            .map_err(|e| ServerError::Config(format!("reading the database: {e}")))?;
         let dummy_hash =
             auth::hash_password("not anybody's password".into(), config.bcrypt_cost).await?;
         let state = AppState::new(Shared {
-            store: Store::new(pool),
+            store,
             keys: TokenKeys::new(
                 secret,
                 &config.algorithm,
                 config.access_token_expire_minutes,
                 config.refresh_token_expire_days,
             ),
-            presence: Default::default(),
+            hub: Hub::new(ws::QUEUE_CAPACITY, published_max),
+            send_limiter: send_limiter(config.max_send_rate),
             bcrypt_cost: config.bcrypt_cost,
             app_name: config.app_name.clone(),
             dummy_hash,
@@ -109,13 +119,26 @@ impl Server {
     /// Serves until `shutdown` completes, then finishes the requests in flight.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let janitor = tokio::spawn(purge_expired_sessions(self.state.clone()));
+        let state = self.state.clone();
         warp::serve(self.routes)
             .incoming(self.listener)
-            .graceful(shutdown)
+            .graceful(async move {
+                shutdown.await;
+                // Upgraded sockets are not the HTTP server's to drain: close them ourselves.
+                state.hub.close_all(hub::CLOSE_GOING_AWAY);
+            })
             .run()
             .await;
         janitor.abort();
     }
+}
+
+fn send_limiter(per_second: u32) -> Option<governor::DefaultKeyedRateLimiter<proto::UserId>> {
+    let rate = std::num::NonZeroU32::new(per_second)?;
+    let burst = rate.saturating_mul(std::num::NonZeroU32::new(2).expect("2 is not zero"));
+    Some(governor::RateLimiter::keyed(
+        governor::Quota::per_second(rate).allow_burst(burst),
+    ))
 }
 
 async fn purge_expired_sessions(state: AppState) {
@@ -126,6 +149,9 @@ async fn purge_expired_sessions(state: AppState) {
             Ok(n) if n > 0 => tracing::info!(tokens = n, "purged expired refresh tokens"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+        }
+        if let Some(limiter) = &state.send_limiter {
+            limiter.retain_recent();
         }
     }
 }

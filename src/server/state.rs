@@ -7,7 +7,7 @@ use warp::http::HeaderMap;
 
 use crate::server::auth::{AuthError, TokenKeys, TokenKind};
 use crate::server::error::ApiError;
-use crate::server::presence::Presence;
+use crate::server::hub::Hub;
 use crate::server::store::{Store, UserRecord};
 
 #[derive(Clone)]
@@ -16,7 +16,9 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     pub store: Store,
     pub keys: TokenKeys,
-    pub presence: Presence,
+    pub hub: Hub,
+    /// Per-user send rate; None when unlimited.
+    pub send_limiter: Option<governor::DefaultKeyedRateLimiter<crate::proto::UserId>>,
     pub bcrypt_cost: u32,
     pub app_name: String,
     /// A hash to check passwords against when the login names nobody, so that an unknown name takes

@@ -14,6 +14,7 @@ use crate::proto::{
 use crate::server::auth::{self, AuthError, TokenKind};
 use crate::server::error::{ApiError, respond};
 use crate::server::extract::json_body;
+use crate::server::messaging;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::{CreateUserOutcome, NewUser, RotateOutcome};
 use crate::server::validate::normalise_email;
@@ -173,9 +174,12 @@ async fn logout(state: AppState, req: RefreshRequest) -> Result<Response, ApiErr
         .verify_ignoring_expiry(&req.refresh_token, TokenKind::Refresh)
         .map_err(|_| invalid())?;
     let hash = auth::hash_refresh_token(&req.refresh_token);
-    if !state.store.end_session_by_refresh(&hash).await? {
-        return Err(invalid());
-    }
+    let session = state
+        .store
+        .end_session_by_refresh(&hash)
+        .await?
+        .ok_or_else(invalid)?;
+    messaging::session_ended(&state, session);
     Ok(json(&MessageReply {
         message: "Logout successful".into(),
     }))
@@ -183,6 +187,7 @@ async fn logout(state: AppState, req: RefreshRequest) -> Result<Response, ApiErr
 
 async fn logout_all(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
     let n = state.store.end_all_sessions(me.id()).await?;
+    messaging::user_sessions_ended(&state, me.id());
     Ok(json(&LogoutAllReply {
         message: "Logged out from all devices".into(),
         sessions_terminated: n,
@@ -204,6 +209,7 @@ async fn change_password(
     }
     let hash = auth::hash_password(req.new_password, state.bcrypt_cost).await?;
     state.store.change_password(me.id(), &hash).await?;
+    messaging::user_sessions_ended(&state, me.id());
     Ok(json(&MessageReply {
         message: "Password changed successfully. Please login again.".into(),
     }))

@@ -13,6 +13,7 @@ use crate::proto::{
 };
 use crate::server::error::{ApiError, respond};
 use crate::server::extract::{json_body, path_id, query};
+use crate::server::messaging;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::{InsertOutcome, NewMessage, RemoveOutcome, RoomAccess, RoomKind};
 use crate::server::validate::HistoryQuery;
@@ -139,6 +140,8 @@ async fn create(
         .create_group(me.id(), req.name.trim(), &members)
         .await?
         .ok_or_else(|| ApiError::NotFound("A member no longer exists".into()))?;
+    let named = state.store.usernames(&members).await?;
+    messaging::group_created(&state, group.id, &group.name, &named);
     Ok(created(&CreateGroupReply {
         message: "Group created successfully".into(),
         group: Group {
@@ -157,16 +160,17 @@ async fn send(
     me: CurrentUser,
     req: SendGroupRequest,
 ) -> Result<Response, ApiError> {
-    let outcome = state
-        .store
-        .insert_message(&NewMessage {
+    let outcome = messaging::send(
+        &state,
+        &NewMessage {
             room_id: req.group_id,
             kind: RoomKind::Group,
             sender_id: me.id(),
             content: &req.content,
             client_id: req.client_id.as_deref(),
-        })
-        .await?;
+        },
+    )
+    .await?;
     match outcome {
         InsertOutcome::Stored(m) | InsertOutcome::Duplicate(m) => Ok(sent(&m, me.id())),
         InsertOutcome::ClientIdReused => Err(client_id_reused()),
@@ -188,7 +192,7 @@ async fn history(
     q: HistoryQuery,
 ) -> Result<Response, ApiError> {
     let (id, access) = group_access(&state, &segment, me.id()).await?;
-    Ok(json(&read_page(&state, me.id(), id, &access, &q).await?))
+    Ok(json(&read_page(&state, &me, id, &access, &q).await?))
 }
 
 async fn my_groups(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
@@ -248,11 +252,15 @@ async fn add_members(
     }
     let users = dedup(&req.user_ids);
     check_users_exist(&state, &users).await?;
+    let lock = state.hub.room_lock(id);
+    let _in_order = lock.lock().await;
     let added = state
         .store
         .add_members(id, &users)
         .await?
         .ok_or_else(|| ApiError::NotFound("A user no longer exists".into()))?;
+    let name = state.store.group_name(id).await?.unwrap_or_default();
+    messaging::members_added(&state, id, &name, &added);
     Ok(json(&AddMembersReply {
         message: format!("Successfully added {} members", added.len()),
         members_added: added.len() as u64,
@@ -271,10 +279,16 @@ async fn remove_member(
             "Not authorized to remove this member".into(),
         ));
     }
+    // Under the room's send lock: no message can reach the member after the removal.
+    let lock = state.hub.room_lock(id);
+    let _in_order = lock.lock().await;
     match state.store.remove_member(id, req.user_id).await? {
-        RemoveOutcome::Removed => Ok(json(&MessageReply {
-            message: "Member removed successfully".into(),
-        })),
+        RemoveOutcome::Removed(username) => {
+            messaging::member_removed(&state, id, req.user_id, &username);
+            Ok(json(&MessageReply {
+                message: "Member removed successfully".into(),
+            }))
+        }
         RemoveOutcome::NotAMember => Err(ApiError::NotFound("Member not found in group".into())),
     }
 }

@@ -3,7 +3,8 @@
 
 use crate::proto::{Message, MessageId, MessageWithSender, RoomId, UserId};
 use crate::server::error::ApiError;
-use crate::server::state::AppState;
+use crate::server::messaging;
+use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::{HistoryPage, RoomAccess, StoredMessage};
 use crate::server::validate::HistoryQuery;
 
@@ -27,16 +28,18 @@ fn page_of(q: &HistoryQuery) -> HistoryPage {
 
 pub async fn read_page(
     state: &AppState,
-    reader: UserId,
+    me: &CurrentUser,
     room_id: RoomId,
     access: &RoomAccess,
     query: &HistoryQuery,
 ) -> Result<Vec<MessageWithSender>, ApiError> {
+    let reader = me.id();
     let page = state.store.history(room_id, page_of(query)).await?;
     let mut last_read = access.last_read;
     if let Some(newest) = page.last().map(|m| m.id)
         && newest > last_read
-        && let Some((pointer, _)) = state.store.mark_read(room_id, reader, newest).await?
+        && let Some((pointer, _)) =
+            messaging::mark_read(state, reader, &me.user.username, room_id, newest).await?
     {
         last_read = pointer;
     }
@@ -46,7 +49,8 @@ pub async fn read_page(
         .collect())
 }
 
-/// A stored message as `reader` sees it. Only the sender sees their own `client_id`.
+/// A stored message as `reader` sees it. `client_id` is shown to everyone, as on the WebSocket: it
+/// is an opaque retry key, of no use to anyone but its sender.
 pub fn to_message(
     m: &StoredMessage,
     reader: UserId,
@@ -65,7 +69,7 @@ pub fn to_message(
             m.id <= reader_last_read
         },
         created_at: m.created_at.into(),
-        client_id: if own { m.client_id.clone() } else { None },
+        client_id: m.client_id.clone(),
     }
 }
 

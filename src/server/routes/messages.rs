@@ -9,6 +9,7 @@ use super::{authenticated, created, json, with_state};
 use crate::proto::{ChatSummary, MessageWithSender, SendDirectRequest, SendReply, UserId};
 use crate::server::error::{ApiError, respond};
 use crate::server::extract::{json_body, path_id, query};
+use crate::server::messaging;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::{InsertOutcome, NewMessage, RoomKind, StoredMessage};
 use crate::server::validate::HistoryQuery;
@@ -77,16 +78,18 @@ async fn send(
                 .await?
         }
     };
-    let outcome = state
-        .store
-        .insert_message(&NewMessage {
+    messaging::direct_room_ready(&state, room_id, me.id(), req.recipient_id);
+    let outcome = messaging::send(
+        &state,
+        &NewMessage {
             room_id,
             kind: RoomKind::Direct,
             sender_id: me.id(),
             content: &req.content,
             client_id: req.client_id.as_deref(),
-        })
-        .await?;
+        },
+    )
+    .await?;
     match outcome {
         InsertOutcome::Stored(m) | InsertOutcome::Duplicate(m) => Ok(sent(&m, me.id())),
         InsertOutcome::ClientIdReused => Err(client_id_reused()),
@@ -125,7 +128,7 @@ async fn history(
         .await?
         .ok_or_else(not_found)?;
     Ok(json(
-        &read_page(&state, me.id(), room_id, &access, &q).await?,
+        &read_page(&state, &me, room_id, &access, &q).await?,
     ))
 }
 

@@ -65,7 +65,7 @@ async fn health(state: AppState) -> Response {
 
 /// Online users the caller shares a room with (the seed showed everyone's to anyone, S11).
 async fn online_users(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
-    let online = state.presence.online_users();
+    let online = state.hub.online_users();
     let visible = if online.is_empty() {
         online
     } else {

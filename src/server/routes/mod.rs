@@ -7,6 +7,7 @@ mod history;
 mod messages;
 mod meta;
 mod rooms;
+mod sync;
 mod users;
 
 use std::convert::Infallible;
@@ -78,7 +79,11 @@ pub fn routes(state: AppState, cors_origins: &[String]) -> BoxedFilter<(Response
         .unify()
         .or(users::routes(state.clone()))
         .unify()
-        .or(rooms::routes(state))
+        .or(rooms::routes(state.clone()))
+        .unify()
+        .or(sync::routes(state.clone()))
+        .unify()
+        .or(crate::server::ws::routes(state))
         .unify()
         .boxed();
 

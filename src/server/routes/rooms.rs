@@ -8,6 +8,7 @@ use super::{authenticated, json, with_state};
 use crate::proto::{MarkReadRequest, ReadState, RoomId};
 use crate::server::error::{ApiError, respond};
 use crate::server::extract::{optional_json_body, path_id};
+use crate::server::messaging;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::RoomKind;
 
@@ -46,9 +47,7 @@ async fn mark_read(
         .message_in_room(room_id, req.message_id)
         .await?
         .ok_or_else(|| ApiError::NotFound("Message not found in this room".into()))?;
-    let (pointer, unread) = state
-        .store
-        .mark_read(room_id, me.id(), upto)
+    let (pointer, unread) = messaging::mark_read(&state, me.id(), &me.user.username, room_id, upto)
         .await?
         .ok_or_else(|| ApiError::Forbidden("You are not a member of this room".into()))?;
     Ok(json(&ReadState {

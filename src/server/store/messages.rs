@@ -137,7 +137,7 @@ impl Store {
         page: HistoryPage,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let client = self.client().await?;
-        let mut messages = match page {
+        let messages = match page {
             HistoryPage::Newest {
                 before,
                 offset,
@@ -181,8 +181,47 @@ impl Store {
                     .collect()
             }
         };
-        messages.shrink_to_fit();
         Ok(messages)
+    }
+
+    /// Messages of every room `user` is in with an id above `since`, in id order, at most `limit`.
+    /// Each room is read through its (room, id) index, not by scanning all messages after `since`.
+    pub async fn messages_since(
+        &self,
+        user: UserId,
+        since: MessageId,
+        limit: i64,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS}
+                 FROM chat_room_members mm
+                 CROSS JOIN LATERAL (
+                    SELECT * FROM messages x
+                    WHERE x.chat_room_id = mm.chat_room_id AND x.id > $2
+                    ORDER BY x.id LIMIT $3
+                 ) m
+                 LEFT JOIN users u ON u.id = m.sender_id
+                 WHERE mm.user_id = $1
+                 ORDER BY m.id LIMIT $3"
+            ))
+            .await?;
+        Ok(client
+            .query(&stmt, &[&user, &since, &limit])
+            .await?
+            .iter()
+            .map(from_row)
+            .collect())
+    }
+
+    /// The highest message id stored (0 when there are none).
+    pub async fn max_message_id(&self) -> Result<MessageId, StoreError> {
+        let client = self.client().await?;
+        Ok(client
+            .query_one("SELECT coalesce(max(id), 0) FROM messages", &[])
+            .await?
+            .get(0))
     }
 
     /// The id of message `id` if it is in `room_id`, or the room's newest message id when `id` is

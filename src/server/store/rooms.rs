@@ -66,7 +66,8 @@ pub struct MemberRow {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum RemoveOutcome {
-    Removed,
+    /// Removed; the member's username.
+    Removed(String),
     NotAMember,
 }
 
@@ -191,25 +192,28 @@ impl Store {
         }
     }
 
-    /// Adds the users not yet in the group; returns those added. New members start with everything
-    /// before their arrival marked read.
+    /// Adds the users not yet in the group; returns those added, with their names. New members
+    /// start with everything before their arrival marked read.
     pub async fn add_members(
         &self,
         room_id: RoomId,
         users: &[UserId],
-    ) -> Result<Option<Vec<UserId>>, StoreError> {
+    ) -> Result<Option<Vec<(UserId, String)>>, StoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "INSERT INTO chat_room_members (chat_room_id, user_id, last_read_message_id)
-                 SELECT $1, u, coalesce((SELECT max(id) FROM messages WHERE chat_room_id = $1), 0)
-                 FROM unnest($2::int[]) AS u
-                 ON CONFLICT (chat_room_id, user_id) DO NOTHING
-                 RETURNING user_id",
+                "WITH ins AS (
+                    INSERT INTO chat_room_members (chat_room_id, user_id, last_read_message_id)
+                    SELECT $1, u, coalesce((SELECT max(id) FROM messages WHERE chat_room_id = $1), 0)
+                    FROM unnest($2::int[]) AS u
+                    ON CONFLICT (chat_room_id, user_id) DO NOTHING
+                    RETURNING user_id
+                 )
+                 SELECT ins.user_id, u.username FROM ins JOIN users u ON u.id = ins.user_id",
             )
             .await?;
         match client.query(&stmt, &[&room_id, &users]).await {
-            Ok(rows) => Ok(Some(rows.iter().map(|r| r.get(0)).collect())),
+            Ok(rows) => Ok(Some(rows.iter().map(|r| (r.get(0), r.get(1))).collect())),
             Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -225,14 +229,16 @@ impl Store {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let removed = tx
-            .execute(
-                "DELETE FROM chat_room_members WHERE chat_room_id = $1 AND user_id = $2",
+            .query_opt(
+                "DELETE FROM chat_room_members m USING users u
+                 WHERE m.chat_room_id = $1 AND m.user_id = $2 AND u.id = m.user_id
+                 RETURNING u.username",
                 &[&room_id, &user_id],
             )
             .await?;
-        if removed == 0 {
+        let Some(removed) = removed else {
             return Ok(RemoveOutcome::NotAMember);
-        }
+        };
         tx.execute(
             "UPDATE chat_rooms SET created_by = (
                 SELECT user_id FROM chat_room_members WHERE chat_room_id = $1
@@ -243,7 +249,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(RemoveOutcome::Removed)
+        Ok(RemoveOutcome::Removed(removed.get(0)))
     }
 
     pub async fn members(&self, room_id: RoomId) -> Result<Vec<MemberRow>, StoreError> {
@@ -374,6 +380,51 @@ impl Store {
                 last_message_time: r.get(6),
                 unread_count: r.get(7),
             })
+            .collect())
+    }
+
+    pub async fn group_name(&self, room_id: RoomId) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT name FROM chat_rooms WHERE id = $1")
+            .await?;
+        Ok(client
+            .query_opt(&stmt, &[&room_id])
+            .await?
+            .and_then(|r| r.get(0)))
+    }
+
+    /// Every room the user is a member of, for the live membership cache.
+    pub async fn rooms_of(&self, user_id: UserId) -> Result<Vec<(RoomId, RoomKind)>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT r.id, r.room_type FROM chat_room_members m
+                 JOIN chat_rooms r ON r.id = m.chat_room_id WHERE m.user_id = $1",
+            )
+            .await?;
+        Ok(client
+            .query(&stmt, &[&user_id])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), RoomKind::parse(r.get(1))))
+            .collect())
+    }
+
+    /// The usernames of `users`, in the order given (unknown ids are skipped).
+    pub async fn usernames(&self, users: &[UserId]) -> Result<Vec<(UserId, String)>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT u.id, u.username FROM unnest($1::int[]) WITH ORDINALITY AS want(id, n)
+                 JOIN users u ON u.id = want.id ORDER BY want.n",
+            )
+            .await?;
+        Ok(client
+            .query(&stmt, &[&users])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
             .collect())
     }
 

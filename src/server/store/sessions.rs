@@ -146,17 +146,18 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Ends the session a refresh token belongs to. False if there was no open session for it.
-    pub async fn end_session_by_refresh(&self, token_hash: &str) -> Result<bool, StoreError> {
+    /// Ends the session a refresh token belongs to; None if there was no open session for it.
+    pub async fn end_session_by_refresh(&self, token_hash: &str) -> Result<Option<Uuid>, StoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
                 "UPDATE auth_sessions s SET revoked_at = now()
                  FROM refresh_tokens rt
-                 WHERE rt.token_hash = $1 AND s.id = rt.session_id AND s.revoked_at IS NULL",
+                 WHERE rt.token_hash = $1 AND s.id = rt.session_id AND s.revoked_at IS NULL
+                 RETURNING s.id",
             )
             .await?;
-        Ok(client.execute(&stmt, &[&token_hash]).await? > 0)
+        Ok(client.query_opt(&stmt, &[&token_hash]).await?.map(|r| r.get(0)))
     }
 
     /// Ends every open session of the user; returns how many there were.

@@ -1,0 +1,559 @@
+//! Live fan-out: who is connected, which rooms each online user belongs to (a cache kept current by
+//! every membership change, so no message re-reads membership), who is looking at which room, and
+//! the delivery of one serialised frame to many bounded per-connection queues.
+//!
+//! Also the per-room send order (a lock per room, held from insert to publish) and the sync
+//! watermark: the highest message id below which every message has been published.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+use warp::ws::Message;
+
+use crate::proto::{MessageId, RoomId, ServerFrame, UserId};
+use crate::server::store::RoomKind;
+
+pub type ConnId = u64;
+
+/// Why the server closes a socket: a WebSocket close code and a reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseReason {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+pub const CLOSE_GOING_AWAY: CloseReason = CloseReason {
+    code: 1001,
+    reason: "server shutting down",
+};
+pub const CLOSE_TOO_BIG: CloseReason = CloseReason {
+    code: 1009,
+    reason: "frame too large",
+};
+pub const CLOSE_AUTH_TIMEOUT: CloseReason = CloseReason {
+    code: 4000,
+    reason: "no auth frame in time",
+};
+pub const CLOSE_AUTH_FAILED: CloseReason = CloseReason {
+    code: 4001,
+    reason: "authentication failed",
+};
+pub const CLOSE_NO_HEARTBEAT: CloseReason = CloseReason {
+    code: 4002,
+    reason: "no heartbeat",
+};
+pub const CLOSE_SESSION_ENDED: CloseReason = CloseReason {
+    code: 4003,
+    reason: "session ended",
+};
+pub const CLOSE_TOO_SLOW: CloseReason = CloseReason {
+    code: 4008,
+    reason: "too slow: reconnect and sync",
+};
+
+/// A frame serialised once, shared by every recipient (cloning only bumps a reference count).
+#[derive(Clone)]
+pub struct Frame(Message);
+
+impl Frame {
+    pub fn new(frame: &ServerFrame) -> Frame {
+        Frame(Message::text(
+            serde_json::to_string(frame).expect("frames always serialise"),
+        ))
+    }
+
+    pub fn message(&self) -> Message {
+        self.0.clone()
+    }
+}
+
+struct Conn {
+    user: UserId,
+    session: Uuid,
+    tx: mpsc::Sender<Message>,
+    kill: Option<oneshot::Sender<CloseReason>>,
+    viewing: HashSet<RoomId>,
+}
+
+struct OnlineUser {
+    username: String,
+    conns: Vec<ConnId>,
+    rooms: HashMap<RoomId, RoomKind>,
+    /// Bumped on every membership change, so a room list loaded concurrently can be detected stale.
+    generation: u64,
+}
+
+#[derive(Default)]
+struct RoomEntry {
+    online: HashSet<UserId>,
+    viewers: HashMap<ConnId, UserId>,
+}
+
+#[derive(Default)]
+struct State {
+    conns: HashMap<ConnId, Conn>,
+    users: HashMap<UserId, OnlineUser>,
+    rooms: HashMap<RoomId, RoomEntry>,
+    /// In-flight sends: ticket -> highest published id when the send began.
+    in_flight: BTreeMap<u64, MessageId>,
+    published_max: MessageId,
+}
+
+/// A new connection's ends: its outgoing queue and the signal that the hub has closed it.
+pub struct Registration {
+    pub conn: ConnId,
+    pub outgoing: mpsc::Receiver<Message>,
+    pub closed: oneshot::Receiver<CloseReason>,
+    /// This is the user's first live connection: they just came online.
+    pub first: bool,
+    pub generation: u64,
+}
+
+pub struct Hub {
+    state: Mutex<State>,
+    next_id: AtomicU64,
+    room_locks: Mutex<HashMap<RoomId, Weak<tokio::sync::Mutex<()>>>>,
+    queue_capacity: usize,
+}
+
+/// A send in progress, from before its insert until after its publish.
+pub struct SendTicket(u64);
+
+impl Hub {
+    pub fn new(queue_capacity: usize, published_max: MessageId) -> Hub {
+        Hub {
+            state: Mutex::new(State {
+                published_max,
+                ..State::default()
+            }),
+            next_id: AtomicU64::new(1),
+            room_locks: Mutex::new(HashMap::new()),
+            queue_capacity,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    // ----- connections -----
+
+    pub fn register(&self, user: UserId, username: &str, session: Uuid) -> Registration {
+        let conn = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, outgoing) = mpsc::channel(self.queue_capacity);
+        let (kill, closed) = oneshot::channel();
+        let mut st = self.lock();
+        st.conns.insert(
+            conn,
+            Conn {
+                user,
+                session,
+                tx,
+                kill: Some(kill),
+                viewing: HashSet::new(),
+            },
+        );
+        let entry = st.users.entry(user).or_insert_with(|| OnlineUser {
+            username: username.to_string(),
+            conns: Vec::new(),
+            rooms: HashMap::new(),
+            generation: 0,
+        });
+        entry.conns.push(conn);
+        let first = entry.conns.len() == 1;
+        let generation = entry.generation;
+        Registration {
+            conn,
+            outgoing,
+            closed,
+            first,
+            generation,
+        }
+    }
+
+    /// Installs the user's rooms as loaded from the database, unless membership changed meanwhile
+    /// (then the caller loads again). True when installed.
+    pub fn set_rooms(&self, user: UserId, rooms: &[(RoomId, RoomKind)], generation: u64) -> bool {
+        let mut st = self.lock();
+        let Some(u) = st.users.get_mut(&user) else {
+            return true; // went offline meanwhile: nothing to keep current
+        };
+        if u.generation != generation {
+            return false;
+        }
+        u.rooms = rooms.iter().copied().collect();
+        for (room, _) in rooms {
+            st.rooms.entry(*room).or_default().online.insert(user);
+        }
+        true
+    }
+
+    /// The user's membership generation (see `set_rooms`).
+    pub fn generation(&self, user: UserId) -> u64 {
+        self.lock().users.get(&user).map_or(0, |u| u.generation)
+    }
+
+    /// Removes a connection; returns the rooms it was viewing and whether it was the user's last.
+    pub fn unregister(&self, conn: ConnId) -> (Vec<RoomId>, bool) {
+        let mut st = self.lock();
+        let Some(c) = st.conns.remove(&conn) else {
+            return (Vec::new(), false);
+        };
+        let viewing: Vec<RoomId> = c.viewing.into_iter().collect();
+        for room in &viewing {
+            if let Some(r) = st.rooms.get_mut(room) {
+                r.viewers.remove(&conn);
+            }
+        }
+        let mut last = false;
+        if let Some(u) = st.users.get_mut(&c.user) {
+            u.conns.retain(|id| *id != conn);
+            if u.conns.is_empty() {
+                last = true;
+                let rooms: Vec<RoomId> = u.rooms.keys().copied().collect();
+                st.users.remove(&c.user);
+                for room in rooms {
+                    if let Some(r) = st.rooms.get_mut(&room) {
+                        r.online.remove(&c.user);
+                        if r.online.is_empty() && r.viewers.is_empty() {
+                            st.rooms.remove(&room);
+                        }
+                    }
+                }
+            }
+        }
+        (viewing, last)
+    }
+
+    fn close_where(&self, reason: CloseReason, pred: impl Fn(&Conn) -> bool) -> usize {
+        let mut st = self.lock();
+        let mut n = 0;
+        for c in st.conns.values_mut().filter(|c| pred(c)) {
+            if let Some(kill) = c.kill.take() {
+                let _ = kill.send(reason);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Closes the sockets of one session (logout). Returns how many.
+    pub fn close_session(&self, session: Uuid) -> usize {
+        self.close_where(CLOSE_SESSION_ENDED, |c| c.session == session)
+    }
+
+    /// Closes every socket of a user (logout-all, password change).
+    pub fn close_user(&self, user: UserId) -> usize {
+        self.close_where(CLOSE_SESSION_ENDED, |c| c.user == user)
+    }
+
+    pub fn close_all(&self, reason: CloseReason) -> usize {
+        self.close_where(reason, |_| true)
+    }
+
+    pub fn online_users(&self) -> Vec<UserId> {
+        let mut users: Vec<UserId> = self.lock().users.keys().copied().collect();
+        users.sort_unstable();
+        users
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.lock().conns.len()
+    }
+
+    // ----- membership cache -----
+
+    /// The kind of `room` if `user` (online) is a member of it.
+    pub fn membership(&self, user: UserId, room: RoomId) -> Option<RoomKind> {
+        self.lock().users.get(&user)?.rooms.get(&room).copied()
+    }
+
+    /// Records that `users` are now members of `room`.
+    pub fn members_added(&self, room: RoomId, kind: RoomKind, users: &[UserId]) {
+        let mut st = self.lock();
+        for user in users {
+            if let Some(u) = st.users.get_mut(user)
+                && u.rooms.insert(room, kind).is_none()
+            {
+                u.generation += 1;
+                st.rooms.entry(room).or_default().online.insert(*user);
+            }
+        }
+    }
+
+    /// Records that `user` left `room`: from now on nothing of that room reaches them.
+    pub fn member_removed(&self, room: RoomId, user: UserId) {
+        let mut st = self.lock();
+        let Some(u) = st.users.get_mut(&user) else {
+            return;
+        };
+        u.generation += 1;
+        u.rooms.remove(&room);
+        let conns = u.conns.clone();
+        for conn in &conns {
+            if let Some(c) = st.conns.get_mut(conn) {
+                c.viewing.remove(&room);
+            }
+        }
+        if let Some(r) = st.rooms.get_mut(&room) {
+            r.online.remove(&user);
+            for conn in &conns {
+                r.viewers.remove(conn);
+            }
+        }
+    }
+
+    // ----- viewing (join_room / leave_room) -----
+
+    /// Marks `conn` as looking at `room`; false if it already was.
+    pub fn start_viewing(&self, conn: ConnId, room: RoomId) -> bool {
+        let mut st = self.lock();
+        let Some(c) = st.conns.get_mut(&conn) else {
+            return false;
+        };
+        let user = c.user;
+        if !c.viewing.insert(room) {
+            return false;
+        }
+        st.rooms.entry(room).or_default().viewers.insert(conn, user);
+        true
+    }
+
+    /// Stops `conn` looking at `room`; false if it was not.
+    pub fn stop_viewing(&self, conn: ConnId, room: RoomId) -> bool {
+        let mut st = self.lock();
+        let Some(c) = st.conns.get_mut(&conn) else {
+            return false;
+        };
+        if !c.viewing.remove(&room) {
+            return false;
+        }
+        if let Some(r) = st.rooms.get_mut(&room) {
+            r.viewers.remove(&conn);
+        }
+        true
+    }
+
+    // ----- delivery -----
+
+    /// Queues `frame` on each listed connection. A full queue means a reader that cannot keep up:
+    /// it is closed (it recovers with `sync`), and nobody else waits for it.
+    fn deliver(st: &mut State, conns: impl IntoIterator<Item = ConnId>, frame: &Frame) -> usize {
+        let mut delivered = 0;
+        for id in conns {
+            let Some(c) = st.conns.get_mut(&id) else {
+                continue;
+            };
+            match c.tx.try_send(frame.message()) {
+                Ok(()) => delivered += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    if let Some(kill) = c.kill.take() {
+                        let _ = kill.send(CLOSE_TOO_SLOW);
+                    }
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        delivered
+    }
+
+    fn conns_of_users<'a>(
+        st: &'a State,
+        users: impl IntoIterator<Item = &'a UserId> + 'a,
+    ) -> Vec<ConnId> {
+        users
+            .into_iter()
+            .filter_map(|u| st.users.get(u))
+            .flat_map(|u| u.conns.iter().copied())
+            .collect()
+    }
+
+    /// To every connection of every online member of `room`, optionally but one user.
+    pub fn to_room(&self, room: RoomId, frame: &Frame, except_user: Option<UserId>) -> usize {
+        let mut st = self.lock();
+        let Some(r) = st.rooms.get(&room) else {
+            return 0;
+        };
+        let users = r.online.iter().filter(|u| Some(**u) != except_user);
+        let conns = Self::conns_of_users(&st, users);
+        Self::deliver(&mut st, conns, frame)
+    }
+
+    /// To the connections looking at `room`, but one.
+    pub fn to_viewers(&self, room: RoomId, frame: &Frame, except_conn: ConnId) -> usize {
+        let mut st = self.lock();
+        let conns: Vec<ConnId> = match st.rooms.get(&room) {
+            Some(r) => r.viewers.keys().copied().filter(|c| *c != except_conn).collect(),
+            None => return 0,
+        };
+        Self::deliver(&mut st, conns, frame)
+    }
+
+    pub fn to_user(&self, user: UserId, frame: &Frame) -> usize {
+        let mut st = self.lock();
+        let conns = Self::conns_of_users(&st, [user].iter());
+        Self::deliver(&mut st, conns, frame)
+    }
+
+    pub fn to_users(&self, users: &[UserId], frame: &Frame) -> usize {
+        let mut st = self.lock();
+        let conns = Self::conns_of_users(&st, users.iter());
+        Self::deliver(&mut st, conns, frame)
+    }
+
+    pub fn to_conn(&self, conn: ConnId, frame: &Frame) -> usize {
+        let mut st = self.lock();
+        Self::deliver(&mut st, [conn], frame)
+    }
+
+    /// Online users who share a room with `user` (not `user`), for presence.
+    pub fn peers(&self, user: UserId) -> Vec<UserId> {
+        let st = self.lock();
+        let Some(u) = st.users.get(&user) else {
+            return Vec::new();
+        };
+        let mut peers: HashSet<UserId> = HashSet::new();
+        for room in u.rooms.keys() {
+            if let Some(r) = st.rooms.get(room) {
+                peers.extend(r.online.iter().copied().filter(|p| *p != user));
+            }
+        }
+        peers.into_iter().collect()
+    }
+
+    pub fn username(&self, user: UserId) -> Option<String> {
+        self.lock().users.get(&user).map(|u| u.username.clone())
+    }
+
+    // ----- ordering -----
+
+    /// The lock that orders one room's sends: held from insert to publish, so members see a room's
+    /// messages in id order.
+    pub fn room_lock(&self, room: RoomId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.room_locks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(lock) = locks.get(&room).and_then(Weak::upgrade) {
+            return lock;
+        }
+        if locks.len() > 1024 {
+            locks.retain(|_, w| w.strong_count() > 0);
+        }
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        locks.insert(room, Arc::downgrade(&lock));
+        lock
+    }
+
+    /// Call before inserting a message: its id will be above the current watermark.
+    pub fn begin_send(&self) -> SendTicket {
+        let ticket = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut st = self.lock();
+        let max = st.published_max;
+        st.in_flight.insert(ticket, max);
+        SendTicket(ticket)
+    }
+
+    /// Ends a send that stored nothing new.
+    pub fn abandon_send(&self, ticket: SendTicket) {
+        self.lock().in_flight.remove(&ticket.0);
+    }
+
+    /// Ends a send by delivering its message to the room's online members. Atomic with respect to
+    /// the watermark: nobody can see a watermark covering `id` before the frame is queued.
+    pub fn publish(
+        &self,
+        ticket: SendTicket,
+        room: RoomId,
+        id: MessageId,
+        frame: impl FnOnce(MessageId) -> ServerFrame,
+    ) -> usize {
+        let mut st = self.lock();
+        st.in_flight.remove(&ticket.0);
+        st.published_max = st.published_max.max(id);
+        let frame = Frame::new(&frame(Self::watermark_of(&st)));
+        let conns = match st.rooms.get(&room) {
+            Some(r) => Self::conns_of_users(&st, r.online.iter()),
+            None => return 0,
+        };
+        Self::deliver(&mut st, conns, &frame)
+    }
+
+    /// Every message with an id at or below this has been published: a client that has seen every
+    /// live message up to now may resume from here with `sync` and miss nothing.
+    pub fn watermark(&self) -> MessageId {
+        Self::watermark_of(&self.lock())
+    }
+
+    fn watermark_of(st: &State) -> MessageId {
+        st.in_flight
+            .values()
+            .copied()
+            .min()
+            .unwrap_or(st.published_max)
+            .min(st.published_max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(text: &str) -> Frame {
+        Frame::new(&ServerFrame::Error {
+            message: text.into(),
+            retry_after_ms: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn delivers_to_every_connection_of_online_members_only() {
+        let hub = Hub::new(8, 0);
+        let mut a1 = hub.register(1, "a", Uuid::new_v4());
+        let mut a2 = hub.register(1, "a", Uuid::new_v4());
+        let mut b = hub.register(2, "b", Uuid::new_v4());
+        assert!(a1.first && !a2.first);
+        assert!(hub.set_rooms(1, &[(10, RoomKind::Group)], a1.generation));
+        assert!(hub.set_rooms(2, &[(11, RoomKind::Group)], b.generation));
+        assert_eq!(hub.to_room(10, &frame("x"), None), 2);
+        assert!(a1.outgoing.try_recv().is_ok());
+        assert!(a2.outgoing.try_recv().is_ok());
+        assert!(b.outgoing.try_recv().is_err());
+
+        hub.members_added(10, RoomKind::Group, &[2]);
+        assert_eq!(hub.to_room(10, &frame("y"), Some(1)), 1);
+        hub.member_removed(10, 2);
+        assert_eq!(hub.to_room(10, &frame("z"), Some(1)), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_closes_that_connection_only() {
+        let hub = Hub::new(2, 0);
+        let mut slow = hub.register(1, "slow", Uuid::new_v4());
+        let mut fast = hub.register(2, "fast", Uuid::new_v4());
+        hub.set_rooms(1, &[(5, RoomKind::Group)], 0);
+        hub.set_rooms(2, &[(5, RoomKind::Group)], 0);
+        for _ in 0..3 {
+            hub.to_room(5, &frame("m"), None);
+            assert!(fast.outgoing.try_recv().is_ok());
+        }
+        assert_eq!(slow.closed.try_recv().unwrap(), CLOSE_TOO_SLOW);
+        assert!(fast.closed.try_recv().is_err());
+    }
+
+    #[test]
+    fn watermark_stays_below_sends_in_flight() {
+        let hub = Hub::new(2, 100);
+        assert_eq!(hub.watermark(), 100);
+        let slow = hub.begin_send(); // will get some id > 100
+        let quick = hub.begin_send();
+        let cursor = |w| ServerFrame::Error {
+            message: format!("{w}"),
+            retry_after_ms: None,
+        };
+        hub.publish(quick, 1, 102, cursor);
+        assert_eq!(hub.watermark(), 100, "the slow one may still get 101");
+        hub.publish(slow, 1, 101, cursor);
+        assert_eq!(hub.watermark(), 102);
+    }
+}

@@ -1,0 +1,175 @@
+//! What happens when someone sends, reads, syncs or changes a room's membership, whichever door it
+//! came through (REST or WebSocket): the database first, then the live connections.
+
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use uuid::Uuid;
+
+use crate::proto::{LiveMessage, MessageId, RoomId, ServerFrame, SyncReply, UserId};
+use crate::server::error::ApiError;
+use crate::server::hub::Frame;
+use crate::server::state::AppState;
+use crate::server::store::{InsertOutcome, NewMessage, RoomKind, StoredMessage};
+
+/// The largest page `sync` returns.
+pub const MAX_SYNC_PAGE: i64 = 500;
+
+pub fn live(m: &StoredMessage) -> LiveMessage {
+    LiveMessage {
+        room_id: m.room_id,
+        message_id: m.id,
+        sender_id: m.sender_id,
+        sender_username: m.sender_username.clone(),
+        sender_full_name: m.sender_full_name.clone(),
+        content: m.content.clone(),
+        created_at: m.created_at.into(),
+        client_id: m.client_id.clone(),
+    }
+}
+
+/// Per-user send rate (REST and WebSocket alike). Err carries how long to wait.
+pub fn check_send_rate(state: &AppState, user: UserId) -> Result<(), ApiError> {
+    let Some(limiter) = &state.send_limiter else {
+        return Ok(());
+    };
+    limiter.check_key(&user).map_err(|not_until| {
+        let wait: Duration = not_until.wait_time_from(DefaultClock::default().now());
+        ApiError::TooManyRequests(wait.as_millis().max(1) as u64)
+    })
+}
+
+/// Stores a message and delivers it to every connection of every online member of the room, in id
+/// order per room. A repeated `client_id` returns the first message and delivers nothing.
+pub async fn send(state: &AppState, msg: &NewMessage<'_>) -> Result<InsertOutcome, ApiError> {
+    check_send_rate(state, msg.sender_id)?;
+    let lock = state.hub.room_lock(msg.room_id);
+    let _in_order = lock.lock().await;
+    let ticket = state.hub.begin_send();
+    let outcome = match state.store.insert_message(msg).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            state.hub.abandon_send(ticket);
+            return Err(e.into());
+        }
+    };
+    match &outcome {
+        InsertOutcome::Stored(m) => {
+            let message = live(m);
+            state
+                .hub
+                .publish(ticket, m.room_id, m.id, |sync_cursor| ServerFrame::NewMessage {
+                    message,
+                    sync_cursor,
+                });
+        }
+        _ => state.hub.abandon_send(ticket),
+    }
+    Ok(outcome)
+}
+
+/// Makes sure both people of a (possibly new) direct room receive its messages live.
+pub fn direct_room_ready(state: &AppState, room: RoomId, a: UserId, b: UserId) {
+    state.hub.members_added(room, RoomKind::Direct, &[a, b]);
+}
+
+/// Moves `reader`'s read pointer in `room` forward to `upto` and tells the room. Returns the pointer
+/// and the reader's unread count.
+pub async fn mark_read(
+    state: &AppState,
+    reader: UserId,
+    reader_name: &str,
+    room: RoomId,
+    upto: MessageId,
+) -> Result<Option<(MessageId, i64)>, ApiError> {
+    let Some((pointer, unread)) = state.store.mark_read(room, reader, upto).await? else {
+        return Ok(None);
+    };
+    let receipt = |unread_count| ServerFrame::Read {
+        room_id: room,
+        user_id: reader,
+        username: reader_name.to_string(),
+        last_read_message_id: pointer,
+        unread_count,
+    };
+    state.hub.to_room(room, &Frame::new(&receipt(None)), Some(reader));
+    state.hub.to_user(reader, &Frame::new(&receipt(Some(unread))));
+    Ok(Some((pointer, unread)))
+}
+
+/// Messages of the user's rooms after `since`, in id order, at most `limit`.
+pub async fn sync(
+    state: &AppState,
+    user: UserId,
+    since: MessageId,
+    limit: i64,
+) -> Result<SyncReply, ApiError> {
+    // Read before the query: everything at or below it is committed, so the query sees it.
+    let watermark = state.hub.watermark();
+    let mut rows = state.store.messages_since(user, since, limit + 1).await?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_since = match (has_more, rows.last()) {
+        (true, Some(last)) => last.id.min(watermark).max(since),
+        _ => watermark.max(since),
+    };
+    Ok(SyncReply {
+        messages: rows.iter().map(live).collect(),
+        has_more,
+        next_since,
+    })
+}
+
+/// A new group: its members start receiving at once, and each is told.
+pub fn group_created(state: &AppState, room: RoomId, name: &str, members: &[(UserId, String)]) {
+    let ids: Vec<UserId> = members.iter().map(|(id, _)| *id).collect();
+    state.hub.members_added(room, RoomKind::Group, &ids);
+    for (id, username) in members {
+        let frame = Frame::new(&ServerFrame::MemberAdded {
+            room_id: room,
+            room_type: "group".into(),
+            name: Some(name.to_string()),
+            user_id: *id,
+            username: username.clone(),
+        });
+        state.hub.to_user(*id, &frame);
+    }
+}
+
+/// Users added to a group: they start receiving at once; every member hears of each.
+pub fn members_added(state: &AppState, room: RoomId, name: &str, added: &[(UserId, String)]) {
+    let ids: Vec<UserId> = added.iter().map(|(id, _)| *id).collect();
+    state.hub.members_added(room, RoomKind::Group, &ids);
+    for (id, username) in added {
+        let frame = Frame::new(&ServerFrame::MemberAdded {
+            room_id: room,
+            room_type: "group".into(),
+            name: Some(name.to_string()),
+            user_id: *id,
+            username: username.clone(),
+        });
+        state.hub.to_room(room, &frame, None);
+    }
+}
+
+/// A member left or was removed: the room and the member hear of it, then nothing more of the room
+/// reaches the member. Call with the room's send lock held, so no message slips in between.
+pub fn member_removed(state: &AppState, room: RoomId, user: UserId, username: &str) {
+    let frame = Frame::new(&ServerFrame::MemberRemoved {
+        room_id: room,
+        user_id: user,
+        username: username.to_string(),
+    });
+    state.hub.to_room(room, &frame, None);
+    state.hub.member_removed(room, user);
+}
+
+/// A session ended (logout): its sockets close.
+pub fn session_ended(state: &AppState, session: Uuid) {
+    state.hub.close_session(session);
+}
+
+/// Every session of a user ended (logout-all, password change): all their sockets close.
+pub fn user_sessions_ended(state: &AppState, user: UserId) {
+    state.hub.close_user(user);
+}

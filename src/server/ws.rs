@@ -1,0 +1,498 @@
+//! The WebSocket endpoint: authentication (token in the path, an `Authorization` header, or a first
+//! `auth` frame), then one task per connection that writes its queued frames, reads and answers the
+//! client's frames, pings, and says goodbye to the rooms when it ends.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Map, Value};
+use tokio_tungstenite::tungstenite;
+use warp::filters::BoxedFilter;
+use warp::http::HeaderMap;
+use warp::reply::{Reply, Response};
+use warp::ws::{Message, WebSocket, Ws};
+use warp::{Filter, Rejection};
+
+use crate::proto::{MessageId, RoomId, ServerFrame};
+use crate::server::error::ApiError;
+use crate::server::hub::{
+    CLOSE_AUTH_FAILED, CLOSE_AUTH_TIMEOUT, CLOSE_GOING_AWAY, CLOSE_NO_HEARTBEAT,
+    CLOSE_SESSION_ENDED, CLOSE_TOO_BIG, CloseReason, ConnId, Frame,
+};
+use crate::server::messaging::{self, MAX_SYNC_PAGE};
+use crate::server::routes::with_state;
+use crate::server::state::{AppState, CurrentUser};
+use crate::server::store::{InsertOutcome, NewMessage};
+use crate::server::validate::{self, MAX_CLIENT_ID_CHARS};
+
+/// Frames waiting for one connection; a reader this far behind is closed and catches up with `sync`.
+pub const QUEUE_CAPACITY: usize = 256;
+/// Largest frame a client may send; larger ones close the connection with 1009.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
+const PING_EVERY: Duration = Duration::from_secs(25);
+/// Nothing at all from the client (not even a pong) for this long: the connection is dead.
+const SILENCE_LIMIT: Duration = Duration::from_secs(60);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_SYNC_PAGE: i64 = 100;
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let in_path = warp::path!("ws" / String)
+        .and(warp::ws())
+        .and(with_state(state.clone()))
+        .and_then(|token: String, ws: Ws, state: AppState| async move {
+            let user = state
+                .authenticate_token(&token)
+                .await
+                .map_err(warp::reject::custom)?;
+            Ok::<_, Rejection>(upgrade(ws, state, Some(user)))
+        });
+    let bare = warp::path!("ws")
+        .and(warp::ws())
+        .and(warp::header::headers_cloned())
+        .and(with_state(state))
+        .and_then(|ws: Ws, headers: HeaderMap, state: AppState| async move {
+            let user = if headers.contains_key(warp::http::header::AUTHORIZATION) {
+                Some(
+                    state
+                        .authenticate(&headers)
+                        .await
+                        .map_err(warp::reject::custom)?,
+                )
+            } else {
+                None // a browser cannot set headers: it sends an `auth` frame first
+            };
+            Ok::<_, Rejection>(upgrade(ws, state, user))
+        });
+    in_path.or(bare).unify().boxed()
+}
+
+fn upgrade(ws: Ws, state: AppState, user: Option<CurrentUser>) -> Response {
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .max_write_buffer_size(1024 * 1024)
+        .on_upgrade(move |socket| connection(socket, state, user))
+        .into_response()
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+type Stream = futures_util::stream::SplitStream<WebSocket>;
+
+async fn write(sink: &mut Sink, message: Message) -> Result<(), ()> {
+    match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+async fn write_frame(sink: &mut Sink, frame: &ServerFrame) -> Result<(), ()> {
+    write(sink, Frame::new(frame).message()).await
+}
+
+async fn close(sink: &mut Sink, reason: CloseReason) {
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        sink.send(Message::close_with(reason.code, reason.reason)),
+    )
+    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+}
+
+fn too_big(e: &warp::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+}
+
+/// Waits for `{"type":"auth","token":"..."}`.
+async fn first_frame_auth(stream: &mut Stream, state: &AppState) -> Result<CurrentUser, CloseReason> {
+    let deadline = Instant::now() + AUTH_TIMEOUT;
+    loop {
+        let next = tokio::time::timeout_at(deadline.into(), stream.next())
+            .await
+            .map_err(|_| CLOSE_AUTH_TIMEOUT)?;
+        let msg = match next {
+            Some(Ok(msg)) => msg,
+            _ => return Err(CLOSE_AUTH_FAILED),
+        };
+        if msg.is_ping() || msg.is_pong() {
+            continue;
+        }
+        let token = msg
+            .to_str()
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(text).ok())
+            .filter(|v| v["type"] == "auth")
+            .and_then(|v| v["token"].as_str().map(str::to_owned))
+            .ok_or(CLOSE_AUTH_FAILED)?;
+        return state
+            .authenticate_token(&token)
+            .await
+            .map_err(|_| CLOSE_AUTH_FAILED);
+    }
+}
+
+/// Fills the hub's membership cache for a user who just came online, retrying if membership
+/// changed while the list was being read.
+async fn load_rooms(state: &AppState, user: i32, mut generation: u64) -> Result<(), ApiError> {
+    for _ in 0..5 {
+        let rooms = state.store.rooms_of(user).await?;
+        if state.hub.set_rooms(user, &rooms, generation) {
+            return Ok(());
+        }
+        generation = state.hub.generation(user);
+    }
+    Err(ApiError::Unavailable("membership kept changing".into()))
+}
+
+fn presence(state: &AppState, peers: &[i32], user: &CurrentUser, status: &str) {
+    if peers.is_empty() {
+        return;
+    }
+    let frame = Frame::new(&ServerFrame::Presence {
+        user_id: user.id(),
+        username: user.user.username.clone(),
+        status: status.into(),
+    });
+    state.hub.to_users(peers, &frame);
+}
+
+async fn connection(socket: WebSocket, state: AppState, user: Option<CurrentUser>) {
+    let (mut sink, mut stream) = socket.split();
+    let user = match user {
+        Some(user) => user,
+        None => match first_frame_auth(&mut stream, &state).await {
+            Ok(user) => user,
+            Err(reason) => return close(&mut sink, reason).await,
+        },
+    };
+    let mut reg = state
+        .hub
+        .register(user.id(), &user.user.username, user.session_id);
+    let conn = reg.conn;
+    let ready = async {
+        if reg.first {
+            load_rooms(&state, user.id(), reg.generation).await?;
+        }
+        // A logout between authentication and registration would have found no socket to close.
+        state
+            .store
+            .session_user(user.id(), user.session_id)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("session ended".into()))
+    };
+    let outcome = match ready.await {
+        Ok(_) => None,
+        Err(ApiError::Unauthorized(_)) => Some(CLOSE_SESSION_ENDED),
+        Err(e) => {
+            tracing::warn!(error = %e, "websocket setup failed");
+            Some(CLOSE_GOING_AWAY)
+        }
+    };
+    let connected = ServerFrame::Connected {
+        user_id: user.id(),
+        username: user.user.username.clone(),
+        message: "Connected to chat server".into(),
+        sync_cursor: state.hub.watermark(),
+    };
+    let outcome = match outcome {
+        Some(reason) => Some(reason),
+        None if write_frame(&mut sink, &connected).await.is_err() => None,
+        None => {
+            if reg.first {
+                presence(&state, &state.hub.peers(user.id()), &user, "online");
+            }
+            serve(&state, &user, conn, &mut reg, &mut sink, &mut stream).await
+        }
+    };
+    match outcome {
+        Some(reason) => close(&mut sink, reason).await,
+        None => {
+            let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+        }
+    }
+
+    let peers = state.hub.peers(user.id());
+    let (viewing, last) = state.hub.unregister(conn);
+    for room in viewing {
+        let frame = Frame::new(&ServerFrame::UserLeft {
+            room_id: room,
+            user_id: user.id(),
+            username: user.user.username.clone(),
+        });
+        state.hub.to_viewers(room, &frame, conn);
+    }
+    if last {
+        presence(&state, &peers, &user, "offline");
+    }
+}
+
+/// The connection's life: returns why the server closes it, or None when the client went away.
+async fn serve(
+    state: &AppState,
+    user: &CurrentUser,
+    conn: ConnId,
+    reg: &mut crate::server::hub::Registration,
+    sink: &mut Sink,
+    stream: &mut Stream,
+) -> Option<CloseReason> {
+    let mut heartbeat = tokio::time::interval(PING_EVERY);
+    heartbeat.tick().await;
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            biased;
+            reason = &mut reg.closed => return Some(reason.unwrap_or(CLOSE_GOING_AWAY)),
+            out = reg.outgoing.recv() => match out {
+                Some(message) => {
+                    if write(sink, message).await.is_err() {
+                        return None;
+                    }
+                }
+                None => return Some(CLOSE_GOING_AWAY),
+            },
+            inbound = stream.next() => {
+                let message = match inbound {
+                    None => return None,
+                    Some(Err(e)) if too_big(&e) => return Some(CLOSE_TOO_BIG),
+                    Some(Err(_)) => return None,
+                    Some(Ok(message)) => message,
+                };
+                last_heard = Instant::now();
+                if message.is_close() {
+                    return None;
+                }
+                let reply = if let Ok(text) = message.to_str() {
+                    handle_frame(state, user, conn, text).await
+                } else if message.is_binary() {
+                    Some(error("Binary frames are not supported: send JSON text"))
+                } else {
+                    None // ping and pong are answered by the protocol layer
+                };
+                if let Some(reply) = reply
+                    && write_frame(sink, &reply).await.is_err()
+                {
+                    return None;
+                }
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > SILENCE_LIMIT {
+                    return Some(CLOSE_NO_HEARTBEAT);
+                }
+                if write(sink, Message::ping(Vec::new())).await.is_err() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+fn error(message: impl Into<String>) -> ServerFrame {
+    ServerFrame::Error {
+        message: message.into(),
+        retry_after_ms: None,
+    }
+}
+
+fn api_error(e: ApiError) -> ServerFrame {
+    match e {
+        ApiError::TooManyRequests(ms) => ServerFrame::Error {
+            message: format!("Too many messages; retry in {ms} ms"),
+            retry_after_ms: Some(ms),
+        },
+        other => error(other.public_message()),
+    }
+}
+
+/// An integer field; numeric strings count (the seed kept `"6"` and `6` as different rooms, W13).
+fn int_field(obj: &Map<String, Value>, name: &str) -> Result<Option<i64>, ServerFrame> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| error(format!("Invalid {name}: expected an integer"))),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| error(format!("Invalid {name}: expected an integer"))),
+        Some(_) => Err(error(format!("Invalid {name}: expected an integer"))),
+    }
+}
+
+fn required_int(obj: &Map<String, Value>, name: &str) -> Result<i64, ServerFrame> {
+    int_field(obj, name)?.ok_or_else(|| error(format!("Missing field: {name}")))
+}
+
+fn room_field(obj: &Map<String, Value>) -> Result<RoomId, ServerFrame> {
+    let id = required_int(obj, "room_id")?;
+    // An id no room can have is simply a room the user is not in.
+    Ok(RoomId::try_from(id).unwrap_or(RoomId::MIN))
+}
+
+fn string_field<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, ServerFrame> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(error(format!("Invalid {name}: expected a string"))),
+    }
+}
+
+/// Answers one client frame: the reply to send back on this connection, if any. Nothing here keeps
+/// state for a frame that failed.
+async fn handle_frame(state: &AppState, user: &CurrentUser, conn: ConnId, text: &str) -> Option<ServerFrame> {
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(_) => return Some(error("Invalid JSON")),
+    };
+    let Some(obj) = value.as_object() else {
+        return Some(error("A frame must be a JSON object with a \"type\""));
+    };
+    let kind = match obj.get("type") {
+        Some(Value::String(t)) => t.as_str(),
+        Some(_) => return Some(error("Invalid type: expected a string")),
+        None => return Some(error("Missing field: type")),
+    };
+    let result = match kind {
+        "ping" => Ok(Some(ServerFrame::Pong)),
+        "join_room" => join_room(state, user, conn, obj),
+        "leave_room" => leave_room(state, user, conn, obj),
+        "message" => send_message(state, user, obj).await,
+        "typing" => typing(state, user, obj),
+        "read" => read(state, user, obj).await,
+        "sync" => sync(state, user, obj).await,
+        "auth" => Err(error("Already authenticated")),
+        other => Err(error(format!("Unknown message type: {other}"))),
+    };
+    result.unwrap_or_else(Some)
+}
+
+type Handled = Result<Option<ServerFrame>, ServerFrame>;
+
+fn require_member(state: &AppState, user: &CurrentUser, room: RoomId, refusal: &str) -> Result<crate::server::store::RoomKind, ServerFrame> {
+    state
+        .hub
+        .membership(user.id(), room)
+        .ok_or_else(|| error(refusal))
+}
+
+fn join_room(state: &AppState, user: &CurrentUser, conn: ConnId, obj: &Map<String, Value>) -> Handled {
+    let room = room_field(obj)?;
+    require_member(state, user, room, "You don't have access to this room")?;
+    if state.hub.start_viewing(conn, room) {
+        let frame = Frame::new(&ServerFrame::UserJoined {
+            room_id: room,
+            user_id: user.id(),
+            username: user.user.username.clone(),
+        });
+        state.hub.to_viewers(room, &frame, conn);
+    }
+    Ok(Some(ServerFrame::RoomJoined {
+        room_id: room,
+        message: format!("Joined room {room}"),
+    }))
+}
+
+fn leave_room(state: &AppState, user: &CurrentUser, conn: ConnId, obj: &Map<String, Value>) -> Handled {
+    let room = room_field(obj)?;
+    // Only a connection that was looking at the room announces leaving it (S3).
+    if state.hub.stop_viewing(conn, room) {
+        let frame = Frame::new(&ServerFrame::UserLeft {
+            room_id: room,
+            user_id: user.id(),
+            username: user.user.username.clone(),
+        });
+        state.hub.to_viewers(room, &frame, conn);
+    }
+    Ok(Some(ServerFrame::RoomLeft {
+        room_id: room,
+        message: format!("Left room {room}"),
+    }))
+}
+
+async fn send_message(state: &AppState, user: &CurrentUser, obj: &Map<String, Value>) -> Handled {
+    let room = room_field(obj)?;
+    let content = string_field(obj, "content")?.ok_or_else(|| error("Missing field: content"))?;
+    let mut problems = Vec::new();
+    validate::content(&mut problems, "content", content);
+    if let Some(problem) = problems.first() {
+        return Err(error(problem.msg.clone()));
+    }
+    let client_id = string_field(obj, "client_id")?;
+    if client_id.is_some_and(|c| c.is_empty() || c.chars().count() > MAX_CLIENT_ID_CHARS) {
+        return Err(error(format!(
+            "Invalid client_id: 1 to {MAX_CLIENT_ID_CHARS} characters"
+        )));
+    }
+    let kind = require_member(state, user, room, "You are not in this room")?;
+    let outcome = messaging::send(
+        state,
+        &NewMessage {
+            room_id: room,
+            kind,
+            sender_id: user.id(),
+            content,
+            client_id,
+        },
+    )
+    .await
+    .map_err(api_error)?;
+    match outcome {
+        // Delivered to every connection of every member, this one included.
+        InsertOutcome::Stored(_) => Ok(None),
+        // A retry: tell this connection which message it was; nobody else hears of it again.
+        InsertOutcome::Duplicate(m) => Ok(Some(ServerFrame::NewMessage {
+            message: messaging::live(&m),
+            sync_cursor: state.hub.watermark(),
+        })),
+        InsertOutcome::ClientIdReused => Err(error(
+            "client_id was already used for a message in another room",
+        )),
+        InsertOutcome::NotMember => Err(error("You are not in this room")),
+    }
+}
+
+fn typing(state: &AppState, user: &CurrentUser, obj: &Map<String, Value>) -> Handled {
+    let room = room_field(obj)?;
+    require_member(state, user, room, "You are not in this room")?;
+    let frame = Frame::new(&ServerFrame::UserTyping {
+        room_id: room,
+        user_id: user.id(),
+        username: user.user.username.clone(),
+    });
+    state.hub.to_room(room, &frame, Some(user.id()));
+    Ok(None)
+}
+
+async fn read(state: &AppState, user: &CurrentUser, obj: &Map<String, Value>) -> Handled {
+    let room = room_field(obj)?;
+    let message_id = int_field(obj, "message_id")?;
+    require_member(state, user, room, "You are not in this room")?;
+    let upto = state
+        .store
+        .message_in_room(room, message_id)
+        .await
+        .map_err(|e| api_error(e.into()))?
+        .ok_or_else(|| error("Message not found in this room"))?;
+    messaging::mark_read(state, user.id(), &user.user.username, room, upto)
+        .await
+        .map_err(api_error)?;
+    // The `read` frame goes to every connection of the reader, this one included.
+    Ok(None)
+}
+
+async fn sync(state: &AppState, user: &CurrentUser, obj: &Map<String, Value>) -> Handled {
+    let since: MessageId = required_int(obj, "since")?;
+    if since < 0 {
+        return Err(error("Invalid since: must be 0 or more"));
+    }
+    let limit = int_field(obj, "limit")?.unwrap_or(DEFAULT_SYNC_PAGE);
+    if !(1..=MAX_SYNC_PAGE).contains(&limit) {
+        return Err(error(format!("Invalid limit: 1 to {MAX_SYNC_PAGE}")));
+    }
+    let reply = messaging::sync(state, user.id(), since, limit)
+        .await
+        .map_err(api_error)?;
+    Ok(Some(ServerFrame::Sync(reply)))
+}
