@@ -386,7 +386,12 @@ impl Hub {
     pub fn to_viewers(&self, room: RoomId, frame: &Frame, except_conn: ConnId) -> usize {
         let mut st = self.lock();
         let conns: Vec<ConnId> = match st.rooms.get(&room) {
-            Some(r) => r.viewers.keys().copied().filter(|c| *c != except_conn).collect(),
+            Some(r) => r
+                .viewers
+                .keys()
+                .copied()
+                .filter(|c| *c != except_conn)
+                .collect(),
             None => return 0,
         };
         Self::deliver(&mut st, conns, frame)

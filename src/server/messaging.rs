@@ -56,12 +56,12 @@ pub async fn send(state: &AppState, msg: &NewMessage<'_>) -> Result<InsertOutcom
     match &outcome {
         InsertOutcome::Stored(m) => {
             let message = live(m);
-            state
-                .hub
-                .publish(ticket, m.room_id, m.id, |sync_cursor| ServerFrame::NewMessage {
+            state.hub.publish(ticket, m.room_id, m.id, |sync_cursor| {
+                ServerFrame::NewMessage {
                     message,
                     sync_cursor,
-                });
+                }
+            });
         }
         _ => state.hub.abandon_send(ticket),
     }
@@ -92,8 +92,12 @@ pub async fn mark_read(
         last_read_message_id: pointer,
         unread_count,
     };
-    state.hub.to_room(room, &Frame::new(&receipt(None)), Some(reader));
-    state.hub.to_user(reader, &Frame::new(&receipt(Some(unread))));
+    state
+        .hub
+        .to_room(room, &Frame::new(&receipt(None)), Some(reader));
+    state
+        .hub
+        .to_user(reader, &Frame::new(&receipt(Some(unread))));
     Ok(Some((pointer, unread)))
 }
 

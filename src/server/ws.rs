@@ -105,7 +105,10 @@ fn too_big(e: &warp::Error) -> bool {
 }
 
 /// Waits for `{"type":"auth","token":"..."}`.
-async fn first_frame_auth(stream: &mut Stream, state: &AppState) -> Result<CurrentUser, CloseReason> {
+async fn first_frame_auth(
+    stream: &mut Stream,
+    state: &AppState,
+) -> Result<CurrentUser, CloseReason> {
     let deadline = Instant::now() + AUTH_TIMEOUT;
     loop {
         let next = tokio::time::timeout_at(deadline.into(), stream.next())
@@ -265,7 +268,7 @@ async fn serve(
                 let reply = if let Ok(text) = message.to_str() {
                     handle_frame(state, user, conn, text).await
                 } else if message.is_binary() {
-                    Some(error("Binary frames are not supported: send JSON text"))
+                    Some(error("Binary frames are not supported: send JSON text").into_frame())
                 } else {
                     None // ping and pong are answered by the protocol layer
                 };
@@ -287,16 +290,31 @@ async fn serve(
     }
 }
 
-fn error(message: impl Into<String>) -> ServerFrame {
-    ServerFrame::Error {
+/// Why a client frame was refused: becomes an `error` frame.
+struct Refusal {
+    message: String,
+    retry_after_ms: Option<u64>,
+}
+
+impl Refusal {
+    fn into_frame(self) -> ServerFrame {
+        ServerFrame::Error {
+            message: self.message,
+            retry_after_ms: self.retry_after_ms,
+        }
+    }
+}
+
+fn error(message: impl Into<String>) -> Refusal {
+    Refusal {
         message: message.into(),
         retry_after_ms: None,
     }
 }
 
-fn api_error(e: ApiError) -> ServerFrame {
+fn api_error(e: ApiError) -> Refusal {
     match e {
-        ApiError::TooManyRequests(ms) => ServerFrame::Error {
+        ApiError::TooManyRequests(ms) => Refusal {
             message: format!("Too many messages; retry in {ms} ms"),
             retry_after_ms: Some(ms),
         },
@@ -305,7 +323,7 @@ fn api_error(e: ApiError) -> ServerFrame {
 }
 
 /// An integer field; numeric strings count (the seed kept `"6"` and `6` as different rooms, W13).
-fn int_field(obj: &Map<String, Value>, name: &str) -> Result<Option<i64>, ServerFrame> {
+fn int_field(obj: &Map<String, Value>, name: &str) -> Result<Option<i64>, Refusal> {
     match obj.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
@@ -321,17 +339,17 @@ fn int_field(obj: &Map<String, Value>, name: &str) -> Result<Option<i64>, Server
     }
 }
 
-fn required_int(obj: &Map<String, Value>, name: &str) -> Result<i64, ServerFrame> {
+fn required_int(obj: &Map<String, Value>, name: &str) -> Result<i64, Refusal> {
     int_field(obj, name)?.ok_or_else(|| error(format!("Missing field: {name}")))
 }
 
-fn room_field(obj: &Map<String, Value>) -> Result<RoomId, ServerFrame> {
+fn room_field(obj: &Map<String, Value>) -> Result<RoomId, Refusal> {
     let id = required_int(obj, "room_id")?;
     // An id no room can have is simply a room the user is not in.
     Ok(RoomId::try_from(id).unwrap_or(RoomId::MIN))
 }
 
-fn string_field<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, ServerFrame> {
+fn string_field<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, Refusal> {
     match obj.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -341,18 +359,23 @@ fn string_field<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'
 
 /// Answers one client frame: the reply to send back on this connection, if any. Nothing here keeps
 /// state for a frame that failed.
-async fn handle_frame(state: &AppState, user: &CurrentUser, conn: ConnId, text: &str) -> Option<ServerFrame> {
+async fn handle_frame(
+    state: &AppState,
+    user: &CurrentUser,
+    conn: ConnId,
+    text: &str,
+) -> Option<ServerFrame> {
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(_) => return Some(error("Invalid JSON")),
+        Err(_) => return Some(error("Invalid JSON").into_frame()),
     };
     let Some(obj) = value.as_object() else {
-        return Some(error("A frame must be a JSON object with a \"type\""));
+        return Some(error("A frame must be a JSON object with a \"type\"").into_frame());
     };
     let kind = match obj.get("type") {
         Some(Value::String(t)) => t.as_str(),
-        Some(_) => return Some(error("Invalid type: expected a string")),
-        None => return Some(error("Missing field: type")),
+        Some(_) => return Some(error("Invalid type: expected a string").into_frame()),
+        None => return Some(error("Missing field: type").into_frame()),
     };
     let result = match kind {
         "ping" => Ok(Some(ServerFrame::Pong)),
@@ -365,19 +388,29 @@ async fn handle_frame(state: &AppState, user: &CurrentUser, conn: ConnId, text: 
         "auth" => Err(error("Already authenticated")),
         other => Err(error(format!("Unknown message type: {other}"))),
     };
-    result.unwrap_or_else(Some)
+    result.unwrap_or_else(|refusal| Some(refusal.into_frame()))
 }
 
-type Handled = Result<Option<ServerFrame>, ServerFrame>;
+type Handled = Result<Option<ServerFrame>, Refusal>;
 
-fn require_member(state: &AppState, user: &CurrentUser, room: RoomId, refusal: &str) -> Result<crate::server::store::RoomKind, ServerFrame> {
+fn require_member(
+    state: &AppState,
+    user: &CurrentUser,
+    room: RoomId,
+    refusal: &str,
+) -> Result<crate::server::store::RoomKind, Refusal> {
     state
         .hub
         .membership(user.id(), room)
         .ok_or_else(|| error(refusal))
 }
 
-fn join_room(state: &AppState, user: &CurrentUser, conn: ConnId, obj: &Map<String, Value>) -> Handled {
+fn join_room(
+    state: &AppState,
+    user: &CurrentUser,
+    conn: ConnId,
+    obj: &Map<String, Value>,
+) -> Handled {
     let room = room_field(obj)?;
     require_member(state, user, room, "You don't have access to this room")?;
     if state.hub.start_viewing(conn, room) {
@@ -394,7 +427,12 @@ fn join_room(state: &AppState, user: &CurrentUser, conn: ConnId, obj: &Map<Strin
     }))
 }
 
-fn leave_room(state: &AppState, user: &CurrentUser, conn: ConnId, obj: &Map<String, Value>) -> Handled {
+fn leave_room(
+    state: &AppState,
+    user: &CurrentUser,
+    conn: ConnId,
+    obj: &Map<String, Value>,
+) -> Handled {
     let room = room_field(obj)?;
     // Only a connection that was looking at the room announces leaving it (S3).
     if state.hub.stop_viewing(conn, room) {

@@ -11,3 +11,5 @@ mod meta;
 mod robustness;
 mod rooms;
 mod users;
+mod ws;
+mod ws_delivery;

@@ -127,9 +127,7 @@ async fn history(
         .room_access(room_id, me.id())
         .await?
         .ok_or_else(not_found)?;
-    Ok(json(
-        &read_page(&state, &me, room_id, &access, &q).await?,
-    ))
+    Ok(json(&read_page(&state, &me, room_id, &access, &q).await?))
 }
 
 async fn chats(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {

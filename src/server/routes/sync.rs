@@ -37,8 +37,14 @@ impl Validate for SyncQuery {
             Some(s) if s < 0 => bad("since", "Input should be greater than or equal to 0".into()),
             _ => {}
         }
-        if self.limit.is_some_and(|l| !(1..=MAX_SYNC_PAGE).contains(&l)) {
-            bad("limit", format!("Input should be between 1 and {MAX_SYNC_PAGE}"));
+        if self
+            .limit
+            .is_some_and(|l| !(1..=MAX_SYNC_PAGE).contains(&l))
+        {
+            bad(
+                "limit",
+                format!("Input should be between 1 and {MAX_SYNC_PAGE}"),
+            );
         }
         errors
     }

@@ -147,7 +147,10 @@ impl Store {
     }
 
     /// Ends the session a refresh token belongs to; None if there was no open session for it.
-    pub async fn end_session_by_refresh(&self, token_hash: &str) -> Result<Option<Uuid>, StoreError> {
+    pub async fn end_session_by_refresh(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<Uuid>, StoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
@@ -157,7 +160,10 @@ impl Store {
                  RETURNING s.id",
             )
             .await?;
-        Ok(client.query_opt(&stmt, &[&token_hash]).await?.map(|r| r.get(0)))
+        Ok(client
+            .query_opt(&stmt, &[&token_hash])
+            .await?
+            .map(|r| r.get(0)))
     }
 
     /// Ends every open session of the user; returns how many there were.
