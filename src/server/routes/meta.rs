@@ -107,5 +107,7 @@ GET    /groups/{id}/members            (auth)
 POST   /groups/{id}/members            (auth, group admin) {user_ids}
 DELETE /groups/{id}/members            (auth) {user_id}  (yourself: leave)
 POST   /rooms/{id}/read                (auth) {message_id?}
+GET    /sync?since=ID&limit=           (auth) messages of your rooms after ID
 GET    /ws/online-users                (auth)
+GET    /ws/{token}  or  /ws            WebSocket (token in path, Authorization header, or first auth frame)
 ";
