@@ -177,11 +177,6 @@ pub async fn handle_rejection(rejection: Rejection) -> Result<Response, Infallib
         || rejection.find::<reject::MissingHeader>().is_some()
     {
         (StatusCode::BAD_REQUEST, "Invalid request header")
-    } else if rejection
-        .find::<warp::filters::ws::MissingConnectionUpgrade>()
-        .is_some()
-    {
-        (StatusCode::BAD_REQUEST, "Expected a WebSocket upgrade")
     } else {
         tracing::warn!(?rejection, "unhandled rejection");
         (StatusCode::BAD_REQUEST, "Bad request")

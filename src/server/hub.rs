@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
-use warp::ws::Message;
 
 use crate::proto::{MessageId, RoomId, ServerFrame, UserId};
 use crate::server::store::RoomKind;

@@ -5,12 +5,14 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value};
-use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{self, Message, protocol};
 use warp::filters::BoxedFilter;
-use warp::http::HeaderMap;
+use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
-use warp::ws::{Message, WebSocket, Ws};
 use warp::{Filter, Rejection};
 
 use crate::proto::{MessageId, RoomId, ServerFrame};
@@ -36,11 +38,55 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_SYNC_PAGE: i64 = 100;
 
+/// A WebSocket handshake that the client asked for and we may complete.
+struct Upgrade {
+    accept: String,
+    on_upgrade: OnUpgrade,
+}
+
+fn websocket_upgrade() -> impl Filter<Extract = (Upgrade,), Error = Rejection> + Clone {
+    warp::get()
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<OnUpgrade>())
+        .and_then(
+            |headers: HeaderMap, on_upgrade: Option<OnUpgrade>| async move {
+                let wants_websocket = headers
+                    .get(header::UPGRADE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+                match (
+                    wants_websocket,
+                    headers.get(header::SEC_WEBSOCKET_KEY),
+                    on_upgrade,
+                ) {
+                    (true, Some(key), Some(on_upgrade)) => Ok(Upgrade {
+                        accept: tungstenite::handshake::derive_accept_key(key.as_bytes()),
+                        on_upgrade,
+                    }),
+                    // Not a WebSocket request: no route here (a plain rejection, so that another
+                    // route's reason, such as a missing token on /ws/online-users, wins).
+                    _ => Err(warp::reject::not_found()),
+                }
+            },
+        )
+}
+
+/// Buffers sized for tens of thousands of connections (tungstenite's defaults are 128 KiB each);
+/// they grow for the rare large frame.
+fn socket_config() -> protocol::WebSocketConfig {
+    protocol::WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024)
+        .max_message_size(Some(MAX_FRAME_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES))
+}
+
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let in_path = warp::path!("ws" / String)
-        .and(warp::ws())
+        .and(websocket_upgrade())
         .and(with_state(state.clone()))
-        .and_then(|token: String, ws: Ws, state: AppState| async move {
+        .and_then(|token: String, ws: Upgrade, state: AppState| async move {
             let user = state
                 .authenticate_token(&token)
                 .await
@@ -48,35 +94,57 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
             Ok::<_, Rejection>(upgrade(ws, state, Some(user)))
         });
     let bare = warp::path!("ws")
-        .and(warp::ws())
+        .and(websocket_upgrade())
         .and(warp::header::headers_cloned())
         .and(with_state(state))
-        .and_then(|ws: Ws, headers: HeaderMap, state: AppState| async move {
-            let user = if headers.contains_key(warp::http::header::AUTHORIZATION) {
-                Some(
-                    state
-                        .authenticate(&headers)
-                        .await
-                        .map_err(warp::reject::custom)?,
-                )
-            } else {
-                None // a browser cannot set headers: it sends an `auth` frame first
-            };
-            Ok::<_, Rejection>(upgrade(ws, state, user))
-        });
+        .and_then(
+            |ws: Upgrade, headers: HeaderMap, state: AppState| async move {
+                let user = if headers.contains_key(warp::http::header::AUTHORIZATION) {
+                    Some(
+                        state
+                            .authenticate(&headers)
+                            .await
+                            .map_err(warp::reject::custom)?,
+                    )
+                } else {
+                    None // a browser cannot set headers: it sends an `auth` frame first
+                };
+                Ok::<_, Rejection>(upgrade(ws, state, user))
+            },
+        );
     in_path.or(bare).unify().boxed()
 }
 
-fn upgrade(ws: Ws, state: AppState, user: Option<CurrentUser>) -> Response {
-    ws.max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .max_write_buffer_size(1024 * 1024)
-        .on_upgrade(move |socket| connection(socket, state, user))
-        .into_response()
+/// Answers 101 and hands the upgraded connection to its own task.
+fn upgrade(ws: Upgrade, state: AppState, user: Option<CurrentUser>) -> Response {
+    tokio::spawn(async move {
+        match ws.on_upgrade.await {
+            Ok(upgraded) => {
+                let socket = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    protocol::Role::Server,
+                    Some(socket_config()),
+                )
+                .await;
+                connection(socket, state, user).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+        }
+    });
+    let mut response = warp::reply().into_response();
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&ws.accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
 }
 
-type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
-type Stream = futures_util::stream::SplitStream<WebSocket>;
+type Socket = WebSocketStream<TokioIo<Upgraded>>;
+type Sink = futures_util::stream::SplitSink<Socket, Message>;
+type Stream = futures_util::stream::SplitStream<Socket>;
 
 async fn write(sink: &mut Sink, message: Message) -> Result<(), ()> {
     match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
@@ -90,18 +158,16 @@ async fn write_frame(sink: &mut Sink, frame: &ServerFrame) -> Result<(), ()> {
 }
 
 async fn close(sink: &mut Sink, reason: CloseReason) {
+    let frame = protocol::CloseFrame {
+        code: reason.code.into(),
+        reason: reason.reason.into(),
+    };
     let _ = tokio::time::timeout(
         Duration::from_secs(1),
-        sink.send(Message::close_with(reason.code, reason.reason)),
+        sink.send(Message::Close(Some(frame))),
     )
     .await;
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
-}
-
-fn too_big(e: &warp::Error) -> bool {
-    std::error::Error::source(e)
-        .and_then(|s| s.downcast_ref::<tungstenite::Error>())
-        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
 /// Waits for `{"type":"auth","token":"..."}`.
@@ -118,13 +184,13 @@ async fn first_frame_auth(
             Some(Ok(msg)) => msg,
             _ => return Err(CLOSE_AUTH_FAILED),
         };
-        if msg.is_ping() || msg.is_pong() {
-            continue;
-        }
-        let token = msg
-            .to_str()
+        let text = match msg {
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Text(text) => text,
+            _ => return Err(CLOSE_AUTH_FAILED),
+        };
+        let token = serde_json::from_str::<Value>(&text)
             .ok()
-            .and_then(|text| serde_json::from_str::<Value>(text).ok())
             .filter(|v| v["type"] == "auth")
             .and_then(|v| v["token"].as_str().map(str::to_owned))
             .ok_or(CLOSE_AUTH_FAILED)?;
@@ -160,7 +226,7 @@ fn presence(state: &AppState, peers: &[i32], user: &CurrentUser, status: &str) {
     state.hub.to_users(peers, &frame);
 }
 
-async fn connection(socket: WebSocket, state: AppState, user: Option<CurrentUser>) {
+async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) {
     let (mut sink, mut stream) = socket.split();
     let user = match user {
         Some(user) => user,
@@ -257,20 +323,19 @@ async fn serve(
             inbound = stream.next() => {
                 let message = match inbound {
                     None => return None,
-                    Some(Err(e)) if too_big(&e) => return Some(CLOSE_TOO_BIG),
+                    Some(Err(tungstenite::Error::Capacity(_))) => return Some(CLOSE_TOO_BIG),
                     Some(Err(_)) => return None,
                     Some(Ok(message)) => message,
                 };
                 last_heard = Instant::now();
-                if message.is_close() {
-                    return None;
-                }
-                let reply = if let Ok(text) = message.to_str() {
-                    handle_frame(state, user, conn, text).await
-                } else if message.is_binary() {
-                    Some(error("Binary frames are not supported: send JSON text").into_frame())
-                } else {
-                    None // ping and pong are answered by the protocol layer
+                let reply = match message {
+                    Message::Close(_) => return None,
+                    Message::Text(text) => handle_frame(state, user, conn, &text).await,
+                    Message::Binary(_) => {
+                        Some(error("Binary frames are not supported: send JSON text").into_frame())
+                    }
+                    // Pings are answered by the protocol layer; pongs only prove liveness.
+                    _ => None,
                 };
                 if let Some(reply) = reply
                     && write_frame(sink, &reply).await.is_err()
@@ -282,7 +347,7 @@ async fn serve(
                 if last_heard.elapsed() > SILENCE_LIMIT {
                     return Some(CLOSE_NO_HEARTBEAT);
                 }
-                if write(sink, Message::ping(Vec::new())).await.is_err() {
+                if write(sink, Message::Ping(Default::default())).await.is_err() {
                     return None;
                 }
             }
