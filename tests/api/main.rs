@@ -4,6 +4,7 @@ mod helpers;
 
 mod accounts;
 mod authz;
+mod cli;
 mod concurrency;
 mod groups;
 mod messages;

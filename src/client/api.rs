@@ -1,0 +1,492 @@
+//! The HTTP side of the client: one method per server route, the bearer token added and refreshed
+//! transparently (the rotated refresh token saved), and every failure turned into a `CliError`.
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::error::CliError;
+use super::session::{Session, SessionStore};
+use crate::proto::{
+    AddMembersReply, AuthReply, ChatSummary, CreateGroupReply, GroupSummary, Member,
+    MessageWithSender, PublicUser, ReadState, RoomId, SendReply, SyncReply, Tokens, User, UserId,
+};
+
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+    store: SessionStore,
+    /// One refresh at a time in this process (concurrent requests may all find the token expired).
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+/// Which page of history to ask for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Page {
+    pub limit: Option<u32>,
+    pub before: Option<i64>,
+    pub after: Option<i64>,
+}
+
+impl Api {
+    pub fn new(base: &str, store: SessionStore) -> Api {
+        let base = base.trim_end_matches('/').to_string();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("rtchat/", env!("CARGO_PKG_VERSION")))
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .expect("an HTTP client can be built");
+        Api {
+            http,
+            base,
+            store,
+            refreshing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn store(&self) -> &SessionStore {
+        &self.store
+    }
+
+    /// The saved session for this server, or the error that tells the user to log in.
+    pub fn session(&self) -> Result<Session, CliError> {
+        self.store.get(&self.base)?.ok_or_else(|| {
+            CliError::Auth(format!(
+                "not logged in to {}: run `rtchat login USERNAME` (or `rtchat register`)",
+                self.base
+            ))
+        })
+    }
+
+    /// The WebSocket address of the server.
+    pub fn ws_url(&self) -> String {
+        let base = self
+            .base
+            .replacen("https://", "wss://", 1)
+            .replacen("http://", "ws://", 1);
+        format!("{base}/ws")
+    }
+
+    async fn send_once(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> Result<(StatusCode, Value), CliError> {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .query(query);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let response = req.send().await.map_err(|e| {
+            let why = if e.is_connect() {
+                "connection refused".to_string()
+            } else if e.is_timeout() {
+                "timed out".to_string()
+            } else {
+                e.without_url().to_string()
+            };
+            CliError::Server(format!("cannot reach the server at {}: {why}", self.base))
+        })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| CliError::Server(format!("reading the reply failed: {e}")))?;
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    /// One request; with `auth`, an expired access token is refreshed once and the request retried.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Value>,
+        auth: bool,
+    ) -> Result<T, CliError> {
+        let mut session = if auth { Some(self.session()?) } else { None };
+        let token = session.as_ref().map(|s| s.access_token.clone());
+        let (mut status, mut reply) = self
+            .send_once(&method, path, query, body.as_ref(), token.as_deref())
+            .await?;
+        if status == StatusCode::UNAUTHORIZED
+            && let Some(s) = session.take()
+        {
+            let fresh = self.refresh(&s).await?;
+            (status, reply) = self
+                .send_once(
+                    &method,
+                    path,
+                    query,
+                    body.as_ref(),
+                    Some(&fresh.access_token),
+                )
+                .await?;
+            if status == StatusCode::UNAUTHORIZED {
+                return Err(session_over());
+            }
+        }
+        if status.is_success() {
+            return serde_json::from_value(reply)
+                .map_err(|e| CliError::Server(format!("unexpected reply from the server: {e}")));
+        }
+        Err(http_error(status, &reply))
+    }
+
+    /// Exchanges the refresh token for new tokens and saves them. Under the store's lock: if another
+    /// `rtchat` refreshed meanwhile, its tokens are used instead of spending ours twice.
+    async fn refresh(&self, stale: &Session) -> Result<Session, CliError> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        // The file lock may wait for another process: not on the async thread.
+        let store = self.store.clone();
+        let _lock = tokio::task::spawn_blocking(move || store.lock())
+            .await
+            .map_err(|e| CliError::Local(format!("locking the credentials failed: {e}")))??;
+        if let Some(current) = self.store.get(&self.base)?
+            && current.access_token != stale.access_token
+        {
+            return Ok(current);
+        }
+        let (status, reply) = self
+            .send_once(
+                &Method::POST,
+                "/auth/refresh",
+                &[],
+                Some(&json!({"refresh_token": stale.refresh_token})),
+                None,
+            )
+            .await?;
+        if !status.is_success() {
+            if status == StatusCode::UNAUTHORIZED {
+                self.store.put(&self.base, None)?;
+                return Err(session_over());
+            }
+            return Err(http_error(status, &reply));
+        }
+        let tokens: Tokens = serde_json::from_value(reply)
+            .map_err(|e| CliError::Server(format!("unexpected reply from the server: {e}")))?;
+        let fresh = Session {
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            ..stale.clone()
+        };
+        self.store.put(&self.base, Some(&fresh))?;
+        Ok(fresh)
+    }
+
+    fn save_login(&self, reply: &AuthReply) -> Result<(), CliError> {
+        let _lock = self.store.lock()?;
+        self.store.put(
+            &self.base,
+            Some(&Session {
+                username: reply.user.username.clone(),
+                user_id: reply.user.id,
+                access_token: reply.tokens.access_token.clone(),
+                refresh_token: reply.tokens.refresh_token.clone(),
+            }),
+        )
+    }
+
+    fn forget_login(&self) -> Result<(), CliError> {
+        let _lock = self.store.lock()?;
+        self.store.put(&self.base, None)
+    }
+
+    // ----- accounts -----
+
+    pub async fn register(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+        full_name: Option<&str>,
+    ) -> Result<AuthReply, CliError> {
+        let body = json!({"username": username, "email": email, "password": password, "full_name": full_name});
+        let reply: AuthReply = self
+            .call(Method::POST, "/auth/register", &[], Some(body), false)
+            .await?;
+        self.save_login(&reply)?;
+        Ok(reply)
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> Result<AuthReply, CliError> {
+        let body = json!({"username": login, "password": password});
+        let reply: AuthReply = self
+            .call(Method::POST, "/auth/login", &[], Some(body), false)
+            .await
+            .map_err(|e| match e {
+                CliError::Auth(_) => CliError::Auth("wrong username or password".into()),
+                other => other,
+            })?;
+        self.save_login(&reply)?;
+        Ok(reply)
+    }
+
+    /// Ends this session (or, with `all`, every session of the account) and forgets it locally.
+    pub async fn logout(&self, all: bool) -> Result<Value, CliError> {
+        let session = self.session()?;
+        let result = if all {
+            self.call(Method::POST, "/auth/logout-all", &[], None, true)
+                .await
+        } else {
+            let body = json!({"refresh_token": session.refresh_token});
+            self.call(Method::POST, "/auth/logout", &[], Some(body), false)
+                .await
+        };
+        // Gone on the server or not, the local login is over.
+        self.forget_login()?;
+        match result {
+            Ok(v) => Ok(v),
+            Err(CliError::Auth(_)) | Err(CliError::Refused(_)) => {
+                Ok(json!({"message": "Logged out (the session had already ended)"}))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn me(&self) -> Result<User, CliError> {
+        self.call(Method::GET, "/auth/me", &[], None, true).await
+    }
+
+    pub async fn change_password(&self, old: &str, new: &str) -> Result<Value, CliError> {
+        let body = json!({"old_password": old, "new_password": new});
+        let reply = self
+            .call(Method::POST, "/auth/change-password", &[], Some(body), true)
+            .await?;
+        self.forget_login()?;
+        Ok(reply)
+    }
+
+    // ----- people -----
+
+    pub async fn user(&self, username: &str) -> Result<PublicUser, CliError> {
+        let path = format!("/users/by-username/{}", encode_segment(username));
+        self.call(Method::GET, &path, &[], None, true)
+            .await
+            .map_err(|e| match e {
+                CliError::NotFound(_) => CliError::NotFound(format!("no user @{username}")),
+                other => other,
+            })
+    }
+
+    pub async fn search_users(
+        &self,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<PublicUser>, CliError> {
+        let q = [("q", prefix.to_string()), ("limit", limit.to_string())];
+        self.call(Method::GET, "/users/search", &q, None, true)
+            .await
+    }
+
+    // ----- messages -----
+
+    pub async fn send_direct(
+        &self,
+        to: UserId,
+        content: &str,
+        client_id: &str,
+    ) -> Result<SendReply, CliError> {
+        let body = json!({"recipient_id": to, "content": content, "client_id": client_id});
+        self.call(Method::POST, "/messages/send", &[], Some(body), true)
+            .await
+    }
+
+    pub async fn send_group(
+        &self,
+        group: RoomId,
+        content: &str,
+        client_id: &str,
+    ) -> Result<SendReply, CliError> {
+        let body = json!({"group_id": group, "content": content, "client_id": client_id});
+        self.call(Method::POST, "/groups/send", &[], Some(body), true)
+            .await
+    }
+
+    pub async fn direct_history(
+        &self,
+        other: UserId,
+        page: Page,
+    ) -> Result<Vec<MessageWithSender>, CliError> {
+        self.call(
+            Method::GET,
+            &format!("/messages/chat/{other}"),
+            &page.query(),
+            None,
+            true,
+        )
+        .await
+    }
+
+    pub async fn group_history(
+        &self,
+        group: RoomId,
+        page: Page,
+    ) -> Result<Vec<MessageWithSender>, CliError> {
+        self.call(
+            Method::GET,
+            &format!("/groups/{group}/messages"),
+            &page.query(),
+            None,
+            true,
+        )
+        .await
+    }
+
+    pub async fn chats(&self) -> Result<Vec<ChatSummary>, CliError> {
+        self.call(Method::GET, "/messages/chats", &[], None, true)
+            .await
+    }
+
+    pub async fn mark_read(&self, room: RoomId) -> Result<ReadState, CliError> {
+        self.call(
+            Method::POST,
+            &format!("/rooms/{room}/read"),
+            &[],
+            Some(json!({})),
+            true,
+        )
+        .await
+    }
+
+    pub async fn sync(&self, since: i64, limit: u32) -> Result<SyncReply, CliError> {
+        let q = [("since", since.to_string()), ("limit", limit.to_string())];
+        self.call(Method::GET, "/sync", &q, None, true).await
+    }
+
+    // ----- groups -----
+
+    pub async fn groups(&self) -> Result<Vec<GroupSummary>, CliError> {
+        self.call(Method::GET, "/groups/my-groups", &[], None, true)
+            .await
+    }
+
+    pub async fn create_group(
+        &self,
+        name: &str,
+        members: &[UserId],
+    ) -> Result<CreateGroupReply, CliError> {
+        let body = json!({"name": name, "member_ids": members});
+        self.call(Method::POST, "/groups/create", &[], Some(body), true)
+            .await
+    }
+
+    pub async fn add_members(
+        &self,
+        group: RoomId,
+        users: &[UserId],
+    ) -> Result<AddMembersReply, CliError> {
+        let body = json!({"user_ids": users});
+        self.call(
+            Method::POST,
+            &format!("/groups/{group}/members"),
+            &[],
+            Some(body),
+            true,
+        )
+        .await
+    }
+
+    pub async fn remove_member(&self, group: RoomId, user: UserId) -> Result<Value, CliError> {
+        let body = json!({"user_id": user});
+        self.call(
+            Method::DELETE,
+            &format!("/groups/{group}/members"),
+            &[],
+            Some(body),
+            true,
+        )
+        .await
+    }
+
+    pub async fn members(&self, group: RoomId) -> Result<Vec<Member>, CliError> {
+        self.call(
+            Method::GET,
+            &format!("/groups/{group}/members"),
+            &[],
+            None,
+            true,
+        )
+        .await
+    }
+}
+
+impl Page {
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        if let Some(l) = self.limit {
+            q.push(("limit", l.to_string()));
+        }
+        if let Some(b) = self.before {
+            q.push(("before_id", b.to_string()));
+        }
+        if let Some(a) = self.after {
+            q.push(("after_id", a.to_string()));
+        }
+        q
+    }
+}
+
+fn session_over() -> CliError {
+    CliError::Auth("your session has ended: run `rtchat login USERNAME`".into())
+}
+
+/// The server's `detail`, whether a string or a list of field errors.
+fn detail(reply: &Value) -> String {
+    match &reply["detail"] {
+        Value::String(s) => s.clone(),
+        Value::Array(errors) => errors
+            .iter()
+            .map(|e| {
+                let field = e["loc"]
+                    .as_array()
+                    .and_then(|l| l.last())
+                    .map(|f| f.to_string().trim_matches('"').to_string())
+                    .unwrap_or_default();
+                format!("{field}: {}", e["msg"].as_str().unwrap_or("invalid"))
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => "no details".into(),
+    }
+}
+
+fn http_error(status: StatusCode, reply: &Value) -> CliError {
+    let what = detail(reply);
+    match status.as_u16() {
+        401 => CliError::Auth(format!("{what}: run `rtchat login USERNAME`")),
+        404 => CliError::NotFound(what),
+        500..=599 => CliError::Server(format!("server error ({status}): {what}")),
+        _ => CliError::Refused(what),
+    }
+}
+
+fn encode_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Output for `--json`: one object, one line.
+pub fn to_line<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}

@@ -1,0 +1,715 @@
+//! The `rtchat` command line: clap definitions and what each subcommand does, in human form or as
+//! JSON for scripts.
+
+use std::io::{BufRead, Read};
+
+use clap::{CommandFactory, Parser, Subcommand};
+use serde_json::{Value, json};
+
+use super::api::{Api, Page, to_line};
+use super::error::CliError;
+use super::live::{self, Event};
+use super::render::{Style, snippet, table, when};
+use super::session::SessionStore;
+use super::target::{self, Target};
+use crate::proto::{LiveMessage, MessageWithSender, RoomId, ServerFrame};
+
+const EXAMPLES: &str = "\
+Examples:
+  rtchat register alice --email alice@example.com
+  rtchat login alice
+  rtchat send @bob 'lunch at noon?'
+  rtchat groups create team --members @bob,@carol
+  rtchat send '#team' stand-up in 5
+  rtchat history '#team' --limit 50
+  rtchat chats
+  rtchat listen --json | jq .content
+
+Exit codes: 0 ok, 1 refused by the server (not allowed, taken, invalid, too fast), 2 usage,
+3 not logged in or session ended, 4 not found, 5 server unreachable or failing.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rtchat",
+    version,
+    about = "Chat from the terminal: one-shot commands for people and scripts",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    /// Server to talk to.
+    #[arg(
+        long,
+        env = "RTCHAT_SERVER",
+        default_value = "http://127.0.0.1:8000",
+        global = true
+    )]
+    pub server: String,
+
+    /// Machine-readable output: one JSON object per line.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an account and log in.
+    #[command(
+        after_help = "Examples:\n  rtchat register alice --email alice@example.com --full-name 'Alice Liddell'\n  \
+        printf '%s\\n' \"$PASS\" | rtchat register bot --email bot@example.com --password-stdin"
+    )]
+    Register {
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        full_name: Option<String>,
+        /// Read the password from the first line of standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Log in with a username or email; the login is kept for this server.
+    #[command(
+        after_help = "Examples:\n  rtchat login alice\n  rtchat --server http://chat.local:8000 login alice@example.com"
+    )]
+    Login {
+        login: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Log out here (or everywhere with --all).
+    Logout {
+        /// End every session of the account, on every device.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show who you are logged in as.
+    Whoami,
+    /// Change your password (every session ends; log in again).
+    #[command(
+        after_help = "With --password-stdin: the current password on the first line, the new one on the second."
+    )]
+    Passwd {
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Find people by the start of their name (without QUERY: the people you have chats with).
+    #[command(after_help = "Examples:\n  rtchat users al\n  rtchat users")]
+    Users {
+        query: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Send a message to @user or #group. TEXT `-` reads the message from standard input.
+    #[command(
+        after_help = "Examples:\n  rtchat send @bob hello there\n  rtchat send '#team' 'build is green'\n  \
+        git log -1 --format=%s | rtchat send '#team' -"
+    )]
+    Send {
+        target: String,
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+        /// Retry key: the same id never stores a second message (random by default).
+        #[arg(long)]
+        client_id: Option<String>,
+    },
+    /// Show recent messages with @user or #group (and mark them read).
+    #[command(
+        after_help = "Examples:\n  rtchat history @bob\n  rtchat history '#team' -n 100\n  rtchat history '#team' --follow"
+    )]
+    History {
+        target: String,
+        #[arg(long, short = 'n', default_value_t = 20)]
+        limit: u32,
+        /// Only messages older than this id (scroll back).
+        #[arg(long)]
+        before: Option<i64>,
+        /// Keep printing new messages as they arrive.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// Your direct chats and groups, newest activity first, with unread counts.
+    Chats,
+    /// Mark everything with @user or #group read.
+    Read { target: String },
+    /// Groups: list, create, add, remove, leave, members.
+    #[command(subcommand)]
+    Groups(GroupsCommand),
+    /// Print incoming messages as they arrive (all rooms, or one), reconnecting as needed.
+    #[command(after_help = "Examples:\n  rtchat listen\n  rtchat listen '#team' --json")]
+    Listen { target: Option<String> },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  rtchat completions bash > ~/.local/share/bash-completion/completions/rtchat\n  \
+        rtchat completions zsh > ~/.zfunc/_rtchat\n  rtchat completions fish > ~/.config/fish/completions/rtchat.fish"
+    )]
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupsCommand {
+    /// Your groups.
+    List,
+    /// Create a group.
+    #[command(after_help = "Example:\n  rtchat groups create team --members @bob,@carol")]
+    Create {
+        name: String,
+        #[arg(long, value_delimiter = ',')]
+        members: Vec<String>,
+    },
+    /// Add people to a group (its admin only).
+    Add {
+        group: String,
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+    /// Remove someone from a group (its admin only).
+    Remove { group: String, user: String },
+    /// Leave a group.
+    Leave { group: String },
+    /// Who is in a group.
+    Members { group: String },
+}
+
+struct Out {
+    json: bool,
+    style: Style,
+}
+
+impl Out {
+    fn line(&self, value: &impl serde::Serialize) {
+        println!("{}", to_line(value));
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let api = Api::new(&cli.server, SessionStore::default_location());
+    let out = Out {
+        json: cli.json,
+        style: Style::detect(),
+    };
+    match cli.command {
+        Command::Register {
+            username,
+            email,
+            full_name,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                stdin_line()?
+            } else {
+                let p = prompt("Password: ")?;
+                if prompt("Repeat password: ")? != p {
+                    return Err(CliError::Usage("the passwords differ".into()));
+                }
+                p
+            };
+            let reply = api
+                .register(&username, &email, &password, full_name.as_deref())
+                .await?;
+            if out.json {
+                out.line(&json!({"server": api.base(), "user": reply.user}));
+            } else {
+                eprintln!(
+                    "Registered and logged in as {} on {}",
+                    reply.user.username,
+                    api.base()
+                );
+            }
+        }
+        Command::Login {
+            login,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                stdin_line()?
+            } else {
+                prompt("Password: ")?
+            };
+            let reply = api.login(&login, &password).await?;
+            if out.json {
+                out.line(&json!({"server": api.base(), "user": reply.user}));
+            } else {
+                eprintln!("Logged in as {} on {}", reply.user.username, api.base());
+            }
+        }
+        Command::Logout { all } => {
+            let reply = api.logout(all).await?;
+            if out.json {
+                out.line(&reply);
+            } else {
+                eprintln!("Logged out of {}", api.base());
+            }
+        }
+        Command::Whoami => {
+            let me = api.me().await?;
+            if out.json {
+                out.line(&json!({"server": api.base(), "user": me}));
+            } else {
+                let name = me
+                    .full_name
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default();
+                println!("@{}{name} <{}> on {}", me.username, me.email, api.base());
+            }
+        }
+        Command::Passwd { password_stdin } => {
+            let (old, new) = if password_stdin {
+                let mut lines = std::io::stdin().lock().lines();
+                let mut next = || -> Result<String, CliError> {
+                    lines.next().transpose()?.ok_or_else(|| {
+                        CliError::Usage(
+                            "expected two lines on stdin: current and new password".into(),
+                        )
+                    })
+                };
+                (next()?, next()?)
+            } else {
+                let old = prompt("Current password: ")?;
+                let new = prompt("New password: ")?;
+                if prompt("Repeat new password: ")? != new {
+                    return Err(CliError::Usage("the passwords differ".into()));
+                }
+                (old, new)
+            };
+            let reply = api.change_password(&old, &new).await?;
+            if out.json {
+                out.line(&reply);
+            } else {
+                eprintln!("Password changed; every session has ended. Run `rtchat login` again.");
+            }
+        }
+        Command::Users { query, limit } => users(&api, &out, query, limit).await?,
+        Command::Send {
+            target,
+            text,
+            client_id,
+        } => {
+            let content = if text.len() == 1 && text[0] == "-" {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                s.trim_end_matches(['\n', '\r']).to_string()
+            } else {
+                text.join(" ")
+            };
+            let client_id = client_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let reply = match target::resolve(&api, &target).await? {
+                Target::User(u) => api.send_direct(u.id, &content, &client_id).await?,
+                Target::Group { id, .. } => api.send_group(id, &content, &client_id).await?,
+            };
+            if out.json {
+                out.line(&reply.data);
+            }
+        }
+        Command::History {
+            target,
+            limit,
+            before,
+            follow,
+        } => history(&api, &out, &target, limit, before, follow).await?,
+        Command::Chats => chats(&api, &out).await?,
+        Command::Read { target } => {
+            let t = target::resolve(&api, &target).await?;
+            let room = target::room_of(&api, &t)
+                .await?
+                .ok_or_else(|| CliError::NotFound(format!("no chat with {} yet", t.label())))?;
+            let state = api.mark_read(room).await?;
+            if out.json {
+                out.line(&state);
+            }
+        }
+        Command::Groups(cmd) => groups(&api, &out, cmd).await?,
+        Command::Listen { target } => {
+            let room = match target {
+                Some(t) => {
+                    let t = target::resolve(&api, &t).await?;
+                    Some(target::room_of(&api, &t).await?.ok_or_else(|| {
+                        CliError::NotFound(format!("no chat with {} yet", t.label()))
+                    })?)
+                }
+                None => None,
+            };
+            follow_live(&api, &out, room).await?;
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "rtchat", &mut std::io::stdout());
+        }
+    }
+    Ok(())
+}
+
+fn prompt(label: &str) -> Result<String, CliError> {
+    rpassword::prompt_password(label).map_err(|e| {
+        CliError::Usage(format!(
+            "cannot read a password from the terminal ({e}); use --password-stdin"
+        ))
+    })
+}
+
+fn stdin_line() -> Result<String, CliError> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let line = line.trim_end_matches(['\n', '\r']).to_string();
+    if line.is_empty() {
+        return Err(CliError::Usage("no password on standard input".into()));
+    }
+    Ok(line)
+}
+
+async fn users(api: &Api, out: &Out, query: Option<String>, limit: u32) -> Result<(), CliError> {
+    let people: Vec<Value> = match query {
+        Some(q) => api
+            .search_users(q.trim_start_matches('@'), limit)
+            .await?
+            .into_iter()
+            .map(|u| json!({"id": u.id, "username": u.username, "full_name": u.full_name}))
+            .collect(),
+        None => api
+            .chats()
+            .await?
+            .into_iter()
+            .map(|c| json!({"id": c.other_user_id, "username": c.other_user_username, "full_name": c.other_user_full_name}))
+            .collect(),
+    };
+    if out.json {
+        people.iter().for_each(|p| out.line(p));
+    } else {
+        let rows: Vec<Vec<String>> = people
+            .iter()
+            .map(|p| {
+                vec![
+                    out.style
+                        .bold(&format!("@{}", p["username"].as_str().unwrap_or_default())),
+                    p["full_name"].as_str().unwrap_or_default().to_string(),
+                ]
+            })
+            .collect();
+        print!("{}", table(&rows));
+    }
+    Ok(())
+}
+
+fn message_line(
+    style: &Style,
+    room_label: Option<&str>,
+    sender: &str,
+    when_text: &str,
+    content: &str,
+) -> String {
+    let mut lines = content.lines();
+    let first = lines.next().unwrap_or_default();
+    let prefix = match room_label {
+        Some(room) => format!("{} {} ", style.dim(when_text), style.accent(room)),
+        None => format!("{} ", style.dim(when_text)),
+    };
+    let mut text = format!("{prefix}{}: {first}", style.bold(sender));
+    for more in lines {
+        text.push_str("\n    ");
+        text.push_str(more);
+    }
+    text
+}
+
+fn print_history_message(out: &Out, m: &MessageWithSender) {
+    if out.json {
+        out.line(m);
+    } else {
+        let sender = m.sender_username.as_deref().unwrap_or("(deleted user)");
+        println!(
+            "{}",
+            message_line(
+                &out.style,
+                None,
+                sender,
+                &when(&m.message.created_at),
+                &m.message.content
+            )
+        );
+    }
+}
+
+async fn history(
+    api: &Api,
+    out: &Out,
+    target: &str,
+    limit: u32,
+    before: Option<i64>,
+    follow: bool,
+) -> Result<(), CliError> {
+    let t = target::resolve(api, target).await?;
+    let page = Page {
+        limit: Some(limit.clamp(1, 100)),
+        before,
+        after: None,
+    };
+    let messages = match &t {
+        Target::User(u) => api.direct_history(u.id, page).await?,
+        Target::Group { id, .. } => api.group_history(*id, page).await?,
+    };
+    for m in &messages {
+        print_history_message(out, m);
+    }
+    if follow {
+        let room = match messages.first() {
+            Some(m) => Some(m.message.chat_room_id),
+            None => target::room_of(api, &t).await?,
+        };
+        let Some(room) = room else {
+            return Err(CliError::NotFound(format!(
+                "no chat with {} yet: send a first message",
+                t.label()
+            )));
+        };
+        follow_live(api, out, Some(room)).await?;
+    }
+    Ok(())
+}
+
+async fn chats(api: &Api, out: &Out) -> Result<(), CliError> {
+    let (direct, groups) = tokio::try_join!(api.chats(), api.groups())?;
+    // One list, newest activity first.
+    let mut rows: Vec<(Option<crate::proto::Timestamp>, Value)> = Vec::new();
+    for c in direct {
+        rows.push((
+            c.last_message_time,
+            json!({"kind": "direct", "room_id": c.chat_room_id, "name": format!("@{}", c.other_user_username),
+                   "user_id": c.other_user_id, "last_message": c.last_message,
+                   "last_message_time": c.last_message_time, "unread_count": c.unread_count}),
+        ));
+    }
+    for g in groups {
+        rows.push((
+            g.last_message_time.or(Some(g.created_at)),
+            json!({"kind": "group", "room_id": g.id, "name": format!("#{}", g.name),
+                   "member_count": g.member_count, "last_message": g.last_message,
+                   "last_message_time": g.last_message_time, "unread_count": g.unread_count}),
+        ));
+    }
+    rows.sort_by_key(|row| std::cmp::Reverse(row.0));
+    if out.json {
+        rows.iter().for_each(|(_, v)| out.line(v));
+        return Ok(());
+    }
+    let table_rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(t, v)| {
+            let unread = v["unread_count"].as_i64().unwrap_or(0);
+            let name = v["name"].as_str().unwrap_or_default();
+            let label = if v["kind"] == "group" {
+                format!("{name} ({})", v["room_id"])
+            } else {
+                name.to_string()
+            };
+            vec![
+                if unread > 0 {
+                    out.style.bold(&label)
+                } else {
+                    label
+                },
+                if unread > 0 {
+                    format!("{unread} unread")
+                } else {
+                    String::new()
+                },
+                t.as_ref().map(when).unwrap_or_default(),
+                snippet(v["last_message"].as_str().unwrap_or_default(), 50),
+            ]
+        })
+        .collect();
+    print!("{}", table(&table_rows));
+    Ok(())
+}
+
+async fn groups(api: &Api, out: &Out, cmd: GroupsCommand) -> Result<(), CliError> {
+    match cmd {
+        GroupsCommand::List => {
+            let groups = api.groups().await?;
+            if out.json {
+                groups.iter().for_each(|g| out.line(g));
+            } else {
+                let rows: Vec<Vec<String>> = groups
+                    .iter()
+                    .map(|g| {
+                        vec![
+                            out.style.bold(&format!("#{}", g.id)),
+                            g.name.clone(),
+                            format!("{} members", g.member_count),
+                            if g.unread_count > 0 {
+                                format!("{} unread", g.unread_count)
+                            } else {
+                                String::new()
+                            },
+                        ]
+                    })
+                    .collect();
+                print!("{}", table(&rows));
+            }
+        }
+        GroupsCommand::Create { name, members } => {
+            let mut ids = Vec::new();
+            for m in members.iter().filter(|m| !m.trim().is_empty()) {
+                ids.push(target::resolve_user(api, m.trim()).await?.id);
+            }
+            let reply = api.create_group(&name, &ids).await?;
+            if out.json {
+                out.line(&reply.group);
+            } else {
+                println!("#{} {}", reply.group.id, reply.group.name);
+            }
+        }
+        GroupsCommand::Add { group, users } => {
+            let (id, _) = target::resolve_group(api, &group).await?;
+            let mut ids = Vec::new();
+            for u in &users {
+                ids.push(target::resolve_user(api, u).await?.id);
+            }
+            let reply = api.add_members(id, &ids).await?;
+            if out.json {
+                out.line(&reply);
+            }
+        }
+        GroupsCommand::Remove { group, user } => {
+            let (id, _) = target::resolve_group(api, &group).await?;
+            let user = target::resolve_user(api, &user).await?;
+            let reply = api.remove_member(id, user.id).await?;
+            if out.json {
+                out.line(&reply);
+            }
+        }
+        GroupsCommand::Leave { group } => {
+            let (id, _) = target::resolve_group(api, &group).await?;
+            let me = api.session()?;
+            let reply = api.remove_member(id, me.user_id).await?;
+            if out.json {
+                out.line(&reply);
+            }
+        }
+        GroupsCommand::Members { group } => {
+            let (id, _) = target::resolve_group(api, &group).await?;
+            let members = api.members(id).await?;
+            if out.json {
+                members.iter().for_each(|m| out.line(m));
+            } else {
+                let rows: Vec<Vec<String>> = members
+                    .iter()
+                    .map(|m| {
+                        vec![
+                            out.style.bold(&format!("@{}", m.username)),
+                            m.full_name.clone().unwrap_or_default(),
+                            if m.is_admin {
+                                "admin".into()
+                            } else {
+                                String::new()
+                            },
+                        ]
+                    })
+                    .collect();
+                print!("{}", table(&rows));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prints live events (all rooms, or one) until interrupted.
+async fn follow_live(api: &Api, out: &Out, room: Option<RoomId>) -> Result<(), CliError> {
+    let style = out.style;
+    let json = out.json;
+    let names = room_names(api).await?;
+    live::listen(api, |event| {
+        match event {
+            Event::Frame(frame) => {
+                if let Some(r) = room
+                    && frame_room(&frame) != Some(r)
+                {
+                    return true;
+                }
+                if json {
+                    println!("{}", to_line(&frame));
+                } else if let ServerFrame::NewMessage { message, .. } = &frame {
+                    println!("{}", live_line(&style, &names, message, room.is_none()));
+                } else if let Some(text) = notice(&names, &frame) {
+                    println!("{}", style.dim(&text));
+                }
+            }
+            Event::Lost { retry_in } => {
+                eprintln!(
+                    "connection lost; reconnecting in {:.1} s",
+                    retry_in.as_secs_f64()
+                );
+            }
+            Event::Resumed { missed } => eprintln!("reconnected ({missed} missed messages shown)"),
+        }
+        true
+    })
+    .await
+}
+
+/// Room labels for live output: `#name` for groups, `@other` for direct chats.
+async fn room_names(api: &Api) -> Result<std::collections::HashMap<RoomId, String>, CliError> {
+    let (direct, groups) = tokio::try_join!(api.chats(), api.groups())?;
+    let mut names: std::collections::HashMap<RoomId, String> = direct
+        .into_iter()
+        .map(|c| (c.chat_room_id, format!("@{}", c.other_user_username)))
+        .collect();
+    names.extend(groups.into_iter().map(|g| (g.id, format!("#{}", g.name))));
+    Ok(names)
+}
+
+fn frame_room(frame: &ServerFrame) -> Option<RoomId> {
+    match frame {
+        ServerFrame::NewMessage { message, .. } => Some(message.room_id),
+        ServerFrame::UserTyping { room_id, .. }
+        | ServerFrame::Read { room_id, .. }
+        | ServerFrame::MemberAdded { room_id, .. }
+        | ServerFrame::MemberRemoved { room_id, .. }
+        | ServerFrame::UserJoined { room_id, .. }
+        | ServerFrame::UserLeft { room_id, .. } => Some(*room_id),
+        _ => None,
+    }
+}
+
+fn live_line(
+    style: &Style,
+    names: &std::collections::HashMap<RoomId, String>,
+    m: &LiveMessage,
+    show_room: bool,
+) -> String {
+    let fallback = format!("#{}", m.room_id);
+    let room = names.get(&m.room_id).unwrap_or(&fallback);
+    let sender = m.sender_username.as_deref().unwrap_or("(deleted user)");
+    message_line(
+        style,
+        show_room.then_some(room.as_str()),
+        sender,
+        &when(&m.created_at),
+        &m.content,
+    )
+}
+
+fn notice(
+    names: &std::collections::HashMap<RoomId, String>,
+    frame: &ServerFrame,
+) -> Option<String> {
+    let room = |id: &RoomId| names.get(id).cloned().unwrap_or_else(|| format!("#{id}"));
+    match frame {
+        ServerFrame::MemberAdded {
+            room_id,
+            name,
+            username,
+            ..
+        } => Some(format!(
+            "@{username} joined {}",
+            name.as_ref()
+                .map(|n| format!("#{n}"))
+                .unwrap_or_else(|| room(room_id))
+        )),
+        ServerFrame::MemberRemoved {
+            room_id, username, ..
+        } => Some(format!("@{username} left {}", room(room_id))),
+        _ => None,
+    }
+}

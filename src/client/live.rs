@@ -1,0 +1,227 @@
+//! The live side of the client: a WebSocket that stays up. It reconnects with backoff and jitter
+//! after a drop, catches up with `sync` from the last safe cursor, and hands each message to the
+//! caller exactly once (ids already seen are skipped).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rand::Rng;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use super::api::Api;
+use super::error::CliError;
+use crate::proto::{MessageId, ServerFrame};
+
+/// Messages already handed over, above the cursor: a resume may repeat them, they are skipped.
+#[derive(Default)]
+pub struct Seen {
+    cursor: Option<MessageId>,
+    ids: BTreeSet<MessageId>,
+}
+
+impl Seen {
+    /// True the first time `id` is offered.
+    pub fn first_time(&mut self, id: MessageId) -> bool {
+        if self.cursor.is_some_and(|c| id <= c) {
+            return false; // everything up to the cursor was delivered before
+        }
+        self.ids.insert(id)
+    }
+
+    /// Everything up to `cursor` has been delivered: forget the ids at or below it.
+    pub fn advance(&mut self, cursor: MessageId) {
+        if self.cursor.is_some_and(|c| c >= cursor) {
+            return;
+        }
+        self.cursor = Some(cursor);
+        self.ids = self.ids.split_off(&(cursor + 1));
+    }
+
+    pub fn cursor(&self) -> Option<MessageId> {
+        self.cursor
+    }
+}
+
+/// What the listener tells its caller.
+pub enum Event {
+    Frame(ServerFrame),
+    /// The connection dropped; the listener is reconnecting after `retry_in`.
+    Lost {
+        retry_in: Duration,
+    },
+    /// Connected again and caught up with `missed` messages.
+    Resumed {
+        missed: usize,
+    },
+}
+
+const SYNC_PAGE: u32 = 500;
+
+/// Runs until the session ends or `on_event` returns false. New messages are de-duplicated; other
+/// frames pass through as they come.
+pub async fn listen(api: &Api, mut on_event: impl FnMut(Event) -> bool) -> Result<(), CliError> {
+    let mut seen = Seen::default();
+    let mut failures: u32 = 0;
+    loop {
+        match session(api, &mut seen, &mut on_event, failures > 0).await {
+            Ok(Flow::Stop) => return Ok(()),
+            Ok(Flow::Reconnect) => failures = 1,
+            Err(e @ CliError::Auth(_)) => return Err(e),
+            Err(_) => failures += 1,
+        }
+        let retry_in = backoff(failures);
+        if !on_event(Event::Lost { retry_in }) {
+            return Ok(());
+        }
+        tokio::time::sleep(retry_in).await;
+    }
+}
+
+/// 0.5 s, 1 s, 2 s ... up to 30 s, each with up to 50% random jitter so clients do not reconnect in
+/// lockstep after a server restart.
+pub fn backoff(failures: u32) -> Duration {
+    let base = Duration::from_millis(500) * 2u32.saturating_pow(failures.saturating_sub(1).min(6));
+    let base = base.min(Duration::from_secs(30));
+    let jitter = rand::rng().random_range(0.0..0.5);
+    base.mul_f64(1.0 + jitter)
+}
+
+enum Flow {
+    Stop,
+    Reconnect,
+}
+
+async fn session(
+    api: &Api,
+    seen: &mut Seen,
+    on_event: &mut impl FnMut(Event) -> bool,
+    resumed: bool,
+) -> Result<Flow, CliError> {
+    // A cheap authenticated call first: it refreshes an expired token and proves the server is up.
+    api.me().await?;
+    let token = api.session()?.access_token;
+    let mut request = api
+        .ws_url()
+        .into_client_request()
+        .map_err(|e| CliError::Usage(format!("bad server address: {e}")))?;
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}")
+            .parse()
+            .map_err(|_| CliError::Local("the saved token is not valid text".into()))?,
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .map_err(|e| CliError::Server(format!("cannot open the live connection: {e}")))?;
+    let (mut sink, mut stream) = socket.split();
+
+    // Catch up from where the last connection left off (live frames that arrive meanwhile are
+    // de-duplicated against what sync returns).
+    let mut missed = 0;
+    if let Some(mut since) = seen.cursor() {
+        loop {
+            let page = api.sync(since, SYNC_PAGE).await?;
+            for m in page.messages {
+                if seen.first_time(m.message_id) {
+                    missed += 1;
+                    if !on_event(Event::Frame(ServerFrame::NewMessage {
+                        message: m,
+                        sync_cursor: page.next_since,
+                    })) {
+                        return Ok(Flow::Stop);
+                    }
+                }
+            }
+            since = page.next_since;
+            seen.advance(since);
+            if !page.has_more {
+                break;
+            }
+        }
+    }
+    if resumed && !on_event(Event::Resumed { missed }) {
+        return Ok(Flow::Stop);
+    }
+
+    while let Some(message) = stream.next().await {
+        let text = match message {
+            Ok(Message::Text(text)) => text,
+            Ok(Message::Close(frame)) => {
+                if frame.is_some_and(|f| u16::from(f.code) == 4003) {
+                    return Err(CliError::Auth(
+                        "your session has ended: run `rtchat login USERNAME`".into(),
+                    ));
+                }
+                return Ok(Flow::Reconnect);
+            }
+            Ok(_) => continue,
+            Err(_) => return Ok(Flow::Reconnect),
+        };
+        let Ok(frame) = serde_json::from_str::<ServerFrame>(&text) else {
+            continue; // a frame type newer than this client
+        };
+        match &frame {
+            ServerFrame::Connected { sync_cursor, .. } => {
+                if seen.cursor().is_none() {
+                    seen.advance(*sync_cursor);
+                }
+                continue;
+            }
+            ServerFrame::NewMessage {
+                message,
+                sync_cursor,
+            } => {
+                let fresh = seen.first_time(message.message_id);
+                seen.advance(*sync_cursor);
+                if !fresh {
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        if !on_event(Event::Frame(frame)) {
+            let _ = sink.send(Message::Close(None)).await;
+            return Ok(Flow::Stop);
+        }
+    }
+    Ok(Flow::Reconnect)
+}
+
+/// Sends one JSON frame on a socket (used by the REPL).
+pub async fn send_frame<S>(sink: &mut S, frame: &serde_json::Value) -> Result<(), CliError>
+where
+    S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    sink.send(Message::text(frame.to_string()))
+        .await
+        .map_err(|e| CliError::Server(format!("live connection failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_id_is_handed_over_once_across_resumes() {
+        let mut seen = Seen::default();
+        seen.advance(10);
+        assert!(!seen.first_time(9), "below the starting cursor");
+        assert!(seen.first_time(12));
+        assert!(seen.first_time(11));
+        assert!(!seen.first_time(12));
+        seen.advance(11);
+        // A resume from 11 repeats 12: skipped.
+        assert!(!seen.first_time(12));
+        assert!(seen.first_time(13));
+    }
+
+    #[test]
+    fn backoff_grows_to_a_cap_with_jitter() {
+        assert!(
+            backoff(1) >= Duration::from_millis(500) && backoff(1) < Duration::from_millis(750)
+        );
+        assert!(backoff(20) <= Duration::from_secs(45));
+    }
+}

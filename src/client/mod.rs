@@ -1,0 +1,38 @@
+//! `rtchat`, the command-line client: the clap command line (`cli`), the HTTP API with automatic
+//! token refresh (`api`), saved logins (`session`), naming people and groups (`target`), the live
+//! connection (`live`) and human output (`render`).
+
+pub mod api;
+pub mod cli;
+pub mod error;
+pub mod live;
+pub mod render;
+pub mod session;
+pub mod target;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Parses the command line, runs the command, and turns any failure into one line on stderr and
+/// the exit code for its kind.
+pub fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rtchat: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rtchat: {e}");
+            e.exit_code()
+        }
+    }
+}

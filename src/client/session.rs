@@ -1,0 +1,153 @@
+//! Saved logins, one per server, in the user's config directory (file mode 0600). A lock file makes
+//! a token refresh by one `rtchat` process visible to the others instead of racing them (a refresh
+//! token may be used once: a second use would end the session).
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::CliError;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Session {
+    pub username: String,
+    pub user_id: i32,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Credentials {
+    servers: BTreeMap<String, Session>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionStore {
+    dir: PathBuf,
+}
+
+/// Holds the store's lock until dropped.
+pub struct Locked {
+    _file: File,
+}
+
+impl SessionStore {
+    /// `RTCHAT_CONFIG_DIR`, else the platform's config directory for rtchat.
+    pub fn default_location() -> SessionStore {
+        let dir = std::env::var_os("RTCHAT_CONFIG_DIR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                directories::ProjectDirs::from("", "", "rtchat")
+                    .map(|d| d.config_dir().to_path_buf())
+            })
+            .unwrap_or_else(|| PathBuf::from(".rtchat"));
+        SessionStore { dir }
+    }
+
+    pub fn at(dir: PathBuf) -> SessionStore {
+        SessionStore { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join("credentials.json")
+    }
+
+    fn local(&self, what: &str, e: impl std::fmt::Display) -> CliError {
+        CliError::Local(format!("{what} {}: {e}", self.path().display()))
+    }
+
+    /// An exclusive lock over read-modify-write of the credentials.
+    pub fn lock(&self) -> Result<Locked, CliError> {
+        fs::create_dir_all(&self.dir)
+            .map_err(|e| self.local("cannot create the directory of", e))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(self.dir.join("credentials.lock"))
+            .map_err(|e| self.local("cannot lock", e))?;
+        file.lock().map_err(|e| self.local("cannot lock", e))?;
+        Ok(Locked { _file: file })
+    }
+
+    fn read(&self) -> Result<Credentials, CliError> {
+        match fs::read_to_string(self.path()) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| self.local("cannot read", e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Credentials::default()),
+            Err(e) => Err(self.local("cannot read", e)),
+        }
+    }
+
+    fn write(&self, creds: &Credentials) -> Result<(), CliError> {
+        fs::create_dir_all(&self.dir)
+            .map_err(|e| self.local("cannot create the directory of", e))?;
+        let tmp = self.dir.join("credentials.json.tmp");
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| self.local("cannot write", e))?;
+        // An existing file keeps its old mode through open(); make sure it is private.
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+            .and_then(|()| {
+                file.write_all(
+                    serde_json::to_string_pretty(creds)
+                        .unwrap_or_default()
+                        .as_bytes(),
+                )
+            })
+            .and_then(|()| file.sync_all())
+            .and_then(|()| fs::rename(&tmp, self.path()))
+            .map_err(|e| self.local("cannot write", e))
+    }
+
+    pub fn get(&self, server: &str) -> Result<Option<Session>, CliError> {
+        Ok(self.read()?.servers.get(server).cloned())
+    }
+
+    /// Saves (or with None forgets) the session for `server`. Call with the lock held.
+    pub fn put(&self, server: &str, session: Option<&Session>) -> Result<(), CliError> {
+        let mut creds = self.read()?;
+        match session {
+            Some(s) => creds.servers.insert(server.to_string(), s.clone()),
+            None => creds.servers.remove(server),
+        };
+        self.write(&creds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_are_kept_per_server_in_a_private_file() {
+        let dir = std::env::temp_dir().join(format!("rtchat-session-test-{}", std::process::id()));
+        let store = SessionStore::at(dir.clone());
+        let s = Session {
+            username: "alice".into(),
+            user_id: 1,
+            access_token: "a".into(),
+            refresh_token: "r".into(),
+        };
+        let _lock = store.lock().unwrap();
+        store.put("http://one", Some(&s)).unwrap();
+        assert_eq!(store.get("http://one").unwrap(), Some(s));
+        assert_eq!(store.get("http://two").unwrap(), None);
+        let mode = fs::metadata(dir.join("credentials.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        store.put("http://one", None).unwrap();
+        assert_eq!(store.get("http://one").unwrap(), None);
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

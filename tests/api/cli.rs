@@ -1,0 +1,538 @@
+//! The real `rtchat` binary against the real server: every subcommand, human and `--json`, and every
+//! class of error with its exit code.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use rtchat::client::session::{Session, SessionStore};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::helpers::{TestApp, spawn_app};
+
+/// One person's `rtchat`: its own config directory, pointed at the test server.
+struct Cli {
+    server: String,
+    config: std::path::PathBuf,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(&self) -> &Self {
+        assert_eq!(
+            self.code, 0,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    fn json_lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+            .collect()
+    }
+
+    /// A failure is one line on stderr and nothing on stdout.
+    fn failed_with(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        assert_eq!(
+            self.stderr.lines().count(),
+            1,
+            "one line: {:?}",
+            self.stderr
+        );
+        assert!(self.stderr.starts_with("rtchat: "), "{}", self.stderr);
+        assert!(self.stdout.is_empty());
+        self
+    }
+}
+
+impl Drop for Cli {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.config);
+    }
+}
+
+impl Cli {
+    fn new(server: &str) -> Cli {
+        let config =
+            std::env::temp_dir().join(format!("rtchat-cli-{}", uuid::Uuid::new_v4().simple()));
+        Cli {
+            server: server.to_string(),
+            config,
+        }
+    }
+
+    fn for_app(app: &TestApp) -> Cli {
+        Cli::new(&app.address)
+    }
+
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_rtchat"));
+        cmd.args(args)
+            .env("RTCHAT_SERVER", &self.server)
+            .env("RTCHAT_CONFIG_DIR", &self.config)
+            .env_remove("NO_COLOR")
+            .kill_on_drop(true);
+        cmd
+    }
+
+    async fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("rtchat runs");
+        let mut pipe = child.stdin.take().unwrap();
+        if let Some(input) = stdin {
+            pipe.write_all(input.as_bytes()).await.unwrap();
+        }
+        drop(pipe);
+        let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("rtchat {args:?} did not finish"))
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    async fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, None).await
+    }
+
+    async fn register(&self, name: &str) {
+        self.run_with_stdin(
+            &[
+                "register",
+                name,
+                "--email",
+                &format!("{name}@example.com"),
+                "--password-stdin",
+            ],
+            Some("a fine password\n"),
+        )
+        .await
+        .ok();
+    }
+
+    fn session(&self) -> Session {
+        SessionStore::at(self.config.clone())
+            .get(&self.server)
+            .unwrap()
+            .expect("logged in")
+    }
+}
+
+#[tokio::test]
+async fn accounts_from_the_command_line() {
+    let app = spawn_app().await;
+    let alice = Cli::for_app(&app);
+    let r = alice
+        .run_with_stdin(
+            &[
+                "register",
+                "alice",
+                "--email",
+                "alice@example.com",
+                "--full-name",
+                "Alice Liddell",
+                "--password-stdin",
+            ],
+            Some("a fine password\n"),
+        )
+        .await;
+    r.ok();
+    assert!(r.stderr.contains("logged in as alice"), "{}", r.stderr);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(alice.config.join("credentials.json"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    let r = alice.run(&["whoami"]).await;
+    r.ok();
+    assert!(
+        r.stdout
+            .starts_with("@alice (Alice Liddell) <alice@example.com>"),
+        "{}",
+        r.stdout
+    );
+    let r = alice.run(&["--json", "whoami"]).await;
+    assert_eq!(r.ok().json_lines()[0]["user"]["username"], "alice");
+
+    alice.run(&["logout"]).await.ok();
+    alice.run(&["whoami"]).await.failed_with(3);
+
+    // Log in by email; a wrong password is an auth error.
+    alice
+        .run_with_stdin(
+            &["login", "ALICE@example.com", "--password-stdin"],
+            Some("wrong password\n"),
+        )
+        .await
+        .failed_with(3);
+    let r = alice
+        .run_with_stdin(
+            &["--json", "login", "alice@example.com", "--password-stdin"],
+            Some("a fine password\n"),
+        )
+        .await;
+    assert_eq!(r.ok().json_lines()[0]["user"]["username"], "alice");
+    assert!(!r.stdout.contains("token"), "tokens are never printed");
+
+    // passwd: every session ends, the new password works.
+    alice
+        .run_with_stdin(
+            &["passwd", "--password-stdin"],
+            Some("a fine password\nan even finer one\n"),
+        )
+        .await
+        .ok();
+    alice.run(&["whoami"]).await.failed_with(3);
+    alice
+        .run_with_stdin(
+            &["login", "alice", "--password-stdin"],
+            Some("an even finer one\n"),
+        )
+        .await
+        .ok();
+    let second = Cli::new(&app.address);
+    second
+        .run_with_stdin(
+            &["login", "alice", "--password-stdin"],
+            Some("an even finer one\n"),
+        )
+        .await
+        .ok();
+    alice.run(&["logout", "--all"]).await.ok();
+    second.run(&["whoami"]).await.failed_with(3);
+}
+
+#[tokio::test]
+async fn messages_from_the_command_line() {
+    let app = spawn_app().await;
+    let alice = Cli::for_app(&app);
+    let bob = Cli::for_app(&app);
+    alice.register("alice").await;
+    bob.register("bob").await;
+
+    let r = alice.run(&["send", "@bob", "hello", "bob"]).await;
+    r.ok();
+    assert!(r.stdout.is_empty(), "quiet on success");
+    let r = alice.run(&["--json", "send", "bob", "second"]).await;
+    assert_eq!(r.ok().json_lines()[0]["content"], "second");
+    // From stdin, one message however many lines.
+    alice
+        .run_with_stdin(&["send", "@bob", "-"], Some("line one\nline two\n"))
+        .await
+        .ok();
+
+    let r = bob.run(&["chats"]).await;
+    r.ok();
+    assert!(
+        r.stdout.contains("@alice") && r.stdout.contains("3 unread"),
+        "{}",
+        r.stdout
+    );
+    let r = bob.run(&["--json", "chats"]).await;
+    let chats = r.ok().json_lines();
+    assert_eq!(chats[0]["name"], "@alice");
+    assert_eq!(chats[0]["unread_count"], 3);
+
+    let r = bob.run(&["history", "@alice"]).await;
+    r.ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(lines[0].ends_with("alice: hello bob"), "{lines:?}");
+    assert!(
+        lines[2].ends_with("alice: line one") && lines[3].trim() == "line two",
+        "{lines:?}"
+    );
+    let r = bob
+        .run(&["--json", "history", "@alice", "--limit", "2"])
+        .await;
+    let page = r.ok().json_lines();
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[1]["content"], "line one\nline two");
+    let older = bob
+        .run(&[
+            "--json",
+            "history",
+            "@alice",
+            "--before",
+            &page[0]["id"].to_string(),
+        ])
+        .await;
+    assert_eq!(older.ok().json_lines()[0]["content"], "hello bob");
+
+    // Reading the history marked it read; `read` does it explicitly.
+    alice.run(&["send", "@bob", "one more"]).await.ok();
+    let r = bob.run(&["--json", "read", "@alice"]).await;
+    assert_eq!(r.ok().json_lines()[0]["unread_count"], 0);
+    let chats = bob.run(&["--json", "chats"]).await;
+    assert_eq!(chats.ok().json_lines()[0]["unread_count"], 0);
+}
+
+#[tokio::test]
+async fn a_repeated_client_id_stores_nothing_new() {
+    let app = spawn_app().await;
+    let alice = Cli::for_app(&app);
+    let bob = Cli::for_app(&app);
+    alice.register("alice").await;
+    bob.register("bob").await;
+    for _ in 0..2 {
+        alice
+            .run(&["send", "@bob", "exactly once", "--client-id", "retry-42"])
+            .await
+            .ok();
+    }
+    let page = bob.run(&["--json", "history", "@alice"]).await;
+    assert_eq!(page.ok().json_lines().len(), 1);
+}
+
+#[tokio::test]
+async fn groups_from_the_command_line() {
+    let app = spawn_app().await;
+    let [alice, bob, carol] = [Cli::for_app(&app), Cli::for_app(&app), Cli::for_app(&app)];
+    alice.register("alice").await;
+    bob.register("bob").await;
+    carol.register("carol").await;
+
+    let r = alice
+        .run(&["groups", "create", "team", "--members", "@bob"])
+        .await;
+    r.ok();
+    let id = r
+        .stdout
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_start_matches('#')
+        .to_string();
+    assert!(r.stdout.trim().ends_with("team"));
+    alice.run(&["send", "#team", "hello", "team"]).await.ok();
+    let by_id = format!("#{id}");
+    let r = bob.run(&["history", &by_id]).await;
+    assert!(r.ok().stdout.contains("alice: hello team"));
+
+    alice.run(&["groups", "add", "#team", "@carol"]).await.ok();
+    let r = carol.run(&["--json", "groups", "members", "#team"]).await;
+    let names: Vec<String> = r
+        .ok()
+        .json_lines()
+        .iter()
+        .map(|m| m["username"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["alice", "bob", "carol"]);
+    let r = carol.run(&["groups", "list"]).await;
+    assert!(
+        r.ok().stdout.contains("team") && r.stdout.contains("3 members"),
+        "{}",
+        r.stdout
+    );
+
+    // Only the admin removes others; anyone leaves.
+    bob.run(&["groups", "remove", "#team", "@carol"])
+        .await
+        .failed_with(1);
+    alice
+        .run(&["groups", "remove", "#team", "@carol"])
+        .await
+        .ok();
+    carol
+        .run(&["send", "#team", "still here?"])
+        .await
+        .failed_with(4);
+    bob.run(&["groups", "leave", "#team"]).await.ok();
+    let r = bob.run(&["--json", "groups", "list"]).await;
+    assert!(r.ok().json_lines().is_empty());
+
+    // A name shared by two groups must be disambiguated.
+    alice.run(&["groups", "create", "team"]).await.ok();
+    let r = alice.run(&["send", "#team", "which one?"]).await;
+    r.failed_with(2);
+    assert!(r.stderr.contains(&format!("#{id} (team)")), "{}", r.stderr);
+    alice.run(&["send", &by_id, "this one"]).await.ok();
+}
+
+#[tokio::test]
+async fn find_people() {
+    let app = spawn_app().await;
+    let alice = Cli::for_app(&app);
+    alice.register("alice").await;
+    for name in ["sam", "samantha", "tom"] {
+        Cli::for_app(&app).register(name).await;
+    }
+    let r = alice.run(&["users", "sa"]).await;
+    let lines: Vec<&str> = r.ok().stdout.lines().collect();
+    assert_eq!(lines, ["@sam", "@samantha"]);
+    let r = alice.run(&["--json", "users", "@tom"]).await;
+    assert_eq!(r.ok().json_lines()[0]["username"], "tom");
+}
+
+#[tokio::test]
+async fn each_kind_of_error_has_its_exit_code() {
+    let app = spawn_app().await;
+    let alice = Cli::for_app(&app);
+    alice.register("alice").await;
+    alice.run(&["send", "@nobody", "hi"]).await.failed_with(4);
+    alice
+        .run(&["send", "@alice", "talking to myself"])
+        .await
+        .failed_with(1);
+    alice.run(&["history", "#nothing"]).await.failed_with(4);
+    // Usage: clap's own and ours.
+    let r = alice.run(&["send", "@bob"]).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = alice.run(&["frobnicate"]).await;
+    assert_eq!(r.code, 2);
+    alice
+        .run(&["groups", "add", "@notagroup", "@alice"])
+        .await
+        .failed_with(2);
+    // Not logged in.
+    Cli::for_app(&app).run(&["chats"]).await.failed_with(3);
+    // Taken name.
+    let r = Cli::for_app(&app)
+        .run_with_stdin(
+            &[
+                "register",
+                "ALICE",
+                "--email",
+                "x@example.com",
+                "--password-stdin",
+            ],
+            Some("a fine password\n"),
+        )
+        .await;
+    r.failed_with(1);
+    assert!(r.stderr.contains("Username already taken"));
+}
+
+#[tokio::test]
+async fn a_server_that_is_down_is_one_line_and_exit_5() {
+    let down = Cli::new("http://127.0.0.1:9");
+    let store = SessionStore::at(down.config.clone());
+    let _lock = store.lock().unwrap();
+    store
+        .put(
+            &down.server,
+            Some(&Session {
+                username: "alice".into(),
+                user_id: 1,
+                access_token: "a".into(),
+                refresh_token: "r".into(),
+            }),
+        )
+        .unwrap();
+    drop(_lock);
+    let r = down.run(&["chats"]).await;
+    r.failed_with(5);
+    assert!(r.stderr.contains("cannot reach the server"), "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn an_expired_access_token_is_refreshed_and_the_new_tokens_kept() {
+    let app = spawn_app().await;
+    let alice = Cli::for_app(&app);
+    alice.register("alice").await;
+    let before = alice.session();
+    // Age the saved access token past its expiry, as an hour's wait would.
+    let user = crate::helpers::TestUser {
+        id: before.user_id.into(),
+        access: before.access_token.clone(),
+        refresh: before.refresh_token.clone(),
+    };
+    let expired = Session {
+        access_token: app.expired_token(&user),
+        ..before.clone()
+    };
+    let store = SessionStore::at(alice.config.clone());
+    store.put(&alice.server, Some(&expired)).unwrap();
+
+    let r = alice.run(&["whoami"]).await;
+    r.ok();
+    let after = alice.session();
+    assert_ne!(after.access_token, expired.access_token);
+    assert_ne!(
+        after.refresh_token, before.refresh_token,
+        "the rotated refresh token was saved"
+    );
+    alice.run(&["whoami"]).await.ok();
+
+    // When the refresh token is no good either, the user is told to log in.
+    let dead = Session {
+        access_token: app.expired_token(&user),
+        refresh_token: "garbage".into(),
+        ..after
+    };
+    store.put(&alice.server, Some(&dead)).unwrap();
+    let r = alice.run(&["chats"]).await;
+    r.failed_with(3);
+    assert!(r.stderr.contains("rtchat login"), "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn listen_prints_messages_as_they_arrive() {
+    let app = spawn_app().await;
+    let alice = Cli::for_app(&app);
+    let bob = Cli::for_app(&app);
+    alice.register("alice").await;
+    bob.register("bob").await;
+    alice.run(&["send", "@bob", "first"]).await.ok();
+
+    let mut child = bob
+        .command(&["listen", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..100 {
+        if app.state.hub.connection_count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    alice.run(&["send", "@bob", "are you there?"]).await.ok();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("a line in time")
+        .unwrap()
+        .unwrap();
+    let event: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["type"], "new_message");
+    assert_eq!(event["content"], "are you there?");
+    assert_eq!(event["sender_username"], "alice");
+    child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn help_and_completions() {
+    let cli = Cli::new("http://127.0.0.1:9");
+    for cmd in ["send", "history", "register", "listen", "completions"] {
+        let r = cli.run(&[cmd, "--help"]).await;
+        r.ok();
+        assert!(r.stdout.contains("Example"), "{cmd} --help has examples");
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let r = cli.run(&["completions", shell]).await;
+        assert!(r.ok().stdout.contains("rtchat"));
+    }
+}
