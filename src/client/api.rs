@@ -368,6 +368,14 @@ impl Api {
         self.call(Method::GET, "/sync", &q, None, true).await
     }
 
+    /// Online people you share a room with.
+    pub async fn online_users(&self) -> Result<Vec<UserId>, CliError> {
+        let reply: crate::proto::OnlineUsers = self
+            .call(Method::GET, "/ws/online-users", &[], None, true)
+            .await?;
+        Ok(reply.online_users)
+    }
+
     // ----- groups -----
 
     pub async fn groups(&self) -> Result<Vec<GroupSummary>, CliError> {

@@ -140,6 +140,11 @@ pub enum Command {
     /// Print incoming messages as they arrive (all rooms, or one), reconnecting as needed.
     #[command(after_help = "Examples:\n  rtchat listen\n  rtchat listen '#team' --json")]
     Listen { target: Option<String> },
+    /// Chat interactively: a prompt in one room, live messages above it, /commands.
+    #[command(
+        after_help = "Examples:\n  rtchat chat '#team'\n  rtchat chat @bob\n\nInside, /help lists the commands."
+    )]
+    Chat { target: Option<String> },
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  rtchat completions bash > ~/.local/share/bash-completion/completions/rtchat\n  \
@@ -334,6 +339,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             };
             follow_live(&api, &out, room).await?;
         }
+        Command::Chat { target } => super::repl::run(api, target).await?,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "rtchat", &mut std::io::stdout());
         }
@@ -619,7 +625,7 @@ async fn follow_live(api: &Api, out: &Out, room: Option<RoomId>) -> Result<(), C
     let style = out.style;
     let json = out.json;
     let names = room_names(api).await?;
-    live::listen(api, |event| {
+    live::listen(api, None, |event| {
         match event {
             Event::Frame(frame) => {
                 if let Some(r) = room

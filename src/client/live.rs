@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -59,13 +60,18 @@ pub enum Event {
 
 const SYNC_PAGE: u32 = 500;
 
-/// Runs until the session ends or `on_event` returns false. New messages are de-duplicated; other
-/// frames pass through as they come.
-pub async fn listen(api: &Api, mut on_event: impl FnMut(Event) -> bool) -> Result<(), CliError> {
+/// Runs until the session ends, `on_event` returns false, or `outgoing` closes. New messages are
+/// de-duplicated; other frames pass through as they come. Frames sent on `outgoing` go out on the
+/// socket (they wait while it is down).
+pub async fn listen(
+    api: &Api,
+    mut outgoing: Option<mpsc::UnboundedReceiver<serde_json::Value>>,
+    mut on_event: impl FnMut(Event) -> bool,
+) -> Result<(), CliError> {
     let mut seen = Seen::default();
     let mut failures: u32 = 0;
     loop {
-        match session(api, &mut seen, &mut on_event, failures > 0).await {
+        match session(api, &mut seen, &mut outgoing, &mut on_event, failures > 0).await {
             Ok(Flow::Stop) => return Ok(()),
             Ok(Flow::Reconnect) => failures = 1,
             Err(e @ CliError::Auth(_)) => return Err(e),
@@ -93,9 +99,20 @@ enum Flow {
     Reconnect,
 }
 
+/// The next frame to send, or never when there is no outgoing channel.
+async fn next_outgoing(
+    outgoing: &mut Option<mpsc::UnboundedReceiver<serde_json::Value>>,
+) -> Option<serde_json::Value> {
+    match outgoing {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn session(
     api: &Api,
     seen: &mut Seen,
+    outgoing: &mut Option<mpsc::UnboundedReceiver<serde_json::Value>>,
     on_event: &mut impl FnMut(Event) -> bool,
     resumed: bool,
 ) -> Result<Flow, CliError> {
@@ -145,7 +162,25 @@ async fn session(
         return Ok(Flow::Stop);
     }
 
-    while let Some(message) = stream.next().await {
+    loop {
+        let message = tokio::select! {
+            message = stream.next() => match message {
+                Some(message) => message,
+                None => return Ok(Flow::Reconnect),
+            },
+            frame = next_outgoing(outgoing) => match frame {
+                Some(frame) => {
+                    if send_frame(&mut sink, &frame).await.is_err() {
+                        return Ok(Flow::Reconnect);
+                    }
+                    continue;
+                }
+                None => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    return Ok(Flow::Stop);
+                }
+            },
+        };
         let text = match message {
             Ok(Message::Text(text)) => text,
             Ok(Message::Close(frame)) => {
@@ -186,11 +221,9 @@ async fn session(
             return Ok(Flow::Stop);
         }
     }
-    Ok(Flow::Reconnect)
 }
 
-/// Sends one JSON frame on a socket (used by the REPL).
-pub async fn send_frame<S>(sink: &mut S, frame: &serde_json::Value) -> Result<(), CliError>
+async fn send_frame<S>(sink: &mut S, frame: &serde_json::Value) -> Result<(), CliError>
 where
     S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
 {

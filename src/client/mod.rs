@@ -1,12 +1,15 @@
 //! `rtchat`, the command-line client: the clap command line (`cli`), the HTTP API with automatic
 //! token refresh (`api`), saved logins (`session`), naming people and groups (`target`), the live
-//! connection (`live`) and human output (`render`).
+//! connection (`live`), human output (`render`), and the interactive `chat` REPL (`repl`, with its
+//! line editor in `line_editor`).
 
 pub mod api;
 pub mod cli;
 pub mod error;
+pub mod line_editor;
 pub mod live;
 pub mod render;
+pub mod repl;
 pub mod session;
 pub mod target;
 

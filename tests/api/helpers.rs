@@ -100,7 +100,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: tokio_postgres::Config,
     pub keys: TokenKeys,
-    _shutdown: oneshot::Sender<()>,
+    config: Config,
+    running: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -136,10 +137,9 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
         .expect("server starts");
     let address = format!("http://{}", server.local_addr());
     let state = server.state().clone();
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(server.run_until(async {
-        let _ = rx.await;
-    }));
+    let mut config = config;
+    config.bind = server.local_addr();
+    let running = Some(run(server));
     TestApp {
         address,
         state,
@@ -151,8 +151,17 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
             config.access_token_expire_minutes,
             config.refresh_token_expire_days,
         ),
-        _shutdown: tx,
+        config,
+        running,
     }
+}
+
+fn run(server: Server) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run_until(async {
+        let _ = rx.await;
+    }));
+    (tx, task)
 }
 
 /// A response as a user sees it: status and JSON body (every body must be JSON, errors included).
@@ -170,6 +179,23 @@ impl Reply {
 }
 
 impl TestApp {
+    /// Stops the server as SIGTERM would: sockets are closed, the port is freed.
+    pub async fn stop_server(&mut self) {
+        if let Some((stop, task)) = self.running.take() {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+    }
+
+    /// Starts the server again on the same address and database.
+    pub async fn start_server(&mut self) {
+        let server = Server::bind(&self.config, self.db.clone(), SECRET.as_bytes())
+            .await
+            .expect("server restarts");
+        self.state = server.state().clone();
+        self.running = Some(run(server));
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

@@ -9,6 +9,7 @@ mod concurrency;
 mod groups;
 mod messages;
 mod meta;
+mod repl;
 mod robustness;
 mod rooms;
 mod users;

@@ -1,0 +1,704 @@
+//! `rtchat chat`: the interactive REPL. One room at a time in the prompt (`#team>` / `@bob>`), live
+//! messages and events printed above the line being typed, `/commands` parsed by clap, and no message
+//! lost or doubled across a dropped connection: sends carry a `client_id` and are retried with it
+//! until the server has them; missed messages come back through `sync`, each shown once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::api::{Api, Page};
+use super::error::CliError;
+use super::line_editor::{Completions, Input, LineEditor};
+use super::live::{self, Event};
+use super::render::{Style, table, when};
+use super::session::Session;
+use super::target::{self, Target};
+use crate::proto::{LiveMessage, RoomId, ServerFrame, UserId};
+
+const TYPING_EVERY: Duration = Duration::from_secs(3);
+const TYPING_SHOWN_FOR: Duration = Duration::from_secs(5);
+const HISTORY_PAGE: u32 = 20;
+
+#[derive(Debug, Parser)]
+#[command(multicall = true, disable_help_subcommand = true)]
+struct Slash {
+    #[command(subcommand)]
+    command: SlashCommand,
+}
+
+#[derive(Debug, Subcommand)]
+#[command(disable_help_flag = true)]
+enum SlashCommand {
+    /// Talk in @user or #group.
+    Join { target: String },
+    /// Send one message elsewhere without leaving this room.
+    Msg {
+        target: String,
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Show the last N messages here.
+    History { n: Option<u32> },
+    /// Who is here, and who is online.
+    Who,
+    /// Your chats and groups with unread counts.
+    Chats,
+    /// Your groups.
+    Groups,
+    /// Create a group with these people and join it.
+    Create { name: String, members: Vec<String> },
+    /// Add people to this group.
+    Add {
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+    /// Leave this group.
+    Leave,
+    /// Mark this room read.
+    Read,
+    /// This list.
+    Help,
+    /// Leave the chat (or Ctrl-D).
+    Quit,
+}
+
+const HELP: &str = "\
+/join @user|#group    talk there          /msg TARGET TEXT   send elsewhere
+/history [N]          last N messages     /who               members, who is online
+/chats                chats and unread    /groups            your groups
+/create NAME @a @b    new group           /add @c            add to this group
+/leave                leave this group    /read              mark this room read
+/help                 this list           /quit              leave (or Ctrl-D)
+A line without / is sent to the current room. Tab completes commands, @people and #groups.";
+
+/// Where the next plain line goes.
+struct Current {
+    target: Target,
+    room: Option<RoomId>,
+}
+
+/// A message not yet confirmed by the server, retried with the same `client_id`.
+#[derive(Clone)]
+struct Pending {
+    client_id: String,
+    to: Target,
+    content: String,
+}
+
+struct Repl {
+    api: Arc<Api>,
+    me: Session,
+    style: Style,
+    printer: Box<dyn rustyline::ExternalPrinter + Send>,
+    current: Option<Current>,
+    names: HashMap<RoomId, String>,
+    unread: HashMap<RoomId, i64>,
+    pending: Vec<Pending>,
+    to_server: mpsc::UnboundedSender<serde_json::Value>,
+    typing_sent: Option<Instant>,
+    typing_shown: HashMap<(RoomId, UserId), Instant>,
+    words: Completions,
+}
+
+pub async fn run(api: Api, target: Option<String>) -> Result<(), CliError> {
+    let api = Arc::new(api);
+    api.me().await?; // logged in, token fresh, server up
+    let me = api.session()?;
+    let words: Completions = Default::default();
+    let (input_tx, mut input) = mpsc::unbounded_channel();
+    let (editor, printer) = LineEditor::start(words.clone(), history_file(), input_tx)?;
+    let (to_server, outgoing) = mpsc::unbounded_channel();
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let live_api = api.clone();
+    let mut live_task = tokio::spawn(async move {
+        live::listen(&live_api, Some(outgoing), move |e| {
+            events_tx.send(e).is_ok()
+        })
+        .await
+    });
+
+    let mut repl = Repl {
+        api,
+        me,
+        style: Style::detect(),
+        printer,
+        current: None,
+        names: HashMap::new(),
+        unread: HashMap::new(),
+        pending: Vec::new(),
+        to_server,
+        typing_sent: None,
+        typing_shown: HashMap::new(),
+        words,
+    };
+    repl.refresh_names().await?;
+    repl.say(&format!(
+        "Connected as @{} to {}. /help lists commands.",
+        repl.me.username,
+        repl.api.base()
+    ));
+    if let Some(t) = target {
+        let joined = repl.join(&t).await;
+        repl.command_result(joined);
+    }
+    editor.read(repl.prompt());
+    let mut between_lines = false;
+    let outcome = loop {
+        tokio::select! {
+            got = input.recv() => match got {
+                Some(Input::Line(line)) => {
+                    if !repl.line(&line).await {
+                        between_lines = true;
+                        break Ok(());
+                    }
+                    editor.read(repl.prompt());
+                }
+                Some(Input::Typing) => repl.typing(),
+                Some(Input::Eof) | None => {
+                    between_lines = true;
+                    break Ok(());
+                }
+            },
+            event = events.recv() => match event {
+                Some(event) => repl.event(event).await,
+                None => break match (&mut live_task).await {
+                    Ok(Err(e)) => Err(e),
+                    _ => Ok(()),
+                },
+            },
+        }
+    };
+    if !repl.pending.is_empty() {
+        eprintln!(
+            "rtchat: {} message(s) were not delivered: the server did not confirm them",
+            repl.pending.len()
+        );
+    }
+    drop(repl);
+    live_task.abort();
+    editor.finish(between_lines);
+    outcome
+}
+
+fn history_file() -> Option<std::path::PathBuf> {
+    if let Some(dir) = std::env::var_os("RTCHAT_CONFIG_DIR") {
+        return Some(std::path::PathBuf::from(dir).join("chat_history"));
+    }
+    directories::ProjectDirs::from("", "", "rtchat").map(|d| d.data_dir().join("chat_history"))
+}
+
+impl Repl {
+    /// Prints above the prompt. Lines end in CR LF: the terminal may be in raw mode.
+    fn say(&mut self, text: &str) {
+        let mut out = text.replace("\r\n", "\n").replace('\n', "\r\n");
+        out.push_str("\r\n");
+        let _ = self.printer.print(out);
+    }
+
+    fn notice(&mut self, text: &str) {
+        let line = self.style.dim(text);
+        self.say(&line);
+    }
+
+    fn command_result(&mut self, result: Result<(), CliError>) {
+        if let Err(e) = result {
+            self.say(&format!("error: {e}"));
+        }
+    }
+
+    fn prompt(&self) -> String {
+        match &self.current {
+            Some(c) => format!("{}> ", c.target.label()),
+            None => "> ".to_string(),
+        }
+    }
+
+    fn current_room(&self) -> Option<RoomId> {
+        self.current.as_ref().and_then(|c| c.room)
+    }
+
+    async fn refresh_names(&mut self) -> Result<(), CliError> {
+        let (chats, groups) = tokio::try_join!(self.api.chats(), self.api.groups())?;
+        let mut words: Vec<String> = [
+            "/join", "/msg", "/history", "/who", "/chats", "/groups", "/create", "/add", "/leave",
+            "/read", "/help", "/quit",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for c in &chats {
+            self.names
+                .insert(c.chat_room_id, format!("@{}", c.other_user_username));
+            words.push(format!("@{}", c.other_user_username));
+        }
+        for g in &groups {
+            self.names.insert(g.id, format!("#{}", g.name));
+            words.push(format!("#{}", g.name));
+            self.unread.insert(g.id, g.unread_count);
+        }
+        for c in &chats {
+            self.unread.insert(c.chat_room_id, c.unread_count);
+        }
+        words.sort();
+        words.dedup();
+        *self.words.lock().unwrap_or_else(|e| e.into_inner()) = words;
+        Ok(())
+    }
+
+    fn remember_word(&self, word: String) {
+        let mut words = self.words.lock().unwrap_or_else(|e| e.into_inner());
+        if !words.contains(&word) {
+            words.push(word);
+        }
+    }
+
+    /// One line typed: a command or a message. False when the user quits.
+    async fn line(&mut self, line: &str) -> bool {
+        let line = line.trim();
+        if line.is_empty() {
+            return true;
+        }
+        if let Some(command) = line.strip_prefix('/') {
+            let words: Vec<&str> = command.split_whitespace().collect();
+            match Slash::try_parse_from(words) {
+                Ok(Slash {
+                    command: SlashCommand::Quit,
+                }) => return false,
+                Ok(slash) => {
+                    let result = self.command(slash.command).await;
+                    self.command_result(result);
+                }
+                Err(e) => {
+                    let text = e.render().to_string();
+                    let first = text.lines().next().unwrap_or("unknown command").to_string();
+                    self.say(&format!("{first} (/help lists commands)"));
+                }
+            }
+            return true;
+        }
+        match &self.current {
+            Some(c) => {
+                let to = c.target.clone();
+                self.send(to, line.to_string()).await;
+            }
+            None => self.say("join a room first: /join @user or /join #group"),
+        }
+        true
+    }
+
+    async fn command(&mut self, command: SlashCommand) -> Result<(), CliError> {
+        match command {
+            SlashCommand::Join { target } => self.join(&target).await?,
+            SlashCommand::Msg { target, text } => {
+                let to = target::resolve(&self.api, &target).await?;
+                self.send(to, text.join(" ")).await;
+            }
+            SlashCommand::History { n } => {
+                let Some(c) = &self.current else {
+                    return Err(CliError::Usage("join a room first".into()));
+                };
+                let target = c.target.clone();
+                self.show_history(&target, n.unwrap_or(HISTORY_PAGE))
+                    .await?;
+            }
+            SlashCommand::Who => self.who().await?,
+            SlashCommand::Chats => {
+                let chats = self.api.chats().await?;
+                let groups = self.api.groups().await?;
+                let mut rows: Vec<Vec<String>> = Vec::new();
+                for g in groups {
+                    rows.push(vec![
+                        format!("#{} ({})", g.name, g.id),
+                        unread_text(g.unread_count),
+                        g.last_message.unwrap_or_default(),
+                    ]);
+                }
+                for c in chats {
+                    rows.push(vec![
+                        format!("@{}", c.other_user_username),
+                        unread_text(c.unread_count),
+                        c.last_message,
+                    ]);
+                }
+                let text = table(&rows);
+                self.say(text.trim_end());
+            }
+            SlashCommand::Groups => {
+                let groups = self.api.groups().await?;
+                let rows: Vec<Vec<String>> = groups
+                    .iter()
+                    .map(|g| {
+                        vec![
+                            format!("#{}", g.id),
+                            g.name.clone(),
+                            format!("{} members", g.member_count),
+                        ]
+                    })
+                    .collect();
+                let text = table(&rows);
+                self.say(if text.is_empty() {
+                    "no groups"
+                } else {
+                    text.trim_end()
+                });
+            }
+            SlashCommand::Create { name, members } => {
+                let mut ids = Vec::new();
+                for m in &members {
+                    ids.push(target::resolve_user(&self.api, m).await?.id);
+                }
+                let reply = self.api.create_group(&name, &ids).await?;
+                self.names
+                    .insert(reply.group.id, format!("#{}", reply.group.name));
+                self.remember_word(format!("#{}", reply.group.name));
+                self.join(&format!("#{}", reply.group.id)).await?;
+            }
+            SlashCommand::Add { users } => {
+                let Some(Target::Group { id, .. }) = self.current.as_ref().map(|c| &c.target)
+                else {
+                    return Err(CliError::Usage("/add works in a group".into()));
+                };
+                let id = *id;
+                let mut ids = Vec::new();
+                for u in &users {
+                    ids.push(target::resolve_user(&self.api, u).await?.id);
+                }
+                self.api.add_members(id, &ids).await?;
+            }
+            SlashCommand::Leave => {
+                let Some(Target::Group { id, name }) =
+                    self.current.as_ref().map(|c| c.target.clone())
+                else {
+                    return Err(CliError::Usage("/leave works in a group".into()));
+                };
+                self.api.remove_member(id, self.me.user_id).await?;
+                self.current = None;
+                self.notice(&format!("you left #{name}"));
+            }
+            SlashCommand::Read => {
+                if let Some(room) = self.current_room() {
+                    self.api.mark_read(room).await?;
+                    self.unread.insert(room, 0);
+                }
+            }
+            SlashCommand::Help => self.say(HELP),
+            SlashCommand::Quit => {}
+        }
+        Ok(())
+    }
+
+    async fn join(&mut self, text: &str) -> Result<(), CliError> {
+        let t = target::resolve(&self.api, text).await?;
+        let room = target::room_of(&self.api, &t).await?;
+        if let Some(old) = self.current_room() {
+            let _ = self
+                .to_server
+                .send(json!({"type": "leave_room", "room_id": old}));
+        }
+        if let Some(room) = room {
+            self.names.insert(room, t.label());
+            let _ = self
+                .to_server
+                .send(json!({"type": "join_room", "room_id": room}));
+        }
+        self.remember_word(t.label());
+        self.current = Some(Current {
+            target: t.clone(),
+            room,
+        });
+        self.show_history(&t, HISTORY_PAGE).await?;
+        if let Some(room) = room {
+            self.unread.insert(room, 0);
+        }
+        Ok(())
+    }
+
+    /// The last `n` messages of a room (reading them marks it read).
+    async fn show_history(&mut self, t: &Target, n: u32) -> Result<(), CliError> {
+        let page = Page {
+            limit: Some(n.clamp(1, 100)),
+            ..Page::default()
+        };
+        let messages = match t {
+            Target::User(u) => self.api.direct_history(u.id, page).await?,
+            Target::Group { id, .. } => self.api.group_history(*id, page).await?,
+        };
+        if messages.is_empty() {
+            self.notice(&format!("no messages with {} yet", t.label()));
+        }
+        for m in messages {
+            let line = self.message_line(
+                m.sender_username.as_deref(),
+                &when(&m.message.created_at),
+                &m.message.content,
+            );
+            self.say(&line);
+        }
+        Ok(())
+    }
+
+    fn message_line(&self, sender: Option<&str>, at: &str, content: &str) -> String {
+        let sender = sender.unwrap_or("(deleted user)");
+        let mut text = format!("{} {}: ", self.style.dim(at), self.style.bold(sender));
+        text.push_str(&content.replace('\n', "\n    "));
+        text
+    }
+
+    async fn who(&mut self) -> Result<(), CliError> {
+        let Some(c) = &self.current else {
+            return Err(CliError::Usage("join a room first".into()));
+        };
+        let online: Vec<UserId> = self.api.online_users().await.unwrap_or_default();
+        let rows: Vec<Vec<String>> = match &c.target {
+            Target::Group { id, .. } => self
+                .api
+                .members(*id)
+                .await?
+                .into_iter()
+                .map(|m| {
+                    vec![
+                        format!("@{}", m.username),
+                        if m.is_admin {
+                            "admin".into()
+                        } else {
+                            String::new()
+                        },
+                        if online.contains(&m.id) {
+                            "online".into()
+                        } else {
+                            "offline".into()
+                        },
+                    ]
+                })
+                .collect(),
+            Target::User(u) => vec![
+                vec![
+                    format!("@{}", self.me.username),
+                    String::new(),
+                    "online".into(),
+                ],
+                vec![
+                    format!("@{}", u.username),
+                    String::new(),
+                    if online.contains(&u.id) {
+                        "online".into()
+                    } else {
+                        "offline".into()
+                    },
+                ],
+            ],
+        };
+        let text = table(&rows);
+        self.say(text.trim_end());
+        Ok(())
+    }
+
+    /// Sends a message; kept as pending until the server confirms it, and retried with the same
+    /// `client_id` after a reconnect if it could not be delivered now.
+    async fn send(&mut self, to: Target, content: String) {
+        let pending = Pending {
+            client_id: uuid::Uuid::new_v4().to_string(),
+            to,
+            content,
+        };
+        self.pending.push(pending.clone());
+        self.deliver(pending).await;
+    }
+
+    async fn deliver(&mut self, p: Pending) {
+        let result = match &p.to {
+            Target::User(u) => self.api.send_direct(u.id, &p.content, &p.client_id).await,
+            Target::Group { id, .. } => self.api.send_group(*id, &p.content, &p.client_id).await,
+        };
+        match result {
+            Ok(reply) => {
+                self.pending.retain(|q| q.client_id != p.client_id);
+                let room = reply.data.chat_room_id;
+                self.names.entry(room).or_insert_with(|| p.to.label());
+                if let Some(c) = &mut self.current
+                    && c.room.is_none()
+                    && c.target.label() == p.to.label()
+                {
+                    c.room = Some(room);
+                }
+            }
+            Err(CliError::Server(_)) => {
+                self.notice("not delivered yet: will resend when the connection is back");
+            }
+            Err(e) => {
+                self.pending.retain(|q| q.client_id != p.client_id);
+                self.say(&format!("error: {e}"));
+            }
+        }
+    }
+
+    async fn resend_pending(&mut self) {
+        for p in self.pending.clone() {
+            self.deliver(p).await;
+        }
+    }
+
+    fn typing(&mut self) {
+        let Some(room) = self.current_room() else {
+            return;
+        };
+        if self.typing_sent.is_some_and(|t| t.elapsed() < TYPING_EVERY) {
+            return;
+        }
+        self.typing_sent = Some(Instant::now());
+        let _ = self
+            .to_server
+            .send(json!({"type": "typing", "room_id": room}));
+    }
+
+    async fn event(&mut self, event: Event) {
+        match event {
+            Event::Frame(frame) => self.frame(frame).await,
+            Event::Lost { retry_in } => self.notice(&format!(
+                "connection lost; reconnecting in {:.1} s",
+                retry_in.as_secs_f64()
+            )),
+            Event::Resumed { missed } => {
+                self.notice(&format!("reconnected ({missed} missed)"));
+                if let Some(room) = self.current_room() {
+                    let _ = self
+                        .to_server
+                        .send(json!({"type": "join_room", "room_id": room}));
+                }
+                self.resend_pending().await;
+            }
+        }
+    }
+
+    async fn frame(&mut self, frame: ServerFrame) {
+        match frame {
+            ServerFrame::NewMessage { message, .. } => self.incoming(message),
+            ServerFrame::UserTyping {
+                room_id,
+                user_id,
+                username,
+            } => {
+                if Some(room_id) != self.current_room() || user_id == self.me.user_id {
+                    return;
+                }
+                let shown = self.typing_shown.get(&(room_id, user_id));
+                if shown.is_none_or(|t| t.elapsed() > TYPING_SHOWN_FOR) {
+                    self.typing_shown.insert((room_id, user_id), Instant::now());
+                    self.notice(&format!("{username} is typing…"));
+                }
+            }
+            ServerFrame::Presence {
+                username, status, ..
+            } => self.notice(&format!("@{username} is {status}")),
+            ServerFrame::MemberAdded {
+                room_id,
+                name,
+                username,
+                user_id,
+                ..
+            } => {
+                let label = name
+                    .map(|n| format!("#{n}"))
+                    .unwrap_or_else(|| format!("#{room_id}"));
+                self.names.insert(room_id, label.clone());
+                self.remember_word(label.clone());
+                self.remember_word(format!("@{username}"));
+                if user_id == self.me.user_id {
+                    self.notice(&format!("you are now in {label}"));
+                } else {
+                    self.notice(&format!("@{username} joined {label}"));
+                }
+            }
+            ServerFrame::MemberRemoved {
+                room_id,
+                username,
+                user_id,
+            } => {
+                let label = self.label(room_id);
+                if user_id == self.me.user_id && self.current_room() == Some(room_id) {
+                    self.current = None;
+                }
+                self.notice(&format!("@{username} left {label}"));
+            }
+            ServerFrame::Read {
+                room_id,
+                user_id,
+                unread_count: Some(n),
+                ..
+            } if user_id == self.me.user_id => {
+                self.unread.insert(room_id, n);
+            }
+            _ => {}
+        }
+    }
+
+    fn label(&self, room: RoomId) -> String {
+        self.names
+            .get(&room)
+            .cloned()
+            .unwrap_or_else(|| format!("#{room}"))
+    }
+
+    fn incoming(&mut self, m: LiveMessage) {
+        let mine = m.sender_id == Some(self.me.user_id);
+        if !self.names.contains_key(&m.room_id)
+            && !mine
+            && let Some(sender) = &m.sender_username
+        {
+            // A first direct message from someone new.
+            self.names.insert(m.room_id, format!("@{sender}"));
+            self.remember_word(format!("@{sender}"));
+        }
+        if mine {
+            // Delivered: whatever was pending with this client id is done.
+            if let Some(cid) = &m.client_id {
+                self.pending.retain(|p| &p.client_id != cid);
+            }
+        }
+        let here = self.current_room() == Some(m.room_id)
+            || (self.current_room().is_none()
+                && self
+                    .current
+                    .as_ref()
+                    .is_some_and(|c| c.target.label() == self.label(m.room_id)));
+        if here {
+            if let Some(c) = &mut self.current {
+                c.room = Some(m.room_id);
+            }
+            let line = self.message_line(
+                m.sender_username.as_deref(),
+                &when(&m.created_at),
+                &m.content,
+            );
+            self.say(&line);
+            if !mine {
+                let _ = self.to_server.send(
+                    json!({"type": "read", "room_id": m.room_id, "message_id": m.message_id}),
+                );
+            }
+        } else if !mine {
+            let n = self.unread.entry(m.room_id).or_default();
+            *n += 1;
+            let n = *n;
+            let label = self.label(m.room_id);
+            let sender = m.sender_username.clone().unwrap_or_default();
+            self.notice(&format!(
+                "[{label}] {sender}: {}  ({n} unread)",
+                super::render::snippet(&m.content, 60)
+            ));
+        }
+    }
+}
+
+fn unread_text(n: i64) -> String {
+    if n > 0 {
+        format!("{n} unread")
+    } else {
+        String::new()
+    }
+}

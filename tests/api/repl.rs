@@ -1,0 +1,233 @@
+//! `rtchat chat` driven in a pseudo-terminal: two people converse, typing shows on the other side
+//! only, the slash commands work, and a server restart mid-conversation loses and doubles nothing.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use expectrl::{Expect, Session};
+use rtchat::client::session::{Session as Login, SessionStore};
+
+use crate::helpers::{TestApp, TestUser, spawn_app};
+
+/// One person at a terminal running `rtchat chat`.
+struct Terminal {
+    pty: expectrl::session::OsSession,
+    config: PathBuf,
+    /// Everything the terminal has shown so far.
+    screen: String,
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self
+            .pty
+            .get_process_mut()
+            .kill(expectrl::process::unix::Signal::SIGKILL);
+        let _ = std::fs::remove_dir_all(&self.config);
+    }
+}
+
+impl Terminal {
+    fn open(app: &TestApp, user: &TestUser, name: &str, target: &str) -> Terminal {
+        let config =
+            std::env::temp_dir().join(format!("rtchat-repl-{}", uuid::Uuid::new_v4().simple()));
+        let store = SessionStore::at(config.clone());
+        store
+            .put(
+                &app.address,
+                Some(&Login {
+                    username: name.into(),
+                    user_id: user.id as i32,
+                    access_token: user.access.clone(),
+                    refresh_token: user.refresh.clone(),
+                }),
+            )
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtchat"));
+        cmd.args(["chat", target])
+            .env("RTCHAT_SERVER", &app.address)
+            .env("RTCHAT_CONFIG_DIR", &config)
+            .env("NO_COLOR", "1")
+            .env("TERM", "xterm");
+        let mut pty = Session::spawn(cmd).expect("a pty");
+        pty.set_expect_timeout(Some(Duration::from_secs(20)));
+        let mut t = Terminal {
+            pty,
+            config,
+            screen: String::new(),
+        };
+        t.expect(&format!("{target}> "));
+        t
+    }
+
+    /// Waits until `text` shows.
+    fn expect(&mut self, text: &str) {
+        match self.pty.expect(text) {
+            Ok(found) => {
+                self.screen
+                    .push_str(&String::from_utf8_lossy(found.before()));
+                self.screen.push_str(text);
+            }
+            Err(e) => panic!(
+                "{text:?} never showed ({e}); the screen so far:\n{}",
+                self.screen
+            ),
+        }
+    }
+
+    /// Types a line and presses Enter.
+    fn type_line(&mut self, text: &str) {
+        self.pty.send(text).unwrap();
+        self.pty.send("\r").unwrap();
+    }
+
+    fn count(&self, text: &str) -> usize {
+        self.screen.matches(text).count()
+    }
+}
+
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_people_converse_and_typing_shows_on_the_other_side() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let g = app.create_group(&alice, "team", &[&bob]).await;
+    app.group_send(&alice, g, "welcome").await;
+
+    let mut a = Terminal::open(&app, &alice, "alice", "#team");
+    let mut b = Terminal::open(&app, &bob, "bob", "#team");
+    assert!(
+        a.screen.contains("alice: welcome"),
+        "history on entering: {}",
+        a.screen
+    );
+    settle().await;
+
+    // Typing without Enter: bob sees it, alice does not see her own.
+    a.pty.send("hello b").unwrap();
+    b.expect("alice is typing…");
+    a.pty.send("ob\r").unwrap();
+    b.expect("alice: hello bob");
+    a.expect("alice: hello bob");
+    b.type_line("hi alice");
+    a.expect("bob is typing…");
+    a.expect("bob: hi alice");
+    assert_eq!(a.count("alice is typing"), 0, "{}", a.screen);
+    assert_eq!(b.count("bob is typing"), 0, "{}", b.screen);
+
+    // A message elsewhere is a one-line notice with the unread count.
+    let dm_from = app.register("carol").await;
+    app.dm(&dm_from, &bob, "psst").await;
+    b.expect("[@carol] carol: psst  (1 unread)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slash_commands() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    app.register("carol").await;
+    let g = app.create_group(&alice, "team", &[&bob]).await;
+    for i in 1..=5 {
+        app.group_send(&bob, g, &format!("old {i}")).await;
+    }
+    let mut a = Terminal::open(&app, &alice, "alice", "#team");
+
+    a.type_line("/history 2");
+    a.expect("bob: old 4");
+    a.expect("bob: old 5");
+    a.type_line("/who");
+    a.expect("@alice  admin  online");
+    a.expect("@bob");
+    a.type_line("/join @bob");
+    a.expect("@bob> ");
+    a.type_line("just us");
+    a.expect("alice: just us");
+    a.type_line("/create crew @bob @carol");
+    a.expect("#crew> ");
+    a.type_line("/who");
+    a.expect("@carol");
+    a.type_line("/leave");
+    a.expect("you left #crew");
+    a.type_line("/nonsense");
+    a.expect("/help lists commands");
+    a.type_line("/help");
+    a.expect("/join @user|#group");
+    a.type_line("/quit");
+    a.pty
+        .expect(expectrl::Eof)
+        .expect("the REPL exits on /quit");
+    let history = std::fs::read_to_string(a.config.join("chat_history")).unwrap();
+    assert!(
+        history.contains("/join @bob"),
+        "line history is kept: {history}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_loses_and_doubles_nothing() {
+    let mut app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    app.create_group(&alice, "team", &[&bob]).await;
+    let mut a = Terminal::open(&app, &alice, "alice", "#team");
+    let mut b = Terminal::open(&app, &bob, "bob", "#team");
+    settle().await;
+
+    a.type_line("m1 before");
+    b.expect("alice: m1 before");
+    b.type_line("m2 before");
+    a.expect("bob: m2 before");
+
+    app.stop_server().await;
+    a.expect("connection lost");
+    b.expect("connection lost");
+    // Typed while the server is down: kept and sent again with the same client id.
+    a.type_line("m3 during");
+    a.expect("will resend");
+    b.type_line("m4 during");
+    b.expect("will resend");
+    app.start_server().await;
+
+    a.expect("reconnected");
+    b.expect("reconnected");
+    a.type_line("m5 after");
+    b.expect("alice: m5 after");
+    b.type_line("m6 end");
+    // Messages show in id order per room: once m6 shows, everything before it has.
+    a.expect("bob: m6 end");
+    b.expect("bob: m6 end");
+
+    for (who, t) in [("alice", &a), ("bob", &b)] {
+        for line in [
+            "alice: m1 before",
+            "bob: m2 before",
+            "alice: m3 during",
+            "bob: m4 during",
+            "alice: m5 after",
+            "bob: m6 end",
+        ] {
+            assert_eq!(t.count(line), 1, "{who} shows {line:?} once:\n{}", t.screen);
+        }
+    }
+    let db = app.sql().await;
+    let stored: Vec<String> = db
+        .query("SELECT content FROM messages ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(stored.len(), 6, "{stored:?}");
+    for m in ["m1 before", "m2 before", "m5 after", "m6 end"] {
+        assert_eq!(stored.iter().filter(|s| *s == m).count(), 1);
+    }
+    assert!(
+        stored.iter().position(|s| s == "m1 before") < stored.iter().position(|s| s == "m5 after")
+    );
+}
