@@ -1,0 +1,690 @@
+//! Load generator for BENCHMARKS.md. It speaks the public API only (the seed's REST paths and
+//! `/ws/{token}`), so it runs against rtchat-server and the seed's server alike.
+//!
+//!   cargo run --release --example load -- --server http://127.0.0.1:8000 SCENARIO ...
+//!
+//! Each scenario prints one JSON line of results on stdout, progress on stderr, and stops by its
+//! deadline whatever happens.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    server: String,
+    /// Hard limit for the whole run, in seconds.
+    #[arg(long, default_value_t = 300)]
+    deadline: u64,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Register users and groups; keep their tokens in a state file.
+    Setup {
+        #[arg(long, default_value_t = 50)]
+        users: usize,
+        #[arg(long, default_value_t = 50)]
+        group_size: usize,
+        #[arg(long, default_value = "load-state.json")]
+        state: String,
+    },
+    /// Messages stored per second by C concurrent clients, each into its own room.
+    Send {
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Send over the WebSocket (each client waits for its own new_message) instead of REST.
+        #[arg(long)]
+        ws: bool,
+    },
+    /// One group, every member online; senders at a fixed total rate (or `max`).
+    Fanout {
+        #[arg(long, default_value_t = 50)]
+        group_size: usize,
+        /// Messages per second in total, or `max`.
+        #[arg(long, default_value = "200")]
+        rate: String,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        #[arg(long, default_value_t = 5)]
+        senders: usize,
+        /// Logins (bcrypt) kept in flight during the run.
+        #[arg(long, default_value_t = 0)]
+        logins: usize,
+        /// With `--rate max`: messages each sender may have sent but not yet seen delivered.
+        #[arg(long, default_value_t = 16)]
+        window: usize,
+    },
+    /// N idle sockets at once; server memory before and after.
+    Idle {
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+        #[arg(long, default_value_t = 10)]
+        hold: u64,
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Source addresses 127.0.0.2.. to spread over (each gives ~28k ports).
+        #[arg(long, default_value_t = 4)]
+        sources: u8,
+    },
+    /// History page latency with M messages stored in one room (seeded with COPY).
+    History {
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: i64,
+        /// The server's database, for seeding.
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 300)]
+        samples: usize,
+    },
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct User {
+    id: i64,
+    name: String,
+    token: String,
+}
+
+impl Client {
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Result<Value, String> {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.map_err(|e| e.to_string())?;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok(v)
+        } else {
+            Err(format!("{status}: {v}"))
+        }
+    }
+
+    async fn get(&self, path: &str, token: &str) -> Result<Value, String> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok(v)
+        } else {
+            Err(format!("{status}: {v}"))
+        }
+    }
+
+    async fn register(&self, name: &str) -> Result<User, String> {
+        let v = self
+            .post(
+                "/auth/register",
+                None,
+                json!({"username": name, "email": format!("{name}@load.example.com"), "password": "load-test-password"}),
+            )
+            .await?;
+        Ok(User {
+            id: v["user"]["id"].as_i64().unwrap_or_default(),
+            name: name.into(),
+            token: v["tokens"]["access_token"]
+                .as_str()
+                .unwrap_or_default()
+                .into(),
+        })
+    }
+
+    async fn users(&self, prefix: &str, n: usize) -> Vec<User> {
+        eprintln!("registering {n} users...");
+        let mut out = Vec::with_capacity(n);
+        for chunk in (0..n).collect::<Vec<_>>().chunks(8) {
+            let names: Vec<String> = chunk.iter().map(|i| format!("{prefix}{i}")).collect();
+            let batch = names.iter().map(|name| self.register(name));
+            for r in futures_util::future::join_all(batch).await {
+                out.push(r.expect("registration"));
+            }
+        }
+        out
+    }
+
+    async fn group(&self, owner: &User, name: &str, members: &[User]) -> i64 {
+        let ids: Vec<i64> = members.iter().map(|u| u.id).collect();
+        let v = self
+            .post(
+                "/groups/create",
+                Some(&owner.token),
+                json!({"name": name, "member_ids": ids}),
+            )
+            .await
+            .expect("group");
+        v["group"]["id"].as_i64().unwrap()
+    }
+
+    fn ws_url(&self, token: &str) -> String {
+        format!("{}/ws/{token}", self.base.replacen("http://", "ws://", 1))
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds")
+}
+
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+fn run_id() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            % 0xffffff
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    raise_fd_limit();
+    let client = Arc::new(Client {
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        base: args.server.trim_end_matches('/').to_string(),
+    });
+    let deadline = Duration::from_secs(args.deadline);
+    let result = tokio::time::timeout(deadline, scenario(client, args.scenario)).await;
+    match result {
+        Ok(v) => println!("{v}"),
+        Err(_) => {
+            println!("{}", json!({"error": "deadline reached"}));
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn scenario(client: Arc<Client>, s: Scenario) -> Value {
+    match s {
+        Scenario::Setup {
+            users,
+            group_size,
+            state,
+        } => setup(&client, users, group_size, &state).await,
+        Scenario::Send {
+            duration,
+            concurrency,
+            ws,
+        } => send(client, duration, concurrency, ws).await,
+        Scenario::Fanout {
+            group_size,
+            rate,
+            duration,
+            senders,
+            logins,
+            window,
+        } => fanout(client, group_size, &rate, duration, senders, logins, window).await,
+        Scenario::Idle {
+            connections,
+            hold,
+            server_pid,
+            sources,
+        } => idle(client, connections, hold, server_pid, sources).await,
+        Scenario::History {
+            messages,
+            database_url,
+            samples,
+        } => history(client, messages, &database_url, samples).await,
+    }
+}
+
+async fn setup(client: &Client, n: usize, group_size: usize, state: &str) -> Value {
+    let users = client.users(&format!("ld{}u", run_id()), n).await;
+    let mut groups = Vec::new();
+    for chunk in users.chunks(group_size.max(1)) {
+        groups.push(client.group(&chunk[0], "load", &chunk[1..]).await);
+    }
+    std::fs::write(
+        state,
+        serde_json::to_string(&json!({"users": users, "groups": groups})).unwrap(),
+    )
+    .unwrap();
+    json!({"scenario": "setup", "users": users.len(), "groups": groups.len(), "state": state})
+}
+
+async fn send(client: Arc<Client>, duration: u64, concurrency: usize, ws: bool) -> Value {
+    let users = client.users(&format!("ls{}u", run_id()), concurrency).await;
+    let mut rooms = Vec::new();
+    for u in &users {
+        rooms.push(client.group(u, "send", &[]).await);
+    }
+    eprintln!(
+        "sending for {duration} s with {concurrency} clients ({})...",
+        if ws { "ws" } else { "rest" }
+    );
+    let hist = Arc::new(Mutex::new(histogram()));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let end = start + Duration::from_secs(duration);
+    let tasks = users.into_iter().zip(rooms).map(|(u, room)| {
+        let client = client.clone();
+        let hist = hist.clone();
+        let errors = errors.clone();
+        tokio::spawn(async move {
+            let mut local = histogram();
+            if ws {
+                let (mut sock, _) = tokio_tungstenite::connect_async(client.ws_url(&u.token)).await.expect("ws");
+                let mut n = 0u64;
+                while Instant::now() < end {
+                    let t = Instant::now();
+                    n += 1;
+                    let cid = format!("{n}");
+                    sock.send(Message::text(json!({"type": "message", "room_id": room, "content": "load", "client_id": format!("{}-{cid}", u.id)}).to_string())).await.unwrap();
+                    loop {
+                        match sock.next().await {
+                            Some(Ok(Message::Text(t2))) => {
+                                let v: Value = serde_json::from_str(&t2).unwrap_or_default();
+                                if v["type"] == "new_message" { break; }
+                                if v["type"] == "error" { errors.fetch_add(1, Ordering::Relaxed); break; }
+                            }
+                            Some(Ok(_)) => continue,
+                            _ => { errors.fetch_add(1, Ordering::Relaxed); return local; }
+                        }
+                    }
+                    local.record(t.elapsed().as_micros().max(1) as u64).ok();
+                }
+            } else {
+                while Instant::now() < end {
+                    let t = Instant::now();
+                    match client.post("/groups/send", Some(&u.token), json!({"group_id": room, "content": "load"})).await {
+                        Ok(_) => { local.record(t.elapsed().as_micros().max(1) as u64).ok(); }
+                        Err(_) => { errors.fetch_add(1, Ordering::Relaxed); }
+                    }
+                }
+            }
+            let _ = hist.lock().await.add(&local);
+            local
+        })
+    });
+    for t in futures_util::future::join_all(tasks).await {
+        let _ = t;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let h = hist.lock().await;
+    json!({"scenario": "send", "transport": if ws { "ws" } else { "rest" }, "concurrency": concurrency,
+           "seconds": elapsed, "stored": h.len(), "per_second": h.len() as f64 / elapsed,
+           "p50_ms": ms(&h, 0.5), "p99_ms": ms(&h, 0.99), "max_ms": h.max() as f64 / 1000.0,
+           "errors": errors.load(Ordering::Relaxed)})
+}
+
+async fn fanout(
+    client: Arc<Client>,
+    size: usize,
+    rate: &str,
+    duration: u64,
+    senders: usize,
+    logins: usize,
+    window: usize,
+) -> Value {
+    let users = client.users(&format!("lf{}u", run_id()), size).await;
+    let room = client.group(&users[0], "fanout", &users[1..]).await;
+    let max = rate == "max";
+    let rate: f64 = if max {
+        0.0
+    } else {
+        rate.parse().expect("rate: a number or max")
+    };
+    let origin = Instant::now();
+    // Receivers: every member online.
+    let hist = Arc::new(Mutex::new(histogram()));
+    let seen: Arc<Mutex<HashMap<(u64, u64), u32>>> = Default::default();
+    let received = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut receivers = Vec::new();
+    for u in &users {
+        let (sock, _) = tokio_tungstenite::connect_async(client.ws_url(&u.token))
+            .await
+            .expect("ws");
+        let (hist, seen, received, stop) =
+            (hist.clone(), seen.clone(), received.clone(), stop.clone());
+        receivers.push(tokio::spawn(async move {
+            let (_sink, mut stream) = sock.split();
+            let mut local = histogram();
+            let mut local_seen: Vec<(u64, u64)> = Vec::new();
+            loop {
+                let next = tokio::time::timeout(Duration::from_millis(500), stream.next()).await;
+                let msg = match next {
+                    Ok(Some(Ok(m))) => m,
+                    Ok(_) => break,
+                    Err(_) if stop.load(Ordering::Relaxed) => break,
+                    Err(_) => continue,
+                };
+                let Message::Text(text) = msg else { continue };
+                let v: Value = serde_json::from_str(&text).unwrap_or_default();
+                if v["type"] != "new_message" {
+                    continue;
+                }
+                // content: "sender seq sent_micros"
+                let parts: Vec<u64> = v["content"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .split(' ')
+                    .filter_map(|p| p.parse().ok())
+                    .collect();
+                if parts.len() != 3 {
+                    continue;
+                }
+                let now = origin.elapsed().as_micros() as u64;
+                local.record(now.saturating_sub(parts[2]).max(1)).ok();
+                local_seen.push((parts[0], parts[1]));
+                received.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = hist.lock().await.add(&local);
+            let mut s = seen.lock().await;
+            for k in local_seen {
+                *s.entry(k).or_default() += 1;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Logins in flight meanwhile (bcrypt must not stall delivery).
+    let login_stop = Arc::new(AtomicBool::new(false));
+    let mut login_tasks = Vec::new();
+    for i in 0..logins {
+        let (client, name, stop) = (
+            client.clone(),
+            users[i % users.len()].name.clone(),
+            login_stop.clone(),
+        );
+        login_tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if client
+                    .post(
+                        "/auth/login",
+                        None,
+                        json!({"username": name, "password": "load-test-password"}),
+                    )
+                    .await
+                    .is_ok()
+                {
+                    n += 1;
+                }
+            }
+            n
+        }));
+    }
+    eprintln!(
+        "fan-out to {size} members for {duration} s at {}...",
+        if max {
+            "max rate".to_string()
+        } else {
+            format!("{rate}/s")
+        }
+    );
+    let end = Instant::now() + Duration::from_secs(duration);
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut send_tasks = Vec::new();
+    for s in 0..senders.min(size) {
+        let (client, u, sent) = (client.clone(), users[s].clone(), sent.clone());
+        let per_sender = rate / senders.min(size) as f64;
+        send_tasks.push(tokio::spawn(async move {
+            let (sock, _) = tokio_tungstenite::connect_async(client.ws_url(&u.token))
+                .await
+                .expect("ws");
+            let (mut sink, mut stream) = sock.split();
+            // The sender's own socket also receives every message: it counts its own deliveries,
+            // which paces `--rate max` (at most `window` in flight).
+            let delivered = Arc::new(tokio::sync::Semaphore::new(window));
+            let echo = delivered.clone();
+            let own = format!("{s} ");
+            let drain = tokio::spawn(async move {
+                while let Some(Ok(Message::Text(t))) = stream.next().await {
+                    let v: Value = serde_json::from_str(&t).unwrap_or_default();
+                    if v["type"] == "new_message"
+                        && v["content"].as_str().is_some_and(|c| c.starts_with(&own))
+                    {
+                        echo.add_permits(1);
+                    }
+                }
+            });
+            let mut seq = 0u64;
+            let first = Instant::now();
+            while Instant::now() < end {
+                if max {
+                    match tokio::time::timeout_at(end.into(), delivered.acquire()).await {
+                        Ok(Ok(permit)) => permit.forget(),
+                        _ => break,
+                    }
+                } else {
+                    let due = first + Duration::from_secs_f64(seq as f64 / per_sender);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                seq += 1;
+                let content = format!("{s} {seq} {}", origin.elapsed().as_micros());
+                if sink
+                    .send(Message::text(
+                        json!({"type": "message", "room_id": room, "content": content}).to_string(),
+                    ))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            drain.abort();
+        }));
+    }
+    for t in send_tasks {
+        let _ = t.await;
+    }
+    login_stop.store(true, Ordering::Relaxed);
+    let mut logins_done = 0;
+    for t in login_tasks {
+        logins_done += t.await.unwrap_or(0);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in receivers {
+        let _ = r.await;
+    }
+    let elapsed = Duration::from_secs(duration).as_secs_f64();
+    let sent = sent.load(Ordering::Relaxed);
+    let seen = seen.lock().await;
+    let expected = sent * size as u64;
+    let got = received.load(Ordering::Relaxed);
+    let doubled: u64 = seen
+        .values()
+        .map(|n| n.saturating_sub(size as u32) as u64)
+        .sum();
+    let h = hist.lock().await;
+    json!({"scenario": "fanout", "group_size": size, "rate": if max { json!("max") } else { json!(rate) },
+           "seconds": elapsed, "sent": sent, "expected": expected, "received": got,
+           "lost": expected.saturating_sub(got - doubled), "doubled": doubled,
+           "deliveries_per_second": got as f64 / elapsed,
+           "p50_ms": ms(&h, 0.5), "p90_ms": ms(&h, 0.9), "p99_ms": ms(&h, 0.99), "max_ms": h.max() as f64 / 1000.0,
+           "logins_in_flight": logins, "logins_done": logins_done})
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+async fn idle(client: Arc<Client>, n: usize, hold: u64, pid: Option<u32>, sources: u8) -> Value {
+    let user = client
+        .register(&format!("li{}u", run_id()))
+        .await
+        .expect("user");
+    let before = pid.and_then(rss_kib);
+    let url = client.ws_url(&user.token);
+    let host = client.base.trim_start_matches("http://").to_string();
+    eprintln!("opening {n} sockets...");
+    let start = Instant::now();
+    let mut sockets = Vec::with_capacity(n);
+    let mut failed = 0;
+    for i in 0..n {
+        let source = std::net::Ipv4Addr::new(127, 0, 0, 2 + (i % sources.max(1) as usize) as u8);
+        let connect = async {
+            let sock = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+            sock.bind((source, 0).into()).map_err(|e| e.to_string())?;
+            let addr: std::net::SocketAddr = tokio::net::lookup_host(&host)
+                .await
+                .map_err(|e| e.to_string())?
+                .next()
+                .ok_or("no address")?;
+            let stream = sock.connect(addr).await.map_err(|e| e.to_string())?;
+            let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(ws)
+        };
+        match connect.await {
+            Ok(ws) => sockets.push(ws),
+            Err(e) => {
+                failed += 1;
+                if failed < 3 {
+                    eprintln!("connect failed: {e}");
+                }
+            }
+        }
+        if i % 1000 == 999 {
+            eprintln!("{} open", i + 1);
+        }
+    }
+    let connect_secs = start.elapsed().as_secs_f64();
+    // Let the server finish its per-connection setup before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = pid.and_then(rss_kib);
+    let mut health = histogram();
+    let end = Instant::now() + Duration::from_secs(hold);
+    while Instant::now() < end {
+        let t = Instant::now();
+        if client
+            .http
+            .get(format!("{}/health", client.base))
+            .send()
+            .await
+            .is_ok()
+        {
+            health.record(t.elapsed().as_micros().max(1) as u64).ok();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let open = sockets.len();
+    drop(sockets);
+    json!({"scenario": "idle", "connections": open, "failed": failed, "connect_seconds": connect_secs,
+           "rss_before_kib": before, "rss_after_kib": after,
+           "kib_per_connection": match (before, after) { (Some(b), Some(a)) if open > 0 => json!((a as f64 - b as f64) / open as f64), _ => Value::Null },
+           "health_p50_ms": ms(&health, 0.5), "health_p99_ms": ms(&health, 0.99)})
+}
+
+async fn history(client: Arc<Client>, m: i64, database_url: &str, samples: usize) -> Value {
+    let users = client.users(&format!("lh{}u", run_id()), 2).await;
+    let room = client.group(&users[0], "history", &users[1..]).await;
+    eprintln!("seeding {m} messages with COPY...");
+    let cfg: tokio_postgres::Config = database_url.parse().expect("database url");
+    let (db, conn) = cfg.connect(tokio_postgres::NoTls).await.expect("database");
+    tokio::spawn(conn);
+    let t = Instant::now();
+    let sink = db
+        .copy_in("COPY messages (chat_room_id, sender_id, content) FROM STDIN")
+        .await
+        .expect("copy");
+    let mut sink = std::pin::pin!(sink);
+    let mut buf = String::with_capacity(1 << 20);
+    for i in 0..m {
+        buf.push_str(&format!(
+            "{room}\t{}\tmessage number {i}\n",
+            users[(i % 2) as usize].id
+        ));
+        if buf.len() > (1 << 20) - 100 {
+            sink.send(bytes::Bytes::from(std::mem::take(&mut buf)))
+                .await
+                .expect("copy chunk");
+        }
+    }
+    sink.send(bytes::Bytes::from(buf))
+        .await
+        .expect("copy chunk");
+    sink.as_mut().finish().await.expect("copy finish");
+    db.batch_execute("ANALYZE messages").await.ok();
+    let seed_secs = t.elapsed().as_secs_f64();
+    let first: i64 = db
+        .query_one(
+            "SELECT min(id) FROM messages WHERE chat_room_id = $1",
+            &[&(room as i32)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let token = &users[1].token;
+    let measure = async |path: String| {
+        let mut h = histogram();
+        for _ in 0..samples {
+            let t = Instant::now();
+            let page = client.get(&path, token).await.expect("page");
+            assert_eq!(page.as_array().map(Vec::len), Some(50));
+            h.record(t.elapsed().as_micros().max(1) as u64).ok();
+        }
+        json!({"p50_ms": ms(&h, 0.5), "p99_ms": ms(&h, 0.99)})
+    };
+    let newest = measure(format!("/groups/{room}/messages?limit=50")).await;
+    let deep_cursor = measure(format!(
+        "/groups/{room}/messages?limit=50&before_id={}",
+        first + 1000
+    ))
+    .await;
+    let deep_offset = measure(format!(
+        "/groups/{room}/messages?limit=50&offset={}",
+        m - 1000
+    ))
+    .await;
+    json!({"scenario": "history", "messages": m, "seed_seconds": seed_secs, "samples": samples,
+           "newest_page": newest, "deep_before_id_page": deep_cursor, "deep_offset_page": deep_offset})
+}
+
+fn raise_fd_limit() {
+    // SAFETY: get/setrlimit on a local struct.
+    unsafe {
+        let mut l = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 {
+            l.rlim_cur = l.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
+    }
+}
