@@ -80,16 +80,20 @@ pub enum Command {
         password_stdin: bool,
     },
     /// Log out here (or everywhere with --all).
+    #[command(after_help = "Examples:\n  rtchat logout\n  rtchat logout --all    # every device")]
     Logout {
         /// End every session of the account, on every device.
         #[arg(long)]
         all: bool,
     },
     /// Show who you are logged in as.
+    #[command(
+        after_help = "Examples:\n  rtchat whoami\n  rtchat --json whoami | jq -r .user.username"
+    )]
     Whoami,
     /// Change your password (every session ends; log in again).
     #[command(
-        after_help = "With --password-stdin: the current password on the first line, the new one on the second."
+        after_help = "With --password-stdin: the current password on the first line, the new one on the second.\n\nExamples:\n  rtchat passwd\n  printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | rtchat passwd --password-stdin"
     )]
     Passwd {
         #[arg(long)]
@@ -131,11 +135,18 @@ pub enum Command {
         follow: bool,
     },
     /// Your direct chats and groups, newest activity first, with unread counts.
+    #[command(
+        after_help = "Examples:\n  rtchat chats\n  rtchat --json chats | jq 'select(.unread_count > 0) | .name'"
+    )]
     Chats,
     /// Mark everything with @user or #group read.
+    #[command(after_help = "Examples:\n  rtchat read @bob\n  rtchat read '#team'")]
     Read { target: String },
     /// Groups: list, create, add, remove, leave, members.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  rtchat groups create team --members @bob,@carol\n  rtchat groups members '#team'"
+    )]
     Groups(GroupsCommand),
     /// Print incoming messages as they arrive (all rooms, or one), reconnecting as needed.
     #[command(after_help = "Examples:\n  rtchat listen\n  rtchat listen '#team' --json")]
@@ -156,6 +167,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum GroupsCommand {
     /// Your groups.
+    #[command(after_help = "Example:\n  rtchat groups list")]
     List,
     /// Create a group.
     #[command(after_help = "Example:\n  rtchat groups create team --members @bob,@carol")]
@@ -165,16 +177,22 @@ pub enum GroupsCommand {
         members: Vec<String>,
     },
     /// Add people to a group (its admin only).
+    #[command(after_help = "Example:\n  rtchat groups add '#team' @carol @dave")]
     Add {
         group: String,
         #[arg(required = true)]
         users: Vec<String>,
     },
     /// Remove someone from a group (its admin only).
+    #[command(after_help = "Example:\n  rtchat groups remove '#team' @carol")]
     Remove { group: String, user: String },
     /// Leave a group.
+    #[command(after_help = "Example:\n  rtchat groups leave '#team'")]
     Leave { group: String },
     /// Who is in a group.
+    #[command(
+        after_help = "Examples:\n  rtchat groups members '#team'\n  rtchat groups members '#3' --json"
+    )]
     Members { group: String },
 }
 

@@ -526,10 +526,34 @@ async fn listen_prints_messages_as_they_arrive() {
 #[tokio::test]
 async fn help_and_completions() {
     let cli = Cli::new("http://127.0.0.1:9");
-    for cmd in ["send", "history", "register", "listen", "completions"] {
-        let r = cli.run(&[cmd, "--help"]).await;
+    let commands: [&[&str]; 20] = [
+        &["register"],
+        &["login"],
+        &["logout"],
+        &["whoami"],
+        &["passwd"],
+        &["users"],
+        &["send"],
+        &["history"],
+        &["chats"],
+        &["read"],
+        &["groups"],
+        &["groups", "list"],
+        &["groups", "create"],
+        &["groups", "add"],
+        &["groups", "remove"],
+        &["groups", "leave"],
+        &["groups", "members"],
+        &["listen"],
+        &["chat"],
+        &["completions"],
+    ];
+    for cmd in commands {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let r = cli.run(&args).await;
         r.ok();
-        assert!(r.stdout.contains("Example"), "{cmd} --help has examples");
+        assert!(r.stdout.contains("Example"), "{cmd:?} --help has examples");
     }
     for shell in ["bash", "zsh", "fish"] {
         let r = cli.run(&["completions", shell]).await;
