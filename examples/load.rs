@@ -449,8 +449,8 @@ async fn fanout(
     let end = Instant::now() + Duration::from_secs(duration);
     let sent = Arc::new(AtomicU64::new(0));
     let mut send_tasks = Vec::new();
-    for s in 0..senders.min(size) {
-        let (client, u, sent) = (client.clone(), users[s].clone(), sent.clone());
+    for (s, u) in users.iter().take(senders.min(size)).enumerate() {
+        let (client, u, sent) = (client.clone(), u.clone(), sent.clone());
         let per_sender = rate / senders.min(size) as f64;
         send_tasks.push(tokio::spawn(async move {
             let (sock, _) = tokio_tungstenite::connect_async(client.ws_url(&u.token))

@@ -124,24 +124,22 @@ pub async fn sync(
     })
 }
 
-/// A new group: its members start receiving at once, and each is told.
-pub fn group_created(state: &AppState, room: RoomId, name: &str, members: &[(UserId, String)]) {
-    let ids: Vec<UserId> = members.iter().map(|(id, _)| *id).collect();
-    state.hub.members_added(room, RoomKind::Group, &ids);
-    for (id, username) in members {
-        let frame = Frame::new(&ServerFrame::MemberAdded {
-            room_id: room,
-            room_type: "group".into(),
-            name: Some(name.to_string()),
-            user_id: *id,
-            username: username.clone(),
-        });
-        state.hub.to_user(*id, &frame);
-    }
+/// Who hears that users joined a group.
+pub enum Announce {
+    /// Each new member only (a new group: everybody in it is new).
+    EachNewMember,
+    /// Every member (people added to an existing group).
+    WholeRoom,
 }
 
-/// Users added to a group: they start receiving at once; every member hears of each.
-pub fn members_added(state: &AppState, room: RoomId, name: &str, added: &[(UserId, String)]) {
+/// Users joined a group (created with them, or added): they start receiving at once, and are told.
+pub fn members_added(
+    state: &AppState,
+    room: RoomId,
+    name: &str,
+    added: &[(UserId, String)],
+    announce: Announce,
+) {
     let ids: Vec<UserId> = added.iter().map(|(id, _)| *id).collect();
     state.hub.members_added(room, RoomKind::Group, &ids);
     for (id, username) in added {
@@ -152,7 +150,10 @@ pub fn members_added(state: &AppState, room: RoomId, name: &str, added: &[(UserI
             user_id: *id,
             username: username.clone(),
         });
-        state.hub.to_room(room, &frame, None);
+        match announce {
+            Announce::EachNewMember => state.hub.to_user(*id, &frame),
+            Announce::WholeRoom => state.hub.to_room(room, &frame, None),
+        };
     }
 }
 

@@ -284,12 +284,7 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
     let peers = state.hub.peers(user.id());
     let (viewing, last) = state.hub.unregister(conn);
     for room in viewing {
-        let frame = Frame::new(&ServerFrame::UserLeft {
-            room_id: room,
-            user_id: user.id(),
-            username: user.user.username.clone(),
-        });
-        state.hub.to_viewers(room, &frame, conn);
+        tell_viewers(&state, conn, room, &user, false);
     }
     if last {
         presence(&state, &peers, &user, "offline");
@@ -479,17 +474,31 @@ fn join_room(
     let room = room_field(obj)?;
     require_member(state, user, room, "You don't have access to this room")?;
     if state.hub.start_viewing(conn, room) {
-        let frame = Frame::new(&ServerFrame::UserJoined {
-            room_id: room,
-            user_id: user.id(),
-            username: user.user.username.clone(),
-        });
-        state.hub.to_viewers(room, &frame, conn);
+        tell_viewers(state, conn, room, user, true);
     }
     Ok(Some(ServerFrame::RoomJoined {
         room_id: room,
         message: format!("Joined room {room}"),
     }))
+}
+
+/// Tells the other connections looking at `room` that this one started or stopped looking.
+fn tell_viewers(state: &AppState, conn: ConnId, room: RoomId, user: &CurrentUser, joined: bool) {
+    let (room_id, user_id, username) = (room, user.id(), user.user.username.clone());
+    let frame = if joined {
+        ServerFrame::UserJoined {
+            room_id,
+            user_id,
+            username,
+        }
+    } else {
+        ServerFrame::UserLeft {
+            room_id,
+            user_id,
+            username,
+        }
+    };
+    state.hub.to_viewers(room, &Frame::new(&frame), conn);
 }
 
 fn leave_room(
@@ -501,12 +510,7 @@ fn leave_room(
     let room = room_field(obj)?;
     // Only a connection that was looking at the room announces leaving it (S3).
     if state.hub.stop_viewing(conn, room) {
-        let frame = Frame::new(&ServerFrame::UserLeft {
-            room_id: room,
-            user_id: user.id(),
-            username: user.user.username.clone(),
-        });
-        state.hub.to_viewers(room, &frame, conn);
+        tell_viewers(state, conn, room, user, false);
     }
     Ok(Some(ServerFrame::RoomLeft {
         room_id: room,

@@ -141,7 +141,13 @@ async fn create(
         .await?
         .ok_or_else(|| ApiError::NotFound("A member no longer exists".into()))?;
     let named = state.store.usernames(&members).await?;
-    messaging::group_created(&state, group.id, &group.name, &named);
+    messaging::members_added(
+        &state,
+        group.id,
+        &group.name,
+        &named,
+        messaging::Announce::EachNewMember,
+    );
     Ok(created(&CreateGroupReply {
         message: "Group created successfully".into(),
         group: Group {
@@ -260,7 +266,7 @@ async fn add_members(
         .await?
         .ok_or_else(|| ApiError::NotFound("A user no longer exists".into()))?;
     let name = state.store.group_name(id).await?.unwrap_or_default();
-    messaging::members_added(&state, id, &name, &added);
+    messaging::members_added(&state, id, &name, &added, messaging::Announce::WholeRoom);
     Ok(json(&AddMembersReply {
         message: format!("Successfully added {} members", added.len()),
         members_added: added.len() as u64,
