@@ -177,6 +177,31 @@ async fn logout_closes_that_session_and_logout_all_closes_every_socket() {
 }
 
 #[tokio::test]
+async fn a_reused_refresh_token_closes_the_sessions_sockets() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let mut ws = app.ws(&alice.access).await;
+    let r = app
+        .post(
+            "/auth/refresh",
+            None,
+            json!({"refresh_token": alice.refresh}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    ws.ping().await;
+    let r = app
+        .post(
+            "/auth/refresh",
+            None,
+            json!({"refresh_token": alice.refresh}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(ws.close_code().await, Some(4003));
+}
+
+#[tokio::test]
 async fn a_password_change_closes_every_socket() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;

@@ -161,7 +161,11 @@ async fn refresh(state: AppState, req: RefreshRequest) -> Result<Response, ApiEr
         RotateOutcome::NotFound => "Refresh token not found",
         RotateOutcome::Expired => "Refresh token expired",
         RotateOutcome::Revoked => "Refresh token revoked",
-        RotateOutcome::Reused => "Refresh token already used; the session has been ended",
+        RotateOutcome::Reused => {
+            // Somebody holds a copy: the session is over everywhere, its sockets too.
+            messaging::session_ended(&state, claims.sid);
+            "Refresh token already used; the session has been ended"
+        }
         RotateOutcome::UserInactive => "User not found or inactive",
     };
     Err(ApiError::Unauthorized(detail.into()))
