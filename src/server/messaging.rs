@@ -171,10 +171,12 @@ pub fn member_removed(state: &AppState, room: RoomId, user: UserId, username: &s
 
 /// A session ended (logout): its sockets close.
 pub fn session_ended(state: &AppState, session: Uuid) {
+    state.sessions.forget_session(session);
     state.hub.close_session(session);
 }
 
 /// Every session of a user ended (logout-all, password change): all their sockets close.
 pub fn user_sessions_ended(state: &AppState, user: UserId) {
+    state.sessions.forget_user(user);
     state.hub.close_user(user);
 }

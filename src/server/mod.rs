@@ -10,6 +10,7 @@ pub mod hub;
 pub mod messaging;
 pub mod postgres;
 pub mod routes;
+pub mod session_cache;
 pub mod state;
 pub mod store;
 pub mod validate;
@@ -87,6 +88,7 @@ impl Server {
                 config.refresh_token_expire_days,
             ),
             hub: Hub::new(ws::QUEUE_CAPACITY, published_max),
+            sessions: Default::default(),
             send_limiter: send_limiter(config.max_send_rate),
             bcrypt_cost: config.bcrypt_cost,
             app_name: config.app_name.clone(),

@@ -8,6 +8,7 @@ use warp::http::HeaderMap;
 use crate::server::auth::{AuthError, TokenKeys, TokenKind};
 use crate::server::error::ApiError;
 use crate::server::hub::Hub;
+use crate::server::session_cache::SessionCache;
 use crate::server::store::{Store, UserRecord};
 
 #[derive(Clone)]
@@ -17,6 +18,7 @@ pub struct Shared {
     pub store: Store,
     pub keys: TokenKeys,
     pub hub: Hub,
+    pub sessions: SessionCache,
     /// Per-user send rate; None when unlimited.
     pub send_limiter: Option<governor::DefaultKeyedRateLimiter<crate::proto::UserId>>,
     pub bcrypt_cost: u32,
@@ -76,11 +78,21 @@ impl AppState {
                 other => ApiError::from(other),
             })?;
         let user_id = claims.user_id()?;
-        match self.store.session_user(user_id, claims.sid).await? {
-            Some(user) => Ok(CurrentUser {
+        if let Some(user) = self.sessions.get(claims.sid, user_id) {
+            return Ok(CurrentUser {
                 user,
                 session_id: claims.sid,
-            }),
+            });
+        }
+        let read_at = std::time::Instant::now();
+        match self.store.session_user(user_id, claims.sid).await? {
+            Some(user) => {
+                self.sessions.put(claims.sid, user.clone(), read_at);
+                Ok(CurrentUser {
+                    user,
+                    session_id: claims.sid,
+                })
+            }
             None => Err(ApiError::Unauthorized(
                 "Session has ended; log in again".into(),
             )),

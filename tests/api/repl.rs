@@ -114,8 +114,9 @@ async fn two_people_converse_and_typing_shows_on_the_other_side() {
     a.pty.send("ob\r").unwrap();
     b.expect("alice: hello bob");
     a.expect("alice: hello bob");
-    b.type_line("hi alice");
+    b.pty.send("hi al").unwrap();
     a.expect("bob is typing…");
+    b.pty.send("ice\r").unwrap();
     a.expect("bob: hi alice");
     assert_eq!(a.count("alice is typing"), 0, "{}", a.screen);
     assert_eq!(b.count("bob is typing"), 0, "{}", b.screen);
