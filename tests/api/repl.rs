@@ -232,3 +232,37 @@ async fn a_server_restart_loses_and_doubles_nothing() {
         stored.iter().position(|s| s == "m1 before") < stored.iter().position(|s| s == "m5 after")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_clears_the_line_and_ctrl_d_leaves() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let g = app.create_group(&alice, "team", &[&bob]).await;
+    let mut a = Terminal::open(&app, &alice, "alice", "#team");
+    // Keys at a person's pace: the editor is between two reads for a moment after Ctrl-C.
+    let pause = || std::thread::sleep(Duration::from_millis(300));
+    pause();
+    a.pty.send("never sent").unwrap();
+    pause();
+    a.pty.send("\x03").unwrap(); // Ctrl-C: the line is dropped, the prompt stays
+    pause();
+    a.type_line("sent");
+    a.expect("alice: sent");
+    pause();
+    a.pty.send("\x04").unwrap(); // Ctrl-D on an empty line: leave
+    a.pty
+        .expect(expectrl::Eof)
+        .expect("the REPL exits on Ctrl-D");
+    let page = app
+        .get(&format!("/groups/{g}/messages"), Some(&bob.access))
+        .await;
+    let contents: Vec<&str> = page
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents, ["sent"]);
+}
