@@ -108,6 +108,11 @@ struct Repl {
 pub async fn run(api: Api, target: Option<String>) -> Result<(), CliError> {
     let api = Arc::new(api);
     api.me().await?; // logged in, token fresh, server up
+    // In the editor Ctrl-C is a key that clears the line; between two reads the terminal is briefly
+    // in cooked mode, where it would be a SIGINT that ends the chat. Catching the signal keeps it a
+    // no-op there (Ctrl-D and /quit leave).
+    let _sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| CliError::Local(format!("cannot handle Ctrl-C: {e}")))?;
     let me = api.session()?;
     let words: Completions = Default::default();
     let (input_tx, mut input) = mpsc::unbounded_channel();

@@ -240,7 +240,7 @@ async fn ctrl_c_clears_the_line_and_ctrl_d_leaves() {
     let bob = app.register("bob").await;
     let g = app.create_group(&alice, "team", &[&bob]).await;
     let mut a = Terminal::open(&app, &alice, "alice", "#team");
-    // Keys at a person's pace: the editor is between two reads for a moment after Ctrl-C.
+    // Keys at a person's pace.
     let pause = || std::thread::sleep(Duration::from_millis(300));
     pause();
     a.pty.send("never sent").unwrap();
