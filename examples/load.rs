@@ -110,24 +110,21 @@ impl Client {
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        let r = req.send().await.map_err(|e| e.to_string())?;
-        let status = r.status();
-        let v: Value = r.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            Ok(v)
-        } else {
-            Err(format!("{status}: {v}"))
-        }
+        Self::reply(req).await
     }
 
     async fn get(&self, path: &str, token: &str) -> Result<Value, String> {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+        Self::reply(
+            self.http
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(token),
+        )
+        .await
+    }
+
+    /// The JSON body of a success, or the status and body of a failure.
+    async fn reply(req: reqwest::RequestBuilder) -> Result<Value, String> {
+        let r = req.send().await.map_err(|e| e.to_string())?;
         let status = r.status();
         let v: Value = r.json().await.unwrap_or(Value::Null);
         if status.is_success() {

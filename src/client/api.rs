@@ -49,10 +49,6 @@ impl Api {
         &self.base
     }
 
-    pub fn store(&self) -> &SessionStore {
-        &self.store
-    }
-
     /// The saved session for this server, or the error that tells the user to log in.
     pub fn session(&self) -> Result<Session, CliError> {
         self.store.get(&self.base)?.ok_or_else(|| {

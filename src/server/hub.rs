@@ -79,7 +79,6 @@ struct Conn {
 }
 
 struct OnlineUser {
-    username: String,
     conns: Vec<ConnId>,
     rooms: HashMap<RoomId, RoomKind>,
     /// Bumped on every membership change, so a room list loaded concurrently can be detected stale.
@@ -141,7 +140,7 @@ impl Hub {
 
     // ----- connections -----
 
-    pub fn register(&self, user: UserId, username: &str, session: Uuid) -> Registration {
+    pub fn register(&self, user: UserId, session: Uuid) -> Registration {
         let conn = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, outgoing) = mpsc::channel(self.queue_capacity);
         let (kill, closed) = oneshot::channel();
@@ -157,7 +156,6 @@ impl Hub {
             },
         );
         let entry = st.users.entry(user).or_insert_with(|| OnlineUser {
-            username: username.to_string(),
             conns: Vec::new(),
             rooms: HashMap::new(),
             generation: 0,
@@ -409,11 +407,6 @@ impl Hub {
         Self::deliver(&mut st, conns, frame)
     }
 
-    pub fn to_conn(&self, conn: ConnId, frame: &Frame) -> usize {
-        let mut st = self.lock();
-        Self::deliver(&mut st, [conn], frame)
-    }
-
     /// Online users who share a room with `user` (not `user`), for presence.
     pub fn peers(&self, user: UserId) -> Vec<UserId> {
         let st = self.lock();
@@ -427,10 +420,6 @@ impl Hub {
             }
         }
         peers.into_iter().collect()
-    }
-
-    pub fn username(&self, user: UserId) -> Option<String> {
-        self.lock().users.get(&user).map(|u| u.username.clone())
     }
 
     // ----- ordering -----
@@ -514,9 +503,9 @@ mod tests {
     #[tokio::test]
     async fn delivers_to_every_connection_of_online_members_only() {
         let hub = Hub::new(8, 0);
-        let mut a1 = hub.register(1, "a", Uuid::new_v4());
-        let mut a2 = hub.register(1, "a", Uuid::new_v4());
-        let mut b = hub.register(2, "b", Uuid::new_v4());
+        let mut a1 = hub.register(1, Uuid::new_v4());
+        let mut a2 = hub.register(1, Uuid::new_v4());
+        let mut b = hub.register(2, Uuid::new_v4());
         assert!(a1.first && !a2.first);
         assert!(hub.set_rooms(1, &[(10, RoomKind::Group)], a1.generation));
         assert!(hub.set_rooms(2, &[(11, RoomKind::Group)], b.generation));
@@ -534,8 +523,8 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_closes_that_connection_only() {
         let hub = Hub::new(2, 0);
-        let mut slow = hub.register(1, "slow", Uuid::new_v4());
-        let mut fast = hub.register(2, "fast", Uuid::new_v4());
+        let mut slow = hub.register(1, Uuid::new_v4());
+        let mut fast = hub.register(2, Uuid::new_v4());
         hub.set_rooms(1, &[(5, RoomKind::Group)], 0);
         hub.set_rooms(2, &[(5, RoomKind::Group)], 0);
         for _ in 0..3 {

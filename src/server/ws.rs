@@ -235,9 +235,7 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
             Err(reason) => return close(&mut sink, reason).await,
         },
     };
-    let mut reg = state
-        .hub
-        .register(user.id(), &user.user.username, user.session_id);
+    let mut reg = state.hub.register(user.id(), user.session_id);
     let conn = reg.conn;
     let ready = async {
         if reg.first {
