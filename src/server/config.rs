@@ -78,6 +78,12 @@ pub struct Config {
     #[arg(long, env = "RTCHAT_DB_POOL_SIZE", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub db_pool_size: u32,
+
+    /// Tasks that store messages, each for its share of the rooms. Each has one statement in flight
+    /// and stores every message waiting for its rooms in it (one commit for many messages).
+    #[arg(long, env = "RTCHAT_MESSAGE_WRITERS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub message_writers: u32,
 }
 
 impl Config {
@@ -108,6 +114,7 @@ impl Config {
             bcrypt_cost: 12,
             max_send_rate: 10,
             db_pool_size: 16,
+            message_writers: 4,
         }
     }
 

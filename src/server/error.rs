@@ -44,6 +44,13 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Pool(e) => ApiError::Unavailable(e.to_string()),
+            // Text that slipped past validation with a NUL in it (a path or query string, say).
+            StoreError::Query(e)
+                if e.code()
+                    == Some(&tokio_postgres::error::SqlState::CHARACTER_NOT_IN_REPERTOIRE) =>
+            {
+                ApiError::BadRequest("Text must not contain NUL (\\u0000) characters".into())
+            }
             StoreError::Query(e) => ApiError::Internal(e.to_string()),
         }
     }

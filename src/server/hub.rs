@@ -453,24 +453,35 @@ impl Hub {
         self.lock().in_flight.remove(&ticket.0);
     }
 
-    /// Ends a send by delivering its message to the room's online members. Atomic with respect to
-    /// the watermark: nobody can see a watermark covering `id` before the frame is queued.
-    pub fn publish(
+    /// Ends a send by delivering its messages, given in id order, each to its room's online members.
+    /// Atomic with respect to the watermark: nobody sees a watermark covering a message before its
+    /// frame is queued, and each frame's cursor stays below the batch's next message.
+    pub fn publish<F>(
         &self,
         ticket: SendTicket,
-        room: RoomId,
-        id: MessageId,
-        frame: impl FnOnce(MessageId) -> ServerFrame,
-    ) -> usize {
+        messages: impl IntoIterator<Item = (RoomId, MessageId, F)>,
+    ) -> usize
+    where
+        F: FnOnce(MessageId) -> ServerFrame,
+    {
         let mut st = self.lock();
         st.in_flight.remove(&ticket.0);
-        st.published_max = st.published_max.max(id);
-        let frame = Frame::new(&frame(Self::watermark_of(&st)));
-        let conns = match st.rooms.get(&room) {
-            Some(r) => Self::conns_of_users(&st, r.online.iter()),
-            None => return 0,
-        };
-        Self::deliver(&mut st, conns, &frame)
+        let others = st.in_flight.values().copied().min();
+        let mut messages = messages.into_iter().peekable();
+        let mut delivered = 0;
+        while let Some((room, id, frame)) = messages.next() {
+            st.published_max = st.published_max.max(id);
+            let mut cursor = st.published_max.min(others.unwrap_or(MessageId::MAX));
+            if let Some((_, next, _)) = messages.peek() {
+                cursor = cursor.min(next - 1);
+            }
+            let frame = Frame::new(&frame(cursor));
+            if let Some(r) = st.rooms.get(&room) {
+                let conns = Self::conns_of_users(&st, r.online.iter());
+                delivered += Self::deliver(&mut st, conns, &frame);
+            }
+        }
+        delivered
     }
 
     /// Every message with an id at or below this has been published: a client that has seen every
@@ -545,9 +556,9 @@ mod tests {
             message: format!("{w}"),
             retry_after_ms: None,
         };
-        hub.publish(quick, 1, 102, cursor);
+        hub.publish(quick, [(1, 102, cursor)]);
         assert_eq!(hub.watermark(), 100, "the slow one may still get 101");
-        hub.publish(slow, 1, 101, cursor);
+        hub.publish(slow, [(1, 101, cursor)]);
         assert_eq!(hub.watermark(), 102);
     }
 }

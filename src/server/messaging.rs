@@ -41,31 +41,9 @@ pub fn check_send_rate(state: &AppState, user: UserId) -> Result<(), ApiError> {
 
 /// Stores a message and delivers it to every connection of every online member of the room, in id
 /// order per room. A repeated `client_id` returns the first message and delivers nothing.
-pub async fn send(state: &AppState, msg: &NewMessage<'_>) -> Result<InsertOutcome, ApiError> {
+pub async fn send(state: &AppState, msg: NewMessage) -> Result<InsertOutcome, ApiError> {
     check_send_rate(state, msg.sender_id)?;
-    let lock = state.hub.room_lock(msg.room_id);
-    let _in_order = lock.lock().await;
-    let ticket = state.hub.begin_send();
-    let outcome = match state.store.insert_message(msg).await {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            state.hub.abandon_send(ticket);
-            return Err(e.into());
-        }
-    };
-    match &outcome {
-        InsertOutcome::Stored(m) => {
-            let message = live(m);
-            state.hub.publish(ticket, m.room_id, m.id, |sync_cursor| {
-                ServerFrame::NewMessage {
-                    message,
-                    sync_cursor,
-                }
-            });
-        }
-        _ => state.hub.abandon_send(ticket),
-    }
-    Ok(outcome)
+    state.writer.send(msg).await
 }
 
 /// Makes sure both people of a (possibly new) direct room receive its messages live.

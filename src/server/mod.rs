@@ -14,6 +14,7 @@ pub mod session_cache;
 pub mod state;
 pub mod store;
 pub mod validate;
+pub mod writer;
 pub mod ws;
 
 use std::future::Future;
@@ -21,6 +22,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::RngCore;
@@ -36,6 +38,7 @@ use crate::server::hub::Hub;
 use crate::server::postgres::ManagedPostgres;
 use crate::server::state::{AppState, Shared};
 use crate::server::store::Store;
+use crate::server::writer::MessageWriter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -79,15 +82,19 @@ impl Server {
             .map_err(|e| ServerError::Config(format!("reading the database: {e}")))?;
         let dummy_hash =
             auth::hash_password("not anybody's password".into(), config.bcrypt_cost).await?;
+        let hub = Arc::new(Hub::new(ws::QUEUE_CAPACITY, published_max));
+        let writer =
+            MessageWriter::start(store.clone(), hub.clone(), config.message_writers as usize);
         let state = AppState::new(Shared {
             store,
+            writer,
             keys: TokenKeys::new(
                 secret,
                 &config.algorithm,
                 config.access_token_expire_minutes,
                 config.refresh_token_expire_days,
             ),
-            hub: Hub::new(ws::QUEUE_CAPACITY, published_max),
+            hub,
             sessions: Default::default(),
             send_limiter: send_limiter(config.max_send_rate),
             bcrypt_cost: config.bcrypt_cost,

@@ -10,6 +10,7 @@ use crate::server::error::ApiError;
 use crate::server::hub::Hub;
 use crate::server::session_cache::SessionCache;
 use crate::server::store::{Store, UserRecord};
+use crate::server::writer::MessageWriter;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
@@ -17,7 +18,9 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     pub store: Store,
     pub keys: TokenKeys,
-    pub hub: Hub,
+    pub hub: Arc<Hub>,
+    /// Stores and publishes messages, many per commit under load.
+    pub writer: MessageWriter,
     pub sessions: SessionCache,
     /// Per-user send rate; None when unlimited.
     pub send_limiter: Option<governor::DefaultKeyedRateLimiter<crate::proto::UserId>>,

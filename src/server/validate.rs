@@ -29,9 +29,17 @@ impl Errors {
         });
     }
 
+    /// Between `min` and `max` characters, and no NUL (PostgreSQL text cannot hold one).
     fn length(&mut self, field: &str, value: &str, min: usize, max: usize) {
         let n = value.chars().count();
-        if n < min {
+        if value.contains('\0') {
+            self.push(
+                "string_nul",
+                field,
+                "String must not contain NUL (\\u0000) characters",
+                truncated(value),
+            );
+        } else if n < min {
             self.push(
                 "string_too_short",
                 field,

@@ -525,20 +525,22 @@ async fn send_message(state: &AppState, user: &CurrentUser, obj: &Map<String, Va
         return Err(error(problem.msg.clone()));
     }
     let client_id = string_field(obj, "client_id")?;
-    if client_id.is_some_and(|c| c.is_empty() || c.chars().count() > MAX_CLIENT_ID_CHARS) {
+    if client_id.is_some_and(|c| {
+        c.is_empty() || c.chars().count() > MAX_CLIENT_ID_CHARS || c.contains('\0')
+    }) {
         return Err(error(format!(
-            "Invalid client_id: 1 to {MAX_CLIENT_ID_CHARS} characters"
+            "Invalid client_id: 1 to {MAX_CLIENT_ID_CHARS} characters, no NUL"
         )));
     }
     let kind = require_member(state, user, room, "You are not in this room")?;
     let outcome = messaging::send(
         state,
-        &NewMessage {
+        NewMessage {
             room_id: room,
             kind,
             sender_id: user.id(),
-            content,
-            client_id,
+            content: content.to_string(),
+            client_id: client_id.map(str::to_string),
         },
     )
     .await

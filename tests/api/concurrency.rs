@@ -89,3 +89,78 @@ async fn simultaneous_registrations_of_one_name_make_one_user() {
         .get(0);
     assert_eq!(users, 1);
 }
+
+#[tokio::test]
+async fn simultaneous_sends_to_many_rooms_each_store_once() {
+    // One writer: every send of the burst goes through the same queue, so they share statements.
+    let mut config = crate::helpers::test_config();
+    config.message_writers = 1;
+    let app = crate::helpers::spawn_app_with(config).await;
+    let outsider = app.register("outsider").await;
+    let mut rooms = Vec::new();
+    for i in 0..6 {
+        let sender = app.register(&format!("sender{i}")).await;
+        let reader = app.register(&format!("reader{i}")).await;
+        let group = app
+            .create_group(&sender, &format!("room{i}"), &[&reader])
+            .await;
+        rooms.push((sender, reader, group));
+    }
+    let app = &app;
+    let send = |user: &crate::helpers::TestUser, group: i64, mut body: serde_json::Value| {
+        let token = user.access.clone();
+        body["group_id"] = group.into();
+        async move { app.post("/groups/send", Some(&token), body).await }
+    };
+    let burst = rooms.iter().flat_map(|(sender, _, group)| {
+        let mut sends: Vec<_> = (0..5)
+            .map(|n| {
+                send(
+                    sender,
+                    *group,
+                    json!({"content": format!("m{n}"), "client_id": format!("{group}-{n}")}),
+                )
+            })
+            .collect();
+        // A retry racing its original: both answers are the one stored message.
+        for _ in 0..2 {
+            sends.push(send(
+                sender,
+                *group,
+                json!({"content": "retried", "client_id": format!("{group}-r")}),
+            ));
+        }
+        sends.push(send(&outsider, *group, json!({"content": "let me in"})));
+        sends
+    });
+    let replies = join_all(burst).await;
+    for (i, (_, reader, group)) in rooms.iter().enumerate() {
+        let mine = &replies[i * 8..(i + 1) * 8];
+        for r in &mine[..7] {
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            assert_eq!(r.body["data"]["chat_room_id"], *group);
+        }
+        assert_eq!(mine[5].body["data"]["id"], mine[6].body["data"]["id"]);
+        assert_eq!(mine[7].status, StatusCode::FORBIDDEN, "{}", mine[7].body);
+
+        let groups = app.get("/groups/my-groups", Some(&reader.access)).await;
+        assert_eq!(groups.body[0]["unread_count"], 6, "{}", groups.body);
+        let page = app
+            .get(&format!("/groups/{group}/messages"), Some(&reader.access))
+            .await;
+        let mut texts: Vec<&str> = page
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["content"].as_str().unwrap())
+            .collect();
+        texts.sort_unstable();
+        assert_eq!(texts, ["m0", "m1", "m2", "m3", "m4", "retried"]);
+    }
+    // Each sender has read up to their own last message.
+    for (sender, _, _) in &rooms {
+        let groups = app.get("/groups/my-groups", Some(&sender.access)).await;
+        assert_eq!(groups.body[0]["unread_count"], 0, "{}", groups.body);
+    }
+}

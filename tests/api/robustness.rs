@@ -260,3 +260,80 @@ async fn statements_per_request_do_not_grow_with_the_data() {
         "{chats_big} {groups_big} {history_big} {create_big}"
     );
 }
+
+#[tokio::test]
+async fn nul_characters_are_refused_everywhere() {
+    // PostgreSQL text cannot hold U+0000: the seed answered 500 to each of these.
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let group = app.create_group(&alice, "plain", &[&bob]).await;
+    let token = Some(alice.access.as_str());
+    let posts = [
+        (
+            "/auth/register",
+            None,
+            json!({"username": "nul", "email": "nul@example.com", "password": "secret123", "full_name": "a\u{0}b"}),
+        ),
+        (
+            "/auth/login",
+            None,
+            json!({"username": "ali\u{0}ce", "password": "secret123"}),
+        ),
+        (
+            "/messages/send",
+            token,
+            json!({"recipient_id": bob.id, "content": "a\u{0}b"}),
+        ),
+        (
+            "/messages/send",
+            token,
+            json!({"recipient_id": bob.id, "content": "ok", "client_id": "c\u{0}"}),
+        ),
+        (
+            "/groups/send",
+            token,
+            json!({"group_id": group, "content": "\u{0}"}),
+        ),
+        (
+            "/groups/create",
+            token,
+            json!({"name": "n\u{0}l", "member_ids": []}),
+        ),
+    ];
+    for (path, token, body) in posts {
+        let r = app.post(path, token, body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path}: {}",
+            r.body
+        );
+        assert!(r.body.to_string().contains("NUL"), "{path}: {}", r.body);
+    }
+    for path in ["/users/search?q=a%00b", "/users/by-username/a%00b"] {
+        let r = app.get(path, token).await;
+        assert!(
+            r.status.is_client_error(),
+            "{path}: {} {}",
+            r.status,
+            r.body
+        );
+    }
+
+    let mut ws = app.ws(&alice.access).await;
+    ws.send(json!({"type": "message", "room_id": group, "content": "x\u{0}y"}))
+        .await;
+    assert!(
+        ws.recv_type("error").await["message"]
+            .as_str()
+            .unwrap()
+            .contains("NUL")
+    );
+    // Nothing was stored, and the connection still works.
+    ws.send(json!({"type": "message", "room_id": group, "content": "fine"}))
+        .await;
+    assert_eq!(ws.recv_type("new_message").await["content"], "fine");
+    let page = app.get(&format!("/groups/{group}/messages"), token).await;
+    assert_eq!(page.body.as_array().unwrap().len(), 1, "{}", page.body);
+}

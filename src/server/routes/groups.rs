@@ -168,12 +168,12 @@ async fn send(
 ) -> Result<Response, ApiError> {
     let outcome = messaging::send(
         &state,
-        &NewMessage {
+        NewMessage {
             room_id: req.group_id,
             kind: RoomKind::Group,
             sender_id: me.id(),
-            content: &req.content,
-            client_id: req.client_id.as_deref(),
+            content: req.content,
+            client_id: req.client_id,
         },
     )
     .await?;

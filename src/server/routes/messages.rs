@@ -81,12 +81,12 @@ async fn send(
     messaging::direct_room_ready(&state, room_id, me.id(), req.recipient_id);
     let outcome = messaging::send(
         &state,
-        &NewMessage {
+        NewMessage {
             room_id,
             kind: RoomKind::Direct,
             sender_id: me.id(),
-            content: &req.content,
-            client_id: req.client_id.as_deref(),
+            content: req.content,
+            client_id: req.client_id,
         },
     )
     .await?;

@@ -5,12 +5,13 @@ use chrono::{DateTime, Utc};
 use super::{RoomKind, Store, StoreError};
 use crate::proto::{MessageId, RoomId, UserId};
 
-pub struct NewMessage<'a> {
+#[derive(Debug, Clone)]
+pub struct NewMessage {
     pub room_id: RoomId,
     pub kind: RoomKind,
     pub sender_id: UserId,
-    pub content: &'a str,
-    pub client_id: Option<&'a str>,
+    pub content: String,
+    pub client_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -69,65 +70,99 @@ fn from_row(r: &tokio_postgres::Row) -> StoredMessage {
 }
 
 impl Store {
-    /// Stores a message if the sender is a member of the room, in one statement that also moves the
-    /// sender's read pointer past it (whoever writes has read what came before).
-    pub async fn insert_message(&self, msg: &NewMessage<'_>) -> Result<InsertOutcome, StoreError> {
+    /// Stores a batch of messages in one statement (one commit), each only if its sender is a member
+    /// of its room, and moves each sender's read pointer past what they wrote (whoever writes has
+    /// read what came before). Ids follow the batch's order. Returns one outcome per message, in the
+    /// batch's order.
+    pub async fn insert_messages(
+        &self,
+        batch: &[NewMessage],
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(&format!(
-                "WITH ins AS (
-                    INSERT INTO messages (chat_room_id, sender_id, content, client_id)
-                    SELECT $1, $2, $3, $4
+                "WITH input AS (
+                    SELECT t.ord, t.room, t.sender, t.content, t.client_id,
+                           nextval('messages_id_seq') AS id
+                    FROM unnest($1::int[], $2::text[], $3::int[], $4::text[], $5::text[])
+                         WITH ORDINALITY AS t(room, kind, sender, content, client_id, ord)
                     WHERE EXISTS (
                         SELECT 1 FROM chat_room_members mm JOIN chat_rooms r ON r.id = mm.chat_room_id
-                        WHERE mm.chat_room_id = $1 AND mm.user_id = $2 AND r.room_type = $5
+                        WHERE mm.chat_room_id = t.room AND mm.user_id = t.sender AND r.room_type = t.kind
                     )
+                 ), ins AS (
+                    INSERT INTO messages (id, chat_room_id, sender_id, content, client_id)
+                    SELECT id, room, sender, content, client_id FROM input ORDER BY id
                     ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
                     RETURNING id, chat_room_id, sender_id, content, created_at, client_id
                  ), seen AS (
-                    UPDATE chat_room_members SET last_read_message_id = ins.id FROM ins
-                    WHERE chat_room_members.chat_room_id = $1 AND chat_room_members.user_id = $2
-                      AND chat_room_members.last_read_message_id < ins.id
+                    UPDATE chat_room_members mm SET last_read_message_id = w.last_id
+                    FROM (SELECT chat_room_id, sender_id, max(id) AS last_id FROM ins GROUP BY 1, 2) w
+                    WHERE mm.chat_room_id = w.chat_room_id AND mm.user_id = w.sender_id
+                      AND mm.last_read_message_id < w.last_id
                  )
-                 SELECT {MESSAGE_COLUMNS} FROM ins m LEFT JOIN users u ON u.id = m.sender_id"
+                 SELECT {MESSAGE_COLUMNS}, input.ord
+                 FROM ins m JOIN input ON input.id = m.id LEFT JOIN users u ON u.id = m.sender_id"
             ))
             .await?;
+        let rooms: Vec<RoomId> = batch.iter().map(|m| m.room_id).collect();
+        let kinds: Vec<&str> = batch.iter().map(|m| m.kind.as_str()).collect();
+        let senders: Vec<UserId> = batch.iter().map(|m| m.sender_id).collect();
+        let contents: Vec<&str> = batch.iter().map(|m| m.content.as_str()).collect();
+        let client_ids: Vec<Option<&str>> = batch.iter().map(|m| m.client_id.as_deref()).collect();
         let rows = client
-            .query(
-                &stmt,
-                &[
-                    &msg.room_id,
-                    &msg.sender_id,
-                    &msg.content,
-                    &msg.client_id,
-                    &msg.kind.as_str(),
-                ],
-            )
+            .query(&stmt, &[&rooms, &kinds, &senders, &contents, &client_ids])
             .await?;
-        if let Some(row) = rows.first() {
-            return Ok(InsertOutcome::Stored(from_row(row)));
-        }
-        let Some(client_id) = msg.client_id else {
-            return Ok(InsertOutcome::NotMember);
-        };
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN users u ON u.id = m.sender_id
-                 WHERE m.sender_id = $1 AND m.client_id = $2"
-            ))
-            .await?;
-        Ok(
-            match client
-                .query_opt(&stmt, &[&msg.sender_id, &client_id])
-                .await?
+        let mut outcomes: Vec<Option<InsertOutcome>> = batch.iter().map(|_| None).collect();
+        for row in &rows {
+            let ord: i64 = row.get(8);
+            if let Some(slot) = usize::try_from(ord - 1)
+                .ok()
+                .and_then(|i| outcomes.get_mut(i))
             {
-                Some(row) if row.get::<_, RoomId>(1) == msg.room_id => {
-                    InsertOutcome::Duplicate(from_row(&row))
-                }
-                Some(_) => InsertOutcome::ClientIdReused,
-                None => InsertOutcome::NotMember,
-            },
-        )
+                *slot = Some(InsertOutcome::Stored(from_row(row)));
+            }
+        }
+
+        // What was not stored is a retry (its client_id is taken) or a non-member's message: only
+        // this rare path pays for finding out which.
+        let retried: Vec<(usize, &NewMessage)> = batch
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| outcomes[*i].is_none() && m.client_id.is_some())
+            .collect();
+        let mut earlier = std::collections::HashMap::new();
+        if !retried.is_empty() {
+            let stmt = client
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN users u ON u.id = m.sender_id
+                     WHERE (m.sender_id, m.client_id) IN (SELECT * FROM unnest($1::int[], $2::text[]))"
+                ))
+                .await?;
+            let senders: Vec<UserId> = retried.iter().map(|(_, m)| m.sender_id).collect();
+            let client_ids: Vec<&str> = retried
+                .iter()
+                .filter_map(|(_, m)| m.client_id.as_deref())
+                .collect();
+            for row in client.query(&stmt, &[&senders, &client_ids]).await? {
+                let m = from_row(&row);
+                earlier.insert((m.sender_id, m.client_id.clone()), m);
+            }
+        }
+        Ok(batch
+            .iter()
+            .zip(outcomes)
+            .map(|(msg, outcome)| {
+                outcome.unwrap_or_else(|| {
+                    let key = (Some(msg.sender_id), msg.client_id.clone());
+                    match earlier.get(&key) {
+                        None => InsertOutcome::NotMember,
+                        Some(m) if m.room_id == msg.room_id => InsertOutcome::Duplicate(m.clone()),
+                        Some(_) => InsertOutcome::ClientIdReused,
+                    }
+                })
+            })
+            .collect())
     }
 
     /// One page of a room's history, oldest first.
