@@ -17,6 +17,7 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 #[derive(Parser)]
 struct Args {
@@ -181,6 +182,42 @@ impl Client {
     fn ws_url(&self, token: &str) -> String {
         format!("{}/ws/{token}", self.base.replacen("http://", "ws://", 1))
     }
+
+    /// A socket with small buffers: tungstenite's default 128 KiB read buffer is zeroed on every
+    /// read, which made memset the load generator's top cost and the load generator the bottleneck.
+    async fn ws(&self, token: &str) -> Ws {
+        let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
+        let (sock, _) =
+            tokio_tungstenite::connect_async_with_config(self.ws_url(token), Some(config), true)
+                .await
+                .expect("ws");
+        sock
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The parts of a server frame the load generator reads, without building a JSON tree.
+#[derive(serde::Deserialize)]
+struct Frame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl<'a> Frame<'a> {
+    fn parse(text: &'a str) -> Option<Frame<'a>> {
+        serde_json::from_str(text).ok()
+    }
+
+    /// The content of a `new_message` frame.
+    fn new_message(text: &'a str) -> Option<std::borrow::Cow<'a, str>> {
+        Frame::parse(text)
+            .filter(|f| f.kind == "new_message")?
+            .content
+    }
 }
 
 fn histogram() -> Histogram<u64> {
@@ -294,7 +331,7 @@ async fn send(client: Arc<Client>, duration: u64, concurrency: usize, ws: bool) 
         tokio::spawn(async move {
             let mut local = histogram();
             if ws {
-                let (mut sock, _) = tokio_tungstenite::connect_async(client.ws_url(&u.token)).await.expect("ws");
+                let mut sock = client.ws(&u.token).await;
                 let mut n = 0u64;
                 while Instant::now() < end {
                     let t = Instant::now();
@@ -304,9 +341,11 @@ async fn send(client: Arc<Client>, duration: u64, concurrency: usize, ws: bool) 
                     loop {
                         match sock.next().await {
                             Some(Ok(Message::Text(t2))) => {
-                                let v: Value = serde_json::from_str(&t2).unwrap_or_default();
-                                if v["type"] == "new_message" { break; }
-                                if v["type"] == "error" { errors.fetch_add(1, Ordering::Relaxed); break; }
+                                match Frame::parse(&t2).map(|f| f.kind) {
+                                    Some(k) if k == "new_message" => break,
+                                    Some(k) if k == "error" => { errors.fetch_add(1, Ordering::Relaxed); break; }
+                                    _ => {}
+                                }
                             }
                             Some(Ok(_)) => continue,
                             _ => { errors.fetch_add(1, Ordering::Relaxed); return local; }
@@ -363,9 +402,7 @@ async fn fanout(
     let stop = Arc::new(AtomicBool::new(false));
     let mut receivers = Vec::new();
     for u in &users {
-        let (sock, _) = tokio_tungstenite::connect_async(client.ws_url(&u.token))
-            .await
-            .expect("ws");
+        let sock = client.ws(&u.token).await;
         let (hist, seen, received, stop) =
             (hist.clone(), seen.clone(), received.clone(), stop.clone());
         receivers.push(tokio::spawn(async move {
@@ -381,17 +418,11 @@ async fn fanout(
                     Err(_) => continue,
                 };
                 let Message::Text(text) = msg else { continue };
-                let v: Value = serde_json::from_str(&text).unwrap_or_default();
-                if v["type"] != "new_message" {
+                let Some(content) = Frame::new_message(&text) else {
                     continue;
-                }
+                };
                 // content: "sender seq sent_micros"
-                let parts: Vec<u64> = v["content"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .split(' ')
-                    .filter_map(|p| p.parse().ok())
-                    .collect();
+                let parts: Vec<u64> = content.split(' ').filter_map(|p| p.parse().ok()).collect();
                 if parts.len() != 3 {
                     continue;
                 }
@@ -443,16 +474,16 @@ async fn fanout(
             format!("{rate}/s")
         }
     );
-    let end = Instant::now() + Duration::from_secs(duration);
+    // Sockets connect before the clock starts.
+    let start = Instant::now() + Duration::from_millis(500);
+    let end = start + Duration::from_secs(duration);
     let sent = Arc::new(AtomicU64::new(0));
     let mut send_tasks = Vec::new();
     for (s, u) in users.iter().take(senders.min(size)).enumerate() {
         let (client, u, sent) = (client.clone(), u.clone(), sent.clone());
-        let per_sender = rate / senders.min(size) as f64;
+        let n = senders.min(size);
         send_tasks.push(tokio::spawn(async move {
-            let (sock, _) = tokio_tungstenite::connect_async(client.ws_url(&u.token))
-                .await
-                .expect("ws");
+            let sock = client.ws(&u.token).await;
             let (mut sink, mut stream) = sock.split();
             // The sender's own socket also receives every message: it counts its own deliveries,
             // which paces `--rate max` (at most `window` in flight).
@@ -461,16 +492,13 @@ async fn fanout(
             let own = format!("{s} ");
             let drain = tokio::spawn(async move {
                 while let Some(Ok(Message::Text(t))) = stream.next().await {
-                    let v: Value = serde_json::from_str(&t).unwrap_or_default();
-                    if v["type"] == "new_message"
-                        && v["content"].as_str().is_some_and(|c| c.starts_with(&own))
-                    {
+                    if Frame::new_message(&t).is_some_and(|c| c.starts_with(&own)) {
                         echo.add_permits(1);
                     }
                 }
             });
             let mut seq = 0u64;
-            let first = Instant::now();
+            tokio::time::sleep_until(start.into()).await;
             while Instant::now() < end {
                 if max {
                     match tokio::time::timeout_at(end.into(), delivered.acquire()).await {
@@ -478,7 +506,9 @@ async fn fanout(
                         _ => break,
                     }
                 } else {
-                    let due = first + Duration::from_secs_f64(seq as f64 / per_sender);
+                    // Senders take turns: one message every 1/rate s in all, not bursts of n.
+                    let slot = seq as usize * n + s;
+                    let due = start + Duration::from_secs_f64(slot as f64 / rate);
                     tokio::time::sleep_until(due.into()).await;
                 }
                 seq += 1;

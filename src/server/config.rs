@@ -80,8 +80,9 @@ pub struct Config {
     pub db_pool_size: u32,
 
     /// Tasks that store messages, each for its share of the rooms. Each has one statement in flight
-    /// and stores every message waiting for its rooms in it (one commit for many messages).
-    #[arg(long, env = "RTCHAT_MESSAGE_WRITERS", default_value_t = 4,
+    /// and stores every message waiting for its rooms in it (one commit for many messages). One
+    /// gives the most messages per second on two cores (BENCHMARKS.md); more can help on more.
+    #[arg(long, env = "RTCHAT_MESSAGE_WRITERS", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub message_writers: u32,
 }
@@ -114,7 +115,7 @@ impl Config {
             bcrypt_cost: 12,
             max_send_rate: 10,
             db_pool_size: 16,
-            message_writers: 4,
+            message_writers: 1,
         }
     }
 

@@ -77,7 +77,9 @@ async fn write_batch(store: &Store, hub: &Hub, batch: Vec<Pending>) {
     let (messages, waiters): (Vec<NewMessage>, Vec<_>) =
         batch.into_iter().map(|p| (p.message, p.done)).unzip();
     let ticket = hub.begin_send();
+    let t0 = std::time::Instant::now();
     let outcomes = store_all(store, &messages).await;
+    tracing::trace!(messages = messages.len(), took = ?t0.elapsed(), "batch stored");
     let mut stored: Vec<_> = outcomes
         .iter()
         .filter_map(|o| match o {
