@@ -9,11 +9,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::proto::{MessageId, RoomId, ServerFrame, UserId};
+use crate::server::outbox::Outbox;
 use crate::server::store::RoomKind;
 
 pub type ConnId = u64;
@@ -73,7 +74,7 @@ impl Frame {
 struct Conn {
     user: UserId,
     session: Uuid,
-    tx: mpsc::Sender<Message>,
+    outbox: Arc<Outbox>,
     kill: Option<oneshot::Sender<CloseReason>>,
     viewing: HashSet<RoomId>,
 }
@@ -104,7 +105,7 @@ struct State {
 /// A new connection's ends: its outgoing queue and the signal that the hub has closed it.
 pub struct Registration {
     pub conn: ConnId,
-    pub outgoing: mpsc::Receiver<Message>,
+    pub outgoing: Arc<Outbox>,
     pub closed: oneshot::Receiver<CloseReason>,
     /// This is the user's first live connection: they just came online.
     pub first: bool,
@@ -142,7 +143,7 @@ impl Hub {
 
     pub fn register(&self, user: UserId, session: Uuid) -> Registration {
         let conn = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, outgoing) = mpsc::channel(self.queue_capacity);
+        let outgoing = Arc::new(Outbox::new(self.queue_capacity));
         let (kill, closed) = oneshot::channel();
         let mut st = self.lock();
         st.conns.insert(
@@ -150,7 +151,7 @@ impl Hub {
             Conn {
                 user,
                 session,
-                tx,
+                outbox: outgoing.clone(),
                 kill: Some(kill),
                 viewing: HashSet::new(),
             },
@@ -345,14 +346,13 @@ impl Hub {
             let Some(c) = st.conns.get_mut(&id) else {
                 continue;
             };
-            match c.tx.try_send(frame.message()) {
+            match c.outbox.push(frame.message()) {
                 Ok(()) => delivered += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(_full) => {
                     if let Some(kill) = c.kill.take() {
                         let _ = kill.send(CLOSE_TOO_SLOW);
                     }
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
         delivered
@@ -514,16 +514,16 @@ mod tests {
     #[tokio::test]
     async fn delivers_to_every_connection_of_online_members_only() {
         let hub = Hub::new(8, 0);
-        let mut a1 = hub.register(1, Uuid::new_v4());
-        let mut a2 = hub.register(1, Uuid::new_v4());
-        let mut b = hub.register(2, Uuid::new_v4());
+        let a1 = hub.register(1, Uuid::new_v4());
+        let a2 = hub.register(1, Uuid::new_v4());
+        let b = hub.register(2, Uuid::new_v4());
         assert!(a1.first && !a2.first);
         assert!(hub.set_rooms(1, &[(10, RoomKind::Group)], a1.generation));
         assert!(hub.set_rooms(2, &[(11, RoomKind::Group)], b.generation));
         assert_eq!(hub.to_room(10, &frame("x"), None), 2);
-        assert!(a1.outgoing.try_recv().is_ok());
-        assert!(a2.outgoing.try_recv().is_ok());
-        assert!(b.outgoing.try_recv().is_err());
+        assert!(a1.outgoing.pop().is_some());
+        assert!(a2.outgoing.pop().is_some());
+        assert!(b.outgoing.pop().is_none());
 
         hub.members_added(10, RoomKind::Group, &[2]);
         assert_eq!(hub.to_room(10, &frame("y"), Some(1)), 1);
@@ -540,7 +540,7 @@ mod tests {
         hub.set_rooms(2, &[(5, RoomKind::Group)], 0);
         for _ in 0..3 {
             hub.to_room(5, &frame("m"), None);
-            assert!(fast.outgoing.try_recv().is_ok());
+            assert!(fast.outgoing.pop().is_some());
         }
         assert_eq!(slow.closed.try_recv().unwrap(), CLOSE_TOO_SLOW);
         assert!(fast.closed.try_recv().is_err());

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod hub;
 pub mod messaging;
+pub mod outbox;
 pub mod postgres;
 pub mod routes;
 pub mod session_cache;

@@ -22,6 +22,7 @@ use crate::server::hub::{
     CLOSE_SESSION_ENDED, CLOSE_TOO_BIG, CloseReason, ConnId, Frame,
 };
 use crate::server::messaging::{self, MAX_SYNC_PAGE};
+use crate::server::outbox::Outbox;
 use crate::server::routes::with_state;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::{InsertOutcome, NewMessage};
@@ -39,6 +40,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames written with one flush at most, and the bytes buffered before a write happens anyway.
 const MAX_FRAMES_PER_WRITE: usize = 64;
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
+/// Bytes read per system call; client frames are small, and the buffer grows for a large one.
+const READ_BUFFER_BYTES: usize = 1024;
 const DEFAULT_SYNC_PAGE: i64 = 100;
 
 /// A WebSocket handshake that the client asked for and we may complete.
@@ -78,7 +81,7 @@ fn websocket_upgrade() -> impl Filter<Extract = (Upgrade,), Error = Rejection> +
 /// they grow for the rare large frame.
 fn socket_config() -> protocol::WebSocketConfig {
     protocol::WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(Some(MAX_FRAME_BYTES))
@@ -158,17 +161,13 @@ async fn write(sink: &mut Sink, message: Message) -> Result<(), ()> {
 
 /// Writes `first` and whatever else is already queued behind it (up to a limit) with one flush: under
 /// load a busy socket takes several frames per system call instead of one each.
-async fn write_queued(
-    sink: &mut Sink,
-    first: Message,
-    queued: &mut tokio::sync::mpsc::Receiver<Message>,
-) -> Result<(), ()> {
+async fn write_queued(sink: &mut Sink, first: Message, queued: &Outbox) -> Result<(), ()> {
     let coalesced = async {
         sink.feed(first).await?;
         for _ in 1..MAX_FRAMES_PER_WRITE {
-            match queued.try_recv() {
-                Ok(message) => sink.feed(message).await?,
-                Err(_) => break,
+            match queued.pop() {
+                Some(message) => sink.feed(message).await?,
+                None => break,
             }
         }
         sink.flush().await
@@ -256,7 +255,7 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
     let (mut sink, mut stream) = socket.split();
     let user = match user {
         Some(user) => user,
-        None => match first_frame_auth(&mut stream, &state).await {
+        None => match Box::pin(first_frame_auth(&mut stream, &state)).await {
             Ok(user) => user,
             Err(reason) => return close(&mut sink, reason).await,
         },
@@ -274,7 +273,7 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
             .await?
             .ok_or_else(|| ApiError::Unauthorized("session ended".into()))
     };
-    let outcome = match ready.await {
+    let outcome = match Box::pin(ready).await {
         Ok(_) => None,
         Err(ApiError::Unauthorized(_)) => Some(CLOSE_SESSION_ENDED),
         Err(e) => {
@@ -331,14 +330,11 @@ async fn serve(
         tokio::select! {
             biased;
             reason = &mut reg.closed => return Some(reason.unwrap_or(CLOSE_GOING_AWAY)),
-            out = reg.outgoing.recv() => match out {
-                Some(message) => {
-                    if write_queued(sink, message, &mut reg.outgoing).await.is_err() {
-                        return None;
-                    }
+            message = reg.outgoing.recv() => {
+                if write_queued(sink, message, &reg.outgoing).await.is_err() {
+                    return None;
                 }
-                None => return Some(CLOSE_GOING_AWAY),
-            },
+            }
             inbound = stream.next() => {
                 let message = match inbound {
                     None => return None,
@@ -349,7 +345,9 @@ async fn serve(
                 last_heard = Instant::now();
                 let reply = match message {
                     Message::Close(_) => return None,
-                    Message::Text(text) => handle_frame(state, user, conn, &text).await,
+                    // Boxed: its database futures are large, and inline they would make every idle
+                    // connection's task as big as the busiest moment of any.
+                    Message::Text(text) => Box::pin(handle_frame(state, user, conn, &text)).await,
                     Message::Binary(_) => {
                         Some(error("Binary frames are not supported: send JSON text").into_frame())
                     }
