@@ -51,9 +51,24 @@ impl From<StoreError> for ApiError {
             {
                 ApiError::BadRequest("Text must not contain NUL (\\u0000) characters".into())
             }
+            // The database went away mid-request: the next attempt gets a fresh connection.
+            StoreError::Query(e) if connection_lost(&e) => ApiError::Unavailable(e.to_string()),
             StoreError::Query(e) => ApiError::Internal(e.to_string()),
         }
     }
+}
+
+fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.is_closed()
+        || e.code().is_some_and(|code| {
+            [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+            ]
+            .contains(code)
+        })
 }
 
 impl From<AuthError> for ApiError {

@@ -337,3 +337,55 @@ async fn nul_characters_are_refused_everywhere() {
     let page = app.get(&format!("/groups/{group}/messages"), token).await;
     assert_eq!(page.body.as_array().unwrap().len(), 1, "{}", page.body);
 }
+
+#[tokio::test]
+async fn dropped_database_connections_cost_a_retry_not_a_message() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let group = app.create_group(&alice, "sturdy", &[&bob]).await;
+    assert_eq!(
+        app.group_send(&alice, group, "before").await.status,
+        StatusCode::CREATED
+    );
+
+    // Every server connection to the database is cut (a restart, a failover, an admin).
+    let db = app.sql().await;
+    db.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        &[],
+    )
+    .await
+    .unwrap();
+
+    // A client that retries with its client_id gets its message stored once; no attempt is a 500
+    // (the test client refuses any 5xx but 503).
+    let mut stored = None;
+    for _ in 0..5 {
+        let r = app
+            .post(
+                "/groups/send",
+                Some(&alice.access),
+                json!({"group_id": group, "content": "after", "client_id": "retry-1"}),
+            )
+            .await;
+        if r.status == StatusCode::CREATED {
+            stored = Some(r.body["data"]["id"].clone());
+            break;
+        }
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    }
+    assert!(stored.is_some(), "no attempt succeeded");
+    let page = app
+        .get(&format!("/groups/{group}/messages"), Some(&bob.access))
+        .await;
+    let texts: Vec<&str> = page
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["before", "after"]);
+}

@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
+use deadpool_postgres::Object;
+
 use super::{RoomKind, Store, StoreError};
 use crate::proto::{MessageId, RoomId, UserId};
 
@@ -74,11 +76,13 @@ impl Store {
     /// of its room, and moves each sender's read pointer past what they wrote (whoever writes has
     /// read what came before). Ids follow the batch's order. Returns one outcome per message, in the
     /// batch's order.
+    ///
+    /// `client` is a connection the caller holds (see `Store::connection`): statements sent on one
+    /// connection without waiting run one after another, in the order sent.
     pub async fn insert_messages(
-        &self,
+        client: &Object,
         batch: &[NewMessage],
     ) -> Result<Vec<InsertOutcome>, StoreError> {
-        let client = self.client().await?;
         let stmt = client
             .prepare_cached(&format!(
                 "WITH input AS (

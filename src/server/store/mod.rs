@@ -60,6 +60,11 @@ impl Store {
         Ok(self.pool.get().await?)
     }
 
+    /// A connection to keep, for a task that sends many statements on one connection.
+    pub async fn connection(&self) -> Result<Object, StoreError> {
+        self.client().await
+    }
+
     /// For /health: the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.client().await?.simple_query("SELECT 1").await?;
