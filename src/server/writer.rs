@@ -1,9 +1,11 @@
-//! Group commit for messages: sends wait in a queue per shard of rooms, and one task per shard stores
+//! Group commit for messages: sends wait in a queue per shard of rooms, and each shard stores
 //! everything waiting with one statement (one commit), then publishes it in id order.
 //!
 //! Under light load a batch is one message and costs what a lone insert did; under heavy load the
-//! commits per message fall instead of capping throughput. A room always maps to the same shard, and
-//! a shard has one batch in flight at a time, so each room's messages reach its members in id order.
+//! commits per message fall instead of capping throughput. A shard keeps two batches in flight on
+//! one connection (PostgreSQL runs them in turn; the next is already there when the last commits).
+//! Each batch holds the locks of its rooms from before its insert until after its publish, taken
+//! in queue order, so each room's messages reach its members in id order.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
