@@ -401,12 +401,21 @@ async fn fanout(
     let received = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut receivers = Vec::new();
-    for u in &users {
+    // The first `senders` members send on the socket they receive on; seeing their own message
+    // come back frees a place in their window (`--rate max`: at most `window` in flight each).
+    let senders = senders.min(size);
+    let mut sender_ends = Vec::new();
+    for (i, u) in users.iter().enumerate() {
         let sock = client.ws(&u.token).await;
+        let (sink, mut stream) = sock.split();
+        let delivered = Arc::new(tokio::sync::Semaphore::new(window));
+        let own = (i < senders).then(|| (i as u64, delivered.clone()));
+        if i < senders {
+            sender_ends.push((sink, delivered));
+        }
         let (hist, seen, received, stop) =
             (hist.clone(), seen.clone(), received.clone(), stop.clone());
         receivers.push(tokio::spawn(async move {
-            let (_sink, mut stream) = sock.split();
             let mut local = histogram();
             let mut local_seen: Vec<(u64, u64)> = Vec::new();
             loop {
@@ -425,6 +434,11 @@ async fn fanout(
                 let parts: Vec<u64> = content.split(' ').filter_map(|p| p.parse().ok()).collect();
                 if parts.len() != 3 {
                     continue;
+                }
+                if let Some((me, delivered)) = &own
+                    && parts[0] == *me
+                {
+                    delivered.add_permits(1);
                 }
                 let now = origin.elapsed().as_micros() as u64;
                 local.record(now.saturating_sub(parts[2]).max(1)).ok();
@@ -479,24 +493,10 @@ async fn fanout(
     let end = start + Duration::from_secs(duration);
     let sent = Arc::new(AtomicU64::new(0));
     let mut send_tasks = Vec::new();
-    for (s, u) in users.iter().take(senders.min(size)).enumerate() {
-        let (client, u, sent) = (client.clone(), u.clone(), sent.clone());
-        let n = senders.min(size);
+    for (s, (mut sink, delivered)) in sender_ends.into_iter().enumerate() {
+        let sent = sent.clone();
+        let n = senders;
         send_tasks.push(tokio::spawn(async move {
-            let sock = client.ws(&u.token).await;
-            let (mut sink, mut stream) = sock.split();
-            // The sender's own socket also receives every message: it counts its own deliveries,
-            // which paces `--rate max` (at most `window` in flight).
-            let delivered = Arc::new(tokio::sync::Semaphore::new(window));
-            let echo = delivered.clone();
-            let own = format!("{s} ");
-            let drain = tokio::spawn(async move {
-                while let Some(Ok(Message::Text(t))) = stream.next().await {
-                    if Frame::new_message(&t).is_some_and(|c| c.starts_with(&own)) {
-                        echo.add_permits(1);
-                    }
-                }
-            });
             let mut seq = 0u64;
             tokio::time::sleep_until(start.into()).await;
             while Instant::now() < end {
@@ -524,8 +524,8 @@ async fn fanout(
                 }
                 sent.fetch_add(1, Ordering::Relaxed);
             }
+            // The last messages' deliveries arrive before the receivers stop.
             tokio::time::sleep(Duration::from_secs(2)).await;
-            drain.abort();
         }));
     }
     for t in send_tasks {

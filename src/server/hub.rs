@@ -468,7 +468,8 @@ impl Hub {
         st.in_flight.remove(&ticket.0);
         let others = st.in_flight.values().copied().min();
         let mut messages = messages.into_iter().peekable();
-        let mut delivered = 0;
+        // Each connection's frames of the whole batch, queued together.
+        let mut outgoing: HashMap<ConnId, Vec<Message>> = HashMap::new();
         while let Some((room, id, frame)) = messages.next() {
             st.published_max = st.published_max.max(id);
             let mut cursor = st.published_max.min(others.unwrap_or(MessageId::MAX));
@@ -477,8 +478,24 @@ impl Hub {
             }
             let frame = Frame::new(&frame(cursor));
             if let Some(r) = st.rooms.get(&room) {
-                let conns = Self::conns_of_users(&st, r.online.iter());
-                delivered += Self::deliver(&mut st, conns, &frame);
+                for conn in Self::conns_of_users(&st, r.online.iter()) {
+                    outgoing.entry(conn).or_default().push(frame.message());
+                }
+            }
+        }
+        let mut delivered = 0;
+        for (id, frames) in outgoing {
+            let Some(c) = st.conns.get_mut(&id) else {
+                continue;
+            };
+            let n = frames.len();
+            match c.outbox.push_all(frames) {
+                Ok(()) => delivered += n,
+                Err(_full) => {
+                    if let Some(kill) = c.kill.take() {
+                        let _ = kill.send(CLOSE_TOO_SLOW);
+                    }
+                }
             }
         }
         delivered
