@@ -90,7 +90,7 @@ async fn run_shard(mut queue: mpsc::Receiver<Pending>, store: Store, hub: Arc<Hu
         // One connection: PostgreSQL runs the batches one after another, but the next one is
         // already sent while the last one's results travel back and are published.
         if connection.as_ref().is_none_or(|c| c.is_closed()) {
-            connection = store.connection().await.ok().map(Arc::new);
+            connection = store.writer_connection().await.ok().map(Arc::new);
         }
         let batch = std::mem::take(&mut batch);
         let Some(client) = connection.clone() else {
