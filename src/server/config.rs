@@ -79,9 +79,9 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub db_pool_size: u32,
 
-    /// Tasks that store messages, each for its share of the rooms. Each has one statement in flight
-    /// and stores every message waiting for its rooms in it (one commit for many messages). One
-    /// gives the most messages per second on two cores (BENCHMARKS.md); more can help on more.
+    /// Tasks that store messages, each for its share of the rooms. Each stores every message waiting
+    /// for its rooms with one statement (one commit for many messages), two batches in flight on
+    /// one connection. One gives the most messages per second on two cores (BENCHMARKS.md).
     #[arg(long, env = "RTCHAT_MESSAGE_WRITERS", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub message_writers: u32,

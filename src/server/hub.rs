@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::proto::{MessageId, RoomId, ServerFrame, UserId};
-use crate::server::outbox::Outbox;
+use crate::server::outbox::{Full, Outbox};
 use crate::server::store::RoomKind;
 
 pub type ConnId = u64;
@@ -77,6 +77,19 @@ struct Conn {
     outbox: Arc<Outbox>,
     kill: Option<oneshot::Sender<CloseReason>>,
     viewing: HashSet<RoomId>,
+}
+
+impl Conn {
+    /// Whether a push reached the queue. A full queue means a reader that cannot keep up: it is
+    /// closed (it recovers with `sync`), and nobody else waits for it.
+    fn queued(&mut self, pushed: Result<(), Full>) -> bool {
+        if pushed.is_err()
+            && let Some(kill) = self.kill.take()
+        {
+            let _ = kill.send(CLOSE_TOO_SLOW);
+        }
+        pushed.is_ok()
+    }
 }
 
 struct OnlineUser {
@@ -338,21 +351,15 @@ impl Hub {
 
     // ----- delivery -----
 
-    /// Queues `frame` on each listed connection. A full queue means a reader that cannot keep up:
-    /// it is closed (it recovers with `sync`), and nobody else waits for it.
+    /// Queues `frame` on each listed connection.
     fn deliver(st: &mut State, conns: impl IntoIterator<Item = ConnId>, frame: &Frame) -> usize {
         let mut delivered = 0;
         for id in conns {
             let Some(c) = st.conns.get_mut(&id) else {
                 continue;
             };
-            match c.outbox.push(frame.message()) {
-                Ok(()) => delivered += 1,
-                Err(_full) => {
-                    if let Some(kill) = c.kill.take() {
-                        let _ = kill.send(CLOSE_TOO_SLOW);
-                    }
-                }
+            if c.queued(c.outbox.push(frame.message())) {
+                delivered += 1;
             }
         }
         delivered
@@ -489,13 +496,8 @@ impl Hub {
                 continue;
             };
             let n = frames.len();
-            match c.outbox.push_all(frames) {
-                Ok(()) => delivered += n,
-                Err(_full) => {
-                    if let Some(kill) = c.kill.take() {
-                        let _ = kill.send(CLOSE_TOO_SLOW);
-                    }
-                }
+            if c.queued(c.outbox.push_all(frames)) {
+                delivered += n;
             }
         }
         delivered

@@ -153,7 +153,14 @@ type Sink = futures_util::stream::SplitSink<Socket, Message>;
 type Stream = futures_util::stream::SplitStream<Socket>;
 
 async fn write(sink: &mut Sink, message: Message) -> Result<(), ()> {
-    match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
+    within_write_timeout(sink.send(message)).await
+}
+
+/// A write that fails or takes longer than `WRITE_TIMEOUT` ends the connection.
+async fn within_write_timeout(
+    write: impl Future<Output = Result<(), tungstenite::Error>>,
+) -> Result<(), ()> {
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }
@@ -172,10 +179,7 @@ async fn write_queued(sink: &mut Sink, first: Message, queued: &Outbox) -> Resul
         }
         sink.flush().await
     };
-    match tokio::time::timeout(WRITE_TIMEOUT, coalesced).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
+    within_write_timeout(coalesced).await
 }
 
 async fn write_frame(sink: &mut Sink, frame: &ServerFrame) -> Result<(), ()> {

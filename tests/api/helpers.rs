@@ -111,6 +111,15 @@ pub struct TestUser {
     pub refresh: String,
 }
 
+/// The texts of a history page, oldest first.
+pub fn contents(page: &Value) -> Vec<String> {
+    page.as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap().to_string())
+        .collect()
+}
+
 pub fn test_config() -> Config {
     let mut config = Config::defaults();
     config.bind = "127.0.0.1:0".parse().unwrap();

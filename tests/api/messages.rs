@@ -1,15 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::spawn_app;
-
-fn contents(page: &Value) -> Vec<String> {
-    page.as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["content"].as_str().unwrap().to_string())
-        .collect()
-}
+use crate::helpers::{contents, spawn_app};
 
 #[tokio::test]
 async fn send_a_direct_message() {

@@ -257,12 +257,6 @@ async fn ctrl_c_clears_the_line_and_ctrl_d_leaves() {
     let page = app
         .get(&format!("/groups/{g}/messages"), Some(&bob.access))
         .await;
-    let contents: Vec<&str> = page
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["content"].as_str().unwrap())
-        .collect();
+    let contents = crate::helpers::contents(&page.body);
     assert_eq!(contents, ["sent"]);
 }

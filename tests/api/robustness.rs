@@ -380,12 +380,6 @@ async fn dropped_database_connections_cost_a_retry_not_a_message() {
     let page = app
         .get(&format!("/groups/{group}/messages"), Some(&bob.access))
         .await;
-    let texts: Vec<&str> = page
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["content"].as_str().unwrap())
-        .collect();
+    let texts = crate::helpers::contents(&page.body);
     assert_eq!(texts, ["before", "after"]);
 }

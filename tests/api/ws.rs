@@ -252,13 +252,7 @@ async fn send_rate_is_bounded_for_rest_and_websocket_alike() {
     let page = app
         .get(&format!("/groups/{g}/messages"), Some(&bob.access))
         .await;
-    let contents: Vec<&str> = page
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["content"].as_str().unwrap())
-        .collect();
+    let contents = crate::helpers::contents(&page.body);
     assert_eq!(contents, ["one", "two", "bob's turn"]);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(

@@ -77,7 +77,7 @@ impl Store {
     /// read what came before). Ids follow the batch's order. Returns one outcome per message, in the
     /// batch's order.
     ///
-    /// `client` is a connection the caller holds (see `Store::connection`): statements sent on one
+    /// `client` is a connection the caller holds (see `Store::writer_connection`): statements sent on one
     /// connection without waiting run one after another, in the order sent.
     pub async fn insert_messages(
         client: &Object,
@@ -130,10 +130,11 @@ impl Store {
 
         // What was not stored is a retry (its client_id is taken) or a non-member's message: only
         // this rare path pays for finding out which.
-        let retried: Vec<(usize, &NewMessage)> = batch
+        let retried: Vec<&NewMessage> = batch
             .iter()
-            .enumerate()
-            .filter(|(i, m)| outcomes[*i].is_none() && m.client_id.is_some())
+            .zip(&outcomes)
+            .filter(|(m, outcome)| outcome.is_none() && m.client_id.is_some())
+            .map(|(m, _)| m)
             .collect();
         let mut earlier = std::collections::HashMap::new();
         if !retried.is_empty() {
@@ -143,10 +144,10 @@ impl Store {
                      WHERE (m.sender_id, m.client_id) IN (SELECT * FROM unnest($1::int[], $2::text[]))"
                 ))
                 .await?;
-            let senders: Vec<UserId> = retried.iter().map(|(_, m)| m.sender_id).collect();
+            let senders: Vec<UserId> = retried.iter().map(|m| m.sender_id).collect();
             let client_ids: Vec<&str> = retried
                 .iter()
-                .filter_map(|(_, m)| m.client_id.as_deref())
+                .filter_map(|m| m.client_id.as_deref())
                 .collect();
             for row in client.query(&stmt, &[&senders, &client_ids]).await? {
                 let m = from_row(&row);
