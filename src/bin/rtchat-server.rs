@@ -29,6 +29,8 @@ fn main() -> ExitCode {
 
 fn run(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(server::run(config))?;
-    Ok(())
+    let outcome = runtime.block_on(server::run(config));
+    // A password hash still running on the blocking pool is not worth waiting for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(outcome?)
 }

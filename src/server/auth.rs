@@ -25,6 +25,8 @@ pub enum AuthError {
     Hash(#[from] bcrypt::BcryptError),
     #[error("password hashing task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("too many passwords being checked at once")]
+    Busy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,41 +181,78 @@ pub fn hash_refresh_token(token: &str) -> String {
 
 /// Password hashing that cannot starve the rest of the server. bcrypt takes ~250 ms of CPU at cost
 /// 12: it runs on the blocking pool (never on the async workers), on at most all cores but one (so
-/// a burst of logins queues instead of taking every core from message delivery), and at a lower
-/// CPU priority than the workers.
-async fn hashing<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, AuthError> {
-    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    let permits = PERMITS.get_or_init(|| {
+/// a burst of logins queues instead of taking every core from message delivery), at a lower CPU
+/// priority than the workers, and behind a bounded queue: one more than it holds is refused at once
+/// (a client retrying later beats everyone waiting seconds behind an attacker).
+pub struct PasswordHasher {
+    cost: u32,
+    permits: tokio::sync::Semaphore,
+    /// Hashes running or waiting.
+    queued: std::sync::atomic::AtomicUsize,
+    max_queued: usize,
+}
+
+/// A place in the hashing queue, given back on drop.
+struct QueuePlace<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl PasswordHasher {
+    pub fn new(cost: u32, max_queued: usize) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))
-    });
-    let _permit = permits
-        .acquire()
-        .await
-        .expect("the semaphore is never closed");
-    Ok(tokio::task::spawn_blocking(move || {
-        // SAFETY: get/setpriority on this thread's own id; a failure leaves the priority as it was.
-        unsafe {
-            let tid = libc::gettid() as libc::id_t;
-            let before = libc::getpriority(libc::PRIO_PROCESS, tid);
-            libc::setpriority(libc::PRIO_PROCESS, tid, 10);
-            let result = work();
-            libc::setpriority(libc::PRIO_PROCESS, tid, before);
-            result
+        PasswordHasher {
+            cost,
+            permits: tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)),
+            queued: Default::default(),
+            max_queued: max_queued.max(1),
         }
-    })
-    .await?)
-}
+    }
 
-pub async fn hash_password(password: String, cost: u32) -> Result<String, AuthError> {
-    Ok(hashing(move || bcrypt::hash(password, cost)).await??)
-}
+    pub async fn hash(&self, password: String) -> Result<String, AuthError> {
+        let cost = self.cost;
+        self.run(move || bcrypt::hash(password, cost))
+            .await?
+            .map_err(Into::into)
+    }
 
-pub async fn verify_password(password: String, hash: String) -> Result<bool, AuthError> {
-    // A malformed stored hash is a failed login, not a server error.
-    hashing(move || bcrypt::verify(password, &hash).unwrap_or(false)).await
+    pub async fn verify(&self, password: String, hash: String) -> Result<bool, AuthError> {
+        // A malformed stored hash is a failed login, not a server error.
+        self.run(move || bcrypt::verify(password, &hash).unwrap_or(false))
+            .await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        use std::sync::atomic::Ordering;
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.max_queued {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(AuthError::Busy);
+        }
+        let _place = QueuePlace(&self.queued);
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        Ok(tokio::task::spawn_blocking(move || {
+            // SAFETY: get/setpriority on this thread's own id; a failure leaves the priority as it was.
+            unsafe {
+                let tid = libc::gettid() as libc::id_t;
+                let before = libc::getpriority(libc::PRIO_PROCESS, tid);
+                libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+                let result = work();
+                libc::setpriority(libc::PRIO_PROCESS, tid, before);
+                result
+            }
+        })
+        .await?)
+    }
 }
 
 #[cfg(test)]

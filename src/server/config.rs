@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 use clap::builder::BoolishValueParser;
@@ -85,6 +86,62 @@ pub struct Config {
     #[arg(long, env = "RTCHAT_MESSAGE_WRITERS", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub message_writers: u32,
+
+    /// Time a client has to send a request's headers; also how long an idle keep-alive connection
+    /// is kept between two requests. Durations take a unit: 500ms, 10s, 2m.
+    #[arg(long, env = "RTCHAT_HEADER_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub header_timeout: Duration,
+
+    /// Time a client has to send a request's body, from the end of its headers (then 408).
+    #[arg(long, env = "RTCHAT_BODY_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub body_timeout: Duration,
+
+    /// Longest a request or WebSocket frame waits for the database (a free connection, then its
+    /// statements) before it is answered 503.
+    #[arg(long, env = "RTCHAT_DB_TIMEOUT", default_value = "5s", value_parser = duration)]
+    pub db_timeout: Duration,
+
+    /// Most connections open at once (HTTP and WebSocket). Default: the process's descriptor limit
+    /// less 256 kept for the database, logs and files.
+    #[arg(long, env = "RTCHAT_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Most connections open at once from one IP address (generous: many users can share one
+    /// address behind NAT). 0: no per-address limit.
+    #[arg(long, env = "RTCHAT_MAX_CONNECTIONS_PER_IP", default_value_t = 4096)]
+    pub max_connections_per_ip: usize,
+
+    /// Most WebSocket connections one user may hold at once; one more is refused with close code
+    /// 4009.
+    #[arg(long, env = "RTCHAT_MAX_SOCKETS_PER_USER", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sockets_per_user: u32,
+
+    /// Frames per second one WebSocket client may send, with a burst of three seconds' worth; every
+    /// kind counts (a `sync` as five) but `message`, which has --max-send-rate. 0: no limit.
+    #[arg(long, env = "RTCHAT_MAX_FRAME_RATE", default_value_t = 20)]
+    pub max_frame_rate: u32,
+
+    /// Login attempts per minute for one account (before any password is checked), with a burst of
+    /// as many. 0: no limit.
+    #[arg(long, env = "RTCHAT_LOGIN_RATE_PER_ACCOUNT", default_value_t = 10)]
+    pub login_rate_per_account: u32,
+
+    /// Login, registration and password-change attempts per minute from one IP address, with a
+    /// burst of as many. 0: no limit.
+    #[arg(long, env = "RTCHAT_AUTH_RATE_PER_IP", default_value_t = 60)]
+    pub auth_rate_per_ip: u32,
+
+    /// Password hashes waiting or running at once; one more is refused at once with 503 and
+    /// Retry-After instead of queueing behind the others.
+    #[arg(long, env = "RTCHAT_MAX_HASHING_QUEUE", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_hashing_queue: u32,
+
+    /// On SIGTERM or Ctrl-C: longest the server waits for requests, sockets and the message writer to
+    /// finish before it stops PostgreSQL and exits anyway.
+    #[arg(long, env = "RTCHAT_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub shutdown_timeout: Duration,
 }
 
 impl Config {
@@ -116,12 +173,28 @@ impl Config {
             max_send_rate: 10,
             db_pool_size: 16,
             message_writers: 1,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            db_timeout: Duration::from_secs(5),
+            max_connections: None,
+            max_connections_per_ip: 4096,
+            max_sockets_per_user: 32,
+            max_frame_rate: 20,
+            login_rate_per_account: 10,
+            auth_rate_per_ip: 60,
+            max_hashing_queue: 16,
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(default_data_dir)
     }
+}
+
+/// A duration with its unit ("500ms", "10s", "2m"), as humantime reads it.
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 500ms, 10s, 2m)"))
 }
 
 fn default_data_dir() -> PathBuf {
@@ -145,6 +218,8 @@ mod tests {
         // The environment of whoever runs the tests may set these; the rest must agree.
         assert_eq!(parsed.algorithm, defaults.algorithm);
         assert_eq!(parsed.bcrypt_cost, defaults.bcrypt_cost);
+        assert_eq!(parsed.shutdown_timeout, defaults.shutdown_timeout);
+        assert_eq!(parsed.max_sockets_per_user, defaults.max_sockets_per_user);
     }
 
     #[test]

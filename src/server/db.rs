@@ -41,9 +41,14 @@ pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, DbError> {
     tokio_postgres::Config::from_str(&url).map_err(DbError::BadUrl)
 }
 
-/// A pool of at most `size` connections. One connection is opened now so that a wrong address fails
-/// at start, not at the first request.
-pub async fn connect_pool(config: tokio_postgres::Config, size: u32) -> Result<Pool, DbError> {
+/// A pool of at most `size` connections, where a request waits at most `timeout` for a connection
+/// (and for a new one to open). One connection is opened now so that a wrong address fails at
+/// start, not at the first request.
+pub async fn connect_pool(
+    config: tokio_postgres::Config,
+    size: u32,
+    timeout: Duration,
+) -> Result<Pool, DbError> {
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -54,9 +59,9 @@ pub async fn connect_pool(config: tokio_postgres::Config, size: u32) -> Result<P
     let pool = Pool::builder(manager)
         .max_size(size as usize)
         .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(Duration::from_secs(10)))
-        .create_timeout(Some(Duration::from_secs(10)))
-        .recycle_timeout(Some(Duration::from_secs(5)))
+        .wait_timeout(Some(timeout))
+        .create_timeout(Some(timeout))
+        .recycle_timeout(Some(timeout))
         .build()?;
     drop(pool.get().await?);
     Ok(pool)

@@ -29,9 +29,21 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("request body too large")]
     PayloadTooLarge(usize),
-    /// Sending too fast: retry after this many milliseconds.
-    #[error("Too many messages; retry in {0} ms")]
-    TooManyRequests(u64),
+    /// Too many attempts (messages, logins, registrations): retry after `retry_after_ms`.
+    #[error("{what}; retry in {} s", retry_after_ms.div_ceil(1000))]
+    TooManyRequests {
+        what: &'static str,
+        retry_after_ms: u64,
+    },
+    /// The request body did not arrive within the body deadline.
+    #[error("Request body not received in time")]
+    RequestTimeout,
+    /// A JSON body sent as something else (a form, text): a browser may send those cross-site.
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    /// Busy right now (the password hashing queue is full): retry after this many seconds.
+    #[error("{0}")]
+    Busy(&'static str),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -77,6 +89,7 @@ impl From<AuthError> for ApiError {
             AuthError::Expired | AuthError::Invalid | AuthError::WrongType => {
                 ApiError::Unauthorized("Invalid authentication credentials".into())
             }
+            AuthError::Busy => ApiError::Busy("Too many sign-ins at once; try again in a moment"),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -107,7 +120,10 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -150,10 +166,15 @@ impl ApiError {
             self.detail(),
             matches!(self, ApiError::Unauthorized(_)),
         );
-        if let ApiError::TooManyRequests(ms) = self {
+        let retry_after = match self {
+            ApiError::TooManyRequests { retry_after_ms, .. } => Some(retry_after_ms.div_ceil(1000)),
+            ApiError::Busy(_) | ApiError::Unavailable(_) => Some(1),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(ms.div_ceil(1000)));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

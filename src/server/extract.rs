@@ -8,6 +8,7 @@ use warp::{Filter, Rejection};
 
 use crate::proto::FieldError;
 use crate::server::error::ApiError;
+use crate::server::listener::BodyTimedOut;
 
 /// Largest request body accepted. A message is at most 5,000 characters (20 kB of UTF-8).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -29,8 +30,13 @@ where
     let mut stream = std::pin::pin!(stream);
     let mut body = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let mut chunk =
-            chunk.map_err(|_| ApiError::BadRequest("Could not read the request body".into()))?;
+        let mut chunk = chunk.map_err(|e| {
+            if timed_out(&e) {
+                ApiError::RequestTimeout
+            } else {
+                ApiError::BadRequest("Could not read the request body".into())
+            }
+        })?;
         if body.len() + chunk.remaining() > limit {
             return Err(ApiError::PayloadTooLarge(limit));
         }
@@ -44,12 +50,55 @@ where
     Ok(body.freeze())
 }
 
+fn timed_out(e: &warp::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause.is::<BodyTimedOut>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// Whether a Content-Type names JSON (`application/json`, or `application/<anything>+json`, with any
+/// parameters). A browser sends a cross-site form or text body without asking first, never JSON.
+pub fn is_json_content_type(value: Option<&str>) -> bool {
+    let Some(value) = value else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
+}
+
+/// The body, which must be declared JSON when it is not empty.
+fn json_bytes() -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("content-type")
+        .and(body_bytes())
+        .and_then(|content_type: Option<String>, bytes: Bytes| async move {
+            let empty = bytes.iter().all(u8::is_ascii_whitespace);
+            if empty || is_json_content_type(content_type.as_deref()) {
+                Ok(bytes)
+            } else {
+                Err(warp::reject::custom(ApiError::UnsupportedMediaType))
+            }
+        })
+}
+
 /// A JSON body parsed into `T` and checked by its `Validate` rules.
 pub fn json_body<T>() -> impl Filter<Extract = (T,), Error = Rejection> + Clone
 where
     T: DeserializeOwned + Validate + Send + 'static,
 {
-    body_bytes().and_then(|bytes: Bytes| async move {
+    json_bytes().and_then(|bytes: Bytes| async move {
         parse_json::<T>(&bytes).map_err(warp::reject::custom)
     })
 }
@@ -59,7 +108,7 @@ pub fn optional_json_body<T>() -> impl Filter<Extract = (T,), Error = Rejection>
 where
     T: DeserializeOwned + Validate + Default + Send + 'static,
 {
-    body_bytes().and_then(|bytes: Bytes| async move {
+    json_bytes().and_then(|bytes: Bytes| async move {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             Ok(T::default())
         } else {

@@ -50,6 +50,14 @@ pub const CLOSE_SESSION_ENDED: CloseReason = CloseReason {
     code: 4003,
     reason: "session ended",
 };
+pub const CLOSE_TOO_MANY_SOCKETS: CloseReason = CloseReason {
+    code: 4009,
+    reason: "too many connections for this user",
+};
+pub const CLOSE_FLOODING: CloseReason = CloseReason {
+    code: 4029,
+    reason: "too many frames",
+};
 pub const CLOSE_TOO_SLOW: CloseReason = CloseReason {
     code: 4008,
     reason: "too slow: reconnect and sync",
@@ -95,6 +103,8 @@ impl Conn {
 struct OnlineUser {
     conns: Vec<ConnId>,
     rooms: HashMap<RoomId, RoomKind>,
+    /// When this user's typing was last forwarded, per room.
+    typing: HashMap<RoomId, std::time::Instant>,
     /// Bumped on every membership change, so a room list loaded concurrently can be detected stale.
     generation: u64,
 }
@@ -154,11 +164,24 @@ impl Hub {
 
     // ----- connections -----
 
-    pub fn register(&self, user: UserId, session: Uuid) -> Registration {
+    /// A new connection of `user`, unless they hold `max_sockets` already.
+    pub fn register(
+        &self,
+        user: UserId,
+        session: Uuid,
+        max_sockets: usize,
+    ) -> Result<Registration, CloseReason> {
+        let mut st = self.lock();
+        if st
+            .users
+            .get(&user)
+            .is_some_and(|u| u.conns.len() >= max_sockets)
+        {
+            return Err(CLOSE_TOO_MANY_SOCKETS);
+        }
         let conn = self.next_id.fetch_add(1, Ordering::Relaxed);
         let outgoing = Arc::new(Outbox::new(self.queue_capacity));
         let (kill, closed) = oneshot::channel();
-        let mut st = self.lock();
         st.conns.insert(
             conn,
             Conn {
@@ -172,17 +195,35 @@ impl Hub {
         let entry = st.users.entry(user).or_insert_with(|| OnlineUser {
             conns: Vec::new(),
             rooms: HashMap::new(),
+            typing: HashMap::new(),
             generation: 0,
         });
         entry.conns.push(conn);
         let first = entry.conns.len() == 1;
         let generation = entry.generation;
-        Registration {
+        Ok(Registration {
             conn,
             outgoing,
             closed,
             first,
             generation,
+        })
+    }
+
+    /// Whether `user`'s typing in `room` should be forwarded now: at most once per `every`, however
+    /// many frames they send (and from however many sockets).
+    pub fn typing_due(&self, user: UserId, room: RoomId, every: std::time::Duration) -> bool {
+        let mut st = self.lock();
+        let Some(u) = st.users.get_mut(&user) else {
+            return false;
+        };
+        let now = std::time::Instant::now();
+        match u.typing.get(&room) {
+            Some(last) if now.duration_since(*last) < every => false,
+            _ => {
+                u.typing.insert(room, now);
+                true
+            }
         }
     }
 
@@ -304,6 +345,7 @@ impl Hub {
         };
         u.generation += 1;
         u.rooms.remove(&room);
+        u.typing.remove(&room);
         let conns = u.conns.clone();
         for conn in &conns {
             if let Some(c) = st.conns.get_mut(conn) {
@@ -533,9 +575,9 @@ mod tests {
     #[tokio::test]
     async fn delivers_to_every_connection_of_online_members_only() {
         let hub = Hub::new(8, 0);
-        let a1 = hub.register(1, Uuid::new_v4());
-        let a2 = hub.register(1, Uuid::new_v4());
-        let b = hub.register(2, Uuid::new_v4());
+        let a1 = hub.register(1, Uuid::new_v4(), 8).unwrap();
+        let a2 = hub.register(1, Uuid::new_v4(), 8).unwrap();
+        let b = hub.register(2, Uuid::new_v4(), 8).unwrap();
         assert!(a1.first && !a2.first);
         assert!(hub.set_rooms(1, &[(10, RoomKind::Group)], a1.generation));
         assert!(hub.set_rooms(2, &[(11, RoomKind::Group)], b.generation));
@@ -553,8 +595,8 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_closes_that_connection_only() {
         let hub = Hub::new(2, 0);
-        let mut slow = hub.register(1, Uuid::new_v4());
-        let mut fast = hub.register(2, Uuid::new_v4());
+        let mut slow = hub.register(1, Uuid::new_v4(), 8).unwrap();
+        let mut fast = hub.register(2, Uuid::new_v4(), 8).unwrap();
         hub.set_rooms(1, &[(5, RoomKind::Group)], 0);
         hub.set_rooms(2, &[(5, RoomKind::Group)], 0);
         for _ in 0..3 {
@@ -563,6 +605,40 @@ mod tests {
         }
         assert_eq!(slow.closed.try_recv().unwrap(), CLOSE_TOO_SLOW);
         assert!(fast.closed.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_user_holds_at_most_the_socket_cap() {
+        let hub = Hub::new(8, 0);
+        let first = hub.register(1, Uuid::new_v4(), 2).unwrap();
+        let _second = hub.register(1, Uuid::new_v4(), 2).unwrap();
+        assert_eq!(
+            hub.register(1, Uuid::new_v4(), 2).err(),
+            Some(CLOSE_TOO_MANY_SOCKETS)
+        );
+        assert!(
+            hub.register(2, Uuid::new_v4(), 2).is_ok(),
+            "others are not affected"
+        );
+        hub.unregister(first.conn);
+        assert!(
+            hub.register(1, Uuid::new_v4(), 2).is_ok(),
+            "a freed place can be taken"
+        );
+    }
+
+    #[test]
+    fn typing_is_forwarded_once_per_interval() {
+        let hub = Hub::new(8, 0);
+        let _c = hub.register(1, Uuid::new_v4(), 8).unwrap();
+        let every = std::time::Duration::from_secs(60);
+        assert!(hub.typing_due(1, 5, every));
+        assert!(!hub.typing_due(1, 5, every));
+        assert!(hub.typing_due(1, 6, every), "per room");
+        assert!(
+            !hub.typing_due(2, 5, every),
+            "not online: nothing to forward"
+        );
     }
 
     #[test]

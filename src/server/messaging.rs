@@ -35,7 +35,10 @@ pub fn check_send_rate(state: &AppState, user: UserId) -> Result<(), ApiError> {
     };
     limiter.check_key(&user).map_err(|not_until| {
         let wait: Duration = not_until.wait_time_from(DefaultClock::default().now());
-        ApiError::TooManyRequests(wait.as_millis().max(1) as u64)
+        ApiError::TooManyRequests {
+            what: "Too many messages",
+            retry_after_ms: wait.as_millis().max(1) as u64,
+        }
     })
 }
 

@@ -6,7 +6,9 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod frame_budget;
 pub mod hub;
+pub mod listener;
 pub mod messaging;
 pub mod outbox;
 pub mod postgres;
@@ -14,6 +16,8 @@ pub mod routes;
 pub mod session_cache;
 pub mod state;
 pub mod store;
+pub mod supervisor;
+pub mod throttle;
 pub mod validate;
 pub mod writer;
 pub mod ws;
@@ -34,12 +38,14 @@ use warp::reply::Response;
 pub use config::Config;
 
 use crate::proto;
-use crate::server::auth::TokenKeys;
+use crate::server::auth::{PasswordHasher, TokenKeys};
 use crate::server::hub::Hub;
 use crate::server::postgres::ManagedPostgres;
 use crate::server::state::{AppState, Shared};
 use crate::server::store::Store;
+use crate::server::throttle::AuthThrottle;
 use crate::server::writer::MessageWriter;
+use tokio_util::task::TaskTracker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -64,6 +70,8 @@ pub struct Server {
     listener: TcpListener,
     state: AppState,
     routes: BoxedFilter<(Response,)>,
+    limits: listener::Limits,
+    shutdown_timeout: Duration,
 }
 
 impl Server {
@@ -75,14 +83,14 @@ impl Server {
     ) -> Result<Server, ServerError> {
         routes::check_cors_origins(&config.cors_origins).map_err(ServerError::Config)?;
         db::migrate(&database).await?;
-        let pool = db::connect_pool(database, config.db_pool_size).await?;
+        let pool = db::connect_pool(database, config.db_pool_size, config.db_timeout).await?;
         let store = Store::new(pool);
         let published_max = store
             .max_message_id()
             .await
             .map_err(|e| ServerError::Config(format!("reading the database: {e}")))?;
-        let dummy_hash =
-            auth::hash_password("not anybody's password".into(), config.bcrypt_cost).await?;
+        let hasher = PasswordHasher::new(config.bcrypt_cost, config.max_hashing_queue as usize);
+        let dummy_hash = hasher.hash("not anybody's password".into()).await?;
         let hub = Arc::new(Hub::new(ws::QUEUE_CAPACITY, published_max));
         let writer =
             MessageWriter::start(store.clone(), hub.clone(), config.message_writers as usize);
@@ -98,7 +106,15 @@ impl Server {
             hub,
             sessions: Default::default(),
             send_limiter: send_limiter(config.max_send_rate),
-            bcrypt_cost: config.bcrypt_cost,
+            hasher,
+            auth_throttle: AuthThrottle::new(
+                config.login_rate_per_account,
+                config.auth_rate_per_ip,
+            ),
+            tasks: TaskTracker::new(),
+            db_timeout: config.db_timeout,
+            max_sockets_per_user: config.max_sockets_per_user as usize,
+            max_frame_rate: config.max_frame_rate,
             app_name: config.app_name.clone(),
             dummy_hash,
         });
@@ -107,10 +123,19 @@ impl Server {
             action: format!("cannot listen on {}", config.bind),
             source,
         })?;
+        let limits = listener::Limits {
+            max_connections: listener::connection_cap(config.max_connections),
+            max_per_ip: config.max_connections_per_ip,
+            header_timeout: config.header_timeout,
+            body_timeout: config.body_timeout,
+            handler_timeout: config.db_timeout,
+        };
         Ok(Server {
             listener,
             state,
             routes,
+            limits,
+            shutdown_timeout: config.shutdown_timeout,
         })
     }
 
@@ -124,19 +149,49 @@ impl Server {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves until `shutdown` completes, then shuts down within the shutdown timeout: stops
+    /// accepting, sends every WebSocket a 1001 close frame, lets requests in flight finish, and stores
+    /// and publishes every message already taken. Whatever is still running after that is dropped.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let janitor = tokio::spawn(purge_expired_sessions(self.state.clone()));
         let state = self.state.clone();
-        warp::serve(self.routes)
-            .incoming(self.listener)
-            .graceful(async move {
-                shutdown.await;
-                // Upgraded sockets are not the HTTP server's to drain: close them ourselves.
-                state.hub.close_all(hub::CLOSE_GOING_AWAY);
-            })
-            .run()
-            .await;
+        let stopped = std::sync::Arc::new(tokio::sync::Notify::new());
+        let serving = tokio::spawn(listener::serve(
+            self.listener,
+            self.routes,
+            self.limits,
+            state.tasks.clone(),
+            {
+                let stopped = stopped.clone();
+                async move {
+                    shutdown.await;
+                    stopped.notify_one();
+                }
+            },
+        ));
+        stopped.notified().await;
+        let grace = self.shutdown_timeout;
+        tracing::info!(
+            ?grace,
+            sockets = state.hub.connection_count(),
+            "shutting down"
+        );
+        // Upgraded sockets are not the HTTP server's to drain: close them ourselves.
+        state.hub.close_all(hub::CLOSE_GOING_AWAY);
+        state.tasks.close();
+        let drained = tokio::time::timeout(grace, async {
+            let _ = serving.await;
+            state.tasks.wait().await;
+            state.writer.drain().await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                ?grace,
+                connections = state.tasks.len(),
+                "shutdown timeout: dropping what is still open"
+            );
+        }
         janitor.abort();
     }
 }
@@ -176,31 +231,54 @@ async fn purge_expired_sessions(state: AppState) {
         if let Some(limiter) = &state.send_limiter {
             limiter.retain_recent();
         }
+        state.auth_throttle.retain_recent();
     }
 }
 
-/// Everything `rtchat-server` does: find or start the database, serve until Ctrl-C or SIGTERM, then
-/// stop the managed database if we started one.
+/// Everything `rtchat-server` does: find or start the database (and keep a managed one running),
+/// serve until Ctrl-C or SIGTERM, then stop the managed database if we started one. A managed
+/// database that dies and cannot be restarted ends the server with an error.
 pub async fn run(config: Config) -> Result<(), ServerError> {
     raise_open_file_limit();
     let data_dir = config.data_dir();
-    let mut managed = None;
+    let mut supervisor = None;
     let database = match &config.database_url {
         Some(url) => db::parse_url(url)?,
         None => {
             let pg_dir = data_dir.join("postgres");
             tracing::info!(dir = %pg_dir.display(), "starting the managed PostgreSQL");
+            let options = postgres::Options::default();
+            let start_options = options.clone();
             let pg = tokio::task::spawn_blocking(move || {
-                ManagedPostgres::start(&pg_dir, &postgres::Options::default())
+                ManagedPostgres::start(&pg_dir, &start_options)
             })
             .await
             .map_err(|e| ServerError::Config(format!("starting PostgreSQL: {e}")))??;
-            db::create_database(&pg.connect_config("postgres"), "rtchat").await?;
+            let created = db::create_database(&pg.connect_config("postgres"), "rtchat").await;
             let cfg = pg.connect_config("rtchat");
-            managed = Some(pg);
+            let watching = supervisor::Supervisor::start(pg, options);
+            if let Err(e) = created {
+                let _ = watching.stop().await;
+                return Err(e.into());
+            }
+            supervisor = Some(watching);
             cfg
         }
     };
+    let served = serve(&config, &data_dir, database, supervisor.as_ref()).await;
+    let stopped = match supervisor {
+        Some(s) => s.stop().await.map_err(ServerError::from),
+        None => Ok(()),
+    };
+    served.and(stopped)
+}
+
+async fn serve(
+    config: &Config,
+    data_dir: &Path,
+    database: tokio_postgres::Config,
+    supervisor: Option<&supervisor::Supervisor>,
+) -> Result<(), ServerError> {
     let secret = match &config.secret_key {
         Some(key) => {
             if key.len() < 32 {
@@ -208,15 +286,22 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             }
             key.clone().into_bytes()
         }
-        None => load_or_create_secret(&data_dir)?,
+        None => load_or_create_secret(data_dir)?,
     };
-    let server = Server::bind(&config, database, &secret).await?;
+    let server = Server::bind(config, database, &secret).await?;
     tracing::info!(address = %server.local_addr(), "rtchat-server listening");
-    server.run_until(shutdown_signal()).await;
-    tracing::info!("shutting down");
-    if let Some(mut pg) = managed {
-        let _ = tokio::task::spawn_blocking(move || pg.stop()).await;
-    }
+    let database_lost = supervisor.map(|s| s.gave_up());
+    server
+        .run_until(async move {
+            match database_lost {
+                Some(lost) => tokio::select! {
+                    () = shutdown_signal() => {}
+                    () = lost => {}
+                },
+                None => shutdown_signal().await,
+            }
+        })
+        .await;
     Ok(())
 }
 

@@ -44,6 +44,11 @@ pub enum PostgresError {
     Initdb(String),
     #[error("PostgreSQL did not start (see {log}):\n{tail}")]
     StartFailed { log: PathBuf, tail: String },
+    #[error(
+        "{dir} is in use by another PostgreSQL (pid {pid}), perhaps another rtchat-server: \
+         stop it, or give this one its own --data-dir"
+    )]
+    InUse { dir: PathBuf, pid: i32 },
 }
 
 fn io_err(action: impl Into<String>) -> impl FnOnce(io::Error) -> PostgresError {
@@ -100,6 +105,7 @@ impl ManagedPostgres {
             return Err(PostgresError::SocketPathTooLong(socket));
         }
         prepare_dir(data_dir, run_as)?;
+        wait_for_previous_postmaster(data_dir)?;
         if !data_dir.join("PG_VERSION").exists() {
             initdb(&bins, data_dir, run_as, options)?;
         }
@@ -205,6 +211,25 @@ impl ManagedPostgres {
         &self.data_dir
     }
 
+    /// The postmaster's process id; it leads a process group of its own (with every backend).
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Whether the postmaster has exited (it was killed, or crashed) without `stop` being called.
+    pub fn has_exited(&mut self) -> bool {
+        match &self.exited {
+            Some(rx) => match rx.try_recv() {
+                Err(mpsc::TryRecvError::Empty) => false,
+                _ => {
+                    self.exited = None;
+                    true
+                }
+            },
+            None => false,
+        }
+    }
+
     /// Fast shutdown: open sessions are ended, data is flushed. Waits up to 30 s.
     pub fn stop(&mut self) {
         let Some(exited) = self.exited.take() else {
@@ -253,6 +278,58 @@ impl Drop for ManagedPostgres {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// How long a postmaster left from an earlier run may take to finish its shutdown.
+const PREVIOUS_POSTMASTER_GRACE: Duration = Duration::from_secs(30);
+
+/// A postmaster of an earlier server that was killed gets the parent-death signal and shuts down,
+/// which takes a moment: wait for it to go instead of failing on its lock file. One that stays is
+/// somebody else's.
+fn wait_for_previous_postmaster(data_dir: &Path) -> Result<(), PostgresError> {
+    let pid_file = data_dir.join("postmaster.pid");
+    let Some(pid) = fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok())
+    else {
+        return Ok(());
+    };
+    let deadline = Instant::now() + PREVIOUS_POSTMASTER_GRACE;
+    let mut told = false;
+    while is_postgres(pid) {
+        if Instant::now() > deadline {
+            return Err(PostgresError::InUse {
+                dir: data_dir.to_path_buf(),
+                pid,
+            });
+        }
+        if !told {
+            tracing::info!(
+                pid,
+                "waiting for the previous PostgreSQL of this data directory to stop"
+            );
+            told = true;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// Whether `pid` is a live PostgreSQL process (not a recycled pid of something else).
+fn is_postgres(pid: i32) -> bool {
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // A zombie has exited already; only its parent has not collected it yet.
+    let zombie = stat
+        .rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+    !zombie
+        && cmdline
+            .split(|b| *b == 0)
+            .next()
+            .is_some_and(|arg0| String::from_utf8_lossy(arg0).contains("postgres"))
 }
 
 fn log_tail(path: &Path) -> String {

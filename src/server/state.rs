@@ -5,11 +5,14 @@ use std::sync::Arc;
 use uuid::Uuid;
 use warp::http::HeaderMap;
 
-use crate::server::auth::{AuthError, TokenKeys, TokenKind};
+use tokio_util::task::TaskTracker;
+
+use crate::server::auth::{AuthError, PasswordHasher, TokenKeys, TokenKind};
 use crate::server::error::ApiError;
 use crate::server::hub::Hub;
 use crate::server::session_cache::SessionCache;
 use crate::server::store::{Store, UserRecord};
+use crate::server::throttle::AuthThrottle;
 use crate::server::writer::MessageWriter;
 
 #[derive(Clone)]
@@ -24,7 +27,18 @@ pub struct Shared {
     pub sessions: SessionCache,
     /// Per-user send rate; None when unlimited.
     pub send_limiter: Option<governor::DefaultKeyedRateLimiter<crate::proto::UserId>>,
-    pub bcrypt_cost: u32,
+    /// bcrypt, off the async workers and behind a bounded queue.
+    pub hasher: PasswordHasher,
+    /// Login and registration attempts, throttled before any hashing.
+    pub auth_throttle: AuthThrottle,
+    /// Every connection and WebSocket task, so that shutdown can wait for them.
+    pub tasks: TaskTracker,
+    /// Frames per second one WebSocket client may send (messages aside); 0: no limit.
+    pub max_frame_rate: u32,
+    /// WebSocket connections one user may hold at once.
+    pub max_sockets_per_user: usize,
+    /// How long a WebSocket frame's handler may wait for the database.
+    pub db_timeout: std::time::Duration,
     pub app_name: String,
     /// A hash to check passwords against when the login names nobody, so that an unknown name takes
     /// as long as a wrong password (no user enumeration by timing).

@@ -7,17 +7,19 @@
 //! Each batch holds the locks of its rooms from before its insert until after its publish, taken
 //! in queue order, so each room's messages reach its members in id order.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use deadpool_postgres::Object;
-use tokio::sync::{OwnedMutexGuard, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedMutexGuard, Semaphore, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
-use crate::proto::ServerFrame;
+use crate::proto::{MessageId, ServerFrame};
 use crate::server::error::ApiError;
 use crate::server::hub::Hub;
 use crate::server::messaging::live;
-use crate::server::store::{InsertOutcome, NewMessage, Store, StoreError};
+use crate::server::store::{InsertOutcome, NewMessage, Store, StoreError, StoredMessage};
 
 /// The most messages one statement stores.
 const MAX_BATCH: usize = 256;
@@ -35,19 +37,41 @@ struct Pending {
 
 pub struct MessageWriter {
     shards: Vec<mpsc::Sender<Pending>>,
+    stopping: watch::Sender<bool>,
+    running: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl MessageWriter {
-    /// Starts `shards` writer tasks (at least one). They end when the writer is dropped.
+    /// Starts `shards` writer tasks (at least one). They end when the writer is dropped or drained.
     pub fn start(store: Store, hub: Arc<Hub>, shards: usize) -> MessageWriter {
-        let shards = (0..shards.max(1))
+        let (stopping, _) = watch::channel(false);
+        let (shards, running) = (0..shards.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-                tokio::spawn(run_shard(rx, store.clone(), hub.clone()));
-                tx
+                let task = tokio::spawn(run_shard(
+                    rx,
+                    store.clone(),
+                    hub.clone(),
+                    stopping.subscribe(),
+                ));
+                (tx, task)
             })
-            .collect();
-        MessageWriter { shards }
+            .unzip();
+        MessageWriter {
+            shards,
+            stopping,
+            running: std::sync::Mutex::new(running),
+        }
+    }
+
+    /// Stops taking sends, stores and publishes every one already taken, and returns when all
+    /// are done (shutdown).
+    pub async fn drain(&self) {
+        self.stopping.send_replace(true);
+        let running = std::mem::take(&mut *self.running.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in running {
+            let _ = task.await;
+        }
     }
 
     /// Stores `message` and delivers it live; resolves once it is committed and queued to every
@@ -65,13 +89,28 @@ impl MessageWriter {
     }
 }
 
-async fn run_shard(mut queue: mpsc::Receiver<Pending>, store: Store, hub: Arc<Hub>) {
+async fn run_shard(
+    mut queue: mpsc::Receiver<Pending>,
+    store: Store,
+    hub: Arc<Hub>,
+    mut stopping: watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(PIPELINE_DEPTH));
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut connection: Option<Arc<Object>> = None;
+    let mut draining = false;
     // The slot first: while every slot is busy, sends pile up into the next batch.
     while let Ok(slot) = slots.clone().acquire_owned().await {
-        if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
+        let received = tokio::select! {
+            n = queue.recv_many(&mut batch, MAX_BATCH) => n,
+            _ = stopping.wait_for(|stop| *stop), if !draining => {
+                // No new sends; what is queued is still stored, then recv_many returns 0.
+                queue.close();
+                draining = true;
+                continue;
+            }
+        };
+        if received == 0 {
             break;
         }
         // Locks are taken here, batch after batch, so a batch never overtakes an earlier one in a
@@ -101,11 +140,14 @@ async fn run_shard(mut queue: mpsc::Receiver<Pending>, store: Store, hub: Arc<Hu
             continue;
         };
         let hub = hub.clone();
+        let store = store.clone();
         tokio::spawn(async move {
-            write_batch(&client, &hub, batch).await;
+            write_batch(&client, &store, &hub, batch).await;
             drop((in_order, slot));
         });
     }
+    // The batches in flight hold the other slots until they are published.
+    let _ = slots.acquire_many(PIPELINE_DEPTH as u32).await;
 }
 
 fn fail_all(batch: Vec<Pending>, error: ApiError) {
@@ -129,12 +171,19 @@ fn try_lock_rooms(hub: &Hub, batch: &[Pending]) -> Result<Vec<OwnedMutexGuard<()
     Ok(guards)
 }
 
-async fn write_batch(client: &Object, hub: &Hub, batch: Vec<Pending>) {
+async fn write_batch(client: &Object, store: &Store, hub: &Hub, batch: Vec<Pending>) {
+    // A sender that stopped waiting (timed out, hung up) was told its message failed: keep it so.
+    let batch: Vec<Pending> = batch.into_iter().filter(|p| !p.done.is_closed()).collect();
+    if batch.is_empty() {
+        return;
+    }
     let (messages, waiters): (Vec<NewMessage>, Vec<_>) =
         batch.into_iter().map(|p| (p.message, p.done)).unzip();
+    // The ticket holds the sync watermark below this batch's ids until they are published, however
+    // long finding out what committed takes.
     let ticket = hub.begin_send();
     let t0 = std::time::Instant::now();
-    let outcomes = store_all(client, &messages).await;
+    let outcomes = store_all(client, store, &messages).await;
     tracing::trace!(messages = messages.len(), took = ?t0.elapsed(), "batch stored");
     let mut stored: Vec<_> = outcomes
         .iter()
@@ -157,25 +206,31 @@ async fn write_batch(client: &Object, hub: &Hub, batch: Vec<Pending>) {
         }),
     );
     for (done, outcome) in waiters.into_iter().zip(outcomes) {
-        // A sender that stopped waiting (its request was dropped) still had its message stored.
+        // A sender that stopped waiting meanwhile still had its message stored.
         let _ = done.send(outcome);
     }
 }
 
-/// One statement for the whole batch; if it fails, one per message, so that a message the database
-/// refuses fails alone instead of taking the others with it.
+/// One statement for the whole batch; if the database refuses it, one per message, so that a message
+/// it refuses fails alone instead of taking the others with it.
 async fn store_all(
     client: &Object,
+    store: &Store,
     messages: &[NewMessage],
 ) -> Vec<Result<InsertOutcome, ApiError>> {
-    match Store::insert_messages(client, messages).await {
-        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-        Err(StoreError::Query(_)) if messages.len() > 1 => {
+    let ids = match Store::reserve_message_ids(client, messages.len()).await {
+        Ok(ids) if ids.len() == messages.len() => ids,
+        Ok(_) => return fail_each(messages, ApiError::Internal("too few message ids".into())),
+        Err(e) => return fail_each(messages, e.into()),
+    };
+    match store_with_ids(client, store, messages, &ids).await {
+        Err(StoreError::Query(e)) if e.as_db_error().is_some() && messages.len() > 1 => {
             let mut outcomes = Vec::with_capacity(messages.len());
-            for message in messages {
-                let outcome = Store::insert_messages(client, std::slice::from_ref(message)).await;
-                outcomes.push(match outcome {
-                    Ok(mut one) if one.len() == 1 => Ok(one.remove(0)),
+            for (message, id) in messages.iter().zip(&ids) {
+                let one =
+                    store_with_ids(client, store, std::slice::from_ref(message), &[*id]).await;
+                outcomes.push(match one {
+                    Ok(mut one) if one.len() == 1 => one.remove(0),
                     Ok(_) => Err(ApiError::Internal(
                         "one outcome per message expected".into(),
                     )),
@@ -184,9 +239,68 @@ async fn store_all(
             }
             outcomes
         }
+        Ok(outcomes) => outcomes,
+        Err(e) => fail_each(messages, e.into()),
+    }
+}
+
+fn fail_each(messages: &[NewMessage], error: ApiError) -> Vec<Result<InsertOutcome, ApiError>> {
+    messages.iter().map(|_| Err(error.clone())).collect()
+}
+
+/// Inserts with the given ids. When the connection dies before the answer arrives, the statement
+/// may or may not have committed: the ids say which, asked on another connection.
+async fn store_with_ids(
+    client: &Object,
+    store: &Store,
+    messages: &[NewMessage],
+    ids: &[MessageId],
+) -> Result<Vec<Result<InsertOutcome, ApiError>>, StoreError> {
+    match Store::insert_messages(client, messages, ids).await {
+        Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
+        // PostgreSQL answered with an error: the statement (its own transaction) did not commit.
+        Err(StoreError::Query(e)) if e.as_db_error().is_some() => Err(StoreError::Query(e)),
         Err(e) => {
-            let error = ApiError::from(e);
-            messages.iter().map(|_| Err(error.clone())).collect()
+            tracing::warn!(error = %e, messages = messages.len(),
+                "lost the database connection during an insert; asking which messages committed");
+            Ok(committed(store, messages, ids).await)
         }
     }
+}
+
+/// What committed of a batch whose answer was lost, asked until the database answers. A message
+/// found is stored (and will be published); one not found never will be: the statement is gone
+/// with its connection, so nothing can commit it later.
+async fn committed(
+    store: &Store,
+    messages: &[NewMessage],
+    ids: &[MessageId],
+) -> Vec<Result<InsertOutcome, ApiError>> {
+    let mut wait = Duration::from_millis(50);
+    let found = loop {
+        match store.messages_by_id(ids).await {
+            Ok(found) => break found,
+            Err(e) => {
+                tracing::debug!(error = %e, "database not back yet");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+        }
+    };
+    let mut found: HashMap<MessageId, StoredMessage> =
+        found.into_iter().map(|m| (m.id, m)).collect();
+    tracing::info!(
+        committed = found.len(),
+        of = messages.len(),
+        "resolved a batch whose answer was lost"
+    );
+    ids.iter()
+        .map(|id| match found.remove(id) {
+            Some(m) => Ok(InsertOutcome::Stored(m)),
+            // Not stored (or a retry or a non-member's, which a retry will tell): safe to send again.
+            None => Err(ApiError::Unavailable(
+                "the database connection was lost before the message was stored".into(),
+            )),
+        })
+        .collect()
 }

@@ -2,6 +2,8 @@
 //! `auth` frame), then one task per connection that writes its queued frames, reads and answers the
 //! client's frames, pings, and says goodbye to the rooms when it ends.
 
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -17,10 +19,12 @@ use warp::{Filter, Rejection};
 
 use crate::proto::{MessageId, RoomId, ServerFrame};
 use crate::server::error::ApiError;
+use crate::server::frame_budget::{FrameBudget, Spent, cost_of};
 use crate::server::hub::{
-    CLOSE_AUTH_FAILED, CLOSE_AUTH_TIMEOUT, CLOSE_GOING_AWAY, CLOSE_NO_HEARTBEAT,
+    CLOSE_AUTH_FAILED, CLOSE_AUTH_TIMEOUT, CLOSE_FLOODING, CLOSE_GOING_AWAY, CLOSE_NO_HEARTBEAT,
     CLOSE_SESSION_ENDED, CLOSE_TOO_BIG, CloseReason, ConnId, Frame,
 };
+use crate::server::listener::ConnectionSlot;
 use crate::server::messaging::{self, MAX_SYNC_PAGE};
 use crate::server::outbox::Outbox;
 use crate::server::routes::with_state;
@@ -43,19 +47,26 @@ const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// Bytes read per system call; client frames are small, and the buffer grows for a large one.
 const READ_BUFFER_BYTES: usize = 1024;
 const DEFAULT_SYNC_PAGE: i64 = 100;
+/// A user's typing in a room is forwarded at most this often (the REPL sends one per 3 s).
+pub const TYPING_EVERY: Duration = Duration::from_secs(2);
 
 /// A WebSocket handshake that the client asked for and we may complete.
 struct Upgrade {
     accept: String,
     on_upgrade: OnUpgrade,
+    /// The connection's place under the connection caps, kept for as long as the socket lives.
+    slot: Option<Arc<ConnectionSlot>>,
 }
 
 fn websocket_upgrade() -> impl Filter<Extract = (Upgrade,), Error = Rejection> + Clone {
     warp::get()
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<OnUpgrade>())
+        .and(warp::ext::optional::<Arc<ConnectionSlot>>())
         .and_then(
-            |headers: HeaderMap, on_upgrade: Option<OnUpgrade>| async move {
+            |headers: HeaderMap,
+             on_upgrade: Option<OnUpgrade>,
+             slot: Option<Arc<ConnectionSlot>>| async move {
                 let wants_websocket = headers
                     .get(header::UPGRADE)
                     .and_then(|v| v.to_str().ok())
@@ -68,6 +79,7 @@ fn websocket_upgrade() -> impl Filter<Extract = (Upgrade,), Error = Rejection> +
                     (true, Some(key), Some(on_upgrade)) => Ok(Upgrade {
                         accept: tungstenite::handshake::derive_accept_key(key.as_bytes()),
                         on_upgrade,
+                        slot,
                     }),
                     // Not a WebSocket request: no route here (a plain rejection, so that another
                     // route's reason, such as a missing token on /ws/online-users, wins).
@@ -123,7 +135,9 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 
 /// Answers 101 and hands the upgraded connection to its own task.
 fn upgrade(ws: Upgrade, state: AppState, user: Option<CurrentUser>) -> Response {
-    tokio::spawn(async move {
+    let slot = ws.slot;
+    state.tasks.clone().spawn(async move {
+        let _slot = slot;
         match ws.on_upgrade.await {
             Ok(upgraded) => {
                 let socket = WebSocketStream::from_raw_socket(
@@ -264,7 +278,13 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
             Err(reason) => return close(&mut sink, reason).await,
         },
     };
-    let mut reg = state.hub.register(user.id(), user.session_id);
+    let mut reg = match state
+        .hub
+        .register(user.id(), user.session_id, state.max_sockets_per_user)
+    {
+        Ok(reg) => reg,
+        Err(reason) => return close(&mut sink, reason).await,
+    };
     let conn = reg.conn;
     let ready = async {
         if reg.first {
@@ -319,6 +339,9 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
 }
 
 /// The connection's life: returns why the server closes it, or None when the client went away.
+///
+/// One client frame is handled at a time (its reply comes before the next frame is read), but the
+/// queue keeps being written meanwhile: a frame waiting on the database never stalls delivery.
 async fn serve(
     state: &AppState,
     user: &CurrentUser,
@@ -330,6 +353,8 @@ async fn serve(
     let mut heartbeat = tokio::time::interval(PING_EVERY);
     heartbeat.tick().await;
     let mut last_heard = Instant::now();
+    let mut budget = FrameBudget::new(Instant::now(), state.max_frame_rate);
+    let mut handling: Option<Pin<Box<dyn Future<Output = Option<ServerFrame>> + Send + '_>>> = None;
     loop {
         tokio::select! {
             biased;
@@ -339,7 +364,17 @@ async fn serve(
                     return None;
                 }
             }
-            inbound = stream.next() => {
+            reply = async { handling.as_mut().expect("guarded by is_some").await },
+                if handling.is_some() =>
+            {
+                handling = None;
+                if let Some(reply) = reply
+                    && write_frame(sink, &reply).await.is_err()
+                {
+                    return None;
+                }
+            }
+            inbound = stream.next(), if handling.is_none() => {
                 let message = match inbound {
                     None => return None,
                     Some(Err(tungstenite::Error::Capacity(_))) => return Some(CLOSE_TOO_BIG),
@@ -349,9 +384,22 @@ async fn serve(
                 last_heard = Instant::now();
                 let reply = match message {
                     Message::Close(_) => return None,
-                    // Boxed: its database futures are large, and inline they would make every idle
-                    // connection's task as big as the busiest moment of any.
-                    Message::Text(text) => Box::pin(handle_frame(state, user, conn, &text)).await,
+                    Message::Text(text) => match budget.spend(Instant::now(), cost_of(&text)) {
+                        Spent::Ok => {
+                            // Boxed: its database futures are large, and inline they would make
+                            // every idle connection's task as big as the busiest moment of any.
+                            handling = Some(Box::pin(handle_frame_in_time(state, user, conn, text)));
+                            None
+                        }
+                        Spent::Refused { retry_after_ms, tell } => tell.then(|| {
+                            Refusal {
+                                message: format!("Too many frames; slow down (retry in {retry_after_ms} ms)"),
+                                retry_after_ms: Some(retry_after_ms),
+                            }
+                            .into_frame()
+                        }),
+                        Spent::Abusive => return Some(CLOSE_FLOODING),
+                    },
                     Message::Binary(_) => {
                         Some(error("Binary frames are not supported: send JSON text").into_frame())
                     }
@@ -372,6 +420,21 @@ async fn serve(
                     return None;
                 }
             }
+        }
+    }
+}
+
+/// A frame's handler, given at most the database deadline.
+async fn handle_frame_in_time(
+    state: &AppState,
+    user: &CurrentUser,
+    conn: ConnId,
+    text: tungstenite::Utf8Bytes,
+) -> Option<ServerFrame> {
+    match tokio::time::timeout(state.db_timeout, handle_frame(state, user, conn, &text)).await {
+        Ok(reply) => reply,
+        Err(_) => {
+            Some(api_error(ApiError::Unavailable("frame handler timed out".into())).into_frame())
         }
     }
 }
@@ -400,9 +463,12 @@ fn error(message: impl Into<String>) -> Refusal {
 
 fn api_error(e: ApiError) -> Refusal {
     match e {
-        ApiError::TooManyRequests(ms) => Refusal {
-            message: format!("Too many messages; retry in {ms} ms"),
-            retry_after_ms: Some(ms),
+        ApiError::TooManyRequests {
+            what,
+            retry_after_ms,
+        } => Refusal {
+            message: format!("{what}; retry in {retry_after_ms} ms"),
+            retry_after_ms: Some(retry_after_ms),
         },
         other => error(other.public_message()),
     }
@@ -591,6 +657,10 @@ async fn send_message(state: &AppState, user: &CurrentUser, obj: &Map<String, Va
 fn typing(state: &AppState, user: &CurrentUser, obj: &Map<String, Value>) -> Handled {
     let room = room_field(obj)?;
     require_member(state, user, room, "You are not in this room")?;
+    // Clients send one per keystroke; the room hears it at most once per TYPING_EVERY.
+    if !state.hub.typing_due(user.id(), room, TYPING_EVERY) {
+        return Ok(None);
+    }
     let frame = Frame::new(&ServerFrame::UserTyping {
         room_id: room,
         user_id: user.id(),

@@ -125,6 +125,10 @@ pub fn test_config() -> Config {
     config.bind = "127.0.0.1:0".parse().unwrap();
     config.bcrypt_cost = 4;
     config.db_pool_size = 4;
+    // Tests register and log in many users at once from one address.
+    config.max_hashing_queue = 256;
+    config.auth_rate_per_ip = 0;
+    config.login_rate_per_account = 0;
     config.secret_key = Some(SECRET.into());
     config
 }
@@ -134,7 +138,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(config: Config) -> TestApp {
-    let admin = admin_config();
+    spawn_app_on(admin_config(), config).await
+}
+
+/// A server on a fresh database of the PostgreSQL that `admin` reaches.
+pub async fn spawn_app_on(admin: tokio_postgres::Config, config: Config) -> TestApp {
     let name = format!("rtchat_test_{}", Uuid::new_v4().simple());
     db::create_database(&admin, &name)
         .await

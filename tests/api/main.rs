@@ -7,6 +7,7 @@ mod authz;
 mod cli;
 mod concurrency;
 mod groups;
+mod limits;
 mod messages;
 mod meta;
 mod repl;

@@ -57,6 +57,7 @@ async fn malformed_bodies_on_every_post_route() {
             app.client
                 .delete(app.url(&format!("/groups/{g}/members")))
                 .bearer_auth(&alice.access)
+                .header("content-type", "application/json")
                 .body("{\"user_id\": \"everyone\"}"),
         )
         .await;

@@ -1,12 +1,14 @@
 //! `/auth/*`: register, login, token refresh (rotating), logout, logout everywhere, password change,
 //! and who am I.
 
+use std::net::IpAddr;
+
 use uuid::Uuid;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::{authenticated, created, json, with_state};
+use super::{authenticated, created, json, peer_ip, with_state};
 use crate::proto::{
     AuthReply, ChangePasswordRequest, LoginRequest, LogoutAllReply, MessageReply, RefreshRequest,
     RegisterRequest,
@@ -25,12 +27,14 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let register = warp::path!("auth" / "register")
         .and(warp::post())
         .and(s())
+        .and(peer_ip())
         .and(json_body())
         .then(register)
         .map(respond);
     let login = warp::path!("auth" / "login")
         .and(warp::post())
         .and(s())
+        .and(peer_ip())
         .and(json_body())
         .then(login)
         .map(respond);
@@ -55,6 +59,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let change_password = warp::path!("auth" / "change-password")
         .and(warp::post())
         .and(s())
+        .and(peer_ip())
         .and(auth())
         .and(json_body())
         .then(change_password)
@@ -86,14 +91,20 @@ fn taken(outcome: CreateUserOutcome) -> ApiError {
     }
 }
 
-async fn register(state: AppState, req: RegisterRequest) -> Result<Response, ApiError> {
+async fn register(
+    state: AppState,
+    peer: Option<IpAddr>,
+    req: RegisterRequest,
+) -> Result<Response, ApiError> {
+    // Before anything is looked up: "already registered" must not answer at the rate of a loop.
+    state.auth_throttle.from_address(peer)?;
     let email = normalise_email(&req.email)
         .ok_or_else(|| ApiError::BadRequest("value is not a valid email address".into()))?;
     // Checked before hashing so a taken name costs no bcrypt; the unique indexes still decide races.
     if let Some(outcome) = state.store.name_taken(&req.username, &email).await? {
         return Err(taken(outcome));
     }
-    let hash = auth::hash_password(req.password, state.bcrypt_cost).await?;
+    let hash = state.hasher.hash(req.password).await?;
     let id = state.store.reserve_user_id().await?;
     let issued = state.keys.issue(id, Uuid::new_v4())?;
     let full_name = req
@@ -118,13 +129,19 @@ async fn register(state: AppState, req: RegisterRequest) -> Result<Response, Api
     }
 }
 
-async fn login(state: AppState, req: LoginRequest) -> Result<Response, ApiError> {
+async fn login(
+    state: AppState,
+    peer: Option<IpAddr>,
+    req: LoginRequest,
+) -> Result<Response, ApiError> {
+    state.auth_throttle.from_address(peer)?;
+    state.auth_throttle.login_attempt(&req.username)?;
     let found = state.store.find_login(req.username.trim()).await?;
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), hash),
         None => (None, state.dummy_hash.clone()),
     };
-    let password_ok = auth::verify_password(req.password, hash).await?;
+    let password_ok = state.hasher.verify(req.password, hash).await?;
     let Some(user) = user.filter(|_| password_ok) else {
         return Err(ApiError::Unauthorized(
             "Invalid username or password".into(),
@@ -200,18 +217,22 @@ async fn logout_all(state: AppState, me: CurrentUser) -> Result<Response, ApiErr
 
 async fn change_password(
     state: AppState,
+    peer: Option<IpAddr>,
     me: CurrentUser,
     req: ChangePasswordRequest,
 ) -> Result<Response, ApiError> {
+    state.auth_throttle.from_address(peer)?;
+    // The old password is guessable here too, by whoever holds a stolen access token.
+    state.auth_throttle.login_attempt(&me.user.username)?;
     let current = state
         .store
         .password_hash(me.id())
         .await?
         .ok_or_else(|| ApiError::Unauthorized("Invalid authentication credentials".into()))?;
-    if !auth::verify_password(req.old_password, current).await? {
+    if !state.hasher.verify(req.old_password, current).await? {
         return Err(ApiError::BadRequest("Current password is incorrect".into()));
     }
-    let hash = auth::hash_password(req.new_password, state.bcrypt_cost).await?;
+    let hash = state.hasher.hash(req.new_password).await?;
     state.store.change_password(me.id(), &hash).await?;
     messaging::user_sessions_ended(&state, me.id());
     Ok(json(&MessageReply {

@@ -45,7 +45,13 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 async fn health(state: AppState) -> Response {
-    match state.store.ping().await {
+    // Answered well inside the request deadline, so that a frozen database reads as unhealthy.
+    let within = (state.db_timeout / 2).min(std::time::Duration::from_secs(2));
+    let pinged = match tokio::time::timeout(within, state.store.ping()).await {
+        Ok(pinged) => pinged.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {within:?}")),
+    };
+    match pinged {
         Ok(()) => json(&Health {
             status: "healthy".into(),
         }),

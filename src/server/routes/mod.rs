@@ -19,12 +19,18 @@ use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
 use crate::server::error::handle_rejection;
+use crate::server::listener::PeerAddr;
 use crate::server::state::{AppState, CurrentUser};
 
 pub fn with_state(
     state: AppState,
 ) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
+}
+
+/// The address the request came from (None only when served by something other than `listener`).
+pub fn peer_ip() -> impl Filter<Extract = (Option<std::net::IpAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<PeerAddr>().map(|peer: Option<PeerAddr>| peer.map(|p| p.0.ip()))
 }
 
 /// The signed-in user, or a 401 rejection.

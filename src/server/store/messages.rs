@@ -72,24 +72,44 @@ fn from_row(r: &tokio_postgres::Row) -> StoredMessage {
 }
 
 impl Store {
-    /// Stores a batch of messages in one statement (one commit), each only if its sender is a member
-    /// of its room, and moves each sender's read pointer past what they wrote (whoever writes has
-    /// read what came before). Ids follow the batch's order. Returns one outcome per message, in the
-    /// batch's order.
+    /// `n` fresh message ids, ascending. The writer takes them before it inserts, so that when the
+    /// answer to an insert is lost with its connection it can still ask which messages committed.
+    pub async fn reserve_message_ids(
+        client: &Object,
+        n: usize,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        let stmt = client
+            .prepare_cached("SELECT nextval('messages_id_seq') FROM generate_series(1, $1::int)")
+            .await?;
+        let n = i32::try_from(n).unwrap_or(i32::MAX);
+        let mut ids: Vec<MessageId> = client
+            .query(&stmt, &[&n])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Stores a batch of messages in one statement (one commit), message `i` with id `ids[i]`, each
+    /// only if its sender is a member of its room, and moves each sender's read pointer past what
+    /// they wrote (whoever writes has read what came before). Returns one outcome per message, in
+    /// the batch's order.
     ///
     /// `client` is a connection the caller holds (see `Store::writer_connection`): statements sent on one
     /// connection without waiting run one after another, in the order sent.
     pub async fn insert_messages(
         client: &Object,
         batch: &[NewMessage],
+        ids: &[MessageId],
     ) -> Result<Vec<InsertOutcome>, StoreError> {
         let stmt = client
             .prepare_cached(&format!(
                 "WITH input AS (
-                    SELECT t.ord, t.room, t.sender, t.content, t.client_id,
-                           nextval('messages_id_seq') AS id
-                    FROM unnest($1::int[], $2::text[], $3::int[], $4::text[], $5::text[])
-                         WITH ORDINALITY AS t(room, kind, sender, content, client_id, ord)
+                    SELECT t.ord, t.room, t.sender, t.content, t.client_id, t.id
+                    FROM unnest($1::int[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[])
+                         WITH ORDINALITY AS t(room, kind, sender, content, client_id, id, ord)
                     WHERE EXISTS (
                         SELECT 1 FROM chat_room_members mm JOIN chat_rooms r ON r.id = mm.chat_room_id
                         WHERE mm.chat_room_id = t.room AND mm.user_id = t.sender AND r.room_type = t.kind
@@ -115,7 +135,10 @@ impl Store {
         let contents: Vec<&str> = batch.iter().map(|m| m.content.as_str()).collect();
         let client_ids: Vec<Option<&str>> = batch.iter().map(|m| m.client_id.as_deref()).collect();
         let rows = client
-            .query(&stmt, &[&rooms, &kinds, &senders, &contents, &client_ids])
+            .query(
+                &stmt,
+                &[&rooms, &kinds, &senders, &contents, &client_ids, &ids],
+            )
             .await?;
         let mut outcomes: Vec<Option<InsertOutcome>> = batch.iter().map(|_| None).collect();
         for row in &rows {
@@ -167,6 +190,26 @@ impl Store {
                     }
                 })
             })
+            .collect())
+    }
+
+    /// Those of `ids` that are stored, in id order.
+    pub async fn messages_by_id(
+        &self,
+        ids: &[MessageId],
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN users u ON u.id = m.sender_id
+                 WHERE m.id = ANY($1) ORDER BY m.id"
+            ))
+            .await?;
+        Ok(client
+            .query(&stmt, &[&ids])
+            .await?
+            .iter()
+            .map(from_row)
             .collect())
     }
 

@@ -66,8 +66,11 @@ impl Store {
     /// fan-out): its one generic plan is as good for any batch.
     pub async fn writer_connection(&self) -> Result<Object, StoreError> {
         let client = self.client().await?;
+        // Named, so that an operator (or a fault test) can find its backend in pg_stat_activity.
         client
-            .batch_execute("SET plan_cache_mode = force_generic_plan")
+            .batch_execute(
+                "SET plan_cache_mode = force_generic_plan; SET application_name = 'rtchat-writer'",
+            )
             .await?;
         Ok(client)
     }

@@ -1,0 +1,315 @@
+//! Accepting connections so that no client can hold what others need: a cap on open connections
+//! below the descriptor limit and one per address, deadlines for a request's headers (and for idle
+//! keep-alive), its body and its handler, and a shutdown that ends in bounded time.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::task::TaskTracker;
+use tower_service::Service;
+use warp::filters::BoxedFilter;
+use warp::http::Request;
+use warp::reply::Response;
+
+use crate::server::error::ApiError;
+
+/// Descriptors kept free for the database pool, the log and files, whatever clients do.
+pub const RESERVED_DESCRIPTORS: usize = 256;
+
+/// The peer of a request, for per-address throttles (warp's own `remote()` is not available when
+/// serving connections ourselves).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// What one connection and one request may take.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_connections: usize,
+    /// 0: no per-address cap.
+    pub max_per_ip: usize,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    /// The handler's time once the body is in (it waits for the database): then 503.
+    pub handler_timeout: Duration,
+}
+
+/// The connection cap for this process: the configured one, but never above the descriptor limit
+/// less the reserve.
+pub fn connection_cap(configured: Option<usize>) -> usize {
+    let available = descriptor_limit()
+        .saturating_sub(RESERVED_DESCRIPTORS)
+        .max(16);
+    match configured {
+        Some(n) if n > available => {
+            tracing::warn!(
+                configured = n,
+                available,
+                "--max-connections is above the descriptor limit; using the limit"
+            );
+            available
+        }
+        Some(n) => n,
+        None => available,
+    }
+}
+
+fn descriptor_limit() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit with a valid pointer to a local struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        1024
+    }
+}
+
+/// Open connections, in all and per address.
+#[derive(Default)]
+struct Census {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// A place in the census, given back when the connection ends. A request carries it in its
+/// extensions: an upgraded WebSocket keeps it for as long as the socket lives.
+pub struct ConnectionSlot {
+    census: Arc<Mutex<Census>>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut census = self.census.lock().unwrap_or_else(|e| e.into_inner());
+        census.total -= 1;
+        if let Some(n) = census.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                census.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+fn admit(census: &Arc<Mutex<Census>>, ip: IpAddr, limits: &Limits) -> Option<Arc<ConnectionSlot>> {
+    let mut c = census.lock().unwrap_or_else(|e| e.into_inner());
+    let here = c.per_ip.get(&ip).copied().unwrap_or(0);
+    if c.total >= limits.max_connections || (limits.max_per_ip > 0 && here >= limits.max_per_ip) {
+        return None;
+    }
+    c.total += 1;
+    *c.per_ip.entry(ip).or_default() += 1;
+    Some(Arc::new(ConnectionSlot {
+        census: census.clone(),
+        ip,
+    }))
+}
+
+/// A connection over a cap gets a short answer, written without waiting, and is closed.
+fn refuse(stream: tokio::net::TcpStream) {
+    const BODY: &str = r#"{"detail":"Too many connections; try again later"}"#;
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = stream.try_write(reply.as_bytes());
+}
+
+/// Serves `routes` on `listener` until `shutdown` completes; then stops accepting, lets requests in
+/// flight finish and closes idle connections, for at most `grace`. Connection tasks (and WebSocket
+/// tasks spawned on `tasks`) still running after that are left to be dropped with the runtime.
+pub async fn serve(
+    listener: TcpListener,
+    routes: BoxedFilter<(Response,)>,
+    limits: Limits,
+    tasks: TaskTracker,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Infallible> {
+    let census = Arc::new(Mutex::new(Census::default()));
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(64 * 1024);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of descriptors despite the cap (files, the database): wait, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(slot) = admit(&census, peer.ip(), &limits) else {
+            tracing::debug!(%peer, "connection refused: over the connection cap");
+            refuse(stream);
+            continue;
+        };
+        let service = Guarded {
+            routes: routes.clone(),
+            peer,
+            slot,
+            body_timeout: limits.body_timeout,
+            handler_timeout: limits.handler_timeout,
+        };
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tasks.spawn(async move {
+            if let Err(e) = conn.await {
+                // Clients hang up mid-request, time out or send garbage: theirs, not ours.
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// warp's service, with the peer address and the body and handler deadlines added to each request.
+#[derive(Clone)]
+struct Guarded {
+    routes: BoxedFilter<(Response,)>,
+    peer: SocketAddr,
+    slot: Arc<ConnectionSlot>,
+    body_timeout: Duration,
+    handler_timeout: Duration,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Guarded {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let (mut parts, body) = request.into_parts();
+        parts.extensions.insert(PeerAddr(self.peer));
+        parts.extensions.insert(self.slot.clone());
+        let progress = Arc::new(BodyProgress::new(body.is_end_stream()));
+        let body = TimedBody {
+            inner: body,
+            deadline: Box::pin(tokio::time::sleep(self.body_timeout)),
+            progress: progress.clone(),
+        };
+        let handled = warp::service(self.routes.clone()).call(Request::from_parts(parts, body));
+        let (body_timeout, handler_timeout) = (self.body_timeout, self.handler_timeout);
+        Box::pin(async move {
+            // The handler's clock starts when its body is in; a handler that never reads its body
+            // gets both allowances.
+            let deadline = async {
+                let body_in = async {
+                    progress.wait().await;
+                    tokio::time::sleep(handler_timeout).await;
+                };
+                let _ = tokio::time::timeout(body_timeout + handler_timeout, body_in).await;
+            };
+            tokio::select! {
+                reply = handled => reply,
+                () = deadline => Ok(if progress.done() {
+                    ApiError::Unavailable("the request took too long (database)".into()).into_response()
+                } else {
+                    ApiError::RequestTimeout.into_response()
+                }),
+            }
+        })
+    }
+}
+
+/// Whether a request's body has been read to its end.
+struct BodyProgress {
+    done: AtomicBool,
+    notify: Notify,
+}
+
+impl BodyProgress {
+    fn new(done: bool) -> Self {
+        BodyProgress {
+            done: AtomicBool::new(done),
+            notify: Notify::new(),
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    fn finish(&self) {
+        self.done.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    async fn wait(&self) {
+        let notified = self.notify.notified();
+        if !self.done() {
+            notified.await;
+        }
+    }
+}
+
+/// The error a body gives when its sender took longer than the body deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTimedOut;
+
+/// A request body that fails once its deadline passes.
+struct TimedBody {
+    inner: Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    progress: Arc<BodyProgress>,
+}
+
+impl Body for TimedBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.progress.done() {
+            return Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(Box::new(BodyTimedOut))));
+        }
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.progress.finish();
+        }
+        polled.map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,74 @@
+//! Throttles on guessing: login attempts per account and per address, and registrations and
+//! password changes per address, all checked before any password is hashed.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::server::error::ApiError;
+
+pub struct AuthThrottle {
+    per_account: Option<DefaultKeyedRateLimiter<String>>,
+    per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+/// A keyed limiter of `per_minute` attempts with a burst of as many; None when 0 (unlimited).
+fn per_minute<K: std::hash::Hash + Eq + Clone>(
+    per_minute: u32,
+) -> Option<DefaultKeyedRateLimiter<K>> {
+    let n = NonZeroU32::new(per_minute)?;
+    Some(RateLimiter::keyed(Quota::per_minute(n).allow_burst(n)))
+}
+
+fn refused(
+    what: &'static str,
+    not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>,
+) -> ApiError {
+    let wait: Duration = not_until.wait_time_from(DefaultClock::default().now());
+    ApiError::TooManyRequests {
+        what,
+        retry_after_ms: wait.as_millis().max(1) as u64,
+    }
+}
+
+impl AuthThrottle {
+    pub fn new(login_per_account: u32, per_ip: u32) -> Self {
+        AuthThrottle {
+            per_account: per_minute(login_per_account),
+            per_ip: per_minute(per_ip),
+        }
+    }
+
+    /// One more login, registration or password change from `ip`.
+    pub fn from_address(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        match (&self.per_ip, ip) {
+            (Some(limiter), Some(ip)) => limiter
+                .check_key(&ip)
+                .map_err(|n| refused("Too many attempts from this address", n)),
+            _ => Ok(()),
+        }
+    }
+
+    /// One more login attempt on the account named `login` (a username or an email, in any case).
+    pub fn login_attempt(&self, login: &str) -> Result<(), ApiError> {
+        match &self.per_account {
+            Some(limiter) => limiter
+                .check_key(&login.trim().to_lowercase())
+                .map_err(|n| refused("Too many login attempts for this account", n)),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets keys that have been quiet long enough to be back at a full burst.
+    pub fn retain_recent(&self) {
+        if let Some(l) = &self.per_account {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.per_ip {
+            l.retain_recent();
+        }
+    }
+}
