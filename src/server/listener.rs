@@ -14,11 +14,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
 use warp::filters::BoxedFilter;
@@ -132,9 +131,12 @@ fn refuse(stream: tokio::net::TcpStream) {
     let _ = stream.try_write(reply.as_bytes());
 }
 
-/// Serves `routes` on `listener` until `shutdown` completes; then stops accepting, lets requests in
-/// flight finish and closes idle connections, for at most `grace`. Connection tasks (and WebSocket
-/// tasks spawned on `tasks`) still running after that are left to be dropped with the runtime.
+/// Serves `routes` on `listener` until `shutdown` completes; then stops accepting and tells every
+/// connection to finish its request in flight and close. Connection tasks run on `tasks`: waiting
+/// for them (with a deadline) is the caller's.
+///
+/// HTTP/1.1 only (hyper's own connection, not hyper-util's auto-detecting one, whose version sniffing
+/// waits for a first byte with no deadline).
 pub async fn serve(
     listener: TcpListener,
     routes: BoxedFilter<(Response,)>,
@@ -143,10 +145,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Infallible> {
     let census = Arc::new(Mutex::new(Census::default()));
-    let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+    let (stopping, stop) = watch::channel(false);
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(64 * 1024);
@@ -177,18 +178,26 @@ pub async fn serve(
             handler_timeout: limits.handler_timeout,
         };
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut stop = stop.clone();
         tasks.spawn(async move {
-            if let Err(e) = conn.await {
+            let mut conn = std::pin::pin!(conn);
+            let ended = tokio::select! {
+                ended = conn.as_mut() => ended,
+                () = async { let _ = stop.wait_for(|s| *s).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
                 // Clients hang up mid-request, time out or send garbage: theirs, not ours.
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    stopping.send_replace(true);
     Ok(())
 }
 

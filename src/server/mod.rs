@@ -181,6 +181,7 @@ impl Server {
         state.tasks.close();
         let drained = tokio::time::timeout(grace, async {
             let _ = serving.await;
+            // Every HTTP connection and WebSocket task, each finishing what it was doing.
             state.tasks.wait().await;
             state.writer.drain().await;
         })

@@ -426,11 +426,16 @@ impl WsClient {
     }
 
     pub async fn send_text(&mut self, text: &str) {
+        assert!(self.try_send_text(text).await, "frame sent");
+    }
+
+    /// Sends a frame; false if the connection is gone.
+    pub async fn try_send_text(&mut self, text: &str) -> bool {
         use futures_util::SinkExt;
         self.stream
             .send(tokio_tungstenite::tungstenite::Message::text(text))
             .await
-            .expect("frame sent");
+            .is_ok()
     }
 
     /// The next JSON frame (pings skipped). Panics on close or after `WS_WAIT`.
