@@ -143,6 +143,13 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
 
 /// A server on a fresh database of the PostgreSQL that `admin` reaches.
 pub async fn spawn_app_on(admin: tokio_postgres::Config, config: Config) -> TestApp {
+    // TEST_LOG=1 shows the server's log (with --nocapture): what it did before a test failed.
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("rtchat=debug")
+            .with_test_writer()
+            .try_init();
+    }
     let name = format!("rtchat_test_{}", Uuid::new_v4().simple());
     db::create_database(&admin, &name)
         .await

@@ -1,0 +1,331 @@
+//! The `rtchat-server` binary with its own managed PostgreSQL, as an operator runs it: its
+//! postmaster killed, the server killed and started again at once, and SIGTERM while a client has
+//! sent half a request and others hold WebSockets.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use crate::helpers::{PASSWORD, WsClient};
+
+/// A data directory of the test's own, removed (with any PostgreSQL left in it stopped) at the end.
+struct DataDir(PathBuf);
+
+impl DataDir {
+    fn new(name: &str) -> DataDir {
+        let dir = std::env::temp_dir().join(format!("rtchat-bin-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        DataDir(dir)
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        if let Ok(logs) = std::fs::read_dir(std::env::temp_dir()) {
+            let prefix = self.0.file_name().unwrap().to_string_lossy().into_owned();
+            for log in logs.flatten() {
+                if log
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{prefix}."))
+                {
+                    let _ = std::fs::remove_file(log.path());
+                }
+            }
+        }
+        for pid in postgres_processes(&self.0) {
+            // SAFETY: kill(2) on a leftover PostgreSQL of this test's directory.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// PostgreSQL processes whose command line names `dir`.
+fn postgres_processes(dir: &Path) -> Vec<i32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            !zombie && cmdline.contains("postgres") && cmdline.contains(&needle)
+        })
+        .collect()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Running {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+fn start(dir: &DataDir, port: u16, extra: &[&str]) -> Running {
+    let log = dir.0.with_extension(format!("{port}.log"));
+    let file = std::fs::File::create(&log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_rtchat-server"))
+        .args(["--data-dir", dir.0.to_str().unwrap()])
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .args(["--bcrypt-cost", "4"])
+        .args(extra)
+        .env_remove("DATABASE_URL")
+        .env_remove("SECRET_KEY")
+        .env("RUST_LOG", "rtchat=info")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .expect("rtchat-server starts");
+    Running {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        log,
+    }
+}
+
+impl Running {
+    async fn healthy_within(&self, limit: Duration) -> bool {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(r) = client.get(format!("{}/health", self.base)).send().await
+                && r.status() == StatusCode::OK
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap_or_default())
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the child we spawned.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Waits for the process to exit; its status, or None if it is still running after `limit`.
+    fn exited_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn postmaster_pid(dir: &DataDir) -> i32 {
+    std::fs::read_to_string(dir.0.join("postgres/postmaster.pid"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_postmaster_is_restarted_and_nothing_is_lost() {
+    let dir = DataDir::new("postmaster");
+    let mut server = start(&dir, free_port(), &[]);
+    assert!(
+        server.healthy_within(Duration::from_secs(120)).await,
+        "{}",
+        server.log()
+    );
+    let (status, _) = server
+        .post(
+            "/auth/register",
+            json!({"username": "keeper", "email": "keeper@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let old = postmaster_pid(&dir);
+    // SAFETY: kill(2) on the server's PostgreSQL.
+    unsafe { libc::kill(old, libc::SIGKILL) };
+    // Its backends answer for a moment after it is gone: wait for the new one first.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(dir.0.join("postgres/postmaster.pid"))
+        .ok()
+        .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok())
+        .is_none_or(|pid| pid == old)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no new postmaster: {}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        server.healthy_within(Duration::from_secs(60)).await,
+        "healthy again: {}",
+        server.log()
+    );
+    let (status, _) = server
+        .post(
+            "/auth/login",
+            json!({"username": "keeper", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "the account outlived the crash");
+    let log = server.log();
+    assert!(log.contains("exited unexpectedly; restarting it"), "{log}");
+    assert!(log.contains("is running again"), "{log}");
+
+    server.signal(libc::SIGTERM);
+    let status = server.exited_within(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{:?} {}",
+        status,
+        server.log()
+    );
+    assert!(
+        postgres_processes(&dir.0).is_empty(),
+        "PostgreSQL stopped too"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_and_started_at_once_waits_for_its_old_postgres() {
+    let dir = DataDir::new("restart");
+    let port = free_port();
+    for round in 0..3 {
+        let mut server = start(&dir, port, &[]);
+        assert!(
+            server.healthy_within(Duration::from_secs(120)).await,
+            "round {round}: {}",
+            server.log()
+        );
+        server.signal(libc::SIGKILL);
+        assert!(server.exited_within(Duration::from_secs(5)).is_some());
+    }
+    let mut last = start(&dir, port, &[]);
+    assert!(
+        last.healthy_within(Duration::from_secs(120)).await,
+        "{}",
+        last.log()
+    );
+    last.signal(libc::SIGTERM);
+    assert!(
+        last.exited_within(Duration::from_secs(30))
+            .is_some_and(|s| s.success())
+    );
+    assert!(postgres_processes(&dir.0).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_in_bounded_time_whatever_clients_do() {
+    let dir = DataDir::new("sigterm");
+    let port = free_port();
+    let mut server = start(&dir, port, &["--shutdown-timeout", "3s"]);
+    assert!(
+        server.healthy_within(Duration::from_secs(120)).await,
+        "{}",
+        server.log()
+    );
+    let (status, registered) = server
+        .post(
+            "/auth/register",
+            json!({"username": "busy", "email": "busy@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let token = registered["tokens"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let mut sockets = Vec::new();
+    for _ in 0..5 {
+        let url = format!("ws://127.0.0.1:{port}/ws/{token}");
+        let (stream, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let mut ws = WsClient::from_stream(stream);
+        assert_eq!(ws.recv().await["type"], "connected");
+        sockets.push(ws);
+    }
+    // Half a request: headers promise a body that never comes.
+    let mut half = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    half.write_all(
+        b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 1000\r\n\r\n{\"user",
+    )
+    .await
+    .unwrap();
+    // And a client busy sending on one socket.
+    sockets[0].send(json!({"type": "ping"})).await;
+
+    let t0 = Instant::now();
+    server.signal(libc::SIGTERM);
+    for ws in &mut sockets {
+        assert_eq!(
+            ws.close_code().await,
+            Some(1001),
+            "a close frame, not a reset"
+        );
+    }
+    let status = tokio::task::block_in_place(|| server.exited_within(Duration::from_secs(30)));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}: {}",
+        server.log()
+    );
+    // The shutdown timeout and PostgreSQL's own fast shutdown, not the half request, bound it.
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    assert!(
+        postgres_processes(&dir.0).is_empty(),
+        "PostgreSQL stopped too"
+    );
+}
