@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use serde_json::{Map, Value};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{self, Message, protocol};
 use warp::filters::BoxedFilter;
@@ -18,6 +17,7 @@ use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
 use crate::proto::{MessageId, RoomId, ServerFrame};
+use crate::server::client_frame::{self, ClientFrame};
 use crate::server::error::ApiError;
 use crate::server::frame_budget::{FrameBudget, Spent, cost_of};
 use crate::server::hub::{
@@ -232,11 +232,9 @@ async fn first_frame_auth(
             Message::Text(text) => text,
             _ => return Err(CLOSE_AUTH_FAILED),
         };
-        let token = serde_json::from_str::<Value>(&text)
-            .ok()
-            .filter(|v| v["type"] == "auth")
-            .and_then(|v| v["token"].as_str().map(str::to_owned))
-            .ok_or(CLOSE_AUTH_FAILED)?;
+        let Ok(ClientFrame::Auth { token }) = client_frame::parse(&text) else {
+            return Err(CLOSE_AUTH_FAILED);
+        };
         return state
             .authenticate_token(&token)
             .await
@@ -474,41 +472,6 @@ fn api_error(e: ApiError) -> Refusal {
     }
 }
 
-/// An integer field; numeric strings count (the seed kept `"6"` and `6` as different rooms, W13).
-fn int_field(obj: &Map<String, Value>, name: &str) -> Result<Option<i64>, Refusal> {
-    match obj.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .map(Some)
-            .ok_or_else(|| error(format!("Invalid {name}: expected an integer"))),
-        Some(Value::String(s)) => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| error(format!("Invalid {name}: expected an integer"))),
-        Some(_) => Err(error(format!("Invalid {name}: expected an integer"))),
-    }
-}
-
-fn required_int(obj: &Map<String, Value>, name: &str) -> Result<i64, Refusal> {
-    int_field(obj, name)?.ok_or_else(|| error(format!("Missing field: {name}")))
-}
-
-fn room_field(obj: &Map<String, Value>) -> Result<RoomId, Refusal> {
-    let id = required_int(obj, "room_id")?;
-    // An id no room can have is simply a room the user is not in.
-    Ok(RoomId::try_from(id).unwrap_or(RoomId::MIN))
-}
-
-fn string_field<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, Refusal> {
-    match obj.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(error(format!("Invalid {name}: expected a string"))),
-    }
-}
-
 /// Answers one client frame: the reply to send back on this connection, if any. Nothing here keeps
 /// state for a frame that failed.
 async fn handle_frame(
@@ -517,28 +480,23 @@ async fn handle_frame(
     conn: ConnId,
     text: &str,
 ) -> Option<ServerFrame> {
-    let value: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(_) => return Some(error("Invalid JSON").into_frame()),
+    let frame = match client_frame::parse(text) {
+        Ok(frame) => frame,
+        Err(refused) => return Some(error(refused).into_frame()),
     };
-    let Some(obj) = value.as_object() else {
-        return Some(error("A frame must be a JSON object with a \"type\"").into_frame());
-    };
-    let kind = match obj.get("type") {
-        Some(Value::String(t)) => t.as_str(),
-        Some(_) => return Some(error("Invalid type: expected a string").into_frame()),
-        None => return Some(error("Missing field: type").into_frame()),
-    };
-    let result = match kind {
-        "ping" => Ok(Some(ServerFrame::Pong)),
-        "join_room" => join_room(state, user, conn, obj),
-        "leave_room" => leave_room(state, user, conn, obj),
-        "message" => send_message(state, user, obj).await,
-        "typing" => typing(state, user, obj),
-        "read" => read(state, user, obj).await,
-        "sync" => sync(state, user, obj).await,
-        "auth" => Err(error("Already authenticated")),
-        other => Err(error(format!("Unknown message type: {other}"))),
+    let result = match frame {
+        ClientFrame::Ping => Ok(Some(ServerFrame::Pong)),
+        ClientFrame::JoinRoom { room } => join_room(state, user, conn, room),
+        ClientFrame::LeaveRoom { room } => leave_room(state, user, conn, room),
+        ClientFrame::Message {
+            room,
+            content,
+            client_id,
+        } => send_message(state, user, room, content, client_id).await,
+        ClientFrame::Typing { room } => typing(state, user, room),
+        ClientFrame::Read { room, message_id } => read(state, user, room, message_id).await,
+        ClientFrame::Sync { since, limit } => sync(state, user, since, limit).await,
+        ClientFrame::Auth { .. } => Err(error("Already authenticated")),
     };
     result.unwrap_or_else(|refusal| Some(refusal.into_frame()))
 }
@@ -557,13 +515,7 @@ fn require_member(
         .ok_or_else(|| error(refusal))
 }
 
-fn join_room(
-    state: &AppState,
-    user: &CurrentUser,
-    conn: ConnId,
-    obj: &Map<String, Value>,
-) -> Handled {
-    let room = room_field(obj)?;
+fn join_room(state: &AppState, user: &CurrentUser, conn: ConnId, room: RoomId) -> Handled {
     require_member(state, user, room, "You don't have access to this room")?;
     if state.hub.start_viewing(conn, room) {
         tell_viewers(state, conn, room, user, true);
@@ -593,13 +545,7 @@ fn tell_viewers(state: &AppState, conn: ConnId, room: RoomId, user: &CurrentUser
     state.hub.to_viewers(room, &Frame::new(&frame), conn);
 }
 
-fn leave_room(
-    state: &AppState,
-    user: &CurrentUser,
-    conn: ConnId,
-    obj: &Map<String, Value>,
-) -> Handled {
-    let room = room_field(obj)?;
+fn leave_room(state: &AppState, user: &CurrentUser, conn: ConnId, room: RoomId) -> Handled {
     // Only a connection that was looking at the room announces leaving it (S3).
     if state.hub.stop_viewing(conn, room) {
         tell_viewers(state, conn, room, user, false);
@@ -610,16 +556,19 @@ fn leave_room(
     }))
 }
 
-async fn send_message(state: &AppState, user: &CurrentUser, obj: &Map<String, Value>) -> Handled {
-    let room = room_field(obj)?;
-    let content = string_field(obj, "content")?.ok_or_else(|| error("Missing field: content"))?;
+async fn send_message(
+    state: &AppState,
+    user: &CurrentUser,
+    room: RoomId,
+    content: String,
+    client_id: Option<String>,
+) -> Handled {
     let mut problems = Vec::new();
-    validate::content(&mut problems, "content", content);
+    validate::content(&mut problems, "content", &content);
     if let Some(problem) = problems.first() {
         return Err(error(problem.msg.clone()));
     }
-    let client_id = string_field(obj, "client_id")?;
-    if client_id.is_some_and(|c| {
+    if client_id.as_deref().is_some_and(|c| {
         c.is_empty() || c.chars().count() > MAX_CLIENT_ID_CHARS || c.contains('\0')
     }) {
         return Err(error(format!(
@@ -633,8 +582,8 @@ async fn send_message(state: &AppState, user: &CurrentUser, obj: &Map<String, Va
             room_id: room,
             kind,
             sender_id: user.id(),
-            content: content.to_string(),
-            client_id: client_id.map(str::to_string),
+            content,
+            client_id,
         },
     )
     .await
@@ -654,8 +603,7 @@ async fn send_message(state: &AppState, user: &CurrentUser, obj: &Map<String, Va
     }
 }
 
-fn typing(state: &AppState, user: &CurrentUser, obj: &Map<String, Value>) -> Handled {
-    let room = room_field(obj)?;
+fn typing(state: &AppState, user: &CurrentUser, room: RoomId) -> Handled {
     require_member(state, user, room, "You are not in this room")?;
     // Clients send one per keystroke; the room hears it at most once per TYPING_EVERY.
     if !state.hub.typing_due(user.id(), room, TYPING_EVERY) {
@@ -670,9 +618,12 @@ fn typing(state: &AppState, user: &CurrentUser, obj: &Map<String, Value>) -> Han
     Ok(None)
 }
 
-async fn read(state: &AppState, user: &CurrentUser, obj: &Map<String, Value>) -> Handled {
-    let room = room_field(obj)?;
-    let message_id = int_field(obj, "message_id")?;
+async fn read(
+    state: &AppState,
+    user: &CurrentUser,
+    room: RoomId,
+    message_id: Option<MessageId>,
+) -> Handled {
     require_member(state, user, room, "You are not in this room")?;
     let upto = state
         .store
@@ -687,12 +638,16 @@ async fn read(state: &AppState, user: &CurrentUser, obj: &Map<String, Value>) ->
     Ok(None)
 }
 
-async fn sync(state: &AppState, user: &CurrentUser, obj: &Map<String, Value>) -> Handled {
-    let since: MessageId = required_int(obj, "since")?;
+async fn sync(
+    state: &AppState,
+    user: &CurrentUser,
+    since: MessageId,
+    limit: Option<i64>,
+) -> Handled {
     if since < 0 {
         return Err(error("Invalid since: must be 0 or more"));
     }
-    let limit = int_field(obj, "limit")?.unwrap_or(DEFAULT_SYNC_PAGE);
+    let limit = limit.unwrap_or(DEFAULT_SYNC_PAGE);
     if !(1..=MAX_SYNC_PAGE).contains(&limit) {
         return Err(error(format!("Invalid limit: 1 to {MAX_SYNC_PAGE}")));
     }
