@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         "rtchat=info,warp=warn"
     };
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
         )

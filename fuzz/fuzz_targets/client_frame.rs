@@ -1,0 +1,13 @@
+//! Any bytes a WebSocket client sends as a text frame: the parser answers a frame or a refusal, and
+//! never panics; a frame it accepts reads the same when sent again.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use rtchat::server::client_frame;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let first = client_frame::parse(text);
+        assert_eq!(first, client_frame::parse(text));
+    }
+});
