@@ -69,6 +69,30 @@ enum Scenario {
         #[arg(long, default_value_t = 16)]
         window: usize,
     },
+    /// The fan-out run while the server is attacked: slowloris connections, password guessing and a
+    /// typing flood in the fan-out room; /health latency throughout, and server memory after.
+    Attack {
+        #[arg(long, default_value_t = 50)]
+        group_size: usize,
+        #[arg(long, default_value = "200")]
+        rate: String,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Connections that send a header line every 2 s and never finish (from 127.0.0.2..).
+        #[arg(long, default_value_t = 5000)]
+        slowloris: usize,
+        /// Clients guessing one account's password in a loop.
+        #[arg(long, default_value_t = 16)]
+        guessers: usize,
+        /// A member floods `typing` frames into the fan-out room as fast as it can.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        typing_flood: bool,
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Seconds to wait after the run before the last memory reading.
+        #[arg(long, default_value_t = 65)]
+        settle: u64,
+    },
     /// N idle sockets at once; server memory before and after.
     Idle {
         #[arg(long, default_value_t = 1000)]
@@ -281,7 +305,37 @@ async fn scenario(client: Arc<Client>, s: Scenario) -> Value {
             senders,
             logins,
             window,
-        } => fanout(client, group_size, &rate, duration, senders, logins, window).await,
+        } => {
+            fanout(
+                client, group_size, &rate, duration, senders, logins, window, false,
+            )
+            .await
+        }
+        Scenario::Attack {
+            group_size,
+            rate,
+            duration,
+            slowloris,
+            guessers,
+            typing_flood,
+            server_pid,
+            settle,
+        } => {
+            attack(
+                client,
+                group_size,
+                &rate,
+                duration,
+                Attackers {
+                    slowloris,
+                    guessers,
+                    typing_flood,
+                },
+                server_pid,
+                settle,
+            )
+            .await
+        }
         Scenario::Idle {
             connections,
             hold,
@@ -377,6 +431,7 @@ async fn send(client: Arc<Client>, duration: u64, concurrency: usize, ws: bool) 
            "errors": errors.load(Ordering::Relaxed)})
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn fanout(
     client: Arc<Client>,
     size: usize,
@@ -385,6 +440,7 @@ async fn fanout(
     senders: usize,
     logins: usize,
     window: usize,
+    typing_flood: bool,
 ) -> Value {
     let users = client.users(&format!("lf{}u", run_id()), size).await;
     let room = client.group(&users[0], "fanout", &users[1..]).await;
@@ -480,6 +536,33 @@ async fn fanout(
             n
         }));
     }
+    // A member's second socket floods typing into the room (reconnecting when it is closed).
+    let flood_stop = Arc::new(AtomicBool::new(false));
+    let flood = typing_flood.then(|| {
+        let (client, token, stop) = (
+            client.clone(),
+            users[size - 1].token.clone(),
+            flood_stop.clone(),
+        );
+        tokio::spawn(async move {
+            let (mut frames, mut closed) = (0u64, 0u64);
+            let typing = Message::text(json!({"type": "typing", "room_id": room}).to_string());
+            while !stop.load(Ordering::Relaxed) {
+                let (mut sink, mut stream) = client.ws(&token).await.split();
+                // Read (and drop) what the server says, so the flooder is not a slow reader.
+                let reader = tokio::spawn(async move { while stream.next().await.is_some() {} });
+                while !stop.load(Ordering::Relaxed) && sink.send(typing.clone()).await.is_ok() {
+                    frames += 1;
+                    if frames % 64 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                reader.abort();
+                closed += 1;
+            }
+            (frames, closed.saturating_sub(1))
+        })
+    });
     eprintln!(
         "fan-out to {size} members for {duration} s at {}...",
         if max {
@@ -532,6 +615,11 @@ async fn fanout(
         let _ = t.await;
     }
     login_stop.store(true, Ordering::Relaxed);
+    flood_stop.store(true, Ordering::Relaxed);
+    let (typing_frames, typing_closes) = match flood {
+        Some(task) => task.await.unwrap_or((0, 0)),
+        None => (0, 0),
+    };
     let mut logins_done = 0;
     for t in login_tasks {
         logins_done += t.await.unwrap_or(0);
@@ -555,7 +643,176 @@ async fn fanout(
            "lost": expected.saturating_sub(got - doubled), "doubled": doubled,
            "deliveries_per_second": got as f64 / elapsed,
            "p50_ms": ms(&h, 0.5), "p90_ms": ms(&h, 0.9), "p99_ms": ms(&h, 0.99), "max_ms": h.max() as f64 / 1000.0,
-           "logins_in_flight": logins, "logins_done": logins_done})
+           "logins_in_flight": logins, "logins_done": logins_done,
+           "typing_frames_flooded": typing_frames, "flooder_closed": typing_closes})
+}
+
+struct Attackers {
+    slowloris: usize,
+    guessers: usize,
+    typing_flood: bool,
+}
+
+/// Counts of what the attackers saw.
+#[derive(Default)]
+struct AttackCounts {
+    slowloris_connected: AtomicU64,
+    slowloris_closed_by_server: AtomicU64,
+    slowloris_refused: AtomicU64,
+    guesses: AtomicU64,
+    guesses_throttled: AtomicU64,
+    guesses_busy: AtomicU64,
+}
+
+async fn attack(
+    client: Arc<Client>,
+    size: usize,
+    rate: &str,
+    duration: u64,
+    attackers: Attackers,
+    pid: Option<u32>,
+    settle: u64,
+) -> Value {
+    let rss_before = pid.and_then(rss_kib);
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = Arc::new(AttackCounts::default());
+    let host: std::net::SocketAddr =
+        tokio::net::lookup_host(client.base.trim_start_matches("http://"))
+            .await
+            .expect("server address")
+            .next()
+            .expect("server address");
+    let mut tasks = Vec::new();
+    // Slowloris: a header line every 2 s, never the end of the headers; reconnect when dropped.
+    for i in 0..attackers.slowloris {
+        let (stop, counts) = (stop.clone(), counts.clone());
+        // 2,000 per source address: under the per-address cap, like many attackers.
+        let source = std::net::Ipv4Addr::new(127, 0, 0, 2 + (i / 2000) as u8);
+        tasks.push(tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(sock) = tokio::net::TcpSocket::new_v4() else {
+                    break;
+                };
+                if sock.bind((source, 0).into()).is_err() {
+                    break;
+                }
+                let Ok(mut stream) = sock.connect(host).await else {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                };
+                counts.slowloris_connected.fetch_add(1, Ordering::Relaxed);
+                let mut alive = stream.write_all(b"GET /health HTTP/1.1\r\n").await.is_ok();
+                while alive && !stop.load(Ordering::Relaxed) {
+                    let mut byte = [0u8; 256];
+                    tokio::select! {
+                        read = stream.read(&mut byte) => {
+                            if matches!(read, Ok(n) if n > 0 && byte.starts_with(b"HTTP/1.1 503")) {
+                                counts.slowloris_refused.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                counts.slowloris_closed_by_server.fetch_add(1, Ordering::Relaxed);
+                            }
+                            alive = false;
+                        }
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {
+                            alive = stream.write_all(b"X-Slow: 1\r\n").await.is_ok();
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    // Password guessing on one account.
+    let victim = client
+        .register(&format!("lv{}u", run_id()))
+        .await
+        .expect("victim");
+    for g in 0..attackers.guessers {
+        let (client, stop, counts, name) = (
+            client.clone(),
+            stop.clone(),
+            counts.clone(),
+            victim.name.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let guess = json!({"username": name, "password": format!("guess-{g}-{n}")});
+                let outcome = client.post("/auth/login", None, guess).await;
+                counts.guesses.fetch_add(1, Ordering::Relaxed);
+                match outcome {
+                    Err(e) if e.starts_with("429") => {
+                        counts.guesses_throttled.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) if e.starts_with("503") => {
+                        counts.guesses_busy.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+            }
+        }));
+    }
+    // /health from an ordinary client throughout.
+    let health = {
+        let (client, stop) = (client.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut h = histogram();
+            let mut failed = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                match client
+                    .http
+                    .get(format!("{}/health", client.base))
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status().is_success() => {
+                        h.record(t.elapsed().as_micros().max(1) as u64).ok();
+                    }
+                    _ => failed += 1,
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (h, failed)
+        })
+    };
+    // Let the attackers take their places before the measured run.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_attacked = pid.and_then(rss_kib);
+    let fan = fanout(
+        client.clone(),
+        size,
+        rate,
+        duration,
+        5,
+        0,
+        16,
+        attackers.typing_flood,
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.abort();
+    }
+    let (h, health_failed) = health.await.unwrap_or((histogram(), 0));
+    let rss_peak = pid.and_then(rss_kib);
+    eprintln!("attack over; waiting {settle} s for the server to settle...");
+    tokio::time::sleep(Duration::from_secs(settle)).await;
+    let rss_after = pid.and_then(rss_kib);
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    json!({"scenario": "attack", "fanout": fan,
+           "health_p50_ms": ms(&h, 0.5), "health_p99_ms": ms(&h, 0.99), "health_max_ms": h.max() as f64 / 1000.0,
+           "health_checks": h.len(), "health_failed": health_failed,
+           "slowloris": attackers.slowloris,
+           "slowloris_connections_made": load(&counts.slowloris_connected),
+           "slowloris_closed_by_server": load(&counts.slowloris_closed_by_server),
+           "slowloris_refused_503": load(&counts.slowloris_refused),
+           "guessers": attackers.guessers, "guesses": load(&counts.guesses),
+           "guesses_throttled_429": load(&counts.guesses_throttled),
+           "guesses_busy_503": load(&counts.guesses_busy),
+           "rss_before_kib": rss_before, "rss_under_attack_kib": rss_attacked,
+           "rss_at_end_kib": rss_peak, "rss_settled_kib": rss_after})
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
