@@ -160,13 +160,19 @@ impl Client {
     }
 
     async fn register(&self, name: &str) -> Result<User, String> {
-        let v = self
-            .post(
-                "/auth/register",
-                None,
-                json!({"username": name, "email": format!("{name}@load.example.com"), "password": "load-test-password"}),
-            )
-            .await?;
+        let body = json!({"username": name, "email": format!("{name}@load.example.com"), "password": "load-test-password"});
+        // A busy server (password hashing queue full, or a slow one) answers 503: retry, as a
+        // client should.
+        let mut attempts = 0;
+        let v = loop {
+            match self.post("/auth/register", None, body.clone()).await {
+                Err(e) if e.starts_with("503") && attempts < 10 => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                other => break other?,
+            }
+        };
         Ok(User {
             id: v["user"]["id"].as_i64().unwrap_or_default(),
             name: name.into(),

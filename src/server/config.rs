@@ -134,7 +134,7 @@ pub struct Config {
 
     /// Password hashes waiting or running at once; one more is refused at once with 503 and
     /// Retry-After instead of queueing behind the others.
-    #[arg(long, env = "RTCHAT_MAX_HASHING_QUEUE", default_value_t = 16,
+    #[arg(long, env = "RTCHAT_MAX_HASHING_QUEUE", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_hashing_queue: u32,
 
@@ -182,7 +182,7 @@ impl Config {
             max_frame_rate: 20,
             login_rate_per_account: 10,
             auth_rate_per_ip: 60,
-            max_hashing_queue: 16,
+            max_hashing_queue: 8,
             shutdown_timeout: Duration::from_secs(10),
         }
     }
