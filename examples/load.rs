@@ -759,6 +759,32 @@ async fn attack(
             }
         }));
     }
+    // Ordinary people logging in meanwhile (five accounts in turn, one login a second: each under
+    // its account's throttle), timed.
+    let bystanders = client.users(&format!("lb{}u", run_id()), 5).await;
+    let logins = {
+        let (client, stop) = (client.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut h = histogram();
+            let mut failed = 0u64;
+            for i in 0.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let who = &bystanders[i % bystanders.len()];
+                let t = Instant::now();
+                let login = json!({"username": who.name, "password": "load-test-password"});
+                match client.post("/auth/login", None, login).await {
+                    Ok(_) => {
+                        h.record(t.elapsed().as_micros().max(1) as u64).ok();
+                    }
+                    Err(_) => failed += 1,
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            (h, failed)
+        })
+    };
     // /health from an ordinary client throughout.
     let health = {
         let (client, stop) = (client.clone(), stop.clone());
@@ -802,6 +828,7 @@ async fn attack(
         t.abort();
     }
     let (h, health_failed) = health.await.unwrap_or((histogram(), 0));
+    let (lh, logins_failed) = logins.await.unwrap_or((histogram(), 0));
     let rss_peak = pid.and_then(rss_kib);
     eprintln!("attack over; waiting {settle} s for the server to settle...");
     tokio::time::sleep(Duration::from_secs(settle)).await;
@@ -810,6 +837,8 @@ async fn attack(
     json!({"scenario": "attack", "fanout": fan,
            "health_p50_ms": ms(&h, 0.5), "health_p99_ms": ms(&h, 0.99), "health_max_ms": h.max() as f64 / 1000.0,
            "health_checks": h.len(), "health_failed": health_failed,
+           "bystander_logins": lh.len(), "bystander_logins_failed": logins_failed,
+           "bystander_login_p50_ms": ms(&lh, 0.5), "bystander_login_max_ms": lh.max() as f64 / 1000.0,
            "slowloris": attackers.slowloris,
            "slowloris_connections_made": load(&counts.slowloris_connected),
            "slowloris_closed_by_server": load(&counts.slowloris_closed_by_server),
