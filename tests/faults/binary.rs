@@ -18,6 +18,7 @@ struct DataDir(PathBuf);
 
 impl DataDir {
     fn new(name: &str) -> DataDir {
+        crate::remove_stale("rtchat-bin-");
         let dir = std::env::temp_dir().join(format!("rtchat-bin-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         DataDir(dir)

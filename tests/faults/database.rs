@@ -24,6 +24,9 @@ static STARTED: AtomicUsize = AtomicUsize::new(0);
 impl OwnPostgres {
     pub async fn start() -> OwnPostgres {
         let n = STARTED.fetch_add(1, Ordering::Relaxed);
+        if n == 0 {
+            crate::remove_stale("rtchat-fault-");
+        }
         let dir = std::env::temp_dir().join(format!("rtchat-fault-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let pg_dir = dir.join("pg");

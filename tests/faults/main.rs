@@ -9,3 +9,24 @@ mod helpers;
 
 mod binary;
 mod database;
+
+/// Files and directories `prefix-PID...` in the temporary directory whose test process is gone
+/// (killed before its cleanup ran).
+pub fn remove_stale(prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split(['-', '.']).next())
+        else {
+            continue;
+        };
+        if !pid.is_empty() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let path = entry.path();
+            let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+        }
+    }
+}
