@@ -330,3 +330,31 @@ async fn sigterm_ends_in_bounded_time_whatever_clients_do() {
         "PostgreSQL stopped too"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_that_cannot_be_restarted_ends_the_server_non_zero() {
+    let dir = DataDir::new("unrecoverable");
+    let mut server = start(&dir, free_port(), &["--shutdown-timeout", "2s"]);
+    assert!(
+        server.healthy_within(Duration::from_secs(120)).await,
+        "{}",
+        server.log()
+    );
+    // A setting PostgreSQL refuses: every restart fails.
+    let conf = dir.0.join("postgres/postgresql.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("\nmax_connections = 'none at all'\n");
+    std::fs::write(&conf, text).unwrap();
+    // SAFETY: kill(2) on the server's PostgreSQL.
+    unsafe { libc::kill(postmaster_pid(&dir), libc::SIGKILL) };
+    // The backoff adds up to about 30 s before the server gives up.
+    let status = tokio::task::block_in_place(|| server.exited_within(Duration::from_secs(90)));
+    let log = server.log();
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}: {log}");
+    assert!(log.contains("restarting PostgreSQL failed"), "{log}");
+    assert!(
+        log.contains("cannot restart the managed PostgreSQL; giving up"),
+        "{log}"
+    );
+    assert!(postgres_processes(&dir.0).is_empty());
+}
