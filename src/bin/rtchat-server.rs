@@ -1,5 +1,6 @@
 //! `rtchat-server`: configuration, logging, and the server's run loop.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -13,12 +14,17 @@ fn main() -> ExitCode {
     } else {
         "rtchat=info,warp=warn"
     };
-    tracing_subscriber::fmt()
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
-        )
-        .init();
+        .with_env_filter(filter);
+    if config.log_format == "json" {
+        logs.json().init();
+    } else {
+        // Colour codes only where someone reads them, never into a file or a journal.
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
+    }
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -52,6 +52,10 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub refresh_token_expire_days: u32,
 
+    /// Log lines as plain text (coloured only on a terminal) or as JSON objects, one a line.
+    #[arg(long, env = "RTCHAT_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
     /// Verbose logging. Never changes what clients see.
     #[arg(long, env = "DEBUG", default_value_t = false, num_args = 0..=1, default_missing_value = "true",
           value_parser = BoolishValueParser::new())]
@@ -167,6 +171,7 @@ impl Config {
             access_token_expire_minutes: 30,
             refresh_token_expire_days: 7,
             debug: false,
+            log_format: "text".into(),
             app_name: "Real-time Chat API".into(),
             cors_origins: Vec::new(),
             bcrypt_cost: 12,

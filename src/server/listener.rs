@@ -34,6 +34,39 @@ pub const RESERVED_DESCRIPTORS: usize = 256;
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// What the access log line of a request says beyond its method, path and status: filled in by the
+/// handlers (the signed-in user) while the request runs.
+#[derive(Debug, Clone, Default)]
+pub struct RequestLog {
+    user: Arc<std::sync::OnceLock<i32>>,
+}
+
+impl RequestLog {
+    /// The request's signed-in user.
+    pub fn user(&self, id: i32) {
+        let _ = self.user.set(id);
+    }
+}
+
+/// A client's `X-Request-Id` if it is a sane one (1-64 visible ASCII characters), else a new id.
+fn request_id(headers: &warp::http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// The path as logged: `/ws/{token}` carries an access token (the seed's form), never written out.
+fn loggable_path(path: &str) -> &str {
+    if path.starts_with("/ws/") && path != "/ws/online-users" {
+        "/ws/<token>"
+    } else {
+        path
+    }
+}
+
 /// What one connection and one request may take.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -218,8 +251,17 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
+        let started = std::time::Instant::now();
+        let id = request_id(&parts.headers);
+        let log = RequestLog::default();
+        let (method, path) = (
+            parts.method.clone(),
+            loggable_path(parts.uri.path()).to_string(),
+        );
+        let peer = self.peer;
         parts.extensions.insert(PeerAddr(self.peer));
         parts.extensions.insert(self.slot.clone());
+        parts.extensions.insert(log.clone());
         let progress = Arc::new(BodyProgress::new(body.is_end_stream()));
         let body = TimedBody {
             inner: body,
@@ -238,14 +280,28 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
                 };
                 let _ = tokio::time::timeout(body_timeout + handler_timeout, body_in).await;
             };
-            tokio::select! {
-                reply = handled => reply,
-                () = deadline => Ok(if progress.done() {
+            let mut reply = tokio::select! {
+                Ok(reply) = handled => reply,
+                () = deadline => if progress.done() {
                     ApiError::Unavailable("the request took too long (database)".into()).into_response()
                 } else {
                     ApiError::RequestTimeout.into_response()
-                }),
+                },
+            };
+            tracing::info!(
+                target: "rtchat::access",
+                request_id = %id,
+                %method,
+                path = %path,
+                status = reply.status().as_u16(),
+                micros = started.elapsed().as_micros() as u64,
+                user_id = log.user.get().copied(),
+                %peer,
+            );
+            if let Ok(value) = warp::http::HeaderValue::from_str(&id) {
+                reply.headers_mut().insert("x-request-id", value);
             }
+            Ok(reply)
         })
     }
 }

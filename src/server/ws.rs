@@ -24,7 +24,7 @@ use crate::server::hub::{
     CLOSE_AUTH_FAILED, CLOSE_AUTH_TIMEOUT, CLOSE_FLOODING, CLOSE_GOING_AWAY, CLOSE_NO_HEARTBEAT,
     CLOSE_SESSION_ENDED, CLOSE_TOO_BIG, CloseReason, ConnId, Frame,
 };
-use crate::server::listener::ConnectionSlot;
+use crate::server::listener::{ConnectionSlot, RequestLog};
 use crate::server::messaging::{self, MAX_SYNC_PAGE};
 use crate::server::outbox::Outbox;
 use crate::server::routes::with_state;
@@ -56,6 +56,7 @@ struct Upgrade {
     on_upgrade: OnUpgrade,
     /// The connection's place under the connection caps, kept for as long as the socket lives.
     slot: Option<Arc<ConnectionSlot>>,
+    log: Option<RequestLog>,
 }
 
 fn websocket_upgrade() -> impl Filter<Extract = (Upgrade,), Error = Rejection> + Clone {
@@ -63,10 +64,12 @@ fn websocket_upgrade() -> impl Filter<Extract = (Upgrade,), Error = Rejection> +
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<OnUpgrade>())
         .and(warp::ext::optional::<Arc<ConnectionSlot>>())
+        .and(warp::ext::optional::<RequestLog>())
         .and_then(
             |headers: HeaderMap,
              on_upgrade: Option<OnUpgrade>,
-             slot: Option<Arc<ConnectionSlot>>| async move {
+             slot: Option<Arc<ConnectionSlot>>,
+             log: Option<RequestLog>| async move {
                 let wants_websocket = headers
                     .get(header::UPGRADE)
                     .and_then(|v| v.to_str().ok())
@@ -80,6 +83,7 @@ fn websocket_upgrade() -> impl Filter<Extract = (Upgrade,), Error = Rejection> +
                         accept: tungstenite::handshake::derive_accept_key(key.as_bytes()),
                         on_upgrade,
                         slot,
+                        log,
                     }),
                     // Not a WebSocket request: no route here (a plain rejection, so that another
                     // route's reason, such as a missing token on /ws/online-users, wins).
@@ -135,6 +139,9 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 
 /// Answers 101 and hands the upgraded connection to its own task.
 fn upgrade(ws: Upgrade, state: AppState, user: Option<CurrentUser>) -> Response {
+    if let (Some(log), Some(user)) = (&ws.log, &user) {
+        log.user(user.id());
+    }
     let slot = ws.slot;
     state.tasks.clone().spawn(async move {
         let _slot = slot;
@@ -281,9 +288,14 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
         .register(user.id(), user.session_id, state.max_sockets_per_user)
     {
         Ok(reg) => reg,
-        Err(reason) => return close(&mut sink, reason).await,
+        Err(reason) => {
+            tracing::info!(target: "rtchat::ws", user_id = user.id(), code = reason.code,
+                reason = reason.reason, "websocket refused");
+            return close(&mut sink, reason).await;
+        }
     };
     let conn = reg.conn;
+    tracing::info!(target: "rtchat::ws", conn, user_id = user.id(), "websocket opened");
     let ready = async {
         if reg.first {
             load_rooms(&state, user.id(), reg.generation).await?;
@@ -320,8 +332,13 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
         }
     };
     match outcome {
-        Some(reason) => close(&mut sink, reason).await,
+        Some(reason) => {
+            tracing::info!(target: "rtchat::ws", conn, user_id = user.id(), code = reason.code,
+                reason = reason.reason, "websocket closed");
+            close(&mut sink, reason).await
+        }
         None => {
+            tracing::info!(target: "rtchat::ws", conn, user_id = user.id(), "websocket closed by the client");
             let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
         }
     }

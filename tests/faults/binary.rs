@@ -358,3 +358,82 @@ async fn a_postgres_that_cannot_be_restarted_ends_the_server_non_zero() {
     );
     assert!(postgres_processes(&dir.0).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_has_a_line_per_request_with_its_id_and_never_a_secret() {
+    let dir = DataDir::new("logs");
+    let port = free_port();
+    let mut server = start(&dir, port, &["--log-format", "json"]);
+    assert!(
+        server.healthy_within(Duration::from_secs(120)).await,
+        "{}",
+        server.log()
+    );
+    let (status, registered) = server
+        .post(
+            "/auth/register",
+            json!({"username": "logged", "email": "logged@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let token = registered["tokens"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let me = reqwest::Client::new()
+        .get(format!("{}/auth/me", server.base))
+        .bearer_auth(&token)
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.headers()["x-request-id"], "trace-me-42", "echoed");
+    let anonymous = reqwest::get(format!("{}/health", server.base))
+        .await
+        .unwrap();
+    assert_eq!(
+        anonymous.headers()["x-request-id"].len(),
+        32,
+        "one made up when none is sent"
+    );
+    let (stream, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws/{token}"))
+        .await
+        .unwrap();
+    let mut ws = WsClient::from_stream(stream);
+    ws.recv().await;
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.signal(libc::SIGTERM);
+    tokio::task::block_in_place(|| server.exited_within(Duration::from_secs(30)));
+
+    let log = server.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let me_line = lines
+        .iter()
+        .find(|l| l["fields"]["request_id"] == "trace-me-42")
+        .expect("the request's line");
+    let fields = &me_line["fields"];
+    assert_eq!(fields["method"], "GET");
+    assert_eq!(fields["path"], "/auth/me");
+    assert_eq!(fields["status"], 200);
+    assert_eq!(fields["user_id"], registered["user"]["id"]);
+    assert!(fields["micros"].is_u64());
+    assert!(fields["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(lines.iter().any(|l| l["fields"]["path"] == "/ws/<token>"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "websocket opened")
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "websocket closed by the client")
+    );
+    assert!(!log.contains(&token), "no token, ever");
+    assert!(!log.contains(PASSWORD), "no password, ever");
+    assert!(!log.contains('\u{1b}'), "no colour codes in a file");
+}

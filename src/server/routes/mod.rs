@@ -19,7 +19,7 @@ use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
 use crate::server::error::handle_rejection;
-use crate::server::listener::PeerAddr;
+use crate::server::listener::{PeerAddr, RequestLog};
 use crate::server::state::{AppState, CurrentUser};
 
 pub fn with_state(
@@ -39,12 +39,19 @@ pub fn authenticated(
 ) -> impl Filter<Extract = (CurrentUser,), Error = Rejection> + Clone {
     warp::header::headers_cloned()
         .and(with_state(state))
-        .and_then(|headers: HeaderMap, state: AppState| async move {
-            state
-                .authenticate(&headers)
-                .await
-                .map_err(warp::reject::custom)
-        })
+        .and(warp::ext::optional::<RequestLog>())
+        .and_then(
+            |headers: HeaderMap, state: AppState, log: Option<RequestLog>| async move {
+                let user = state
+                    .authenticate(&headers)
+                    .await
+                    .map_err(warp::reject::custom)?;
+                if let Some(log) = log {
+                    log.user(user.id());
+                }
+                Ok::<_, Rejection>(user)
+            },
+        )
 }
 
 pub fn json<T: Serialize>(value: &T) -> Response {
@@ -73,8 +80,8 @@ pub fn check_cors_origins(origins: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Every route, with errors turned into JSON, CORS for the configured origins only, and an access log
-/// that never shows a token.
+/// Every route, with errors turned into JSON and CORS for the configured origins only. (The access
+/// log is written by `listener`, which also sees the requests that never reach a route.)
 pub fn routes(state: AppState, cors_origins: &[String]) -> BoxedFilter<(Response,)> {
     let api = meta::routes(state.clone())
         .or(accounts::routes(state.clone()))
@@ -106,24 +113,6 @@ pub fn routes(state: AppState, cors_origins: &[String]) -> BoxedFilter<(Response
 
     api.recover(handle_rejection)
         .unify()
-        .with(warp::log::custom(|info| {
-            tracing::info!(
-                target: "rtchat::access",
-                method = %info.method(),
-                path = %redact(info.path()),
-                status = info.status().as_u16(),
-                micros = info.elapsed().as_micros() as u64,
-            );
-        }))
         .map(Reply::into_response)
         .boxed()
-}
-
-/// `/ws/{token}` carries an access token in the path (the seed's form): never log it.
-fn redact(path: &str) -> &str {
-    if path.starts_with("/ws/") && path != "/ws/online-users" {
-        "/ws/<token>"
-    } else {
-        path
-    }
 }
