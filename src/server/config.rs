@@ -157,7 +157,19 @@ impl Config {
         {
             eprintln!("rtchat-server: ignoring .env: {err}");
         }
-        Config::parse()
+        Config::try_parse().unwrap_or_else(|e| {
+            // clap names the flag; a value from the environment is easier to find by its variable.
+            if let Some(variable) = environment_behind(&e) {
+                let reason = e.to_string();
+                let reason = reason.lines().next().unwrap_or_default();
+                eprintln!(
+                    "rtchat-server: {variable}: {}",
+                    reason.trim_start_matches("error: ")
+                );
+                std::process::exit(2);
+            }
+            e.exit()
+        })
     }
 
     /// A configuration with every default, as if started with no flags and an empty environment.
@@ -195,6 +207,29 @@ impl Config {
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(default_data_dir)
     }
+}
+
+/// The environment variable whose value a parse error is about, when the flag was not given.
+fn environment_behind(e: &clap::Error) -> Option<String> {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    let given =
+        std::env::args().any(|a| a == format!("--{long}") || a.starts_with(&format!("--{long}=")));
+    if given {
+        return None;
+    }
+    let command = Config::command();
+    let variable = command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))?
+        .get_env()?
+        .to_string_lossy()
+        .into_owned();
+    std::env::var_os(&variable).map(|_| variable)
 }
 
 /// A duration with its unit ("500ms", "10s", "2m"), as humantime reads it.

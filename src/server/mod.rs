@@ -82,6 +82,17 @@ impl Server {
         database: tokio_postgres::Config,
         secret: &[u8],
     ) -> Result<Server, ServerError> {
+        Self::on(listen_on(config.bind)?, config, database, secret).await
+    }
+
+    /// As `bind`, on a socket already listening (taken first, so that a port in use is reported
+    /// before any other work).
+    pub async fn on(
+        listener: TcpListener,
+        config: &Config,
+        database: tokio_postgres::Config,
+        secret: &[u8],
+    ) -> Result<Server, ServerError> {
         routes::check_cors_origins(&config.cors_origins).map_err(ServerError::Config)?;
         db::migrate(&database).await?;
         let pool = db::connect_pool(database, config.db_pool_size, config.db_timeout).await?;
@@ -120,10 +131,6 @@ impl Server {
             dummy_hash,
         });
         let routes = routes::routes(state.clone(), &config.cors_origins);
-        let listener = listen(config.bind).map_err(|source| ServerError::Io {
-            action: format!("cannot listen on {}", config.bind),
-            source,
-        })?;
         let limits = listener::Limits {
             max_connections: listener::connection_cap(config.max_connections),
             max_per_ip: config.max_connections_per_ip,
@@ -200,6 +207,26 @@ impl Server {
     }
 }
 
+/// `listen`, with an error that says what to do about the usual causes.
+pub fn listen_on(address: SocketAddr) -> Result<TcpListener, ServerError> {
+    listen(address).map_err(|source| {
+        let hint = match source.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                " (another server is listening there: stop it, or choose another with --bind)"
+            }
+            std::io::ErrorKind::AddrNotAvailable => {
+                " (no interface of this machine has that address)"
+            }
+            std::io::ErrorKind::PermissionDenied => " (ports below 1024 need privileges)",
+            _ => "",
+        };
+        ServerError::Io {
+            action: format!("cannot listen on {address}{hint}"),
+            source,
+        }
+    })
+}
+
 /// A listening socket whose connections send small frames at once: accepted sockets inherit
 /// TCP_NODELAY, and the server does its own coalescing (Nagle's algorithm held a sender's frames
 /// back for up to 40 ms behind delayed acknowledgements, measured with the load generator).
@@ -266,6 +293,8 @@ fn give_back_freed_memory() {}
 /// database that dies and cannot be restarted ends the server with an error.
 pub async fn run(config: Config) -> Result<(), ServerError> {
     raise_open_file_limit();
+    // Before any other work: a port in use is the commonest mistake.
+    let listener = listen_on(config.bind)?;
     let data_dir = config.data_dir();
     let mut supervisor = None;
     let database = match &config.database_url {
@@ -291,7 +320,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             cfg
         }
     };
-    let served = serve(&config, &data_dir, database, supervisor.as_ref()).await;
+    let served = serve(listener, &config, &data_dir, database, supervisor.as_ref()).await;
     let stopped = match supervisor {
         Some(s) => s.stop().await.map_err(ServerError::from),
         None => Ok(()),
@@ -300,6 +329,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
 }
 
 async fn serve(
+    listener: TcpListener,
     config: &Config,
     data_dir: &Path,
     database: tokio_postgres::Config,
@@ -314,7 +344,7 @@ async fn serve(
         }
         None => load_or_create_secret(data_dir)?,
     };
-    let server = Server::bind(config, database, &secret).await?;
+    let server = Server::on(listener, config, database, &secret).await?;
     tracing::info!(address = %server.local_addr(), "rtchat-server listening");
     let database_lost = supervisor.map(|s| s.gave_up());
     server

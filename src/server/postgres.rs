@@ -49,6 +49,16 @@ pub enum PostgresError {
          stop it, or give this one its own --data-dir"
     )]
     InUse { dir: PathBuf, pid: i32 },
+    #[error(
+        "the data directory {dir} is in use by another rtchat-server (pid {pid}): stop it, or give \
+         this one its own --data-dir"
+    )]
+    InUseByServer { dir: PathBuf, pid: i32 },
+    #[error(
+        "PostgreSQL runs as the `postgres` user (we are root), which cannot enter {blocked} \
+         (mode {mode:o}): choose a --data-dir it can reach, such as /var/lib/rtchat"
+    )]
+    Unreachable { blocked: PathBuf, mode: u32 },
 }
 
 fn io_err(action: impl Into<String>) -> impl FnOnce(io::Error) -> PostgresError {
@@ -100,6 +110,9 @@ impl ManagedPostgres {
     pub fn start(data_dir: &Path, options: &Options) -> Result<Self, PostgresError> {
         let bins = find_binaries().ok_or(PostgresError::NotInstalled)?;
         let run_as = postgres_user()?;
+        if let Some(run_as) = run_as {
+            check_reachable(data_dir, run_as)?;
+        }
         let socket = data_dir.join(format!(".s.PGSQL.{PORT}"));
         if socket.as_os_str().len() > 100 {
             return Err(PostgresError::SocketPathTooLong(socket));
@@ -294,6 +307,18 @@ fn wait_for_previous_postmaster(data_dir: &Path) -> Result<(), PostgresError> {
     else {
         return Ok(());
     };
+    // One still watched over by a live rtchat-server belongs to that server: say so at once.
+    if is_postgres(pid)
+        && let Some(parent) = parent_of(pid)
+        && fs::read_to_string(format!("/proc/{parent}/comm"))
+            .is_ok_and(|c| c.trim() == "rtchat-server")
+        && parent != std::process::id() as i32
+    {
+        return Err(PostgresError::InUseByServer {
+            dir: data_dir.to_path_buf(),
+            pid: parent,
+        });
+    }
     let deadline = Instant::now() + PREVIOUS_POSTMASTER_GRACE;
     let mut told = false;
     while is_postgres(pid) {
@@ -311,6 +336,44 @@ fn wait_for_previous_postmaster(data_dir: &Path) -> Result<(), PostgresError> {
             told = true;
         }
         thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Every directory above `data_dir` must let the `postgres` user pass (PostgreSQL would fail deep
+/// in initdb with "Permission denied" otherwise). Those we create later are made passable.
+fn check_reachable(data_dir: &Path, run_as: RunAs) -> Result<(), PostgresError> {
+    use std::os::unix::fs::MetadataExt;
+    let absolute = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    // The data directory's own parent is opened up by `prepare_dir`.
+    for dir in absolute.ancestors().skip(2) {
+        let Ok(meta) = fs::metadata(dir) else {
+            continue; // not there yet: created passable
+        };
+        let mode = meta.mode() & 0o777;
+        let can_pass = if meta.uid() == run_as.uid {
+            mode & 0o100 != 0
+        } else if meta.gid() == run_as.gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        if !can_pass {
+            return Err(PostgresError::Unreachable {
+                blocked: dir.to_path_buf(),
+                mode,
+            });
+        }
     }
     Ok(())
 }

@@ -437,3 +437,101 @@ async fn the_log_has_a_line_per_request_with_its_id_and_never_a_secret() {
     assert!(!log.contains(PASSWORD), "no password, ever");
     assert!(!log.contains('\u{1b}'), "no colour codes in a file");
 }
+
+/// Runs the binary to its end; its exit code and stderr.
+fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rtchat-server"));
+    command
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_mistakes_get_one_clear_line_before_any_work() {
+    let dir = DataDir::new("mistakes");
+    let port = free_port();
+    let mut first = start(&dir, port, &[]);
+    assert!(
+        first.healthy_within(Duration::from_secs(120)).await,
+        "{}",
+        first.log()
+    );
+
+    // The port is taken: said at once, and nothing is created.
+    let other = DataDir::new("mistakes-other");
+    let taken = format!("127.0.0.1:{port}");
+    let (code, err) = tokio::task::block_in_place(|| {
+        run_to_end(
+            &["--bind", &taken, "--data-dir", other.0.to_str().unwrap()],
+            &[],
+        )
+    });
+    assert_eq!(code, Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&format!("cannot listen on {taken}")), "{err}");
+    assert_eq!(
+        err.matches("Address already in use").count(),
+        1,
+        "said once: {err}"
+    );
+    assert!(
+        !other.0.exists(),
+        "no work done before the port was checked"
+    );
+
+    // The data directory belongs to a running server.
+    let free = format!("127.0.0.1:{}", free_port());
+    let (code, err) = tokio::task::block_in_place(|| {
+        run_to_end(
+            &["--bind", &free, "--data-dir", dir.0.to_str().unwrap()],
+            &[],
+        )
+    });
+    assert_eq!(code, Some(1));
+    assert!(err.contains("is in use by another rtchat-server"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // A bad value in the environment names its variable.
+    let (code, err) = tokio::task::block_in_place(|| {
+        run_to_end(&["--bind", &free], &[("RTCHAT_DB_POOL_SIZE", "lots")])
+    });
+    assert_eq!(code, Some(2));
+    assert!(
+        err.starts_with("rtchat-server: RTCHAT_DB_POOL_SIZE: invalid value 'lots'"),
+        "{err}"
+    );
+
+    // As root, a data directory the postgres user cannot reach is named before initdb runs.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let locked = DataDir::new("mistakes-locked");
+        std::fs::create_dir_all(&locked.0).unwrap();
+        std::fs::set_permissions(
+            &locked.0,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        let inside = locked.0.join("data");
+        let (code, err) = tokio::task::block_in_place(|| {
+            run_to_end(
+                &["--bind", &free, "--data-dir", inside.to_str().unwrap()],
+                &[],
+            )
+        });
+        assert_eq!(code, Some(1));
+        assert!(err.contains("cannot enter"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    first.signal(libc::SIGTERM);
+    tokio::task::block_in_place(|| first.exited_within(Duration::from_secs(30)));
+}
