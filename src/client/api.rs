@@ -184,16 +184,17 @@ impl Api {
         Ok(fresh)
     }
 
+    /// Keeps the login, for this server, which becomes the one used when none is named.
     fn save_login(&self, reply: &AuthReply) -> Result<(), CliError> {
         let _lock = self.store.lock()?;
-        self.store.put(
+        self.store.put_default(
             &self.base,
-            Some(&Session {
+            &Session {
                 username: reply.user.username.clone(),
                 user_id: reply.user.id,
                 access_token: reply.tokens.access_token.clone(),
                 refresh_token: reply.tokens.refresh_token.clone(),
-            }),
+            },
         )
     }
 

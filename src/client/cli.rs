@@ -25,8 +25,17 @@ Examples:
   rtchat chats
   rtchat listen --json | jq .content
 
+Environment:
+  RTCHAT_SERVER      the server, as --server (default: the server of your last login, else
+                     http://127.0.0.1:8000)
+  RTCHAT_CONFIG_DIR  where logins are kept (default: ~/.config/rtchat)
+  NO_COLOR           plain output, no colours
+
 Exit codes: 0 ok, 1 refused by the server (not allowed, taken, invalid, too fast), 2 usage,
 3 not logged in or session ended, 4 not found, 5 server unreachable or failing.";
+
+/// The server when none is named and nobody has logged in yet.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8000";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,14 +45,10 @@ Exit codes: 0 ok, 1 refused by the server (not allowed, taken, invalid, too fast
     after_help = EXAMPLES
 )]
 pub struct Cli {
-    /// Server to talk to.
-    #[arg(
-        long,
-        env = "RTCHAT_SERVER",
-        default_value = "http://127.0.0.1:8000",
-        global = true
-    )]
-    pub server: String,
+    /// Server to talk to, e.g. http://chat.example.com:8000 [default: the server of your last
+    /// login, else http://127.0.0.1:8000]
+    #[arg(long, env = "RTCHAT_SERVER", global = true)]
+    pub server: Option<String>,
 
     /// Machine-readable output: one JSON object per line.
     #[arg(long, global = true)]
@@ -86,6 +91,11 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// List your saved logins, one per server, and whether each still works.
+    #[command(
+        after_help = "The default server (used when no --server is given) is marked.\n\nExamples:\n  rtchat status\n  rtchat --json status"
+    )]
+    Status,
     /// Show who you are logged in as.
     #[command(
         after_help = "Examples:\n  rtchat whoami\n  rtchat --json whoami | jq -r .user.username"
@@ -207,8 +217,36 @@ impl Out {
     }
 }
 
+/// The server to talk to: the one named (flag or environment), else the last one logged in to,
+/// else the local default. A named one must be an http(s) URL.
+fn server(named: Option<&str>, store: &SessionStore) -> Result<String, CliError> {
+    let Some(named) = named else {
+        return Ok(store
+            .default_server()?
+            .unwrap_or_else(|| DEFAULT_SERVER.to_string()));
+    };
+    let named = named.trim();
+    if !named.contains("://") {
+        return Err(CliError::Usage(format!(
+            "--server {named}: give the scheme, e.g. http://{named}"
+        )));
+    }
+    match reqwest::Url::parse(named) {
+        Ok(url) if url.scheme() == "http" && url.host().is_some() => {
+            Ok(named.trim_end_matches('/').to_string())
+        }
+        Ok(url) if url.scheme() == "https" => Err(CliError::Usage(format!(
+            "--server {named}: this rtchat speaks plain http only (no TLS yet)"
+        ))),
+        _ => Err(CliError::Usage(format!(
+            "--server {named}: expected a URL such as http://chat.example.com:8000"
+        ))),
+    }
+}
+
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    let api = Api::new(&cli.server, SessionStore::default_location());
+    let store = SessionStore::default_location();
+    let api = Api::new(&server(cli.server.as_deref(), &store)?, store.clone());
     let out = Out {
         json: cli.json,
         style: Style::detect(),
@@ -266,6 +304,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 eprintln!("Logged out of {}", api.base());
             }
         }
+        Command::Status => status(&store, &api, &out).await?,
         Command::Whoami => {
             let me = api.me().await?;
             if out.json {
@@ -360,6 +399,37 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Chat { target } => super::repl::run(api, target).await?,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "rtchat", &mut std::io::stdout());
+        }
+    }
+    Ok(())
+}
+
+/// Like `gh auth status`: each saved login, whether the server still takes it, and which one is the
+/// default.
+async fn status(store: &SessionStore, current: &Api, out: &Out) -> Result<(), CliError> {
+    let logins = store.all()?;
+    let default = store.default_server()?;
+    if logins.is_empty() && !out.json {
+        eprintln!("Not logged in anywhere: run `rtchat --server URL login USERNAME`");
+        return Ok(());
+    }
+    for (server, session) in logins {
+        let api = Api::new(&server, store.clone());
+        let state = match api.me().await {
+            Ok(_) => "ok",
+            Err(CliError::Auth(_)) => "session ended",
+            Err(_) => "unreachable",
+        };
+        let is_default = default.as_deref() == Some(server.as_str());
+        if out.json {
+            out.line(&json!({"server": server, "username": session.username,
+                "state": state, "default": is_default, "current": server == current.base()}));
+        } else {
+            let mark = if is_default { " (default)" } else { "" };
+            println!(
+                "{server}{mark}\n  logged in as @{} - {state}",
+                session.username
+            );
         }
     }
     Ok(())

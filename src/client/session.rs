@@ -23,6 +23,9 @@ pub struct Session {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Credentials {
     servers: BTreeMap<String, Session>,
+    /// The server of the last login or registration: used when no --server is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    default_server: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +123,25 @@ impl SessionStore {
             None => creds.servers.remove(server),
         };
         self.write(&creds)
+    }
+
+    /// Saves the session for `server` and makes it the server used when none is named. Call with
+    /// the lock held.
+    pub fn put_default(&self, server: &str, session: &Session) -> Result<(), CliError> {
+        let mut creds = self.read()?;
+        creds.servers.insert(server.to_string(), session.clone());
+        creds.default_server = Some(server.to_string());
+        self.write(&creds)
+    }
+
+    /// The server used when none is named: the last one logged in to.
+    pub fn default_server(&self) -> Result<Option<String>, CliError> {
+        Ok(self.read()?.default_server)
+    }
+
+    /// Every saved login, by server.
+    pub fn all(&self) -> Result<Vec<(String, Session)>, CliError> {
+        Ok(self.read()?.servers.into_iter().collect())
     }
 }
 

@@ -116,6 +116,22 @@ impl Cli {
         self.run_with_stdin(args, None).await
     }
 
+    /// As a person would after logging in once: no --server, no RTCHAT_SERVER.
+    async fn run_unaddressed(&self, args: &[&str]) -> Run {
+        let out = self
+            .command(args)
+            .env_remove("RTCHAT_SERVER")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     async fn register(&self, name: &str) {
         self.run_with_stdin(
             &[
@@ -558,5 +574,74 @@ async fn help_and_completions() {
     for shell in ["bash", "zsh", "fish"] {
         let r = cli.run(&["completions", shell]).await;
         assert!(r.ok().stdout.contains("rtchat"));
+    }
+}
+
+#[tokio::test]
+async fn the_cli_remembers_its_server_and_lists_its_logins() {
+    let app = spawn_app().await;
+    let alice = Cli::for_app(&app);
+    // Before any login: the local default, which is not this test's server.
+    alice.run_unaddressed(&["whoami"]).await.failed_with(3);
+    alice.register("alice").await;
+
+    let me = alice.run_unaddressed(&["whoami"]).await;
+    me.ok();
+    assert!(me.stdout.starts_with("@alice"), "{}", me.stdout);
+    assert!(me.stdout.contains(&app.address), "{}", me.stdout);
+
+    let status = alice.run_unaddressed(&["status"]).await;
+    status.ok();
+    assert!(
+        status
+            .stdout
+            .contains(&format!("{} (default)", app.address)),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains("logged in as @alice - ok"),
+        "{}",
+        status.stdout
+    );
+    let lines = alice
+        .run_unaddressed(&["--json", "status"])
+        .await
+        .json_lines();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["username"], "alice");
+    assert_eq!(lines[0]["state"], "ok");
+    assert_eq!(lines[0]["default"], true);
+
+    // Logging out forgets the login; the server stays the default one.
+    alice.run_unaddressed(&["logout"]).await.ok();
+    let after = alice.run_unaddressed(&["status"]).await;
+    after.ok();
+    assert!(after.stdout.is_empty(), "{}", after.stdout);
+    assert!(
+        after.stderr.contains("Not logged in anywhere"),
+        "{}",
+        after.stderr
+    );
+    let whoami = alice.run_unaddressed(&["whoami"]).await;
+    whoami.failed_with(3);
+    assert!(whoami.stderr.contains(&app.address), "{}", whoami.stderr);
+}
+
+#[tokio::test]
+async fn a_server_without_a_scheme_is_a_clear_usage_error() {
+    let cli = Cli::new("chat.example.com:8000");
+    let r = cli.run(&["whoami"]).await;
+    r.failed_with(2);
+    assert!(
+        r.stderr
+            .contains("give the scheme, e.g. http://chat.example.com:8000"),
+        "{}",
+        r.stderr
+    );
+    let help = cli.run(&["--help"]).await;
+    help.ok();
+    for variable in ["RTCHAT_SERVER", "RTCHAT_CONFIG_DIR", "NO_COLOR"] {
+        assert!(help.stdout.contains(variable), "{variable} in --help");
     }
 }
