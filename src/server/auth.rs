@@ -212,6 +212,11 @@ impl PasswordHasher {
         }
     }
 
+    /// Hashes running or waiting now.
+    pub fn queued(&self) -> usize {
+        self.queued.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     pub async fn hash(&self, password: String) -> Result<String, AuthError> {
         let cost = self.cost;
         self.run(move || bcrypt::hash(password, cost))
@@ -232,6 +237,8 @@ impl PasswordHasher {
         use std::sync::atomic::Ordering;
         if self.queued.fetch_add(1, Ordering::AcqRel) >= self.max_queued {
             self.queued.fetch_sub(1, Ordering::AcqRel);
+            crate::server::metrics::METRICS
+                .throttled(crate::server::metrics::Throttle::HashingQueue);
             return Err(AuthError::Busy);
         }
         let _place = QueuePlace(&self.queued);

@@ -36,6 +36,22 @@ pub enum ClientFrame {
     },
 }
 
+impl ClientFrame {
+    /// The frame's `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientFrame::Ping => "ping",
+            ClientFrame::Auth { .. } => "auth",
+            ClientFrame::JoinRoom { .. } => "join_room",
+            ClientFrame::LeaveRoom { .. } => "leave_room",
+            ClientFrame::Message { .. } => "message",
+            ClientFrame::Typing { .. } => "typing",
+            ClientFrame::Read { .. } => "read",
+            ClientFrame::Sync { .. } => "sync",
+        }
+    }
+}
+
 /// Why a frame could not be parsed, in words for the client's `error` frame.
 pub type Refused = String;
 

@@ -54,6 +54,7 @@ impl reject::Reject for ApiError {}
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        crate::server::metrics::METRICS.db_errors.inc();
         match e {
             StoreError::Pool(e) => ApiError::Unavailable(e.to_string()),
             // Text that slipped past validation with a NUL in it (a path or query string, say).

@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::proto::{MessageId, RoomId, ServerFrame, UserId};
+use crate::server::metrics::METRICS;
 use crate::server::outbox::{Full, Outbox};
 use crate::server::store::RoomKind;
 
@@ -94,6 +95,7 @@ impl Conn {
         if pushed.is_err()
             && let Some(kill) = self.kill.take()
         {
+            METRICS.slow_reader_closes.inc();
             let _ = kill.send(CLOSE_TOO_SLOW);
         }
         pushed.is_ok()
@@ -542,6 +544,7 @@ impl Hub {
                 delivered += n;
             }
         }
+        METRICS.messages_delivered.inc_by(delivered as u64);
         delivered
     }
 

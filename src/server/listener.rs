@@ -25,6 +25,7 @@ use warp::http::Request;
 use warp::reply::Response;
 
 use crate::server::error::ApiError;
+use crate::server::metrics::{METRICS, RequestLabels, RouteLabel, Throttle, route_of};
 
 /// Descriptors kept free for the database pool, the log and files, whatever clients do.
 pub const RESERVED_DESCRIPTORS: usize = 256;
@@ -56,6 +57,21 @@ fn request_id(headers: &warp::http::HeaderMap) -> String {
         .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// A method for labels: the standard ones, else "other" (a client may send any token).
+fn method_label(method: &warp::http::Method) -> String {
+    use warp::http::Method;
+    match *method {
+        Method::GET
+        | Method::POST
+        | Method::PUT
+        | Method::DELETE
+        | Method::PATCH
+        | Method::HEAD
+        | Method::OPTIONS => method.as_str().to_string(),
+        _ => "other".to_string(),
+    }
 }
 
 /// The path as logged: `/ws/{token}` carries an access token (the seed's form), never written out.
@@ -128,6 +144,7 @@ pub struct ConnectionSlot {
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
+        METRICS.http_connections.dec();
         let mut census = self.census.lock().unwrap_or_else(|e| e.into_inner());
         census.total -= 1;
         if let Some(n) = census.per_ip.get_mut(&self.ip) {
@@ -147,6 +164,7 @@ fn admit(census: &Arc<Mutex<Census>>, ip: IpAddr, limits: &Limits) -> Option<Arc
     }
     c.total += 1;
     *c.per_ip.entry(ip).or_default() += 1;
+    METRICS.http_connections.inc();
     Some(Arc::new(ConnectionSlot {
         census: census.clone(),
         ip,
@@ -200,6 +218,7 @@ pub async fn serve(
         };
         let Some(slot) = admit(&census, peer.ip(), &limits) else {
             tracing::debug!(%peer, "connection refused: over the connection cap");
+            METRICS.throttled(Throttle::Connections);
             refuse(stream);
             continue;
         };
@@ -298,6 +317,19 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
                 user_id = log.user.get().copied(),
                 %peer,
             );
+            let route = route_of(&path);
+            METRICS
+                .requests
+                .get_or_create(&RequestLabels {
+                    method: method_label(&method),
+                    route,
+                    status: reply.status().as_u16(),
+                })
+                .inc();
+            METRICS
+                .request_seconds
+                .get_or_create(&RouteLabel { route })
+                .observe(started.elapsed().as_secs_f64());
             if let Ok(value) = warp::http::HeaderValue::from_str(&id) {
                 reply.headers_mut().insert("x-request-id", value);
             }

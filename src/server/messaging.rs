@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::proto::{LiveMessage, MessageId, RoomId, ServerFrame, SyncReply, UserId};
 use crate::server::error::ApiError;
 use crate::server::hub::Frame;
+use crate::server::metrics::{METRICS, Throttle};
 use crate::server::state::AppState;
 use crate::server::store::{InsertOutcome, NewMessage, RoomKind, StoredMessage};
 
@@ -34,6 +35,7 @@ pub fn check_send_rate(state: &AppState, user: UserId) -> Result<(), ApiError> {
         return Ok(());
     };
     limiter.check_key(&user).map_err(|not_until| {
+        METRICS.throttled(Throttle::Messages);
         let wait: Duration = not_until.wait_time_from(DefaultClock::default().now());
         ApiError::TooManyRequests {
             what: "Too many messages",

@@ -11,6 +11,7 @@ pub mod frame_budget;
 pub mod hub;
 pub mod listener;
 pub mod messaging;
+pub mod metrics;
 pub mod outbox;
 pub mod postgres;
 pub mod routes;

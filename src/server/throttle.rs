@@ -9,6 +9,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::server::error::ApiError;
+use crate::server::metrics::{METRICS, Throttle};
 
 pub struct AuthThrottle {
     per_account: Option<DefaultKeyedRateLimiter<String>>,
@@ -45,9 +46,10 @@ impl AuthThrottle {
     /// One more login, registration or password change from `ip`.
     pub fn from_address(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
         match (&self.per_ip, ip) {
-            (Some(limiter), Some(ip)) => limiter
-                .check_key(&ip)
-                .map_err(|n| refused("Too many attempts from this address", n)),
+            (Some(limiter), Some(ip)) => limiter.check_key(&ip).map_err(|n| {
+                METRICS.throttled(Throttle::AuthAddress);
+                refused("Too many attempts from this address", n)
+            }),
             _ => Ok(()),
         }
     }
@@ -57,7 +59,10 @@ impl AuthThrottle {
         match &self.per_account {
             Some(limiter) => limiter
                 .check_key(&login.trim().to_lowercase())
-                .map_err(|n| refused("Too many login attempts for this account", n)),
+                .map_err(|n| {
+                    METRICS.throttled(Throttle::LoginAccount);
+                    refused("Too many login attempts for this account", n)
+                }),
             None => Ok(()),
         }
     }

@@ -19,6 +19,7 @@ use crate::proto::{MessageId, ServerFrame};
 use crate::server::error::ApiError;
 use crate::server::hub::Hub;
 use crate::server::messaging::live;
+use crate::server::metrics::METRICS;
 use crate::server::store::{InsertOutcome, NewMessage, Store, StoreError, StoredMessage};
 
 /// The most messages one statement stores.
@@ -193,6 +194,8 @@ async fn write_batch(client: &Object, store: &Store, hub: &Hub, batch: Vec<Pendi
         })
         .collect();
     stored.sort_unstable_by_key(|m| m.id);
+    METRICS.writer_batch_messages.observe(messages.len() as f64);
+    METRICS.messages_stored.inc_by(stored.len() as u64);
     hub.publish(
         ticket,
         stored.iter().map(|m| {
@@ -205,6 +208,9 @@ async fn write_batch(client: &Object, store: &Store, hub: &Hub, batch: Vec<Pendi
             })
         }),
     );
+    METRICS
+        .store_to_queue_seconds
+        .observe(t0.elapsed().as_secs_f64());
     for (done, outcome) in waiters.into_iter().zip(outcomes) {
         // A sender that stopped waiting meanwhile still had its message stored.
         let _ = done.send(outcome);

@@ -26,6 +26,7 @@ use crate::server::hub::{
 };
 use crate::server::listener::{ConnectionSlot, RequestLog};
 use crate::server::messaging::{self, MAX_SYNC_PAGE};
+use crate::server::metrics::{KindLabel, METRICS, Throttle};
 use crate::server::outbox::Outbox;
 use crate::server::routes::with_state;
 use crate::server::state::{AppState, CurrentUser};
@@ -295,6 +296,7 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
         }
     };
     let conn = reg.conn;
+    METRICS.ws_opened.inc();
     tracing::info!(target: "rtchat::ws", conn, user_id = user.id(), "websocket opened");
     let ready = async {
         if reg.first {
@@ -406,13 +408,16 @@ async fn serve(
                             handling = Some(Box::pin(handle_frame_in_time(state, user, conn, text)));
                             None
                         }
-                        Spent::Refused { retry_after_ms, tell } => tell.then(|| {
+                        Spent::Refused { retry_after_ms, tell } => {
+                            METRICS.throttled(Throttle::Frames);
+                            tell.then(|| {
                             Refusal {
                                 message: format!("Too many frames; slow down (retry in {retry_after_ms} ms)"),
                                 retry_after_ms: Some(retry_after_ms),
                             }
                             .into_frame()
-                        }),
+                        })
+                        }
                         Spent::Abusive => return Some(CLOSE_FLOODING),
                     },
                     Message::Binary(_) => {
@@ -499,8 +504,18 @@ async fn handle_frame(
 ) -> Option<ServerFrame> {
     let frame = match client_frame::parse(text) {
         Ok(frame) => frame,
-        Err(refused) => return Some(error(refused).into_frame()),
+        Err(refused) => {
+            METRICS
+                .ws_frames_received
+                .get_or_create(&KindLabel { kind: "invalid" })
+                .inc();
+            return Some(error(refused).into_frame());
+        }
     };
+    METRICS
+        .ws_frames_received
+        .get_or_create(&KindLabel { kind: frame.kind() })
+        .inc();
     let result = match frame {
         ClientFrame::Ping => Ok(Some(ServerFrame::Pong)),
         ClientFrame::JoinRoom { room } => join_room(state, user, conn, room),

@@ -10,6 +10,7 @@ mod groups;
 mod limits;
 mod messages;
 mod meta;
+mod metrics;
 mod repl;
 mod robustness;
 mod rooms;

@@ -8,6 +8,7 @@ use warp::reply::{Reply, Response};
 use super::{authenticated, json, with_state};
 use crate::proto::{Health, OnlineUsers, RootInfo};
 use crate::server::error::{ApiError, respond};
+use crate::server::metrics::METRICS;
 use crate::server::state::{AppState, CurrentUser};
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
@@ -29,6 +30,10 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(with_state(state.clone()))
         .then(health);
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .map(metrics);
     let online = warp::path!("ws" / "online-users")
         .and(warp::get())
         .and(with_state(state.clone()))
@@ -38,6 +43,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     root.or(docs)
         .unify()
         .or(health)
+        .unify()
+        .or(metrics)
         .unify()
         .or(online)
         .unify()
@@ -69,6 +76,25 @@ async fn health(state: AppState) -> Response {
     }
 }
 
+/// Prometheus' scrape: the process's metrics with the gauges of this moment.
+fn metrics(state: AppState) -> Response {
+    let m = &METRICS;
+    let pool = state.store.pool_status();
+    m.db_pool_size.set(pool.size as i64);
+    m.db_pool_available.set(pool.available as i64);
+    m.db_pool_waiting.set(pool.waiting as i64);
+    m.ws_connections.set(state.hub.connection_count() as i64);
+    m.hashing_queued.set(state.hasher.queued() as i64);
+    let mut response = m.encode().into_response();
+    response.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    response
+}
+
 /// Online users the caller shares a room with (the seed showed everyone's to anyone, S11).
 async fn online_users(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
     let online = state.hub.online_users();
@@ -93,6 +119,7 @@ rtchat API (JSON; errors are {\"detail\": ...}). See README.md for the full tour
 
 GET    /                               service info
 GET    /health                         database check
+GET    /metrics                        Prometheus metrics (OpenMetrics text)
 POST   /auth/register                  {username, email, password, full_name?}
 POST   /auth/login                     {username (or email), password}
 POST   /auth/refresh                   {refresh_token} -> new access and refresh tokens

@@ -75,6 +75,11 @@ impl Store {
         Ok(client)
     }
 
+    /// The pool's connections now: open, idle, and requests waiting for one.
+    pub fn pool_status(&self) -> deadpool_postgres::Status {
+        self.pool.status()
+    }
+
     /// For /health: the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.client().await?.simple_query("SELECT 1").await?;

@@ -1,0 +1,266 @@
+//! Prometheus metrics, served as text at `/metrics`: requests by route and status with latency,
+//! WebSocket connections and frames, messages stored and delivered, the writer's batches and its
+//! store-to-queue latency, slow readers closed, the database pool, the hashing queue, throttling.
+//!
+//! One set per process (like Prometheus' default registry): counters and histograms are atomics
+//! updated where things happen; the gauges of current state are read when scraped.
+
+use std::sync::LazyLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub route: &'static str,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Throttle {
+    Messages,
+    Frames,
+    LoginAccount,
+    AuthAddress,
+    HashingQueue,
+    Connections,
+}
+
+impl Throttle {
+    fn label(self) -> &'static str {
+        match self {
+            Throttle::Messages => "messages",
+            Throttle::Frames => "frames",
+            Throttle::LoginAccount => "login_account",
+            Throttle::AuthAddress => "auth_address",
+            Throttle::HashingQueue => "hashing_queue",
+            Throttle::Connections => "connections",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ThrottleLabel {
+    pub reason: &'static str,
+}
+
+pub struct Metrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_seconds: Family<RouteLabel, Histogram, fn() -> Histogram>,
+    pub ws_frames_received: Family<KindLabel, Counter>,
+    pub ws_opened: Counter,
+    pub messages_stored: Counter,
+    /// `new_message` frames queued to sockets.
+    pub messages_delivered: Counter,
+    pub writer_batch_messages: Histogram,
+    /// From a batch's start (before its insert) to its frames being queued.
+    pub store_to_queue_seconds: Histogram,
+    pub slow_reader_closes: Counter,
+    pub db_errors: Counter,
+    pub throttled: Family<ThrottleLabel, Counter>,
+    // Current state, set when scraped.
+    pub ws_connections: Gauge,
+    pub http_connections: Gauge,
+    pub db_pool_size: Gauge,
+    pub db_pool_available: Gauge,
+    pub db_pool_waiting: Gauge,
+    pub hashing_queued: Gauge,
+    registry: Registry,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to ~13 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("rtchat");
+        let m = Metrics {
+            requests: Family::default(),
+            request_seconds: Family::new_with_constructor(latency_histogram),
+            ws_frames_received: Family::default(),
+            ws_opened: Counter::default(),
+            messages_stored: Counter::default(),
+            messages_delivered: Counter::default(),
+            writer_batch_messages: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
+            store_to_queue_seconds: latency_histogram(),
+            slow_reader_closes: Counter::default(),
+            db_errors: Counter::default(),
+            throttled: Family::default(),
+            ws_connections: Gauge::default(),
+            http_connections: Gauge::default(),
+            db_pool_size: Gauge::default(),
+            db_pool_available: Gauge::default(),
+            db_pool_waiting: Gauge::default(),
+            hashing_queued: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "http_requests",
+            "HTTP requests answered, by route and status",
+            m.requests.clone(),
+        );
+        r.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by route",
+            m.request_seconds.clone(),
+        );
+        r.register(
+            "http_connections",
+            "HTTP connections open (WebSockets included)",
+            m.http_connections.clone(),
+        );
+        r.register(
+            "ws_connections",
+            "WebSocket connections registered",
+            m.ws_connections.clone(),
+        );
+        r.register(
+            "ws_opened",
+            "WebSocket connections opened",
+            m.ws_opened.clone(),
+        );
+        r.register(
+            "ws_frames_received",
+            "Frames received from WebSocket clients, by type",
+            m.ws_frames_received.clone(),
+        );
+        r.register(
+            "messages_stored",
+            "Messages stored",
+            m.messages_stored.clone(),
+        );
+        r.register(
+            "messages_delivered",
+            "new_message frames queued to sockets",
+            m.messages_delivered.clone(),
+        );
+        r.register(
+            "writer_batch_messages",
+            "Messages stored per writer statement",
+            m.writer_batch_messages.clone(),
+        );
+        r.register(
+            "store_to_queue_seconds",
+            "From a batch's insert to its frames queued to every socket",
+            m.store_to_queue_seconds.clone(),
+        );
+        r.register(
+            "slow_reader_closes",
+            "Sockets closed for not reading (4008)",
+            m.slow_reader_closes.clone(),
+        );
+        r.register(
+            "db_errors",
+            "Requests that failed on the database (503 or 500)",
+            m.db_errors.clone(),
+        );
+        r.register(
+            "db_pool_size",
+            "Database connections open",
+            m.db_pool_size.clone(),
+        );
+        r.register(
+            "db_pool_available",
+            "Database connections idle in the pool",
+            m.db_pool_available.clone(),
+        );
+        r.register(
+            "db_pool_waiting",
+            "Requests waiting for a database connection",
+            m.db_pool_waiting.clone(),
+        );
+        r.register(
+            "hashing_queued",
+            "Password hashes running or waiting",
+            m.hashing_queued.clone(),
+        );
+        r.register(
+            "throttled",
+            "Requests and frames refused by a limit, by reason",
+            m.throttled.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn throttled(&self, reason: Throttle) {
+        self.throttled
+            .get_or_create(&ThrottleLabel {
+                reason: reason.label(),
+            })
+            .inc();
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The route template of a request path, for labels: a fixed set, so that no client can make
+/// labels up (an unknown path is "other").
+pub fn route_of(path: &str) -> &'static str {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        [""] => "/",
+        ["health"] => "/health",
+        ["metrics"] => "/metrics",
+        ["docs"] => "/docs",
+        ["auth", "register"] => "/auth/register",
+        ["auth", "login"] => "/auth/login",
+        ["auth", "refresh"] => "/auth/refresh",
+        ["auth", "logout"] => "/auth/logout",
+        ["auth", "logout-all"] => "/auth/logout-all",
+        ["auth", "change-password"] => "/auth/change-password",
+        ["auth", "me"] => "/auth/me",
+        ["users", "by-username", _] => "/users/by-username/{username}",
+        ["users", "search"] => "/users/search",
+        ["messages", "send"] => "/messages/send",
+        ["messages", "chat", _] => "/messages/chat/{id}",
+        ["messages", "chats"] => "/messages/chats",
+        ["groups", "create"] => "/groups/create",
+        ["groups", "send"] => "/groups/send",
+        ["groups", "my-groups"] => "/groups/my-groups",
+        ["groups", _, "messages"] => "/groups/{id}/messages",
+        ["groups", _, "members"] => "/groups/{id}/members",
+        ["rooms", _, "read"] => "/rooms/{id}/read",
+        ["sync"] => "/sync",
+        ["ws", "online-users"] => "/ws/online-users",
+        ["ws"] | ["ws", _] => "/ws",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_templates_never_what_the_client_wrote() {
+        assert_eq!(route_of("/groups/17/messages"), "/groups/{id}/messages");
+        assert_eq!(route_of("/ws/eyJhbGciOi.secret.token"), "/ws");
+        assert_eq!(route_of("/"), "/");
+        assert_eq!(route_of("/made/up/path/1"), "other");
+    }
+}
