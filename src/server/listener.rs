@@ -1,6 +1,7 @@
 //! Accepting connections so that no client can hold what others need: a cap on open connections
 //! below the descriptor limit and one per address, deadlines for a request's headers (and for idle
-//! keep-alive), its body and its handler, and a shutdown that ends in bounded time.
+//! keep-alive), its body and its handler, and a shutdown that ends in bounded time. Every request's
+//! access-log line, request id and metrics are written here too, whatever answered it.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
