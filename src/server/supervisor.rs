@@ -77,6 +77,18 @@ async fn watch_over(
             continue;
         }
         tracing::error!(dir = %dir.display(), "the managed PostgreSQL exited unexpectedly; restarting it");
+        // A cluster whose files are gone must not come back as a new, empty one.
+        if !dir.join("PG_VERSION").exists() {
+            let e = PostgresError::Io {
+                action: format!("restarting PostgreSQL in {}", dir.display()),
+                source: std::io::Error::other(
+                    "its cluster is gone (no PG_VERSION); not creating an empty one",
+                ),
+            };
+            tracing::error!(error = %e, "cannot restart the managed PostgreSQL; giving up");
+            gave_up.send_replace(true);
+            return Err(e);
+        }
         let mut wait = FIRST_WAIT;
         let mut attempt = 1;
         pg = loop {
