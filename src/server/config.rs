@@ -52,6 +52,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub refresh_token_expire_days: u32,
 
+    /// Serve /metrics on this address only (e.g. 127.0.0.1:9100), not on --bind. Default: /metrics
+    /// is on --bind.
+    #[arg(long, env = "RTCHAT_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// Log lines as plain text (coloured only on a terminal) or as JSON objects, one a line.
     #[arg(long, env = "RTCHAT_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -184,6 +189,7 @@ impl Config {
             refresh_token_expire_days: 7,
             debug: false,
             log_format: "text".into(),
+            metrics_bind: None,
             app_name: "Real-time Chat API".into(),
             cors_origins: Vec::new(),
             bcrypt_cost: 12,

@@ -70,6 +70,8 @@ pub enum ServerError {
 /// A server bound to its address and connected to its database, ready to run.
 pub struct Server {
     listener: TcpListener,
+    /// `--metrics-bind`: /metrics on a listener of its own.
+    metrics: Option<(TcpListener, BoxedFilter<(Response,)>)>,
     state: AppState,
     routes: BoxedFilter<(Response,)>,
     limits: listener::Limits,
@@ -131,7 +133,15 @@ impl Server {
             app_name: config.app_name.clone(),
             dummy_hash,
         });
-        let routes = routes::routes(state.clone(), &config.cors_origins);
+        let routes = routes::routes(
+            state.clone(),
+            &config.cors_origins,
+            config.metrics_bind.is_none(),
+        );
+        let metrics = match config.metrics_bind {
+            Some(address) => Some((listen_on(address)?, routes::metrics_only(state.clone()))),
+            None => None,
+        };
         let limits = listener::Limits {
             max_connections: listener::connection_cap(config.max_connections),
             max_per_ip: config.max_connections_per_ip,
@@ -141,6 +151,7 @@ impl Server {
         };
         Ok(Server {
             listener,
+            metrics,
             state,
             routes,
             limits,
@@ -154,6 +165,11 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
+    /// Where /metrics is served when it has a listener of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
@@ -165,21 +181,32 @@ impl Server {
         let janitor = tokio::spawn(purge_expired_sessions(self.state.clone()));
         let housekeeper = tokio::spawn(housekeeping(self.state.clone()));
         let state = self.state.clone();
-        let stopped = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let when_stopped = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }
+        };
+        if let Some((listener, routes)) = self.metrics {
+            let limits = self.limits.clone();
+            tokio::spawn(listener::serve(
+                listener,
+                routes,
+                limits,
+                state.tasks.clone(),
+                when_stopped(),
+            ));
+        }
         let serving = tokio::spawn(listener::serve(
             self.listener,
             self.routes,
             self.limits,
             state.tasks.clone(),
-            {
-                let stopped = stopped.clone();
-                async move {
-                    shutdown.await;
-                    stopped.notify_one();
-                }
-            },
+            when_stopped(),
         ));
-        stopped.notified().await;
+        shutdown.await;
+        stop.send_replace(true);
         let grace = self.shutdown_timeout;
         tracing::info!(
             ?grace,

@@ -95,6 +95,8 @@ fn admin_config() -> tokio_postgres::Config {
 
 pub struct TestApp {
     pub address: String,
+    /// Where /metrics is served when the config gives it a listener of its own.
+    pub metrics_address: Option<String>,
     /// The server's shared state, for checks a client cannot make (open connections).
     pub state: rtchat::server::state::AppState,
     pub client: reqwest::Client,
@@ -160,12 +162,14 @@ pub async fn spawn_app_on(admin: tokio_postgres::Config, config: Config) -> Test
         .await
         .expect("server starts");
     let address = format!("http://{}", server.local_addr());
+    let metrics_address = server.metrics_addr().map(|a| format!("http://{a}"));
     let state = server.state().clone();
     let mut config = config;
     config.bind = server.local_addr();
     let running = Some(run(server));
     TestApp {
         address,
+        metrics_address,
         state,
         client: reqwest::Client::new(),
         db: database,

@@ -85,3 +85,27 @@ async fn metrics_count_what_happens() {
     assert!(!after.keys().any(|k| k.contains("no/such")));
     assert!(!after.keys().any(|k| k.contains(&bob.access)));
 }
+
+#[tokio::test]
+async fn metrics_can_have_a_listener_of_their_own() {
+    let mut config = test_config();
+    config.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+    let app = spawn_app_with(config).await;
+    let own = app.metrics_address.clone().expect("a metrics listener");
+    assert_ne!(own, app.address);
+    let r = reqwest::get(format!("{own}/metrics")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("rtchat_messages_stored_total")
+    );
+    // Not on the public listener, and nothing else on the metrics one.
+    assert_eq!(
+        app.get("/metrics", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let other = reqwest::get(format!("{own}/health")).await.unwrap();
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+}

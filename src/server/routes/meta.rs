@@ -11,7 +11,19 @@ use crate::server::error::{ApiError, respond};
 use crate::server::metrics::METRICS;
 use crate::server::state::{AppState, CurrentUser};
 
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+/// `/metrics` alone, for a listener of its own (`--metrics-bind`).
+pub fn metrics_only(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::path!("metrics")
+        .and(warp::get())
+        .and(with_state(state))
+        .map(metrics)
+        .recover(crate::server::error::handle_rejection)
+        .unify()
+        .boxed()
+}
+
+/// `/`, `/docs`, `/health`, `/ws/online-users`, and `/metrics` unless it has a listener of its own.
+pub fn routes(state: AppState, with_metrics: bool) -> BoxedFilter<(Response,)> {
     let root = warp::path::end()
         .and(warp::get())
         .and(with_state(state.clone()))
@@ -33,7 +45,13 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(with_state(state.clone()))
-        .map(metrics);
+        .and_then(move |state: AppState| async move {
+            if with_metrics {
+                Ok(metrics(state))
+            } else {
+                Err(warp::reject::not_found())
+            }
+        });
     let online = warp::path!("ws" / "online-users")
         .and(warp::get())
         .and(with_state(state.clone()))

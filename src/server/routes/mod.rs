@@ -33,6 +33,11 @@ pub fn peer_ip() -> impl Filter<Extract = (Option<std::net::IpAddr>,), Error = I
     warp::ext::optional::<PeerAddr>().map(|peer: Option<PeerAddr>| peer.map(|p| p.0.ip()))
 }
 
+/// `/metrics` alone, for `--metrics-bind`.
+pub fn metrics_only(state: AppState) -> BoxedFilter<(Response,)> {
+    meta::metrics_only(state)
+}
+
 /// The signed-in user, or a 401 rejection.
 pub fn authenticated(
     state: AppState,
@@ -82,8 +87,12 @@ pub fn check_cors_origins(origins: &[String]) -> Result<(), String> {
 
 /// Every route, with errors turned into JSON and CORS for the configured origins only. (The access
 /// log is written by `listener`, which also sees the requests that never reach a route.)
-pub fn routes(state: AppState, cors_origins: &[String]) -> BoxedFilter<(Response,)> {
-    let api = meta::routes(state.clone())
+pub fn routes(
+    state: AppState,
+    cors_origins: &[String],
+    metrics_here: bool,
+) -> BoxedFilter<(Response,)> {
+    let api = meta::routes(state.clone(), metrics_here)
         .or(accounts::routes(state.clone()))
         .unify()
         .or(messages::routes(state.clone()))
