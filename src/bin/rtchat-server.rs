@@ -3,7 +3,6 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use rtchat::server::{self, Config};
 use tracing_subscriber::EnvFilter;
 
@@ -36,7 +35,9 @@ fn main() -> ExitCode {
 }
 
 fn run(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    // The cause goes into the message itself: errors are printed without their chain (see main).
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
     let outcome = runtime.block_on(server::run(config));
     // A password hash still running on the blocking pool is not worth waiting for.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

@@ -41,7 +41,7 @@ pub enum ApiError {
     /// A JSON body sent as something else (a form, text): a browser may send those cross-site.
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
-    /// Busy right now (the password hashing queue is full): retry after this many seconds.
+    /// Busy right now (the password hashing queue is full): 503 with `Retry-After: 1`.
     #[error("{0}")]
     Busy(&'static str),
     #[error("service unavailable: {0}")]

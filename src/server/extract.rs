@@ -63,7 +63,7 @@ fn timed_out(e: &warp::Error) -> bool {
 
 /// Whether a Content-Type names JSON (`application/json`, or `application/<anything>+json`, with any
 /// parameters). A browser sends a cross-site form or text body without asking first, never JSON.
-pub fn is_json_content_type(value: Option<&str>) -> bool {
+fn is_json_content_type(value: Option<&str>) -> bool {
     let Some(value) = value else {
         return false;
     };

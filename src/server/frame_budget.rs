@@ -2,8 +2,9 @@
 //! kind but `message` draws on (a `sync`, which reads up to 500 messages, costs more; messages have
 //! the per-user send rate of their own), so that no client can keep a core or the database busy.
 
-use std::borrow::Cow;
 use std::time::{Duration, Instant};
+
+use crate::server::client_frame::{ClientFrame, Refused};
 
 /// A client may send this many seconds' worth of frames at once after a quiet spell.
 const BURST_SECONDS: f32 = 3.0;
@@ -35,18 +36,11 @@ pub enum Spent {
     Abusive,
 }
 
-#[derive(serde::Deserialize)]
-struct Kind<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
-}
-
-/// What a frame costs, by its `type` (a frame that is not JSON costs one).
-pub fn cost_of(text: &str) -> f32 {
-    let kind = serde_json::from_str::<Kind>(text).ok().and_then(|k| k.kind);
-    match kind.as_deref() {
-        Some("message") => 0.0,
-        Some("sync") => SYNC_COST,
+/// What a frame costs, by its type (one the parser refused costs one).
+pub fn cost_of(frame: Result<&ClientFrame, &Refused>) -> f32 {
+    match frame {
+        Ok(ClientFrame::Message { .. }) => 0.0,
+        Ok(ClientFrame::Sync { .. }) => SYNC_COST,
         _ => 1.0,
     }
 }
@@ -145,13 +139,14 @@ mod tests {
 
     #[test]
     fn each_kind_has_its_cost() {
-        assert_eq!(cost_of(r#"{"type":"sync","since":0}"#), SYNC_COST);
-        assert_eq!(cost_of(r#"{"type":"typing","room_id":1}"#), 1.0);
+        let cost = |text: &str| cost_of(crate::server::client_frame::parse(text).as_ref());
+        assert_eq!(cost(r#"{"type":"sync","since":0}"#), SYNC_COST);
+        assert_eq!(cost(r#"{"type":"typing","room_id":1}"#), 1.0);
         assert_eq!(
-            cost_of(r#"{"room_id":1,"type":"message","content":"sync"}"#),
+            cost(r#"{"room_id":1,"type":"message","content":"sync"}"#),
             0.0
         );
-        assert_eq!(cost_of(r#"{"type":"typing","content":"\"message\""}"#), 1.0);
-        assert_eq!(cost_of("not json"), 1.0);
+        assert_eq!(cost(r#"{"type":"typing","content":"\"message\""}"#), 1.0);
+        assert_eq!(cost("not json"), 1.0);
     }
 }

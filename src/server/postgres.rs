@@ -340,14 +340,17 @@ fn wait_for_previous_postmaster(data_dir: &Path) -> Result<(), PostgresError> {
     Ok(())
 }
 
-fn parent_of(pid: i32) -> Option<i32> {
+/// A process's state letter and parent, from `/proc/PID/stat` (the fields after the command name,
+/// which may itself hold spaces and parentheses).
+fn state_and_parent(pid: i32) -> Option<(char, i32)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.next()?.parse().ok()?))
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    state_and_parent(pid).map(|(_, parent)| parent)
 }
 
 /// Every directory above `data_dir` must let the `postgres` user pass (PostgreSQL would fail deep
@@ -383,11 +386,8 @@ fn is_postgres(pid: i32) -> bool {
     let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // A zombie has exited already; only its parent has not collected it yet.
-    let zombie = stat
-        .rsplit_once(')')
-        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+    let zombie = state_and_parent(pid).is_some_and(|(state, _)| state == 'Z');
     !zombie
         && cmdline
             .split(|b| *b == 0)

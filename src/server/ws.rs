@@ -401,24 +401,15 @@ async fn serve(
                 last_heard = Instant::now();
                 let reply = match message {
                     Message::Close(_) => return None,
-                    Message::Text(text) => match budget.spend(Instant::now(), cost_of(&text)) {
-                        Spent::Ok => {
+                    Message::Text(text) => match admit(&mut budget, &text) {
+                        Admission::Handle(frame) => {
                             // Boxed: its database futures are large, and inline they would make
                             // every idle connection's task as big as the busiest moment of any.
-                            handling = Some(Box::pin(handle_frame_in_time(state, user, conn, text)));
+                            handling = Some(Box::pin(handle_frame_in_time(state, user, conn, frame)));
                             None
                         }
-                        Spent::Refused { retry_after_ms, tell } => {
-                            METRICS.throttled(Throttle::Frames);
-                            tell.then(|| {
-                            Refusal {
-                                message: format!("Too many frames; slow down (retry in {retry_after_ms} ms)"),
-                                retry_after_ms: Some(retry_after_ms),
-                            }
-                            .into_frame()
-                        })
-                        }
-                        Spent::Abusive => return Some(CLOSE_FLOODING),
+                        Admission::Refuse(reply) => reply,
+                        Admission::Close(reason) => return Some(reason),
                     },
                     Message::Binary(_) => {
                         Some(error("Binary frames are not supported: send JSON text").into_frame())
@@ -444,14 +435,43 @@ async fn serve(
     }
 }
 
+/// What becomes of a text frame under the socket's frame budget.
+enum Admission {
+    Handle(Result<ClientFrame, client_frame::Refused>),
+    /// Over the budget: this answer, if the client is due one.
+    Refuse(Option<ServerFrame>),
+    Close(CloseReason),
+}
+
+fn admit(budget: &mut FrameBudget, text: &str) -> Admission {
+    let frame = client_frame::parse(text);
+    match budget.spend(Instant::now(), cost_of(frame.as_ref())) {
+        Spent::Ok => Admission::Handle(frame),
+        Spent::Refused {
+            retry_after_ms,
+            tell,
+        } => {
+            METRICS.throttled(Throttle::Frames);
+            Admission::Refuse(tell.then(|| {
+                Refusal {
+                    message: format!("Too many frames; slow down (retry in {retry_after_ms} ms)"),
+                    retry_after_ms: Some(retry_after_ms),
+                }
+                .into_frame()
+            }))
+        }
+        Spent::Abusive => Admission::Close(CLOSE_FLOODING),
+    }
+}
+
 /// A frame's handler, given at most the database deadline.
 async fn handle_frame_in_time(
     state: &AppState,
     user: &CurrentUser,
     conn: ConnId,
-    text: tungstenite::Utf8Bytes,
+    frame: Result<ClientFrame, client_frame::Refused>,
 ) -> Option<ServerFrame> {
-    match tokio::time::timeout(state.db_timeout, handle_frame(state, user, conn, &text)).await {
+    match tokio::time::timeout(state.db_timeout, handle_frame(state, user, conn, frame)).await {
         Ok(reply) => reply,
         Err(_) => {
             Some(api_error(ApiError::Unavailable("frame handler timed out".into())).into_frame())
@@ -500,9 +520,9 @@ async fn handle_frame(
     state: &AppState,
     user: &CurrentUser,
     conn: ConnId,
-    text: &str,
+    frame: Result<ClientFrame, client_frame::Refused>,
 ) -> Option<ServerFrame> {
-    let frame = match client_frame::parse(text) {
+    let frame = match frame {
         Ok(frame) => frame,
         Err(refused) => {
             METRICS

@@ -105,6 +105,17 @@ fn start(dir: &DataDir, port: u16, extra: &[&str]) -> Running {
     }
 }
 
+/// `start`, and wait until it answers /health (initdb on first start takes a while).
+async fn start_healthy(dir: &DataDir, port: u16, extra: &[&str]) -> Running {
+    let server = start(dir, port, extra);
+    assert!(
+        server.healthy_within(Duration::from_secs(120)).await,
+        "{}",
+        server.log()
+    );
+    server
+}
+
 impl Running {
     async fn healthy_within(&self, limit: Duration) -> bool {
         let client = reqwest::Client::builder()
@@ -139,15 +150,27 @@ impl Running {
     }
 
     /// Waits for the process to exit; its status, or None if it is still running after `limit`.
-    fn exited_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+    async fn exited_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return Some(status);
             }
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         None
+    }
+
+    /// Registers `name`; the reply (with its tokens).
+    async fn register(&self, name: &str) -> Value {
+        let (status, reply) = self
+            .post(
+                "/auth/register",
+                json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{reply}");
+        reply
     }
 
     fn log(&self) -> String {
@@ -162,44 +185,29 @@ impl Drop for Running {
     }
 }
 
-fn postmaster_pid(dir: &DataDir) -> i32 {
+/// The pid in the data directory's lock file, if there is one.
+fn postmaster_pid(dir: &DataDir) -> Option<i32> {
     std::fs::read_to_string(dir.0.join("postgres/postmaster.pid"))
-        .unwrap()
+        .ok()?
         .lines()
-        .next()
-        .unwrap()
+        .next()?
         .trim()
         .parse()
-        .unwrap()
+        .ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_postmaster_is_restarted_and_nothing_is_lost() {
     let dir = DataDir::new("postmaster");
-    let mut server = start(&dir, free_port(), &[]);
-    assert!(
-        server.healthy_within(Duration::from_secs(120)).await,
-        "{}",
-        server.log()
-    );
-    let (status, _) = server
-        .post(
-            "/auth/register",
-            json!({"username": "keeper", "email": "keeper@example.com", "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    let mut server = start_healthy(&dir, free_port(), &[]).await;
+    server.register("keeper").await;
 
-    let old = postmaster_pid(&dir);
+    let old = postmaster_pid(&dir).unwrap();
     // SAFETY: kill(2) on the server's PostgreSQL.
     unsafe { libc::kill(old, libc::SIGKILL) };
     // Its backends answer for a moment after it is gone: wait for the new one first.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::read_to_string(dir.0.join("postgres/postmaster.pid"))
-        .ok()
-        .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok())
-        .is_none_or(|pid| pid == old)
-    {
+    while postmaster_pid(&dir).is_none_or(|pid| pid == old) {
         assert!(
             Instant::now() < deadline,
             "no new postmaster: {}",
@@ -224,7 +232,7 @@ async fn a_killed_postmaster_is_restarted_and_nothing_is_lost() {
     assert!(log.contains("is running again"), "{log}");
 
     server.signal(libc::SIGTERM);
-    let status = server.exited_within(Duration::from_secs(30));
+    let status = server.exited_within(Duration::from_secs(30)).await;
     assert!(
         status.is_some_and(|s| s.success()),
         "{:?} {}",
@@ -249,17 +257,13 @@ async fn a_server_killed_and_started_at_once_waits_for_its_old_postgres() {
             server.log()
         );
         server.signal(libc::SIGKILL);
-        assert!(server.exited_within(Duration::from_secs(5)).is_some());
+        assert!(server.exited_within(Duration::from_secs(5)).await.is_some());
     }
-    let mut last = start(&dir, port, &[]);
-    assert!(
-        last.healthy_within(Duration::from_secs(120)).await,
-        "{}",
-        last.log()
-    );
+    let mut last = start_healthy(&dir, port, &[]).await;
     last.signal(libc::SIGTERM);
     assert!(
         last.exited_within(Duration::from_secs(30))
+            .await
             .is_some_and(|s| s.success())
     );
     assert!(postgres_processes(&dir.0).is_empty());
@@ -269,19 +273,8 @@ async fn a_server_killed_and_started_at_once_waits_for_its_old_postgres() {
 async fn sigterm_ends_in_bounded_time_whatever_clients_do() {
     let dir = DataDir::new("sigterm");
     let port = free_port();
-    let mut server = start(&dir, port, &["--shutdown-timeout", "3s"]);
-    assert!(
-        server.healthy_within(Duration::from_secs(120)).await,
-        "{}",
-        server.log()
-    );
-    let (status, registered) = server
-        .post(
-            "/auth/register",
-            json!({"username": "busy", "email": "busy@example.com", "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let mut server = start_healthy(&dir, port, &["--shutdown-timeout", "3s"]).await;
+    let registered = server.register("busy").await;
     let token = registered["tokens"]["access_token"]
         .as_str()
         .unwrap()
@@ -317,7 +310,7 @@ async fn sigterm_ends_in_bounded_time_whatever_clients_do() {
             "a close frame, not a reset"
         );
     }
-    let status = tokio::task::block_in_place(|| server.exited_within(Duration::from_secs(30)));
+    let status = server.exited_within(Duration::from_secs(30)).await;
     assert!(
         status.is_some_and(|s| s.success()),
         "{status:?}: {}",
@@ -334,21 +327,16 @@ async fn sigterm_ends_in_bounded_time_whatever_clients_do() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_that_cannot_be_restarted_ends_the_server_non_zero() {
     let dir = DataDir::new("unrecoverable");
-    let mut server = start(&dir, free_port(), &["--shutdown-timeout", "2s"]);
-    assert!(
-        server.healthy_within(Duration::from_secs(120)).await,
-        "{}",
-        server.log()
-    );
+    let mut server = start_healthy(&dir, free_port(), &["--shutdown-timeout", "2s"]).await;
     // A setting PostgreSQL refuses: every restart fails.
     let conf = dir.0.join("postgres/postgresql.conf");
     let mut text = std::fs::read_to_string(&conf).unwrap();
     text.push_str("\nmax_connections = 'none at all'\n");
     std::fs::write(&conf, text).unwrap();
     // SAFETY: kill(2) on the server's PostgreSQL.
-    unsafe { libc::kill(postmaster_pid(&dir), libc::SIGKILL) };
+    unsafe { libc::kill(postmaster_pid(&dir).unwrap(), libc::SIGKILL) };
     // The backoff adds up to about 30 s before the server gives up.
-    let status = tokio::task::block_in_place(|| server.exited_within(Duration::from_secs(90)));
+    let status = server.exited_within(Duration::from_secs(90)).await;
     let log = server.log();
     assert!(status.is_some_and(|s| !s.success()), "{status:?}: {log}");
     assert!(log.contains("restarting PostgreSQL failed"), "{log}");
@@ -363,19 +351,8 @@ async fn a_postgres_that_cannot_be_restarted_ends_the_server_non_zero() {
 async fn the_log_has_a_line_per_request_with_its_id_and_never_a_secret() {
     let dir = DataDir::new("logs");
     let port = free_port();
-    let mut server = start(&dir, port, &["--log-format", "json"]);
-    assert!(
-        server.healthy_within(Duration::from_secs(120)).await,
-        "{}",
-        server.log()
-    );
-    let (status, registered) = server
-        .post(
-            "/auth/register",
-            json!({"username": "logged", "email": "logged@example.com", "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    let mut server = start_healthy(&dir, port, &["--log-format", "json"]).await;
+    let registered = server.register("logged").await;
     let token = registered["tokens"]["access_token"]
         .as_str()
         .unwrap()
@@ -404,7 +381,7 @@ async fn the_log_has_a_line_per_request_with_its_id_and_never_a_secret() {
     drop(ws);
     tokio::time::sleep(Duration::from_millis(500)).await;
     server.signal(libc::SIGTERM);
-    tokio::task::block_in_place(|| server.exited_within(Duration::from_secs(30)));
+    server.exited_within(Duration::from_secs(30)).await;
 
     let log = server.log();
     let lines: Vec<Value> = log
@@ -439,8 +416,8 @@ async fn the_log_has_a_line_per_request_with_its_id_and_never_a_secret() {
 }
 
 /// Runs the binary to its end; its exit code and stderr.
-fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rtchat-server"));
+async fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_rtchat-server"));
     command
         .args(args)
         .env_remove("DATABASE_URL")
@@ -449,7 +426,7 @@ fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     for (k, v) in env {
         command.env(k, v);
     }
-    let out = command.output().unwrap();
+    let out = command.output().await.unwrap();
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -460,22 +437,16 @@ fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
 async fn start_up_mistakes_get_one_clear_line_before_any_work() {
     let dir = DataDir::new("mistakes");
     let port = free_port();
-    let mut first = start(&dir, port, &[]);
-    assert!(
-        first.healthy_within(Duration::from_secs(120)).await,
-        "{}",
-        first.log()
-    );
+    let mut first = start_healthy(&dir, port, &[]).await;
 
     // The port is taken: said at once, and nothing is created.
     let other = DataDir::new("mistakes-other");
     let taken = format!("127.0.0.1:{port}");
-    let (code, err) = tokio::task::block_in_place(|| {
-        run_to_end(
-            &["--bind", &taken, "--data-dir", other.0.to_str().unwrap()],
-            &[],
-        )
-    });
+    let (code, err) = run_to_end(
+        &["--bind", &taken, "--data-dir", other.0.to_str().unwrap()],
+        &[],
+    )
+    .await;
     assert_eq!(code, Some(1));
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains(&format!("cannot listen on {taken}")), "{err}");
@@ -491,20 +462,17 @@ async fn start_up_mistakes_get_one_clear_line_before_any_work() {
 
     // The data directory belongs to a running server.
     let free = format!("127.0.0.1:{}", free_port());
-    let (code, err) = tokio::task::block_in_place(|| {
-        run_to_end(
-            &["--bind", &free, "--data-dir", dir.0.to_str().unwrap()],
-            &[],
-        )
-    });
+    let (code, err) = run_to_end(
+        &["--bind", &free, "--data-dir", dir.0.to_str().unwrap()],
+        &[],
+    )
+    .await;
     assert_eq!(code, Some(1));
     assert!(err.contains("is in use by another rtchat-server"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 
     // A bad value in the environment names its variable.
-    let (code, err) = tokio::task::block_in_place(|| {
-        run_to_end(&["--bind", &free], &[("RTCHAT_DB_POOL_SIZE", "lots")])
-    });
+    let (code, err) = run_to_end(&["--bind", &free], &[("RTCHAT_DB_POOL_SIZE", "lots")]).await;
     assert_eq!(code, Some(2));
     assert!(
         err.starts_with("rtchat-server: RTCHAT_DB_POOL_SIZE: invalid value 'lots'"),
@@ -522,16 +490,15 @@ async fn start_up_mistakes_get_one_clear_line_before_any_work() {
         )
         .unwrap();
         let inside = locked.0.join("data");
-        let (code, err) = tokio::task::block_in_place(|| {
-            run_to_end(
-                &["--bind", &free, "--data-dir", inside.to_str().unwrap()],
-                &[],
-            )
-        });
+        let (code, err) = run_to_end(
+            &["--bind", &free, "--data-dir", inside.to_str().unwrap()],
+            &[],
+        )
+        .await;
         assert_eq!(code, Some(1));
         assert!(err.contains("cannot enter"), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
     }
     first.signal(libc::SIGTERM);
-    tokio::task::block_in_place(|| first.exited_within(Duration::from_secs(30)));
+    first.exited_within(Duration::from_secs(30)).await;
 }
