@@ -273,6 +273,8 @@ fn run_id() -> String {
 async fn main() {
     let args = Args::parse();
     raise_fd_limit();
+    // reqwest's rustls needs a process-wide provider; only ring is built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = Arc::new(Client {
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(256)

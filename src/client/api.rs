@@ -6,8 +6,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use super::error::CliError;
 use super::session::{Session, SessionStore};
+use super::tls;
 use crate::proto::{
     AddMembersReply, AuthReply, ChatSummary, CreateGroupReply, GroupSummary, Member,
     MessageWithSender, PublicUser, ReadState, RoomId, SendReply, SyncReply, Tokens, User, UserId,
@@ -17,6 +21,10 @@ pub struct Api {
     http: reqwest::Client,
     base: String,
     store: SessionStore,
+    /// For `https://` servers: what the client trusts, shared with the WebSocket.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// The private CA given for this server, kept with its login.
+    ca_cert: Option<PathBuf>,
     /// One refresh at a time in this process (concurrent requests may all find the token expired).
     refreshing: tokio::sync::Mutex<()>,
 }
@@ -30,19 +38,43 @@ pub struct Page {
 }
 
 impl Api {
-    pub fn new(base: &str, store: SessionStore) -> Api {
+    /// A client of `base`. For an `https://` server it trusts the system's CAs and `ca_cert`, else
+    /// the CA saved with this server's login.
+    pub fn new(base: &str, store: SessionStore, ca_cert: Option<PathBuf>) -> Result<Api, CliError> {
         let base = base.trim_end_matches('/').to_string();
-        let http = reqwest::Client::builder()
+        tls::install_provider();
+        let mut http = reqwest::Client::builder()
             .user_agent(concat!("rtchat/", env!("CARGO_PKG_VERSION")))
-            .timeout(std::time::Duration::from_secs(30))
+            .timeout(std::time::Duration::from_secs(30));
+        let ca_cert = match ca_cert {
+            Some(path) => Some(tls::absolute(&path)),
+            None => store.get(&base)?.and_then(|s| s.ca_cert),
+        };
+        let tls = if base.starts_with("https://") {
+            let config = tls::client_config(ca_cert.as_deref())?;
+            http = http.tls_backend_preconfigured(rustls::ClientConfig::clone(&config));
+            Some(config)
+        } else {
+            None
+        };
+        let http = http
             .build()
-            .expect("an HTTP client can be built");
-        Api {
+            .map_err(|e| CliError::Local(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(Api {
             http,
             base,
             store,
+            tls,
+            ca_cert,
             refreshing: tokio::sync::Mutex::new(()),
-        }
+        })
+    }
+
+    /// How the live connection reaches the server: TLS with the same trust as the HTTP client.
+    pub fn ws_connector(&self) -> Option<tokio_tungstenite::Connector> {
+        self.tls
+            .as_ref()
+            .map(|config| tokio_tungstenite::Connector::Rustls(config.clone()))
     }
 
     pub fn base(&self) -> &str {
@@ -87,7 +119,9 @@ impl Api {
             req = req.bearer_auth(token);
         }
         let response = req.send().await.map_err(|e| {
-            let why = if e.is_connect() {
+            let why = if let Some(tls) = tls::explain(&e) {
+                tls
+            } else if e.is_connect() {
                 "connection refused".to_string()
             } else if e.is_timeout() {
                 "timed out".to_string()
@@ -194,6 +228,7 @@ impl Api {
                 user_id: reply.user.id,
                 access_token: reply.tokens.access_token.clone(),
                 refresh_token: reply.tokens.refresh_token.clone(),
+                ca_cert: self.ca_cert.clone(),
             },
         )
     }

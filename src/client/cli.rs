@@ -28,6 +28,7 @@ Examples:
 Environment:
   RTCHAT_SERVER      the server, as --server (default: the server of your last login, else
                      http://127.0.0.1:8000)
+  RTCHAT_CA_CERT     extra certificate authorities (PEM), as --ca-cert
   RTCHAT_CONFIG_DIR  where logins are kept (default: ~/.config/rtchat)
   NO_COLOR           plain output, no colours
 
@@ -45,10 +46,15 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8000";
     after_help = EXAMPLES
 )]
 pub struct Cli {
-    /// Server to talk to, e.g. http://chat.example.com:8000 [default: the server of your last
+    /// Server to talk to, e.g. https://chat.example.com [default: the server of your last
     /// login, else http://127.0.0.1:8000]
     #[arg(long, env = "RTCHAT_SERVER", global = true)]
     pub server: Option<String>,
+
+    /// A PEM file of certificate authorities to trust besides the system's, for a server with a
+    /// private CA; kept with the login for that server.
+    #[arg(long, env = "RTCHAT_CA_CERT", global = true, value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
 
     /// Machine-readable output: one JSON object per line.
     #[arg(long, global = true)]
@@ -228,25 +234,26 @@ fn server(named: Option<&str>, store: &SessionStore) -> Result<String, CliError>
     let named = named.trim();
     if !named.contains("://") {
         return Err(CliError::Usage(format!(
-            "--server {named}: give the scheme, e.g. http://{named}"
+            "--server {named}: give the scheme, e.g. https://{named} (or http:// for a server without TLS)"
         )));
     }
     match reqwest::Url::parse(named) {
-        Ok(url) if url.scheme() == "http" && url.host().is_some() => {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
             Ok(named.trim_end_matches('/').to_string())
         }
-        Ok(url) if url.scheme() == "https" => Err(CliError::Usage(format!(
-            "--server {named}: this rtchat speaks plain http only (no TLS yet)"
-        ))),
         _ => Err(CliError::Usage(format!(
-            "--server {named}: expected a URL such as http://chat.example.com:8000"
+            "--server {named}: expected a URL such as https://chat.example.com or http://127.0.0.1:8000"
         ))),
     }
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let store = SessionStore::default_location();
-    let api = Api::new(&server(cli.server.as_deref(), &store)?, store.clone());
+    let api = Api::new(
+        &server(cli.server.as_deref(), &store)?,
+        store.clone(),
+        cli.ca_cert.clone(),
+    )?;
     let out = Out {
         json: cli.json,
         style: Style::detect(),
@@ -414,7 +421,13 @@ async fn status(store: &SessionStore, current: &Api, out: &Out) -> Result<(), Cl
         return Ok(());
     }
     for (server, session) in logins {
-        let api = Api::new(&server, store.clone());
+        let api = match Api::new(&server, store.clone(), None) {
+            Ok(api) => api,
+            Err(e) => {
+                println!("{server}\n  logged in as @{} - {e}", session.username);
+                continue;
+            }
+        };
         let state = match api.me().await {
             Ok(_) => "ok",
             Err(CliError::Auth(_)) => "session ended",

@@ -129,9 +129,10 @@ async fn session(
             .parse()
             .map_err(|_| CliError::Local("the saved token is not valid text".into()))?,
     );
-    let (socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .map_err(|e| CliError::Server(format!("cannot open the live connection: {e}")))?;
+    let (socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, true, api.ws_connector())
+            .await
+            .map_err(|e| CliError::Server(format!("cannot open the live connection: {e}")))?;
     let (mut sink, mut stream) = socket.split();
 
     // Catch up from where the last connection left off (live frames that arrive meanwhile are

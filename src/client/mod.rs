@@ -1,6 +1,6 @@
 //! `rtchat`, the command-line client: the clap command line (`cli`), the HTTP API with automatic
 //! token refresh (`api`), saved logins (`session`), naming people and groups (`target`), the live
-//! connection (`live`), human output (`render`), and the interactive `chat` REPL (`repl`, with its
+//! connection (`live`), TLS trust (`tls`), human output (`render`), and the interactive `chat` REPL (`repl`, with its
 //! line editor in `line_editor`).
 
 pub mod api;
@@ -12,6 +12,7 @@ pub mod render;
 pub mod repl;
 pub mod session;
 pub mod target;
+pub mod tls;
 
 use std::process::ExitCode;
 

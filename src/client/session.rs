@@ -18,6 +18,9 @@ pub struct Session {
     pub user_id: i32,
     pub access_token: String,
     pub refresh_token: String,
+    /// The private CA this server's certificate is checked against (`--ca-cert` at login).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -158,6 +161,7 @@ mod tests {
             user_id: 1,
             access_token: "a".into(),
             refresh_token: "r".into(),
+            ca_cert: None,
         };
         let _lock = store.lock().unwrap();
         store.put("http://one", Some(&s)).unwrap();

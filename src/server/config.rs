@@ -23,6 +23,26 @@ pub struct Config {
     #[arg(long, env = "RTCHAT_BIND", default_value = "127.0.0.1:8000")]
     pub bind: SocketAddr,
 
+    /// Serve HTTPS and WSS with this certificate chain (PEM, the server's certificate first).
+    /// Reread, with the key, on SIGHUP. Without it the server speaks plain HTTP (behind a proxy
+    /// that terminates TLS, or on loopback).
+    #[arg(
+        long,
+        env = "RTCHAT_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "RTCHAT_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
     /// PostgreSQL to use, e.g. postgresql://user:password@localhost:5432/chatapp. Without it the server
     /// runs a private PostgreSQL in the data directory.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -190,6 +210,8 @@ impl Config {
             debug: false,
             log_format: "text".into(),
             metrics_bind: None,
+            tls_cert: None,
+            tls_key: None,
             app_name: "Real-time Chat API".into(),
             cors_origins: Vec::new(),
             bcrypt_cost: 12,

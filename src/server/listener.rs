@@ -19,6 +19,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
 use warp::filters::BoxedFilter;
@@ -183,14 +184,15 @@ fn refuse(stream: tokio::net::TcpStream) {
     let _ = stream.try_write(reply.as_bytes());
 }
 
-/// Serves `routes` on `listener` until `shutdown` completes; then stops accepting and tells every
-/// connection to finish its request in flight and close. Connection tasks run on `tasks`: waiting
-/// for them (with a deadline) is the caller's.
+/// Serves `routes` on `listener` (inside TLS when `tls` is given) until `shutdown` completes; then
+/// stops accepting and tells every connection to finish its request in flight and close.
+/// Connection tasks run on `tasks`: waiting for them (with a deadline) is the caller's.
 ///
 /// HTTP/1.1 only (hyper's own connection, not hyper-util's auto-detecting one, whose version sniffing
 /// waits for a first byte with no deadline).
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     routes: BoxedFilter<(Response,)>,
     limits: Limits,
     tasks: TaskTracker,
@@ -220,7 +222,10 @@ pub async fn serve(
         let Some(slot) = admit(&census, peer.ip(), &limits) else {
             tracing::debug!(%peer, "connection refused: over the connection cap");
             METRICS.throttled(Throttle::Connections);
-            refuse(stream);
+            if tls.is_none() {
+                // A TLS client would read the plain answer as garbage: it just sees the close.
+                refuse(stream);
+            }
             continue;
         };
         let service = Guarded {
@@ -230,28 +235,54 @@ pub async fn serve(
             body_timeout: limits.body_timeout,
             handler_timeout: limits.handler_timeout,
         };
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
-        let mut stop = stop.clone();
+        let (builder, stop, tls) = (builder.clone(), stop.clone(), tls.clone());
+        let handshake_timeout = limits.header_timeout;
         tasks.spawn(async move {
-            let mut conn = std::pin::pin!(conn);
-            let ended = tokio::select! {
-                ended = conn.as_mut() => ended,
-                () = async { let _ = stop.wait_for(|s| *s).await; } => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
+            let Some(tls) = tls else {
+                return drive(&builder, TokioIo::new(stream), service, stop, peer).await;
             };
-            if let Err(e) = ended {
-                // Clients hang up mid-request, time out or send garbage: theirs, not ours.
-                tracing::debug!(%peer, error = %e, "connection ended");
+            // The handshake is part of what a client must finish within the header deadline.
+            match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
+                Ok(Ok(stream)) => drive(&builder, TokioIo::new(stream), service, stop, peer).await,
+                Ok(Err(e)) => {
+                    METRICS.tls_handshake_failures.inc();
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                }
+                Err(_) => {
+                    METRICS.tls_handshake_failures.inc();
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                }
             }
         });
     }
     drop(listener);
     stopping.send_replace(true);
     Ok(())
+}
+
+/// One connection's requests until it closes, or until `stop` when it finishes the one in flight.
+async fn drive<I>(
+    builder: &http1::Builder,
+    io: I,
+    service: Guarded,
+    mut stop: watch::Receiver<bool>,
+    peer: SocketAddr,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let conn = builder.serve_connection(io, service).with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        () = async { let _ = stop.wait_for(|s| *s).await; } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
+        // Clients hang up mid-request, time out or send garbage: theirs, not ours.
+        tracing::debug!(%peer, error = %e, "connection ended");
+    }
 }
 
 /// warp's service, with the peer address and the body and handler deadlines added to each request.

@@ -72,6 +72,7 @@ pub struct Metrics {
     pub store_to_queue_seconds: Histogram,
     pub slow_reader_closes: Counter,
     pub db_errors: Counter,
+    pub tls_handshake_failures: Counter,
     pub throttled: Family<ThrottleLabel, Counter>,
     // Current state, set when scraped.
     pub ws_connections: Gauge,
@@ -102,6 +103,7 @@ impl Metrics {
             store_to_queue_seconds: latency_histogram(),
             slow_reader_closes: Counter::default(),
             db_errors: Counter::default(),
+            tls_handshake_failures: Counter::default(),
             throttled: Family::default(),
             ws_connections: Gauge::default(),
             http_connections: Gauge::default(),
@@ -171,6 +173,11 @@ impl Metrics {
             "db_errors",
             "Requests that failed on the database (503 or 500)",
             m.db_errors.clone(),
+        );
+        r.register(
+            "tls_handshake_failures",
+            "TLS connections that failed or timed out in their handshake",
+            m.tls_handshake_failures.clone(),
         );
         r.register(
             "db_pool_size",

@@ -20,6 +20,7 @@ pub mod state;
 pub mod store;
 pub mod supervisor;
 pub mod throttle;
+pub mod tls;
 pub mod validate;
 pub mod writer;
 pub mod ws;
@@ -65,11 +66,14 @@ pub enum ServerError {
     },
     #[error("{0}")]
     Config(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// A server bound to its address and connected to its database, ready to run.
 pub struct Server {
     listener: TcpListener,
+    tls: Option<tls::Tls>,
     /// `--metrics-bind`: /metrics on a listener of its own.
     metrics: Option<(TcpListener, BoxedFilter<(Response,)>)>,
     state: AppState,
@@ -85,13 +89,21 @@ impl Server {
         database: tokio_postgres::Config,
         secret: &[u8],
     ) -> Result<Server, ServerError> {
-        Self::on(listen_on(config.bind)?, config, database, secret).await
+        Self::on(
+            listen_on(config.bind)?,
+            load_tls(config)?,
+            config,
+            database,
+            secret,
+        )
+        .await
     }
 
-    /// As `bind`, on a socket already listening (taken first, so that a port in use is reported
-    /// before any other work).
+    /// As `bind`, on a socket already listening and with the TLS already read (both done first, so
+    /// that a port in use or a bad certificate is reported before any other work).
     pub async fn on(
         listener: TcpListener,
+        tls: Option<tls::Tls>,
         config: &Config,
         database: tokio_postgres::Config,
         secret: &[u8],
@@ -151,6 +163,7 @@ impl Server {
         };
         Ok(Server {
             listener,
+            tls,
             metrics,
             state,
             routes,
@@ -174,6 +187,11 @@ impl Server {
         &self.state
     }
 
+    /// The server's TLS, when it terminates TLS itself.
+    pub fn tls(&self) -> Option<&tls::Tls> {
+        self.tls.as_ref()
+    }
+
     /// Serves until `shutdown` completes, then shuts down within the shutdown timeout: stops
     /// accepting, sends every WebSocket a 1001 close frame, lets requests in flight finish, and stores
     /// and publishes every message already taken. Whatever is still running after that is dropped.
@@ -192,6 +210,7 @@ impl Server {
             let limits = self.limits.clone();
             tokio::spawn(listener::serve(
                 listener,
+                None,
                 routes,
                 limits,
                 state.tasks.clone(),
@@ -200,6 +219,7 @@ impl Server {
         }
         let serving = tokio::spawn(listener::serve(
             self.listener,
+            self.tls.map(|t| t.acceptor().clone()),
             self.routes,
             self.limits,
             state.tasks.clone(),
@@ -232,6 +252,17 @@ impl Server {
         }
         janitor.abort();
         housekeeper.abort();
+    }
+}
+
+/// `--tls-cert` and `--tls-key`, read.
+pub fn load_tls(config: &Config) -> Result<Option<tls::Tls>, ServerError> {
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(tls::Tls::from_files(cert, key)?)),
+        (None, None) => Ok(None),
+        _ => Err(ServerError::Config(
+            "--tls-cert and --tls-key go together".into(),
+        )),
     }
 }
 
@@ -323,6 +354,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     raise_open_file_limit();
     // Before any other work: a port in use is the commonest mistake.
     let listener = listen_on(config.bind)?;
+    let tls = load_tls(&config)?;
     let data_dir = config.data_dir();
     let mut supervisor = None;
     let database = match &config.database_url {
@@ -348,7 +380,14 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             cfg
         }
     };
-    let served = serve(listener, &config, &data_dir, database, supervisor.as_ref()).await;
+    let served = serve(
+        (listener, tls),
+        &config,
+        &data_dir,
+        database,
+        supervisor.as_ref(),
+    )
+    .await;
     let stopped = match supervisor {
         Some(s) => s.stop().await.map_err(ServerError::from),
         None => Ok(()),
@@ -357,7 +396,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
 }
 
 async fn serve(
-    listener: TcpListener,
+    (listener, tls): (TcpListener, Option<tls::Tls>),
     config: &Config,
     data_dir: &Path,
     database: tokio_postgres::Config,
@@ -372,8 +411,13 @@ async fn serve(
         }
         None => load_or_create_secret(data_dir)?,
     };
-    let server = Server::on(listener, config, database, &secret).await?;
-    tracing::info!(address = %server.local_addr(), "rtchat-server listening");
+    let server = Server::on(listener, tls, config, database, &secret).await?;
+    tracing::info!(
+        address = %server.local_addr(),
+        tls = server.tls().is_some(),
+        "rtchat-server listening"
+    );
+    tokio::spawn(reload_on_hangup(server.tls().cloned()));
     let database_lost = supervisor.map(|s| s.gave_up());
     server
         .run_until(async move {
@@ -387,6 +431,24 @@ async fn serve(
         })
         .await;
     Ok(())
+}
+
+/// SIGHUP rereads the TLS certificate and key (a renewal, e.g. by certbot's deploy hook). Handled
+/// without TLS too: a `systemctl reload` must not end the server.
+async fn reload_on_hangup(tls: Option<tls::Tls>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match tls.as_ref().map(tls::Tls::reload) {
+            None => tracing::info!("SIGHUP: nothing to reload (no --tls-cert)"),
+            Some(Ok(())) => tracing::info!("TLS certificate reloaded"),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "TLS certificate not reloaded; serving the old one")
+            }
+        }
+    }
 }
 
 /// The signing key kept in the data directory: generated once, readable only by its owner.

@@ -8,7 +8,7 @@ use rtchat::client::session::{Session, SessionStore};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, TestCa, spawn_app, spawn_tls_app};
 
 /// One person's `rtchat`: its own config directory, pointed at the test server.
 struct Cli {
@@ -454,6 +454,7 @@ async fn a_server_that_is_down_is_one_line_and_exit_5() {
                 user_id: 1,
                 access_token: "a".into(),
                 refresh_token: "r".into(),
+                ca_cert: None,
             }),
         )
         .unwrap();
@@ -644,4 +645,107 @@ async fn a_server_without_a_scheme_is_a_clear_usage_error() {
     for variable in ["RTCHAT_SERVER", "RTCHAT_CONFIG_DIR", "NO_COLOR"] {
         assert!(help.stdout.contains(variable), "{variable} in --help");
     }
+}
+
+#[tokio::test]
+async fn the_cli_over_tls_with_a_private_ca_remembered_per_server() {
+    let ca = TestCa::new();
+    let app = spawn_tls_app(&ca).await;
+    let ca_file = ca.ca_file.to_str().unwrap();
+
+    // Without the team's CA the server is not trusted: one line that says what to do.
+    let stranger = Cli::for_app(&app);
+    let r = stranger
+        .run_with_stdin(
+            &[
+                "register",
+                "eve",
+                "--email",
+                "eve@example.com",
+                "--password-stdin",
+            ],
+            Some("a fine password\n"),
+        )
+        .await;
+    r.failed_with(5);
+    assert!(r.stderr.contains("--ca-cert"), "{}", r.stderr);
+
+    // With it (flag for one, environment for the other) everything works, and the login keeps it.
+    let alice = Cli::for_app(&app);
+    alice
+        .run_with_stdin(
+            &[
+                "--ca-cert",
+                ca_file,
+                "register",
+                "alice",
+                "--email",
+                "alice@example.com",
+                "--password-stdin",
+            ],
+            Some("a fine password\n"),
+        )
+        .await
+        .ok();
+    alice.run_unaddressed(&["whoami"]).await.ok();
+    let bob = Cli::for_app(&app);
+    let mut register = bob.command(&[
+        "register",
+        "bob",
+        "--email",
+        "bob@example.com",
+        "--password-stdin",
+    ]);
+    register
+        .env("RTCHAT_CA_CERT", ca_file)
+        .stdin(Stdio::piped());
+    let mut child = register.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"a fine password\n").await.unwrap();
+    drop(stdin);
+    assert!(child.wait().await.unwrap().success());
+
+    // Live over wss://.
+    let mut listener = bob
+        .command(&["listen", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(listener.stdout.take().unwrap()).lines();
+    for _ in 0..100 {
+        if app.state.hub.connection_count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    alice.run(&["send", "@bob", "over TLS"]).await.ok();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("a line in time")
+        .unwrap()
+        .unwrap();
+    let event: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["content"], "over TLS");
+    listener.kill().await.unwrap();
+
+    let history = alice.run(&["--json", "history", "@bob"]).await;
+    assert_eq!(history.ok().json_lines()[0]["content"], "over TLS");
+
+    // Plain http:// to the TLS port is no server at all.
+    let plain = Cli::new(&app.address.replacen("https://", "http://", 1));
+    let r = plain
+        .run_with_stdin(
+            &[
+                "register",
+                "eve",
+                "--email",
+                "eve@example.com",
+                "--password-stdin",
+            ],
+            Some("a fine password\n"),
+        )
+        .await;
+    r.failed_with(5);
+    assert!(r.stderr.contains("cannot reach the server"), "{}", r.stderr);
 }

@@ -7,7 +7,7 @@
 //! atexit hook on a normal or failed run, and by the parent-death signal if the process is killed.
 
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use reqwest::StatusCode;
 use rtchat::server::auth::{Claims, TokenKeys};
@@ -94,6 +94,7 @@ fn admin_config() -> tokio_postgres::Config {
 }
 
 pub struct TestApp {
+    /// `http://127.0.0.1:PORT`, or `https://` when the server terminates TLS.
     pub address: String,
     /// Where /metrics is served when the config gives it a listener of its own.
     pub metrics_address: Option<String>,
@@ -102,6 +103,10 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: tokio_postgres::Config,
     pub keys: TokenKeys,
+    /// What the test's clients trust when the server speaks TLS.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The server's own TLS, when it has one (to reload its certificate).
+    pub server_tls: Option<rtchat::server::tls::Tls>,
     config: Config,
     running: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
 }
@@ -152,6 +157,8 @@ pub async fn spawn_app_on(admin: tokio_postgres::Config, config: Config) -> Test
             .with_test_writer()
             .try_init();
     }
+    // reqwest's rustls needs a process-wide provider; only ring is built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let name = format!("rtchat_test_{}", Uuid::new_v4().simple());
     db::create_database(&admin, &name)
         .await
@@ -161,9 +168,15 @@ pub async fn spawn_app_on(admin: tokio_postgres::Config, config: Config) -> Test
     let server = Server::bind(&config, database.clone(), SECRET.as_bytes())
         .await
         .expect("server starts");
-    let address = format!("http://{}", server.local_addr());
+    let scheme = if server.tls().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let address = format!("{scheme}://{}", server.local_addr());
     let metrics_address = server.metrics_addr().map(|a| format!("http://{a}"));
     let state = server.state().clone();
+    let server_tls = server.tls().cloned();
     let mut config = config;
     config.bind = server.local_addr();
     let running = Some(run(server));
@@ -172,6 +185,8 @@ pub async fn spawn_app_on(admin: tokio_postgres::Config, config: Config) -> Test
         metrics_address,
         state,
         client: reqwest::Client::new(),
+        tls: None,
+        server_tls,
         db: database,
         keys: TokenKeys::new(
             SECRET.as_bytes(),
@@ -407,7 +422,21 @@ pub const WS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl TestApp {
     pub fn ws_url(&self, path: &str) -> String {
-        format!("{}{}", self.address.replacen("http://", "ws://", 1), path)
+        let base = self
+            .address
+            .replacen("https://", "wss://", 1)
+            .replacen("http://", "ws://", 1);
+        format!("{base}{path}")
+    }
+
+    /// Makes the test's HTTP and WebSocket clients trust `ca` (for a server with TLS).
+    pub fn trust(&mut self, ca: &TestCa) {
+        let config = ca.client_config();
+        self.client = reqwest::Client::builder()
+            .tls_backend_preconfigured(rustls::ClientConfig::clone(&config))
+            .build()
+            .unwrap();
+        self.tls = Some(config);
     }
 
     /// Connects at `/ws/{token}` and reads the `connected` frame.
@@ -420,9 +449,15 @@ impl TestApp {
 
     /// Connects without reading anything.
     pub async fn ws_raw(&self, path: &str) -> WsClient {
-        let (stream, _) = tokio_tungstenite::connect_async(self.ws_url(path))
-            .await
-            .expect("websocket connects");
+        let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+        let (stream, _) = tokio_tungstenite::connect_async_tls_with_config(
+            self.ws_url(path),
+            None,
+            false,
+            connector,
+        )
+        .await
+        .expect("websocket connects");
         WsClient { stream }
     }
 }
@@ -519,4 +554,82 @@ impl WsClient {
         let pong = self.recv_type("pong").await;
         assert_eq!(pong, json!({"type": "pong"}));
     }
+}
+
+/// A certificate authority made for one test, and a server certificate it signed for 127.0.0.1 and
+/// localhost, as PEM files in a directory of their own.
+pub struct TestCa {
+    pub dir: PathBuf,
+    pub ca_file: PathBuf,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    ca_der: Vec<u8>,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let dir = std::env::temp_dir().join(format!("rtchat-ca-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "rtchat test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let ca = TestCa {
+            ca_file: dir.join("ca.pem"),
+            cert_file: dir.join("cert.pem"),
+            key_file: dir.join("key.pem"),
+            ca_der: ca_cert.der().to_vec(),
+            dir,
+        };
+        std::fs::write(&ca.ca_file, ca_cert.pem()).unwrap();
+        std::fs::write(&ca.cert_file, cert.pem()).unwrap();
+        std::fs::write(&ca.key_file, key.serialize_pem()).unwrap();
+        ca
+    }
+
+    /// A client configuration that trusts this CA only.
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca_der.clone().into()).unwrap();
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+        )
+    }
+
+    /// The server configuration that serves this CA's certificate.
+    pub fn server_config(&self) -> Config {
+        let mut config = test_config();
+        config.tls_cert = Some(self.cert_file.clone());
+        config.tls_key = Some(self.key_file.clone());
+        config
+    }
+}
+
+impl Drop for TestCa {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A server that terminates TLS with a certificate of `ca`, and clients that trust it.
+pub async fn spawn_tls_app(ca: &TestCa) -> TestApp {
+    let mut app = spawn_app_with(ca.server_config()).await;
+    app.trust(ca);
+    app
 }

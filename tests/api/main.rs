@@ -14,6 +14,7 @@ mod metrics;
 mod repl;
 mod robustness;
 mod rooms;
+mod tls;
 mod users;
 mod ws;
 mod ws_delivery;

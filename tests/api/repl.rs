@@ -41,6 +41,7 @@ impl Terminal {
                     user_id: user.id as i32,
                     access_token: user.access.clone(),
                     refresh_token: user.refresh.clone(),
+                    ca_cert: None,
                 }),
             )
             .unwrap();

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use crate::helpers::{PASSWORD, WsClient};
+use crate::helpers::{PASSWORD, TestCa, WsClient};
 
 /// A data directory of the test's own, removed (with any PostgreSQL left in it stopped) at the end.
 struct DataDir(PathBuf);
@@ -499,6 +499,97 @@ async fn start_up_mistakes_get_one_clear_line_before_any_work() {
         assert!(err.contains("cannot enter"), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
     }
+    // An unusable certificate: named, before any work.
+    let missing = other.0.join("cert.pem");
+    let (code, err) = run_to_end(
+        &[
+            "--bind",
+            &free,
+            "--data-dir",
+            other.0.to_str().unwrap(),
+            "--tls-cert",
+            missing.to_str().unwrap(),
+            "--tls-key",
+            missing.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--tls-cert"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        !other.0.exists(),
+        "no work done before the certificate was read"
+    );
+
+    // SIGHUP (`systemctl reload`) without TLS: nothing to reload, and the server carries on.
+    first.signal(libc::SIGHUP);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(first.healthy_within(Duration::from_secs(5)).await);
+    assert!(first.log().contains("nothing to reload"), "{}", first.log());
+
     first.signal(libc::SIGTERM);
     first.exited_within(Duration::from_secs(30)).await;
+}
+
+/// A client of the binary's https:// port that trusts `ca` only.
+fn trusting(ca: &TestCa) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(rustls::ClientConfig::clone(&ca.client_config()))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+async fn answers_within(client: &reqwest::Client, url: &str, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(r) = client.get(url).send().await
+            && r.status() == StatusCode::OK
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_serves_a_renewed_certificate_without_a_restart() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = DataDir::new("tls");
+    let port = free_port();
+    let first = TestCa::new();
+    let (cert, key) = (
+        first.cert_file.to_str().unwrap(),
+        first.key_file.to_str().unwrap(),
+    );
+    let mut server = start(&dir, port, &["--tls-cert", cert, "--tls-key", key]);
+    let health = format!("https://127.0.0.1:{port}/health");
+    assert!(
+        answers_within(&trusting(&first), &health, Duration::from_secs(120)).await,
+        "{}",
+        server.log()
+    );
+
+    let renewed = TestCa::new();
+    std::fs::copy(&renewed.cert_file, &first.cert_file).unwrap();
+    std::fs::copy(&renewed.key_file, &first.key_file).unwrap();
+    server.signal(libc::SIGHUP);
+    assert!(
+        answers_within(&trusting(&renewed), &health, Duration::from_secs(10)).await,
+        "{}",
+        server.log()
+    );
+    assert!(trusting(&first).get(&health).send().await.is_err());
+    assert!(
+        server.log().contains("TLS certificate reloaded"),
+        "{}",
+        server.log()
+    );
+
+    server.signal(libc::SIGTERM);
+    let status = server.exited_within(Duration::from_secs(30)).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
