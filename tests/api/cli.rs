@@ -636,13 +636,18 @@ async fn a_server_without_a_scheme_is_a_clear_usage_error() {
     r.failed_with(2);
     assert!(
         r.stderr
-            .contains("give the scheme, e.g. http://chat.example.com:8000"),
+            .contains("give the scheme, e.g. https://chat.example.com:8000"),
         "{}",
         r.stderr
     );
     let help = cli.run(&["--help"]).await;
     help.ok();
-    for variable in ["RTCHAT_SERVER", "RTCHAT_CONFIG_DIR", "NO_COLOR"] {
+    for variable in [
+        "RTCHAT_SERVER",
+        "RTCHAT_CA_CERT",
+        "RTCHAT_CONFIG_DIR",
+        "NO_COLOR",
+    ] {
         assert!(help.stdout.contains(variable), "{variable} in --help");
     }
 }

@@ -157,8 +157,6 @@ pub async fn spawn_app_on(admin: tokio_postgres::Config, config: Config) -> Test
             .with_test_writer()
             .try_init();
     }
-    // reqwest's rustls needs a process-wide provider; only ring is built.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let name = format!("rtchat_test_{}", Uuid::new_v4().simple());
     db::create_database(&admin, &name)
         .await
@@ -184,7 +182,7 @@ pub async fn spawn_app_on(admin: tokio_postgres::Config, config: Config) -> Test
         address,
         metrics_address,
         state,
-        client: reqwest::Client::new(),
+        client: http().build().unwrap(),
         tls: None,
         server_tls,
         db: database,
@@ -432,7 +430,7 @@ impl TestApp {
     /// Makes the test's HTTP and WebSocket clients trust `ca` (for a server with TLS).
     pub fn trust(&mut self, ca: &TestCa) {
         let config = ca.client_config();
-        self.client = reqwest::Client::builder()
+        self.client = http()
             .tls_backend_preconfigured(rustls::ClientConfig::clone(&config))
             .build()
             .unwrap();
@@ -554,6 +552,13 @@ impl WsClient {
         let pong = self.recv_type("pong").await;
         assert_eq!(pong, json!({"type": "pong"}));
     }
+}
+
+/// An HTTP client builder. reqwest's rustls needs a process-wide crypto provider, and only ring is
+/// built: installed here, before any client is made.
+pub fn http() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
 }
 
 /// A certificate authority made for one test, and a server certificate it signed for 127.0.0.1 and

@@ -40,7 +40,7 @@ async fn clients_that_do_not_trust_the_certificate_or_speak_plain_http_get_nothi
 
     // Trusting another authority: the handshake fails, no request is made.
     let stranger = TestCa::new();
-    let untrusting = reqwest::Client::builder()
+    let untrusting = crate::helpers::http()
         .tls_backend_preconfigured(rustls::ClientConfig::clone(&stranger.client_config()))
         .build()
         .unwrap();
@@ -49,7 +49,9 @@ async fn clients_that_do_not_trust_the_certificate_or_speak_plain_http_get_nothi
 
     // Plain HTTP to the TLS port: no HTTP answer at all (and the server carries on).
     let plain = app.address.replacen("https://", "http://", 1);
-    let answered = reqwest::Client::new()
+    let answered = crate::helpers::http()
+        .build()
+        .unwrap()
         .get(format!("{plain}/health"))
         .timeout(Duration::from_secs(5))
         .send()
@@ -99,7 +101,7 @@ async fn a_renewed_certificate_is_served_after_a_reload_and_a_bad_one_is_not() {
     std::fs::copy(&renewed.cert_file, &first.cert_file).unwrap();
     std::fs::copy(&renewed.key_file, &first.key_file).unwrap();
     let trusting = |ca: &TestCa| {
-        reqwest::Client::builder()
+        crate::helpers::http()
             .tls_backend_preconfigured(rustls::ClientConfig::clone(&ca.client_config()))
             .build()
             .unwrap()

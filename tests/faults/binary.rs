@@ -118,7 +118,7 @@ async fn start_healthy(dir: &DataDir, port: u16, extra: &[&str]) -> Running {
 
 impl Running {
     async fn healthy_within(&self, limit: Duration) -> bool {
-        let client = reqwest::Client::builder()
+        let client = crate::helpers::http()
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap();
@@ -135,7 +135,9 @@ impl Running {
     }
 
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = reqwest::Client::new()
+        let r = crate::helpers::http()
+            .build()
+            .unwrap()
             .post(format!("{}{path}", self.base))
             .json(&body)
             .send()
@@ -357,7 +359,9 @@ async fn the_log_has_a_line_per_request_with_its_id_and_never_a_secret() {
         .as_str()
         .unwrap()
         .to_string();
-    let me = reqwest::Client::new()
+    let me = crate::helpers::http()
+        .build()
+        .unwrap()
         .get(format!("{}/auth/me", server.base))
         .bearer_auth(&token)
         .header("x-request-id", "trace-me-42")
@@ -535,7 +539,7 @@ async fn start_up_mistakes_get_one_clear_line_before_any_work() {
 
 /// A client of the binary's https:// port that trusts `ca` only.
 fn trusting(ca: &TestCa) -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::helpers::http()
         .tls_backend_preconfigured(rustls::ClientConfig::clone(&ca.client_config()))
         .timeout(Duration::from_secs(5))
         .build()
@@ -557,7 +561,6 @@ async fn answers_within(client: &reqwest::Client, url: &str, limit: Duration) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_serves_a_renewed_certificate_without_a_restart() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = DataDir::new("tls");
     let port = free_port();
     let first = TestCa::new();

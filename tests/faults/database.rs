@@ -272,7 +272,7 @@ async fn a_frozen_database_answers_503_in_seconds_and_recovers() {
 
     pg.freeze();
     // Every kind of request gets an answer, not a hang (reqwest gives up after 20 s).
-    let client = reqwest::Client::builder()
+    let client = crate::helpers::http()
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap();
