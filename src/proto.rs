@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::ToSchema;
 
 pub type UserId = i32;
 pub type RoomId = i32;
@@ -26,6 +27,22 @@ impl<'de> Deserialize<'de> for Timestamp {
             .map_err(serde::de::Error::custom)
     }
 }
+
+/// In the API document: an RFC 3339 date-time string.
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some(
+                "UTC, with microseconds, e.g. 2026-11-26T10:27:40.389392Z",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Timestamp {}
 
 impl From<DateTime<Utc>> for Timestamp {
     fn from(t: DateTime<Utc>) -> Self {
@@ -141,13 +158,13 @@ pub mod lenient {
 // ----- errors -----
 
 /// Every error body: `{"detail": "..."}`, or a list of field errors for validation (422).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub detail: serde_json::Value,
 }
 
 /// One entry of a 422 `detail` list, shaped like pydantic's so the seed's clients can read it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct FieldError {
     #[serde(rename = "type")]
     pub kind: String,
@@ -158,26 +175,26 @@ pub struct FieldError {
 }
 
 /// A success reply that only says what happened.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MessageReply {
     pub message: String,
 }
 
 // ----- meta -----
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RootInfo {
     pub message: String,
     pub status: String,
     pub docs: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     pub status: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OnlineUsers {
     pub online_users: Vec<UserId>,
     pub count: usize,
@@ -185,7 +202,7 @@ pub struct OnlineUsers {
 
 // ----- accounts -----
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RegisterRequest {
     pub username: String,
     pub email: String,
@@ -194,26 +211,26 @@ pub struct RegisterRequest {
     pub full_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LoginRequest {
     /// A username or an email address.
     pub username: String,
     pub password: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ChangePasswordRequest {
     pub old_password: String,
     pub new_password: String,
 }
 
 /// The account as its owner sees it (`/auth/me`, register, login).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct User {
     pub username: String,
     pub email: String,
@@ -225,7 +242,7 @@ pub struct User {
 }
 
 /// Another user as anyone signed in may see them: no email.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PublicUser {
     pub id: UserId,
     pub username: String,
@@ -233,21 +250,21 @@ pub struct PublicUser {
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Tokens {
     pub access_token: String,
     pub refresh_token: String,
     pub token_type: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuthReply {
     pub message: String,
     pub user: User,
     pub tokens: Tokens,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LogoutAllReply {
     pub message: String,
     pub sessions_terminated: u64,
@@ -255,7 +272,7 @@ pub struct LogoutAllReply {
 
 // ----- messages -----
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SendDirectRequest {
     #[serde(deserialize_with = "lenient::int")]
     pub recipient_id: UserId,
@@ -264,7 +281,7 @@ pub struct SendDirectRequest {
     pub client_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SendGroupRequest {
     #[serde(deserialize_with = "lenient::int")]
     pub group_id: RoomId,
@@ -275,7 +292,7 @@ pub struct SendGroupRequest {
 
 /// A stored message. `is_read` is seen from the reader's side: for others' messages, whether the
 /// reader has read it; for the reader's own, whether another member has.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct Message {
     pub id: MessageId,
     pub chat_room_id: RoomId,
@@ -287,7 +304,7 @@ pub struct Message {
     pub client_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct MessageWithSender {
     #[serde(flatten)]
     pub message: Message,
@@ -295,14 +312,14 @@ pub struct MessageWithSender {
     pub sender_full_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SendReply {
     pub message: String,
     pub data: Message,
 }
 
 /// One direct chat in `/messages/chats`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ChatSummary {
     pub chat_room_id: RoomId,
     pub other_user_id: UserId,
@@ -316,14 +333,14 @@ pub struct ChatSummary {
 
 // ----- groups -----
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreateGroupRequest {
     pub name: String,
     #[serde(deserialize_with = "lenient::int_list")]
     pub member_ids: Vec<UserId>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Group {
     pub id: RoomId,
     pub name: String,
@@ -333,14 +350,14 @@ pub struct Group {
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreateGroupReply {
     pub message: String,
     pub group: Group,
 }
 
 /// One group in `/groups/my-groups`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct GroupSummary {
     pub id: RoomId,
     pub name: String,
@@ -353,25 +370,25 @@ pub struct GroupSummary {
     pub unread_count: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AddMembersRequest {
     #[serde(deserialize_with = "lenient::int_list")]
     pub user_ids: Vec<UserId>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AddMembersReply {
     pub message: String,
     pub members_added: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RemoveMemberRequest {
     #[serde(deserialize_with = "lenient::int")]
     pub user_id: UserId,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Member {
     pub id: UserId,
     pub username: String,
@@ -383,14 +400,14 @@ pub struct Member {
 
 // ----- read state -----
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct MarkReadRequest {
     /// The last message the reader has seen; omitted means the room's newest message.
     #[serde(default, deserialize_with = "lenient::opt_int")]
     pub message_id: Option<MessageId>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ReadState {
     pub message: String,
     pub room_id: RoomId,
@@ -401,7 +418,7 @@ pub struct ReadState {
 // ----- real time -----
 
 /// A message as live clients receive it (`new_message`) and as `sync` returns it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct LiveMessage {
     pub room_id: RoomId,
     pub message_id: MessageId,
@@ -415,7 +432,7 @@ pub struct LiveMessage {
 }
 
 /// `GET /sync?since=` and the WebSocket `sync` frame's answer.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct SyncReply {
     /// Messages of the caller's rooms after `since`, in id order.
     pub messages: Vec<LiveMessage>,
@@ -427,7 +444,7 @@ pub struct SyncReply {
 }
 
 /// Frames the server sends on the WebSocket. The seed's types keep their shapes; the others are ours.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     Connected {

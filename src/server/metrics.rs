@@ -234,6 +234,10 @@ pub fn route_of(path: &str) -> &'static str {
         ["health"] => "/health",
         ["metrics"] => "/metrics",
         ["docs"] => "/docs",
+        ["docs", ..] => "/docs/{file}",
+        ["openapi.json"] => "/openapi.json",
+        ["redoc"] => "/redoc",
+        ["redoc", "redoc.standalone.js"] => "/redoc/redoc.standalone.js",
         ["auth", "register"] => "/auth/register",
         ["auth", "login"] => "/auth/login",
         ["auth", "refresh"] => "/auth/refresh",
@@ -254,7 +258,8 @@ pub fn route_of(path: &str) -> &'static str {
         ["rooms", _, "read"] => "/rooms/{id}/read",
         ["sync"] => "/sync",
         ["ws", "online-users"] => "/ws/online-users",
-        ["ws"] | ["ws", _] => "/ws",
+        ["ws"] => "/ws",
+        ["ws", _] => "/ws/{token}",
         _ => "other",
     }
 }
@@ -266,7 +271,7 @@ mod tests {
     #[test]
     fn routes_are_templates_never_what_the_client_wrote() {
         assert_eq!(route_of("/groups/17/messages"), "/groups/{id}/messages");
-        assert_eq!(route_of("/ws/eyJhbGciOi.secret.token"), "/ws");
+        assert_eq!(route_of("/ws/eyJhbGciOi.secret.token"), "/ws/{token}");
         assert_eq!(route_of("/"), "/");
         assert_eq!(route_of("/made/up/path/1"), "other");
     }

@@ -243,11 +243,16 @@ impl Validate for MarkReadRequest {
 
 /// `?limit=&offset=` (the seed's paging) and `?before_id=` / `?after_id=` (cursors, stable while
 /// messages arrive).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// Messages in the page, 1 to 100 (default 50).
     pub limit: Option<i64>,
+    /// Skip this many of the newest (the seed's paging; prefer `before_id`).
     pub offset: Option<i64>,
+    /// The page just older than this message (newest first among those, returned oldest first).
     pub before_id: Option<MessageId>,
+    /// The page just newer than this message.
     pub after_id: Option<MessageId>,
 }
 
@@ -297,10 +302,13 @@ impl Validate for HistoryQuery {
 }
 
 /// `?q=` name prefix and `?limit=`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
+    /// The start of a username or full name, 1 to 50 characters.
     #[serde(default)]
     pub q: String,
+    /// At most this many people, 1 to 50 (default 20).
     pub limit: Option<i64>,
 }
 

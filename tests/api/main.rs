@@ -11,6 +11,7 @@ mod limits;
 mod messages;
 mod meta;
 mod metrics;
+mod openapi;
 mod repl;
 mod robustness;
 mod rooms;

@@ -8,10 +8,14 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
+use super::docs::{
+    BadRequest, Conflict, Invalid, PayloadTooLarge, RequestTimeout, TooManyRequests, Unauthorized,
+    Unavailable, UnsupportedMediaType,
+};
 use super::{authenticated, created, json, peer_ip, with_state};
 use crate::proto::{
-    AuthReply, ChangePasswordRequest, LoginRequest, LogoutAllReply, MessageReply, RefreshRequest,
-    RegisterRequest,
+    AuthReply, ChangePasswordRequest, ErrorBody, LoginRequest, LogoutAllReply, MessageReply,
+    RefreshRequest, RegisterRequest, Tokens, User,
 };
 use crate::server::auth::{self, AuthError, TokenKind};
 use crate::server::error::{ApiError, respond};
@@ -67,7 +71,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let me = warp::path!("auth" / "me")
         .and(warp::get())
         .and(auth())
-        .map(|me: CurrentUser| json(&me.user.to_proto()));
+        .map(me);
     register
         .or(login)
         .unify()
@@ -84,6 +88,18 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// The signed-in user.
+#[utoipa::path(get, path = "/auth/me", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = User),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) fn me(me: CurrentUser) -> Response {
+    json(&me.user.to_proto())
+}
+
 fn taken(outcome: CreateUserOutcome) -> ApiError {
     match outcome {
         CreateUserOutcome::EmailTaken => ApiError::Conflict("Email already registered".into()),
@@ -91,7 +107,20 @@ fn taken(outcome: CreateUserOutcome) -> ApiError {
     }
 }
 
-async fn register(
+#[utoipa::path(post, path = "/auth/register", tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered and logged in", body = AuthReply),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 409, response = Conflict),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn register(
     state: AppState,
     peer: Option<IpAddr>,
     req: RegisterRequest,
@@ -129,7 +158,20 @@ async fn register(
     }
 }
 
-async fn login(
+#[utoipa::path(post, path = "/auth/login", tag = "auth",
+    request_body(content = LoginRequest, description = "`username` may also be the email"),
+    responses(
+        (status = 200, body = AuthReply),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 401, description = "Wrong username or password, or an inactive account", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn login(
     state: AppState,
     peer: Option<IpAddr>,
     req: LoginRequest,
@@ -159,7 +201,19 @@ async fn login(
     }))
 }
 
-async fn refresh(state: AppState, req: RefreshRequest) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New access and refresh tokens (the old refresh token is spent)", body = Tokens),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn refresh(state: AppState, req: RefreshRequest) -> Result<Response, ApiError> {
     let claims = state
         .keys
         .verify(&req.refresh_token, TokenKind::Refresh)
@@ -188,7 +242,19 @@ async fn refresh(state: AppState, req: RefreshRequest) -> Result<Response, ApiEr
     Err(ApiError::Unauthorized(detail.into()))
 }
 
-async fn logout(state: AppState, req: RefreshRequest) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "This session ended", body = MessageReply),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn logout(state: AppState, req: RefreshRequest) -> Result<Response, ApiError> {
     let invalid = || ApiError::BadRequest("Invalid refresh token".into());
     state
         .keys
@@ -206,7 +272,14 @@ async fn logout(state: AppState, req: RefreshRequest) -> Result<Response, ApiErr
     }))
 }
 
-async fn logout_all(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/auth/logout-all", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every session of the account ended", body = LogoutAllReply),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn logout_all(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
     let n = state.store.end_all_sessions(me.id()).await?;
     messaging::user_sessions_ended(&state, me.id());
     Ok(json(&LogoutAllReply {
@@ -215,7 +288,21 @@ async fn logout_all(state: AppState, me: CurrentUser) -> Result<Response, ApiErr
     }))
 }
 
-async fn change_password(
+#[utoipa::path(post, path = "/auth/change-password", tag = "auth",
+    security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "Changed; every session ended", body = MessageReply),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn change_password(
     state: AppState,
     peer: Option<IpAddr>,
     me: CurrentUser,

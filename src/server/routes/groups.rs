@@ -4,12 +4,17 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
+use super::docs::{
+    BadRequest, Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge, RequestTimeout,
+    TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
+};
 use super::history::read_page;
 use super::messages::{client_id_reused, sent};
 use super::{authenticated, created, json, with_state};
 use crate::proto::{
     AddMembersReply, AddMembersRequest, CreateGroupReply, CreateGroupRequest, Group, GroupSummary,
-    Member, MessageReply, RemoveMemberRequest, RoomId, SendGroupRequest, UserId,
+    Member, MessageReply, MessageWithSender, RemoveMemberRequest, RoomId, SendGroupRequest,
+    SendReply, UserId,
 };
 use crate::server::error::{ApiError, respond};
 use crate::server::extract::{json_body, path_id, query};
@@ -126,7 +131,21 @@ async fn check_users_exist(state: &AppState, ids: &[UserId]) -> Result<(), ApiEr
     }
 }
 
-async fn create(
+#[utoipa::path(post, path = "/groups/create", tag = "groups",
+    security(("bearer" = [])),
+    request_body = CreateGroupRequest,
+    responses(
+        (status = 201, body = CreateGroupReply),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn create(
     state: AppState,
     me: CurrentUser,
     req: CreateGroupRequest,
@@ -161,7 +180,24 @@ async fn create(
     }))
 }
 
-async fn send(
+#[utoipa::path(post, path = "/groups/send", tag = "groups",
+    security(("bearer" = [])),
+    request_body = SendGroupRequest,
+    responses(
+        (status = 201, description = "Stored (or, for a `client_id` already used, the message stored first)", body = SendReply),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn send(
     state: AppState,
     me: CurrentUser,
     req: SendGroupRequest,
@@ -191,7 +227,19 @@ async fn send(
     }
 }
 
-async fn history(
+#[utoipa::path(get, path = "/groups/{id}/messages", tag = "groups",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The group's id, or `#name` / `name` of a group you are in"), HistoryQuery),
+    responses(
+        (status = 200, description = "A page of the group's messages, oldest first", body = Vec<MessageWithSender>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = Invalid),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn history(
     segment: String,
     state: AppState,
     me: CurrentUser,
@@ -201,7 +249,14 @@ async fn history(
     Ok(json(&read_page(&state, &me, id, &access, &q).await?))
 }
 
-async fn my_groups(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/groups/my-groups", tag = "groups",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Your groups with unread counts", body = Vec<GroupSummary>),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn my_groups(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
     let groups: Vec<GroupSummary> = state
         .store
         .groups_of(me.id())
@@ -222,7 +277,17 @@ async fn my_groups(state: AppState, me: CurrentUser) -> Result<Response, ApiErro
     Ok(json(&groups))
 }
 
-async fn list_members(
+#[utoipa::path(get, path = "/groups/{id}/members", tag = "groups",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The group's id, or `#name` / `name` of a group you are in")),
+    responses(
+        (status = 200, body = Vec<Member>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn list_members(
     segment: String,
     state: AppState,
     me: CurrentUser,
@@ -244,7 +309,23 @@ async fn list_members(
     Ok(json(&members))
 }
 
-async fn add_members(
+#[utoipa::path(post, path = "/groups/{id}/members", tag = "groups",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The group's id, or `#name` / `name` of a group you are in")),
+    request_body = AddMembersRequest,
+    responses(
+        (status = 200, description = "Added (a group admin only)", body = AddMembersReply),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn add_members(
     segment: String,
     state: AppState,
     me: CurrentUser,
@@ -273,7 +354,23 @@ async fn add_members(
     }))
 }
 
-async fn remove_member(
+#[utoipa::path(delete, path = "/groups/{id}/members", tag = "groups",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The group's id, or `#name` / `name` of a group you are in")),
+    request_body(content = RemoveMemberRequest, description = "Yourself to leave; anyone else if you are an admin"),
+    responses(
+        (status = 200, body = MessageReply),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn remove_member(
     segment: String,
     state: AppState,
     me: CurrentUser,

@@ -4,6 +4,10 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
+use super::docs::{
+    BadRequest, Conflict, Invalid, NotFound, PayloadTooLarge, RequestTimeout, TooManyRequests,
+    Unauthorized, Unavailable, UnsupportedMediaType,
+};
 use super::history::{read_page, to_message};
 use super::{authenticated, created, json, with_state};
 use crate::proto::{ChatSummary, MessageWithSender, SendDirectRequest, SendReply, UserId};
@@ -52,7 +56,23 @@ pub fn client_id_reused() -> ApiError {
     ApiError::Conflict("client_id was already used for a message in another room".into())
 }
 
-async fn send(
+#[utoipa::path(post, path = "/messages/send", tag = "messages",
+    security(("bearer" = [])),
+    request_body = SendDirectRequest,
+    responses(
+        (status = 201, description = "Stored (or, for a `client_id` already used, the message stored first)", body = SendReply),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn send(
     state: AppState,
     me: CurrentUser,
     req: SendDirectRequest,
@@ -101,7 +121,18 @@ async fn send(
     }
 }
 
-async fn history(
+#[utoipa::path(get, path = "/messages/chat/{id}", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = i32, Path, description = "The other person's user id"), HistoryQuery),
+    responses(
+        (status = 200, description = "A page of the conversation, oldest first", body = Vec<MessageWithSender>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 422, response = Invalid),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn history(
     segment: String,
     state: AppState,
     me: CurrentUser,
@@ -130,7 +161,14 @@ async fn history(
     Ok(json(&read_page(&state, &me, room_id, &access, &q).await?))
 }
 
-async fn chats(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/messages/chats", tag = "messages",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Your direct chats, most recent first", body = Vec<ChatSummary>),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn chats(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
     let rows = state.store.direct_chats(me.id()).await?;
     let chats: Vec<ChatSummary> = rows
         .into_iter()

@@ -1,4 +1,4 @@
-//! `/`, `/health` and `/ws/online-users`.
+//! `/`, `/health`, `/metrics` and `/ws/online-users`.
 
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -22,22 +22,12 @@ pub fn metrics_only(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// `/`, `/docs`, `/health`, `/ws/online-users`, and `/metrics` unless it has a listener of its own.
+/// `/`, `/health`, `/ws/online-users`, and `/metrics` unless it has a listener of its own.
 pub fn routes(state: AppState, with_metrics: bool) -> BoxedFilter<(Response,)> {
     let root = warp::path::end()
         .and(warp::get())
         .and(with_state(state.clone()))
-        .map(|state: AppState| {
-            json(&RootInfo {
-                message: state.app_name.clone(),
-                status: "running".into(),
-                docs: "/docs".into(),
-            })
-        });
-    let docs = warp::path!("docs").and(warp::get()).map(|| {
-        warp::reply::with_header(API_SUMMARY, "content-type", "text/plain; charset=utf-8")
-            .into_response()
-    });
+        .map(root);
     let health = warp::path!("health")
         .and(warp::get())
         .and(with_state(state.clone()))
@@ -58,9 +48,7 @@ pub fn routes(state: AppState, with_metrics: bool) -> BoxedFilter<(Response,)> {
         .and(authenticated(state))
         .then(online_users)
         .map(respond);
-    root.or(docs)
-        .unify()
-        .or(health)
+    root.or(health)
         .unify()
         .or(metrics)
         .unify()
@@ -69,7 +57,21 @@ pub fn routes(state: AppState, with_metrics: bool) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-async fn health(state: AppState) -> Response {
+/// What this is and where its documentation lives.
+#[utoipa::path(get, path = "/", tag = "meta", responses((status = 200, body = RootInfo)))]
+pub(super) fn root(state: AppState) -> Response {
+    json(&RootInfo {
+        message: state.app_name.clone(),
+        status: "running".into(),
+        docs: "/docs".into(),
+    })
+}
+
+/// Whether the server can reach its database (answered within half the request deadline).
+#[utoipa::path(get, path = "/health", tag = "meta", responses(
+    (status = 200, body = Health),
+    (status = 503, description = "`{\"status\": \"unhealthy\", \"detail\": ...}`: the database does not answer")))]
+pub(super) async fn health(state: AppState) -> Response {
     // Answered well inside the request deadline, so that a frozen database reads as unhealthy.
     let within = (state.db_timeout / 2).min(std::time::Duration::from_secs(2));
     let pinged = match tokio::time::timeout(within, state.store.ping()).await {
@@ -94,8 +96,12 @@ async fn health(state: AppState) -> Response {
     }
 }
 
-/// Prometheus' scrape: the process's metrics with the gauges of this moment.
-fn metrics(state: AppState) -> Response {
+/// Prometheus' scrape: the process's metrics with the gauges of this moment (404 here when
+/// `--metrics-bind` gives it a listener of its own).
+#[utoipa::path(get, path = "/metrics", tag = "meta", responses(
+    (status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text"),
+    (status = 404, response = crate::server::routes::docs::NotFound)))]
+pub(super) fn metrics(state: AppState) -> Response {
     let m = &METRICS;
     let pool = state.store.pool_status();
     m.db_pool_size.set(pool.size as i64);
@@ -114,7 +120,11 @@ fn metrics(state: AppState) -> Response {
 }
 
 /// Online users the caller shares a room with (the seed showed everyone's to anyone, S11).
-async fn online_users(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/ws/online-users", tag = "realtime", security(("bearer" = [])), responses(
+    (status = 200, body = OnlineUsers),
+    (status = 401, response = crate::server::routes::docs::Unauthorized),
+    (status = 503, response = crate::server::routes::docs::Unavailable)))]
+pub(super) async fn online_users(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
     let online = state.hub.online_users();
     let visible = if online.is_empty() {
         online
@@ -131,34 +141,3 @@ async fn online_users(state: AppState, me: CurrentUser) -> Result<Response, ApiE
         online_users: visible,
     }))
 }
-
-const API_SUMMARY: &str = "\
-rtchat API (JSON; errors are {\"detail\": ...}). See README.md for the full tour.
-
-GET    /                               service info
-GET    /health                         database check
-GET    /metrics                        Prometheus metrics (OpenMetrics text)
-POST   /auth/register                  {username, email, password, full_name?}
-POST   /auth/login                     {username (or email), password}
-POST   /auth/refresh                   {refresh_token} -> new access and refresh tokens
-POST   /auth/logout                    {refresh_token}
-POST   /auth/logout-all                (auth)
-POST   /auth/change-password           (auth) {old_password, new_password}
-GET    /auth/me                        (auth)
-GET    /users/by-username/{username}   (auth)
-GET    /users/search?q=PREFIX&limit=   (auth)
-POST   /messages/send                  (auth) {recipient_id, content, client_id?}
-GET    /messages/chat/{other_user_id}  (auth) ?limit=&offset= | ?before_id= | ?after_id=
-GET    /messages/chats                 (auth)
-POST   /groups/create                  (auth) {name, member_ids}
-POST   /groups/send                    (auth) {group_id, content, client_id?}
-GET    /groups/{id}/messages           (auth) ?limit=&offset= | ?before_id= | ?after_id=
-GET    /groups/my-groups               (auth)
-GET    /groups/{id}/members            (auth)
-POST   /groups/{id}/members            (auth, group admin) {user_ids}
-DELETE /groups/{id}/members            (auth) {user_id}  (yourself: leave)
-POST   /rooms/{id}/read                (auth) {message_id?}
-GET    /sync?since=ID&limit=           (auth) messages of your rooms after ID
-GET    /ws/online-users                (auth)
-GET    /ws/{token}  or  /ws            WebSocket (token in path, Authorization header, or first auth frame)
-";

@@ -2,6 +2,7 @@
 //! log. Handlers are plain async functions returning `Result<Response, ApiError>`.
 
 mod accounts;
+pub mod docs;
 mod groups;
 mod history;
 mod messages;
@@ -106,6 +107,8 @@ pub fn routes(
         .or(sync::routes(state.clone()))
         .unify()
         .or(crate::server::ws::routes(state))
+        .unify()
+        .or(docs::routes())
         .unify()
         .boxed();
 

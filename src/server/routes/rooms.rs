@@ -4,6 +4,10 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
+use super::docs::{
+    BadRequest, Forbidden, Invalid, NotFound, PayloadTooLarge, RequestTimeout, Unauthorized,
+    Unavailable, UnsupportedMediaType,
+};
 use super::{authenticated, json, with_state};
 use crate::proto::{MarkReadRequest, ReadState, RoomId};
 use crate::server::error::{ApiError, respond};
@@ -23,7 +27,23 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-async fn mark_read(
+#[utoipa::path(post, path = "/rooms/{id}/read", tag = "rooms",
+    security(("bearer" = [])),
+    params(("id" = i32, Path, description = "A room id (a direct chat's `chat_room_id` or a group's `id`)")),
+    request_body(content = MarkReadRequest, description = "Up to `message_id`, or (empty body) to the latest"),
+    responses(
+        (status = 200, body = ReadState),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Invalid),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn mark_read(
     segment: String,
     state: AppState,
     me: CurrentUser,

@@ -6,8 +6,9 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
+use super::docs::{Invalid, Unauthorized, Unavailable};
 use super::{authenticated, json, with_state};
-use crate::proto::{FieldError, MessageId};
+use crate::proto::{FieldError, MessageId, SyncReply};
 use crate::server::error::{ApiError, respond};
 use crate::server::extract::{Validate, query};
 use crate::server::messaging::{self, MAX_SYNC_PAGE};
@@ -15,9 +16,12 @@ use crate::server::state::{AppState, CurrentUser};
 
 const DEFAULT_SYNC_PAGE: i64 = 100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SyncQuery {
+    /// The last `sync_cursor` or `next_since` you saw (required; 0 for everything).
     pub since: Option<MessageId>,
+    /// Messages in the page, 1 to 500 (default 100).
     pub limit: Option<i64>,
 }
 
@@ -61,7 +65,20 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-async fn sync(state: AppState, me: CurrentUser, q: SyncQuery) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/sync", tag = "realtime",
+    security(("bearer" = [])),
+    params(SyncQuery),
+    responses(
+        (status = 200, description = "Messages of your rooms after `since`, in id order, and where to resume", body = SyncReply),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = Invalid),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn sync(
+    state: AppState,
+    me: CurrentUser,
+    q: SyncQuery,
+) -> Result<Response, ApiError> {
     let reply = messaging::sync(
         &state,
         me.id(),

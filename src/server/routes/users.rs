@@ -4,6 +4,7 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
+use super::docs::{Invalid, NotFound, Unauthorized, Unavailable};
 use super::{authenticated, json, with_state};
 use crate::proto::PublicUser;
 use crate::server::error::{ApiError, respond};
@@ -32,7 +33,16 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     by_name.or(search).unify().boxed()
 }
 
-async fn by_username(
+#[utoipa::path(get, path = "/users/by-username/{username}", tag = "users",
+    security(("bearer" = [])),
+    params(("username" = String, Path)),
+    responses(
+        (status = 200, body = PublicUser),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn by_username(
     username: String,
     state: AppState,
     _me: CurrentUser,
@@ -46,7 +56,20 @@ async fn by_username(
     Ok(json(&user.to_public()))
 }
 
-async fn search(state: AppState, _me: CurrentUser, q: SearchQuery) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/users/search", tag = "users",
+    security(("bearer" = [])),
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "People whose username or name starts with `q`", body = Vec<PublicUser>),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = Invalid),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn search(
+    state: AppState,
+    _me: CurrentUser,
+    q: SearchQuery,
+) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(DEFAULT_SEARCH_RESULTS);
     let users: Vec<PublicUser> = state
         .store
