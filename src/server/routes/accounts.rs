@@ -107,6 +107,7 @@ fn taken(outcome: CreateUserOutcome) -> ApiError {
     }
 }
 
+/// Create an account and log in: the reply carries the user and a first pair of tokens.
 #[utoipa::path(post, path = "/auth/register", tag = "auth",
     request_body = RegisterRequest,
     responses(
@@ -158,6 +159,7 @@ pub(super) async fn register(
     }
 }
 
+/// Log in with a username or email; starts a new session.
 #[utoipa::path(post, path = "/auth/login", tag = "auth",
     request_body(content = LoginRequest, description = "`username` may also be the email"),
     responses(
@@ -201,6 +203,9 @@ pub(super) async fn login(
     }))
 }
 
+/// Exchange a refresh token for a new pair.
+///
+/// Rotation: a refresh token works once; a second use ends its whole session (someone has a copy).
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth",
     request_body = RefreshRequest,
     responses(
@@ -242,6 +247,7 @@ pub(super) async fn refresh(state: AppState, req: RefreshRequest) -> Result<Resp
     Err(ApiError::Unauthorized(detail.into()))
 }
 
+/// End the session of this refresh token (its access tokens stop working at once).
 #[utoipa::path(post, path = "/auth/logout", tag = "auth",
     request_body = RefreshRequest,
     responses(
@@ -272,6 +278,7 @@ pub(super) async fn logout(state: AppState, req: RefreshRequest) -> Result<Respo
     }))
 }
 
+/// End every session of the account, on every device.
 #[utoipa::path(post, path = "/auth/logout-all", tag = "auth",
     security(("bearer" = [])),
     responses(
@@ -288,6 +295,7 @@ pub(super) async fn logout_all(state: AppState, me: CurrentUser) -> Result<Respo
     }))
 }
 
+/// Change the password; every session ends (log in again).
 #[utoipa::path(post, path = "/auth/change-password", tag = "auth",
     security(("bearer" = [])),
     request_body = ChangePasswordRequest,

@@ -170,39 +170,27 @@ pub struct TooManyRequests(ErrorBody);
 #[allow(dead_code)]
 pub struct Unavailable(ErrorBody);
 
-/// The document, rendered once.
+/// The document, rendered once. utoipa cannot see through the id aliases (`UserId = i32`,
+/// `MessageId = i64`) and refers to components named `i32` and `i64`: they are written in place as
+/// the integers they are.
 pub static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
-    let mut document = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
-    inline_id_types(&mut document);
-    if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
-        schemas.remove("i32");
-        schemas.remove("i64");
+    let mut document = ApiDoc::openapi();
+    if let Some(components) = document.components.as_mut() {
+        components.schemas.remove("i32");
+        components.schemas.remove("i64");
     }
-    serde_json::to_string_pretty(&document).expect("the document serializes")
+    document
+        .to_pretty_json()
+        .expect("the document serializes")
+        .replace(
+            r##""$ref": "#/components/schemas/i32""##,
+            r#""type": "integer", "format": "int32""#,
+        )
+        .replace(
+            r##""$ref": "#/components/schemas/i64""##,
+            r#""type": "integer", "format": "int64""#,
+        )
 });
-
-/// utoipa cannot see through the id aliases (`UserId = i32`, `MessageId = i64`): it refers to
-/// components named `i32` and `i64`. Written in place as the integers they are.
-fn inline_id_types(node: &mut serde_json::Value) {
-    use serde_json::Value;
-    match node {
-        Value::Object(map) => {
-            let format = match map.get("$ref").and_then(Value::as_str) {
-                Some("#/components/schemas/i32") => Some("int32"),
-                Some("#/components/schemas/i64") => Some("int64"),
-                _ => None,
-            };
-            if let Some(format) = format {
-                map.remove("$ref");
-                map.insert("type".into(), "integer".into());
-                map.insert("format".into(), format.into());
-            }
-            map.values_mut().for_each(inline_id_types);
-        }
-        Value::Array(items) => items.iter_mut().for_each(inline_id_types),
-        _ => {}
-    }
-}
 
 static SWAGGER_CONFIG: LazyLock<Arc<utoipa_swagger_ui::Config<'static>>> =
     LazyLock::new(|| Arc::new(utoipa_swagger_ui::Config::from("/openapi.json")));

@@ -131,6 +131,7 @@ async fn check_users_exist(state: &AppState, ids: &[UserId]) -> Result<(), ApiEr
     }
 }
 
+/// Create a group with its first members; you are its admin.
 #[utoipa::path(post, path = "/groups/create", tag = "groups",
     security(("bearer" = [])),
     request_body = CreateGroupRequest,
@@ -180,6 +181,7 @@ pub(super) async fn create(
     }))
 }
 
+/// Send a message to a group you are in.
 #[utoipa::path(post, path = "/groups/send", tag = "groups",
     security(("bearer" = [])),
     request_body = SendGroupRequest,
@@ -227,6 +229,7 @@ pub(super) async fn send(
     }
 }
 
+/// A page of a group's messages.
 #[utoipa::path(get, path = "/groups/{id}/messages", tag = "groups",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The group's id, or `#name` / `name` of a group you are in"), HistoryQuery),
@@ -249,6 +252,7 @@ pub(super) async fn history(
     Ok(json(&read_page(&state, &me, id, &access, &q).await?))
 }
 
+/// Your groups, newest activity first, with unread counts.
 #[utoipa::path(get, path = "/groups/my-groups", tag = "groups",
     security(("bearer" = [])),
     responses(
@@ -277,6 +281,7 @@ pub(super) async fn my_groups(state: AppState, me: CurrentUser) -> Result<Respon
     Ok(json(&groups))
 }
 
+/// A group's members.
 #[utoipa::path(get, path = "/groups/{id}/members", tag = "groups",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The group's id, or `#name` / `name` of a group you are in")),
@@ -309,6 +314,7 @@ pub(super) async fn list_members(
     Ok(json(&members))
 }
 
+/// Add people to a group (its admin only).
 #[utoipa::path(post, path = "/groups/{id}/members", tag = "groups",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The group's id, or `#name` / `name` of a group you are in")),
@@ -354,6 +360,7 @@ pub(super) async fn add_members(
     }))
 }
 
+/// Leave a group (your own id), or remove someone (its admin only).
 #[utoipa::path(delete, path = "/groups/{id}/members", tag = "groups",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The group's id, or `#name` / `name` of a group you are in")),

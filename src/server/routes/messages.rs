@@ -56,6 +56,9 @@ pub fn client_id_reused() -> ApiError {
     ApiError::Conflict("client_id was already used for a message in another room".into())
 }
 
+/// Send a direct message.
+///
+/// With a `client_id`, a retry returns the first message instead of storing a second.
 #[utoipa::path(post, path = "/messages/send", tag = "messages",
     security(("bearer" = [])),
     request_body = SendDirectRequest,
@@ -121,6 +124,7 @@ pub(super) async fn send(
     }
 }
 
+/// A page of the direct chat with another person (empty if you have none yet).
 #[utoipa::path(get, path = "/messages/chat/{id}", tag = "messages",
     security(("bearer" = [])),
     params(("id" = i32, Path, description = "The other person's user id"), HistoryQuery),
@@ -161,6 +165,7 @@ pub(super) async fn history(
     Ok(json(&read_page(&state, &me, room_id, &access, &q).await?))
 }
 
+/// Your direct chats, newest activity first, with unread counts.
 #[utoipa::path(get, path = "/messages/chats", tag = "messages",
     security(("bearer" = [])),
     responses(

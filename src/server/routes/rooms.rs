@@ -27,6 +27,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// Mark a room read up to a message, or to its latest.
 #[utoipa::path(post, path = "/rooms/{id}/read", tag = "rooms",
     security(("bearer" = [])),
     params(("id" = i32, Path, description = "A room id (a direct chat's `chat_room_id` or a group's `id`)")),

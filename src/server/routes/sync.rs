@@ -65,6 +65,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// Every message of your rooms after `since`, in id order: what a client missed while away.
 #[utoipa::path(get, path = "/sync", tag = "realtime",
     security(("bearer" = [])),
     params(SyncQuery),

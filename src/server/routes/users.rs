@@ -33,6 +33,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     by_name.or(search).unify().boxed()
 }
 
+/// A person by username (any case).
 #[utoipa::path(get, path = "/users/by-username/{username}", tag = "users",
     security(("bearer" = [])),
     params(("username" = String, Path)),
@@ -56,6 +57,7 @@ pub(super) async fn by_username(
     Ok(json(&user.to_public()))
 }
 
+/// People whose username or full name starts with `q`.
 #[utoipa::path(get, path = "/users/search", tag = "users",
     security(("bearer" = [])),
     params(SearchQuery),
