@@ -23,6 +23,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 struct Args {
     #[arg(long, default_value = "http://127.0.0.1:8000")]
     server: String,
+    /// For an https:// server: the CA (PEM) its certificate is checked against.
+    #[arg(long)]
+    ca_cert: Option<std::path::PathBuf>,
     /// Hard limit for the whole run, in seconds.
     #[arg(long, default_value_t = 300)]
     deadline: u64,
@@ -120,6 +123,7 @@ enum Scenario {
 struct Client {
     http: reqwest::Client,
     base: String,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -210,17 +214,26 @@ impl Client {
     }
 
     fn ws_url(&self, token: &str) -> String {
-        format!("{}/ws/{token}", self.base.replacen("http://", "ws://", 1))
+        let base = self
+            .base
+            .replacen("https://", "wss://", 1)
+            .replacen("http://", "ws://", 1);
+        format!("{base}/ws/{token}")
     }
 
     /// A socket with small buffers: tungstenite's default 128 KiB read buffer is zeroed on every
     /// read, which made memset the load generator's top cost and the load generator the bottleneck.
     async fn ws(&self, token: &str) -> Ws {
         let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
-        let (sock, _) =
-            tokio_tungstenite::connect_async_with_config(self.ws_url(token), Some(config), true)
-                .await
-                .expect("ws");
+        let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+        let (sock, _) = tokio_tungstenite::connect_async_tls_with_config(
+            self.ws_url(token),
+            Some(config),
+            true,
+            connector,
+        )
+        .await
+        .expect("ws");
         sock
     }
 }
@@ -275,13 +288,17 @@ async fn main() {
     raise_fd_limit();
     // reqwest's rustls needs a process-wide provider; only ring is built.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = args.ca_cert.as_deref().map(trusting);
+    let mut http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(30));
+    if let Some(config) = &tls {
+        http = http.tls_backend_preconfigured(rustls::ClientConfig::clone(config));
+    }
     let client = Arc::new(Client {
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap(),
+        http: http.build().unwrap(),
         base: args.server.trim_end_matches('/').to_string(),
+        tls,
     });
     let deadline = Duration::from_secs(args.deadline);
     let result = tokio::time::timeout(deadline, scenario(client, args.scenario)).await;
@@ -292,6 +309,27 @@ async fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// A TLS client configuration that trusts the CA certificates of `ca_file` only.
+fn trusting(ca_file: &std::path::Path) -> Arc<rustls::ClientConfig> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_file).expect("--ca-cert") {
+        roots
+            .add(cert.expect("--ca-cert"))
+            .expect("a CA certificate");
+    }
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
 }
 
 async fn scenario(client: Arc<Client>, s: Scenario) -> Value {

@@ -725,10 +725,12 @@ async fn groups(api: &Api, out: &Out, cmd: GroupsCommand) -> Result<(), CliError
 async fn follow_live(api: &Api, out: &Out, room: Option<RoomId>) -> Result<(), CliError> {
     let style = out.style;
     let json = out.json;
-    let names = room_names(api).await?;
+    let mut names = room_names(api).await?;
+    let me = api.session()?.username;
     live::listen(api, None, |event| {
         match event {
             Event::Frame(frame) => {
+                learn_room_name(&mut names, &me, &frame);
                 if let Some(r) = room
                     && frame_room(&frame) != Some(r)
                 {
@@ -764,6 +766,32 @@ async fn room_names(api: &Api) -> Result<std::collections::HashMap<RoomId, Strin
         .collect();
     names.extend(groups.into_iter().map(|g| (g.id, format!("#{}", g.name))));
     Ok(names)
+}
+
+/// Rooms that appear while listening: a group one is added to is announced with its name; a room
+/// never seen whose message is from someone else is a new direct chat with them.
+fn learn_room_name(
+    names: &mut std::collections::HashMap<RoomId, String>,
+    me: &str,
+    frame: &ServerFrame,
+) {
+    match frame {
+        ServerFrame::MemberAdded {
+            room_id,
+            name: Some(name),
+            ..
+        } => {
+            names.entry(*room_id).or_insert_with(|| format!("#{name}"));
+        }
+        ServerFrame::NewMessage { message, .. } => {
+            if let Some(sender) = message.sender_username.as_deref().filter(|s| *s != me) {
+                names
+                    .entry(message.room_id)
+                    .or_insert_with(|| format!("@{sender}"));
+            }
+        }
+        _ => {}
+    }
 }
 
 fn frame_room(frame: &ServerFrame) -> Option<RoomId> {

@@ -754,3 +754,35 @@ async fn the_cli_over_tls_with_a_private_ca_remembered_per_server() {
     r.failed_with(5);
     assert!(r.stderr.contains("cannot reach the server"), "{}", r.stderr);
 }
+
+#[tokio::test]
+async fn listen_names_a_chat_that_starts_while_listening() {
+    let app = spawn_app().await;
+    let alice = Cli::for_app(&app);
+    let bob = Cli::for_app(&app);
+    alice.register("alice").await;
+    bob.register("bob").await;
+
+    let mut child = bob
+        .command(&["listen"])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..100 {
+        if app.state.hub.connection_count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    alice.run(&["send", "@bob", "first words"]).await.ok();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("a line in time")
+        .unwrap()
+        .unwrap();
+    assert!(line.contains("@alice alice: first words"), "{line}");
+    child.kill().await.unwrap();
+}
