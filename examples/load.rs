@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
+use rtchat::proto::{ClientFrame, RoomId};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
@@ -200,7 +201,7 @@ impl Client {
         out
     }
 
-    async fn group(&self, owner: &User, name: &str, members: &[User]) -> i64 {
+    async fn group(&self, owner: &User, name: &str, members: &[User]) -> RoomId {
         let ids: Vec<i64> = members.iter().map(|u| u.id).collect();
         let v = self
             .post(
@@ -210,7 +211,7 @@ impl Client {
             )
             .await
             .expect("group");
-        v["group"]["id"].as_i64().unwrap()
+        serde_json::from_value(v["group"]["id"].clone()).expect("a group id")
     }
 
     fn ws_url(&self, token: &str) -> String {
@@ -437,18 +438,29 @@ async fn send(client: Arc<Client>, duration: u64, concurrency: usize, ws: bool) 
                     let t = Instant::now();
                     n += 1;
                     let cid = format!("{n}");
-                    sock.send(Message::text(json!({"type": "message", "room_id": room, "content": "load", "client_id": format!("{}-{cid}", u.id)}).to_string())).await.unwrap();
+                    let frame = ClientFrame::Message {
+                        room,
+                        content: "load".into(),
+                        client_id: Some(format!("{}-{cid}", u.id)),
+                    };
+                    sock.send(Message::text(frame.to_text())).await.unwrap();
                     loop {
                         match sock.next().await {
                             Some(Ok(Message::Text(t2))) => {
                                 match Frame::parse(&t2).map(|f| f.kind) {
                                     Some(k) if k == "new_message" => break,
-                                    Some(k) if k == "error" => { errors.fetch_add(1, Ordering::Relaxed); break; }
+                                    Some(k) if k == "error" => {
+                                        errors.fetch_add(1, Ordering::Relaxed);
+                                        break;
+                                    }
                                     _ => {}
                                 }
                             }
                             Some(Ok(_)) => continue,
-                            _ => { errors.fetch_add(1, Ordering::Relaxed); return local; }
+                            _ => {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                                return local;
+                            }
                         }
                     }
                     local.record(t.elapsed().as_micros().max(1) as u64).ok();
@@ -456,9 +468,20 @@ async fn send(client: Arc<Client>, duration: u64, concurrency: usize, ws: bool) 
             } else {
                 while Instant::now() < end {
                     let t = Instant::now();
-                    match client.post("/groups/send", Some(&u.token), json!({"group_id": room, "content": "load"})).await {
-                        Ok(_) => { local.record(t.elapsed().as_micros().max(1) as u64).ok(); }
-                        Err(_) => { errors.fetch_add(1, Ordering::Relaxed); }
+                    match client
+                        .post(
+                            "/groups/send",
+                            Some(&u.token),
+                            json!({"group_id": room, "content": "load"}),
+                        )
+                        .await
+                    {
+                        Ok(_) => {
+                            local.record(t.elapsed().as_micros().max(1) as u64).ok();
+                        }
+                        Err(_) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
             }
@@ -592,7 +615,7 @@ async fn fanout(
         );
         tokio::spawn(async move {
             let (mut frames, mut closed) = (0u64, 0u64);
-            let typing = Message::text(json!({"type": "typing", "room_id": room}).to_string());
+            let typing = Message::text(ClientFrame::Typing { room }.to_text());
             while !stop.load(Ordering::Relaxed) {
                 let (mut sink, mut stream) = client.ws(&token).await.split();
                 // Read (and drop) what the server says, so the flooder is not a slow reader.
@@ -644,7 +667,12 @@ async fn fanout(
                 let content = format!("{s} {seq} {}", origin.elapsed().as_micros());
                 if sink
                     .send(Message::text(
-                        json!({"type": "message", "room_id": room, "content": content}).to_string(),
+                        ClientFrame::Message {
+                            room,
+                            content,
+                            client_id: None,
+                        }
+                        .to_text(),
                     ))
                     .await
                     .is_err()

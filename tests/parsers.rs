@@ -3,11 +3,11 @@
 //! what a well-behaved client sends is read back exactly.
 
 use proptest::prelude::*;
+use rtchat::proto::ClientFrame;
 use rtchat::proto::{
     AddMembersRequest, ChangePasswordRequest, CreateGroupRequest, LoginRequest, MarkReadRequest,
     RefreshRequest, RegisterRequest, RemoveMemberRequest, SendDirectRequest, SendGroupRequest,
 };
-use rtchat::server::client_frame::{self, ClientFrame};
 use rtchat::server::error::ApiError;
 use rtchat::server::extract::{Validate, parse_json, parse_query};
 use rtchat::server::validate::{HistoryQuery, SearchQuery};
@@ -93,12 +93,12 @@ proptest! {
 
     #[test]
     fn frames_of_any_text_are_parsed_or_refused(text in ".{0,64}") {
-        let _ = client_frame::parse(&text);
+        let _ = ClientFrame::parse(&text);
     }
 
     #[test]
     fn frames_of_any_json_are_parsed_or_refused(value in any_json()) {
-        if let Err(refused) = client_frame::parse(&value.to_string()) {
+        if let Err(refused) = ClientFrame::parse(&value.to_string()) {
             prop_assert!(!refused.is_empty());
         }
     }
@@ -117,15 +117,15 @@ proptest! {
             message["client_id"] = json!(c);
         }
         prop_assert_eq!(
-            client_frame::parse(&message.to_string()),
+            ClientFrame::parse(&message.to_string()),
             Ok(ClientFrame::Message { room, content: content.clone(), client_id: client_id.clone() })
         );
         prop_assert_eq!(
-            client_frame::parse(&json!({"type": "typing", "room_id": id}).to_string()),
+            ClientFrame::parse(&json!({"type": "typing", "room_id": id}).to_string()),
             Ok(ClientFrame::Typing { room })
         );
         prop_assert_eq!(
-            client_frame::parse(&json!({"type": "sync", "since": since}).to_string()),
+            ClientFrame::parse(&json!({"type": "sync", "since": since}).to_string()),
             Ok(ClientFrame::Sync { since, limit: None })
         );
     }

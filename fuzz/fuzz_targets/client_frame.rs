@@ -3,11 +3,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rtchat::server::client_frame;
+use rtchat::proto::ClientFrame;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let first = client_frame::parse(text);
-        assert_eq!(first, client_frame::parse(text));
+        let first = ClientFrame::parse(text);
+        assert_eq!(first, ClientFrame::parse(text));
     }
 });

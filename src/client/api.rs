@@ -13,9 +13,14 @@ use super::error::CliError;
 use super::session::{Session, SessionStore};
 use super::tls;
 use crate::proto::{
-    AddMembersReply, AuthReply, ChatSummary, CreateGroupReply, GroupSummary, Member,
-    MessageWithSender, PublicUser, ReadState, RoomId, SendReply, SyncReply, Tokens, User, UserId,
+    AddMembersReply, AddMembersRequest, AuthReply, ChangePasswordRequest, ChatSummary,
+    CreateGroupReply, CreateGroupRequest, GroupSummary, LoginRequest, MarkReadRequest, Member,
+    MessageWithSender, PublicUser, ReadState, RefreshRequest, RegisterRequest, RemoveMemberRequest,
+    RoomId, SendDirectRequest, SendGroupRequest, SendReply, SyncReply, Tokens, User, UserId,
 };
+
+/// The body of a request that has none.
+const NO_BODY: Option<&()> = None;
 
 pub struct Api {
     http: reqwest::Client,
@@ -105,7 +110,7 @@ impl Api {
         method: &Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<&Value>,
+        body: Option<&impl Serialize>,
         token: Option<&str>,
     ) -> Result<(StatusCode, Value), CliError> {
         let mut req = self
@@ -145,26 +150,20 @@ impl Api {
         method: Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<Value>,
+        body: Option<&impl Serialize>,
         auth: bool,
     ) -> Result<T, CliError> {
         let mut session = if auth { Some(self.session()?) } else { None };
         let token = session.as_ref().map(|s| s.access_token.clone());
         let (mut status, mut reply) = self
-            .send_once(&method, path, query, body.as_ref(), token.as_deref())
+            .send_once(&method, path, query, body, token.as_deref())
             .await?;
         if status == StatusCode::UNAUTHORIZED
             && let Some(s) = session.take()
         {
             let fresh = self.refresh(&s).await?;
             (status, reply) = self
-                .send_once(
-                    &method,
-                    path,
-                    query,
-                    body.as_ref(),
-                    Some(&fresh.access_token),
-                )
+                .send_once(&method, path, query, body, Some(&fresh.access_token))
                 .await?;
             if status == StatusCode::UNAUTHORIZED {
                 return Err(session_over());
@@ -196,7 +195,9 @@ impl Api {
                 &Method::POST,
                 "/auth/refresh",
                 &[],
-                Some(&json!({"refresh_token": stale.refresh_token})),
+                Some(&RefreshRequest {
+                    refresh_token: stale.refresh_token.clone(),
+                }),
                 None,
             )
             .await?;
@@ -247,18 +248,26 @@ impl Api {
         password: &str,
         full_name: Option<&str>,
     ) -> Result<AuthReply, CliError> {
-        let body = json!({"username": username, "email": email, "password": password, "full_name": full_name});
+        let body = RegisterRequest {
+            username: username.into(),
+            email: email.into(),
+            password: password.into(),
+            full_name: full_name.map(str::to_string),
+        };
         let reply: AuthReply = self
-            .call(Method::POST, "/auth/register", &[], Some(body), false)
+            .call(Method::POST, "/auth/register", &[], Some(&body), false)
             .await?;
         self.save_login(&reply)?;
         Ok(reply)
     }
 
     pub async fn login(&self, login: &str, password: &str) -> Result<AuthReply, CliError> {
-        let body = json!({"username": login, "password": password});
+        let body = LoginRequest {
+            username: login.into(),
+            password: password.into(),
+        };
         let reply: AuthReply = self
-            .call(Method::POST, "/auth/login", &[], Some(body), false)
+            .call(Method::POST, "/auth/login", &[], Some(&body), false)
             .await
             .map_err(|e| match e {
                 CliError::Auth(_) => CliError::Auth("wrong username or password".into()),
@@ -272,11 +281,13 @@ impl Api {
     pub async fn logout(&self, all: bool) -> Result<Value, CliError> {
         let session = self.session()?;
         let result = if all {
-            self.call(Method::POST, "/auth/logout-all", &[], None, true)
+            self.call(Method::POST, "/auth/logout-all", &[], NO_BODY, true)
                 .await
         } else {
-            let body = json!({"refresh_token": session.refresh_token});
-            self.call(Method::POST, "/auth/logout", &[], Some(body), false)
+            let body = RefreshRequest {
+                refresh_token: session.refresh_token.clone(),
+            };
+            self.call(Method::POST, "/auth/logout", &[], Some(&body), false)
                 .await
         };
         // Gone on the server or not, the local login is over.
@@ -291,13 +302,22 @@ impl Api {
     }
 
     pub async fn me(&self) -> Result<User, CliError> {
-        self.call(Method::GET, "/auth/me", &[], None, true).await
+        self.call(Method::GET, "/auth/me", &[], NO_BODY, true).await
     }
 
     pub async fn change_password(&self, old: &str, new: &str) -> Result<Value, CliError> {
-        let body = json!({"old_password": old, "new_password": new});
+        let body = ChangePasswordRequest {
+            old_password: old.into(),
+            new_password: new.into(),
+        };
         let reply = self
-            .call(Method::POST, "/auth/change-password", &[], Some(body), true)
+            .call(
+                Method::POST,
+                "/auth/change-password",
+                &[],
+                Some(&body),
+                true,
+            )
             .await?;
         self.forget_login()?;
         Ok(reply)
@@ -307,7 +327,7 @@ impl Api {
 
     pub async fn user(&self, username: &str) -> Result<PublicUser, CliError> {
         let path = format!("/users/by-username/{}", encode_segment(username));
-        self.call(Method::GET, &path, &[], None, true)
+        self.call(Method::GET, &path, &[], NO_BODY, true)
             .await
             .map_err(|e| match e {
                 CliError::NotFound(_) => CliError::NotFound(format!("no user @{username}")),
@@ -321,7 +341,7 @@ impl Api {
         limit: u32,
     ) -> Result<Vec<PublicUser>, CliError> {
         let q = [("q", prefix.to_string()), ("limit", limit.to_string())];
-        self.call(Method::GET, "/users/search", &q, None, true)
+        self.call(Method::GET, "/users/search", &q, NO_BODY, true)
             .await
     }
 
@@ -333,8 +353,12 @@ impl Api {
         content: &str,
         client_id: &str,
     ) -> Result<SendReply, CliError> {
-        let body = json!({"recipient_id": to, "content": content, "client_id": client_id});
-        self.call(Method::POST, "/messages/send", &[], Some(body), true)
+        let body = SendDirectRequest {
+            recipient_id: to,
+            content: content.into(),
+            client_id: Some(client_id.into()),
+        };
+        self.call(Method::POST, "/messages/send", &[], Some(&body), true)
             .await
     }
 
@@ -344,8 +368,12 @@ impl Api {
         content: &str,
         client_id: &str,
     ) -> Result<SendReply, CliError> {
-        let body = json!({"group_id": group, "content": content, "client_id": client_id});
-        self.call(Method::POST, "/groups/send", &[], Some(body), true)
+        let body = SendGroupRequest {
+            group_id: group,
+            content: content.into(),
+            client_id: Some(client_id.into()),
+        };
+        self.call(Method::POST, "/groups/send", &[], Some(&body), true)
             .await
     }
 
@@ -358,7 +386,7 @@ impl Api {
             Method::GET,
             &format!("/messages/chat/{other}"),
             &page.query(),
-            None,
+            NO_BODY,
             true,
         )
         .await
@@ -373,14 +401,14 @@ impl Api {
             Method::GET,
             &format!("/groups/{group}/messages"),
             &page.query(),
-            None,
+            NO_BODY,
             true,
         )
         .await
     }
 
     pub async fn chats(&self) -> Result<Vec<ChatSummary>, CliError> {
-        self.call(Method::GET, "/messages/chats", &[], None, true)
+        self.call(Method::GET, "/messages/chats", &[], NO_BODY, true)
             .await
     }
 
@@ -389,7 +417,7 @@ impl Api {
             Method::POST,
             &format!("/rooms/{room}/read"),
             &[],
-            Some(json!({})),
+            Some(&MarkReadRequest::default()),
             true,
         )
         .await
@@ -397,13 +425,13 @@ impl Api {
 
     pub async fn sync(&self, since: i64, limit: u32) -> Result<SyncReply, CliError> {
         let q = [("since", since.to_string()), ("limit", limit.to_string())];
-        self.call(Method::GET, "/sync", &q, None, true).await
+        self.call(Method::GET, "/sync", &q, NO_BODY, true).await
     }
 
     /// Online people you share a room with.
     pub async fn online_users(&self) -> Result<Vec<UserId>, CliError> {
         let reply: crate::proto::OnlineUsers = self
-            .call(Method::GET, "/ws/online-users", &[], None, true)
+            .call(Method::GET, "/ws/online-users", &[], NO_BODY, true)
             .await?;
         Ok(reply.online_users)
     }
@@ -411,7 +439,7 @@ impl Api {
     // ----- groups -----
 
     pub async fn groups(&self) -> Result<Vec<GroupSummary>, CliError> {
-        self.call(Method::GET, "/groups/my-groups", &[], None, true)
+        self.call(Method::GET, "/groups/my-groups", &[], NO_BODY, true)
             .await
     }
 
@@ -420,8 +448,11 @@ impl Api {
         name: &str,
         members: &[UserId],
     ) -> Result<CreateGroupReply, CliError> {
-        let body = json!({"name": name, "member_ids": members});
-        self.call(Method::POST, "/groups/create", &[], Some(body), true)
+        let body = CreateGroupRequest {
+            name: name.into(),
+            member_ids: members.to_vec(),
+        };
+        self.call(Method::POST, "/groups/create", &[], Some(&body), true)
             .await
     }
 
@@ -430,24 +461,26 @@ impl Api {
         group: RoomId,
         users: &[UserId],
     ) -> Result<AddMembersReply, CliError> {
-        let body = json!({"user_ids": users});
+        let body = AddMembersRequest {
+            user_ids: users.to_vec(),
+        };
         self.call(
             Method::POST,
             &format!("/groups/{group}/members"),
             &[],
-            Some(body),
+            Some(&body),
             true,
         )
         .await
     }
 
     pub async fn remove_member(&self, group: RoomId, user: UserId) -> Result<Value, CliError> {
-        let body = json!({"user_id": user});
+        let body = RemoveMemberRequest { user_id: user };
         self.call(
             Method::DELETE,
             &format!("/groups/{group}/members"),
             &[],
-            Some(body),
+            Some(&body),
             true,
         )
         .await
@@ -458,7 +491,7 @@ impl Api {
             Method::GET,
             &format!("/groups/{group}/members"),
             &[],
-            None,
+            NO_BODY,
             true,
         )
         .await

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::api::Api;
 use super::error::CliError;
-use crate::proto::{MessageId, ServerFrame};
+use crate::proto::{ClientFrame, CloseReason, MessageId, ServerFrame};
 
 /// Messages already handed over, above the cursor: a resume may repeat them, they are skipped.
 #[derive(Default)]
@@ -65,7 +65,7 @@ const SYNC_PAGE: u32 = 500;
 /// socket (they wait while it is down).
 pub async fn listen(
     api: &Api,
-    mut outgoing: Option<mpsc::UnboundedReceiver<serde_json::Value>>,
+    mut outgoing: Option<mpsc::UnboundedReceiver<ClientFrame>>,
     mut on_event: impl FnMut(Event) -> bool,
 ) -> Result<(), CliError> {
     let mut seen = Seen::default();
@@ -101,8 +101,8 @@ enum Flow {
 
 /// The next frame to send, or never when there is no outgoing channel.
 async fn next_outgoing(
-    outgoing: &mut Option<mpsc::UnboundedReceiver<serde_json::Value>>,
-) -> Option<serde_json::Value> {
+    outgoing: &mut Option<mpsc::UnboundedReceiver<ClientFrame>>,
+) -> Option<ClientFrame> {
     match outgoing {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
@@ -112,7 +112,7 @@ async fn next_outgoing(
 async fn session(
     api: &Api,
     seen: &mut Seen,
-    outgoing: &mut Option<mpsc::UnboundedReceiver<serde_json::Value>>,
+    outgoing: &mut Option<mpsc::UnboundedReceiver<ClientFrame>>,
     on_event: &mut impl FnMut(Event) -> bool,
     resumed: bool,
 ) -> Result<Flow, CliError> {
@@ -185,7 +185,7 @@ async fn session(
         let text = match message {
             Ok(Message::Text(text)) => text,
             Ok(Message::Close(frame)) => {
-                if frame.is_some_and(|f| u16::from(f.code) == 4003) {
+                if frame.is_some_and(|f| u16::from(f.code) == CloseReason::SESSION_ENDED.code) {
                     return Err(CliError::Auth(
                         "your session has ended: run `rtchat login USERNAME`".into(),
                     ));
@@ -224,11 +224,11 @@ async fn session(
     }
 }
 
-async fn send_frame<S>(sink: &mut S, frame: &serde_json::Value) -> Result<(), CliError>
+async fn send_frame<S>(sink: &mut S, frame: &ClientFrame) -> Result<(), CliError>
 where
     S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
 {
-    sink.send(Message::text(frame.to_string()))
+    sink.send(Message::text(frame.to_text()))
         .await
         .map_err(|e| CliError::Server(format!("live connection failed: {e}")))
 }

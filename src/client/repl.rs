@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::api::{Api, Page};
@@ -18,7 +17,7 @@ use super::live::{self, Event};
 use super::render::{Style, table, when};
 use super::session::Session;
 use super::target::{self, Target};
-use crate::proto::{LiveMessage, RoomId, ServerFrame, UserId};
+use crate::proto::{ClientFrame, LiveMessage, RoomId, ServerFrame, UserId};
 
 const TYPING_EVERY: Duration = Duration::from_secs(3);
 const TYPING_SHOWN_FOR: Duration = Duration::from_secs(5);
@@ -99,7 +98,7 @@ struct Repl {
     names: HashMap<RoomId, String>,
     unread: HashMap<RoomId, i64>,
     pending: Vec<Pending>,
-    to_server: mpsc::UnboundedSender<serde_json::Value>,
+    to_server: mpsc::UnboundedSender<ClientFrame>,
     typing_sent: Option<Instant>,
     typing_shown: HashMap<(RoomId, UserId), Instant>,
     words: Completions,
@@ -401,15 +400,11 @@ impl Repl {
         let t = target::resolve(&self.api, text).await?;
         let room = target::room_of(&self.api, &t).await?;
         if let Some(old) = self.current_room() {
-            let _ = self
-                .to_server
-                .send(json!({"type": "leave_room", "room_id": old}));
+            let _ = self.to_server.send(ClientFrame::LeaveRoom { room: old });
         }
         if let Some(room) = room {
             self.names.insert(room, t.label());
-            let _ = self
-                .to_server
-                .send(json!({"type": "join_room", "room_id": room}));
+            let _ = self.to_server.send(ClientFrame::JoinRoom { room });
         }
         self.remember_word(t.label());
         self.current = Some(Current {
@@ -556,9 +551,7 @@ impl Repl {
             return;
         }
         self.typing_sent = Some(Instant::now());
-        let _ = self
-            .to_server
-            .send(json!({"type": "typing", "room_id": room}));
+        let _ = self.to_server.send(ClientFrame::Typing { room });
     }
 
     async fn event(&mut self, event: Event) {
@@ -571,9 +564,7 @@ impl Repl {
             Event::Resumed { missed } => {
                 self.notice(&format!("reconnected ({missed} missed)"));
                 if let Some(room) = self.current_room() {
-                    let _ = self
-                        .to_server
-                        .send(json!({"type": "join_room", "room_id": room}));
+                    let _ = self.to_server.send(ClientFrame::JoinRoom { room });
                 }
                 self.resend_pending().await;
             }
@@ -682,9 +673,10 @@ impl Repl {
             );
             self.say(&line);
             if !mine {
-                let _ = self.to_server.send(
-                    json!({"type": "read", "room_id": m.room_id, "message_id": m.message_id}),
-                );
+                let _ = self.to_server.send(ClientFrame::Read {
+                    room: m.room_id,
+                    message_id: Some(m.message_id),
+                });
             }
         } else if !mine {
             let n = self.unread.entry(m.room_id).or_default();

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::server::client_frame::{ClientFrame, Refused};
+use crate::proto::ClientFrame;
+use crate::proto::frames::Refused;
 
 /// A client may send this many seconds' worth of frames at once after a quiet spell.
 const BURST_SECONDS: f32 = 3.0;
@@ -139,7 +140,7 @@ mod tests {
 
     #[test]
     fn each_kind_has_its_cost() {
-        let cost = |text: &str| cost_of(crate::server::client_frame::parse(text).as_ref());
+        let cost = |text: &str| cost_of(ClientFrame::parse(text).as_ref());
         assert_eq!(cost(r#"{"type":"sync","since":0}"#), SYNC_COST);
         assert_eq!(cost(r#"{"type":"typing","room_id":1}"#), 1.0);
         assert_eq!(

@@ -13,56 +13,13 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
+use crate::proto::CloseReason;
 use crate::proto::{MessageId, RoomId, ServerFrame, UserId};
 use crate::server::metrics::METRICS;
 use crate::server::outbox::{Full, Outbox};
 use crate::server::store::RoomKind;
 
 pub type ConnId = u64;
-
-/// Why the server closes a socket: a WebSocket close code and a reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CloseReason {
-    pub code: u16,
-    pub reason: &'static str,
-}
-
-pub const CLOSE_GOING_AWAY: CloseReason = CloseReason {
-    code: 1001,
-    reason: "server shutting down",
-};
-pub const CLOSE_TOO_BIG: CloseReason = CloseReason {
-    code: 1009,
-    reason: "frame too large",
-};
-pub const CLOSE_AUTH_TIMEOUT: CloseReason = CloseReason {
-    code: 4000,
-    reason: "no auth frame in time",
-};
-pub const CLOSE_AUTH_FAILED: CloseReason = CloseReason {
-    code: 4001,
-    reason: "authentication failed",
-};
-pub const CLOSE_NO_HEARTBEAT: CloseReason = CloseReason {
-    code: 4002,
-    reason: "no heartbeat",
-};
-pub const CLOSE_SESSION_ENDED: CloseReason = CloseReason {
-    code: 4003,
-    reason: "session ended",
-};
-pub const CLOSE_TOO_MANY_SOCKETS: CloseReason = CloseReason {
-    code: 4009,
-    reason: "too many connections for this user",
-};
-pub const CLOSE_FLOODING: CloseReason = CloseReason {
-    code: 4029,
-    reason: "too many frames",
-};
-pub const CLOSE_TOO_SLOW: CloseReason = CloseReason {
-    code: 4008,
-    reason: "too slow: reconnect and sync",
-};
 
 /// A frame serialised once, shared by every recipient (cloning only bumps a reference count).
 #[derive(Clone)]
@@ -96,7 +53,7 @@ impl Conn {
             && let Some(kill) = self.kill.take()
         {
             METRICS.slow_reader_closes.inc();
-            let _ = kill.send(CLOSE_TOO_SLOW);
+            let _ = kill.send(CloseReason::TOO_SLOW);
         }
         pushed.is_ok()
     }
@@ -179,7 +136,7 @@ impl Hub {
             .get(&user)
             .is_some_and(|u| u.conns.len() >= max_sockets)
         {
-            return Err(CLOSE_TOO_MANY_SOCKETS);
+            return Err(CloseReason::TOO_MANY_SOCKETS);
         }
         let conn = self.next_id.fetch_add(1, Ordering::Relaxed);
         let outgoing = Arc::new(Outbox::new(self.queue_capacity));
@@ -297,12 +254,12 @@ impl Hub {
 
     /// Closes the sockets of one session (logout). Returns how many.
     pub fn close_session(&self, session: Uuid) -> usize {
-        self.close_where(CLOSE_SESSION_ENDED, |c| c.session == session)
+        self.close_where(CloseReason::SESSION_ENDED, |c| c.session == session)
     }
 
     /// Closes every socket of a user (logout-all, password change).
     pub fn close_user(&self, user: UserId) -> usize {
-        self.close_where(CLOSE_SESSION_ENDED, |c| c.user == user)
+        self.close_where(CloseReason::SESSION_ENDED, |c| c.user == user)
     }
 
     pub fn close_all(&self, reason: CloseReason) -> usize {
@@ -606,7 +563,7 @@ mod tests {
             hub.to_room(5, &frame("m"), None);
             assert!(fast.outgoing.pop().is_some());
         }
-        assert_eq!(slow.closed.try_recv().unwrap(), CLOSE_TOO_SLOW);
+        assert_eq!(slow.closed.try_recv().unwrap(), CloseReason::TOO_SLOW);
         assert!(fast.closed.try_recv().is_err());
     }
 
@@ -617,7 +574,7 @@ mod tests {
         let _second = hub.register(1, Uuid::new_v4(), 2).unwrap();
         assert_eq!(
             hub.register(1, Uuid::new_v4(), 2).err(),
-            Some(CLOSE_TOO_MANY_SOCKETS)
+            Some(CloseReason::TOO_MANY_SOCKETS)
         );
         assert!(
             hub.register(2, Uuid::new_v4(), 2).is_ok(),

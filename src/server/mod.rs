@@ -2,7 +2,6 @@
 //! the store, authentication and routes together.
 
 pub mod auth;
-pub mod client_frame;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -234,7 +233,7 @@ impl Server {
             "shutting down"
         );
         // Upgraded sockets are not the HTTP server's to drain: close them ourselves.
-        state.hub.close_all(hub::CLOSE_GOING_AWAY);
+        state.hub.close_all(proto::CloseReason::GOING_AWAY);
         state.tasks.close();
         let drained = tokio::time::timeout(grace, async {
             let _ = serving.await;

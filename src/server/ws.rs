@@ -16,14 +16,13 @@ use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
+use crate::proto::ClientFrame;
+use crate::proto::CloseReason;
+use crate::proto::frames::Refused;
 use crate::proto::{MessageId, RoomId, ServerFrame};
-use crate::server::client_frame::{self, ClientFrame};
 use crate::server::error::ApiError;
 use crate::server::frame_budget::{FrameBudget, Spent, cost_of};
-use crate::server::hub::{
-    CLOSE_AUTH_FAILED, CLOSE_AUTH_TIMEOUT, CLOSE_FLOODING, CLOSE_GOING_AWAY, CLOSE_NO_HEARTBEAT,
-    CLOSE_SESSION_ENDED, CLOSE_TOO_BIG, CloseReason, ConnId, Frame,
-};
+use crate::server::hub::{ConnId, Frame};
 use crate::server::listener::{ConnectionSlot, RequestLog};
 use crate::server::messaging::{self, MAX_SYNC_PAGE};
 use crate::server::metrics::{KindLabel, METRICS, Throttle};
@@ -230,23 +229,23 @@ async fn first_frame_auth(
     loop {
         let next = tokio::time::timeout_at(deadline.into(), stream.next())
             .await
-            .map_err(|_| CLOSE_AUTH_TIMEOUT)?;
+            .map_err(|_| CloseReason::AUTH_TIMEOUT)?;
         let msg = match next {
             Some(Ok(msg)) => msg,
-            _ => return Err(CLOSE_AUTH_FAILED),
+            _ => return Err(CloseReason::AUTH_FAILED),
         };
         let text = match msg {
             Message::Ping(_) | Message::Pong(_) => continue,
             Message::Text(text) => text,
-            _ => return Err(CLOSE_AUTH_FAILED),
+            _ => return Err(CloseReason::AUTH_FAILED),
         };
-        let Ok(ClientFrame::Auth { token }) = client_frame::parse(&text) else {
-            return Err(CLOSE_AUTH_FAILED);
+        let Ok(ClientFrame::Auth { token }) = ClientFrame::parse(&text) else {
+            return Err(CloseReason::AUTH_FAILED);
         };
         return state
             .authenticate_token(&token)
             .await
-            .map_err(|_| CLOSE_AUTH_FAILED);
+            .map_err(|_| CloseReason::AUTH_FAILED);
     }
 }
 
@@ -311,10 +310,10 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
     };
     let outcome = match Box::pin(ready).await {
         Ok(_) => None,
-        Err(ApiError::Unauthorized(_)) => Some(CLOSE_SESSION_ENDED),
+        Err(ApiError::Unauthorized(_)) => Some(CloseReason::SESSION_ENDED),
         Err(e) => {
             tracing::warn!(error = %e, "websocket setup failed");
-            Some(CLOSE_GOING_AWAY)
+            Some(CloseReason::GOING_AWAY)
         }
     };
     let connected = ServerFrame::Connected {
@@ -375,7 +374,7 @@ async fn serve(
     loop {
         tokio::select! {
             biased;
-            reason = &mut reg.closed => return Some(reason.unwrap_or(CLOSE_GOING_AWAY)),
+            reason = &mut reg.closed => return Some(reason.unwrap_or(CloseReason::GOING_AWAY)),
             message = reg.outgoing.recv() => {
                 if write_queued(sink, message, &reg.outgoing).await.is_err() {
                     return None;
@@ -394,7 +393,7 @@ async fn serve(
             inbound = stream.next(), if handling.is_none() => {
                 let message = match inbound {
                     None => return None,
-                    Some(Err(tungstenite::Error::Capacity(_))) => return Some(CLOSE_TOO_BIG),
+                    Some(Err(tungstenite::Error::Capacity(_))) => return Some(CloseReason::TOO_BIG),
                     Some(Err(_)) => return None,
                     Some(Ok(message)) => message,
                 };
@@ -425,7 +424,7 @@ async fn serve(
             }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > SILENCE_LIMIT {
-                    return Some(CLOSE_NO_HEARTBEAT);
+                    return Some(CloseReason::NO_HEARTBEAT);
                 }
                 if write(sink, Message::Ping(Default::default())).await.is_err() {
                     return None;
@@ -437,14 +436,14 @@ async fn serve(
 
 /// What becomes of a text frame under the socket's frame budget.
 enum Admission {
-    Handle(Result<ClientFrame, client_frame::Refused>),
+    Handle(Result<ClientFrame, Refused>),
     /// Over the budget: this answer, if the client is due one.
     Refuse(Option<ServerFrame>),
     Close(CloseReason),
 }
 
 fn admit(budget: &mut FrameBudget, text: &str) -> Admission {
-    let frame = client_frame::parse(text);
+    let frame = ClientFrame::parse(text);
     match budget.spend(Instant::now(), cost_of(frame.as_ref())) {
         Spent::Ok => Admission::Handle(frame),
         Spent::Refused {
@@ -460,7 +459,7 @@ fn admit(budget: &mut FrameBudget, text: &str) -> Admission {
                 .into_frame()
             }))
         }
-        Spent::Abusive => Admission::Close(CLOSE_FLOODING),
+        Spent::Abusive => Admission::Close(CloseReason::FLOODING),
     }
 }
 
@@ -469,7 +468,7 @@ async fn handle_frame_in_time(
     state: &AppState,
     user: &CurrentUser,
     conn: ConnId,
-    frame: Result<ClientFrame, client_frame::Refused>,
+    frame: Result<ClientFrame, Refused>,
 ) -> Option<ServerFrame> {
     match tokio::time::timeout(state.db_timeout, handle_frame(state, user, conn, frame)).await {
         Ok(reply) => reply,
@@ -520,7 +519,7 @@ async fn handle_frame(
     state: &AppState,
     user: &CurrentUser,
     conn: ConnId,
-    frame: Result<ClientFrame, client_frame::Refused>,
+    frame: Result<ClientFrame, Refused>,
 ) -> Option<ServerFrame> {
     let frame = match frame {
         Ok(frame) => frame,

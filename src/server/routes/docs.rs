@@ -15,15 +15,16 @@ use super::{accounts, groups, messages, meta, rooms, sync, users};
 use crate::proto::{ErrorBody, ServerFrame};
 
 /// The WebSocket protocol, for the document's `/ws` operation (README "Real time" has it all).
-const WEBSOCKET: &str = "\
+pub const WEBSOCKET: &str = "\
 Upgrade to a WebSocket. Authenticate with `Authorization: Bearer TOKEN`, or (for browsers) send \
 `{\"type\":\"auth\",\"token\":\"TOKEN\"}` as the first frame within 10 s. The server answers \
 `connected`, then sends every event of the user's rooms (the `ServerFrame` schema). Client frames, \
 JSON objects tagged by `type`: `auth`, `message` (`room_id`, `content`, optional `client_id`), \
 `typing` (`room_id`), `read` (`room_id`, optional `message_id`), `join_room` / `leave_room` \
 (`room_id`), `sync` (`since`, optional `limit`), `ping`. Ids may be numbers or strings of digits. \
-Close codes: 1001 server shutting down, 4001 not authenticated, 4003 session ended, 4008 not \
-reading fast enough, 4009 too many sockets for this user, 4029 too many frames.";
+Close codes: 1001 server shutting down, 1009 frame too large, 4000 no `auth` frame in time, 4001 \
+not authenticated, 4002 no heartbeat, 4003 session ended (log in again), 4008 not reading fast \
+enough (reconnect and `sync`), 4009 too many sockets for this user, 4029 too many frames.";
 
 #[derive(OpenApi)]
 #[openapi(

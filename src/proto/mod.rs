@@ -1,5 +1,10 @@
-//! Wire types shared by the server and the client: REST request and response bodies (the seed's shapes,
-//! extended where noted) and the timestamp format.
+//! Wire types shared by the server, the client and the load generator: REST request and response
+//! bodies (the seed's shapes, extended where noted), the timestamp format, and (in `frames`) the
+//! WebSocket protocol.
+
+pub mod frames;
+
+pub use frames::{ClientFrame, CloseReason, ServerFrame};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -441,84 +446,6 @@ pub struct SyncReply {
     /// Where to resume. It may be below the last message returned (a message with a lower id may
     /// still have been in flight); resuming there can repeat a message, never skip one.
     pub next_since: MessageId,
-}
-
-/// Frames the server sends on the WebSocket. The seed's types keep their shapes; the others are ours.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerFrame {
-    Connected {
-        user_id: UserId,
-        username: String,
-        message: String,
-        /// Resume point for `sync` if this connection drops before any message arrives.
-        sync_cursor: MessageId,
-    },
-    RoomJoined {
-        room_id: RoomId,
-        message: String,
-    },
-    RoomLeft {
-        room_id: RoomId,
-        message: String,
-    },
-    UserJoined {
-        room_id: RoomId,
-        user_id: UserId,
-        username: String,
-    },
-    UserLeft {
-        room_id: RoomId,
-        user_id: UserId,
-        username: String,
-    },
-    NewMessage {
-        #[serde(flatten)]
-        message: LiveMessage,
-        /// Every message up to this id has been delivered: a safe `since` for the next `sync`.
-        sync_cursor: MessageId,
-    },
-    UserTyping {
-        room_id: RoomId,
-        user_id: UserId,
-        username: String,
-    },
-    Pong,
-    Error {
-        message: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        retry_after_ms: Option<u64>,
-    },
-    /// A member read a room up to a message. The reader's own connections also get the unread count.
-    Read {
-        room_id: RoomId,
-        user_id: UserId,
-        username: String,
-        last_read_message_id: MessageId,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        unread_count: Option<i64>,
-    },
-    /// Someone who shares a room with you came online (first connection) or went offline (last).
-    Presence {
-        user_id: UserId,
-        username: String,
-        status: String,
-    },
-    /// A user joined a room (a new group, or added to one): sent to every member, the new one too.
-    MemberAdded {
-        room_id: RoomId,
-        room_type: String,
-        name: Option<String>,
-        user_id: UserId,
-        username: String,
-    },
-    /// A user left or was removed: sent to the remaining members and to that user.
-    MemberRemoved {
-        room_id: RoomId,
-        user_id: UserId,
-        username: String,
-    },
-    Sync(SyncReply),
 }
 
 #[cfg(test)]
