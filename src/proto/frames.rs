@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::{LiveMessage, MessageId, RoomId, SyncReply, UserId};
+use super::{LiveMessage, MessageId, Presence, RoomId, RoomKind, SyncReply, UserId};
 
 /// Why the server closes a socket: a WebSocket close code and a reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,12 +126,12 @@ pub enum ServerFrame {
     Presence {
         user_id: UserId,
         username: String,
-        status: String,
+        status: Presence,
     },
     /// A user joined a room (a new group, or added to one): sent to every member, the new one too.
     MemberAdded {
         room_id: RoomId,
-        room_type: String,
+        room_type: RoomKind,
         name: Option<String>,
         user_id: UserId,
         username: String,
@@ -372,6 +372,31 @@ mod tests {
         assert_eq!(
             ClientFrame::Typing { room: 3 }.to_text(),
             r#"{"type":"typing","room_id":3}"#
+        );
+    }
+
+    #[test]
+    fn kinds_and_states_are_written_as_the_seed_wrote_them() {
+        let added = ServerFrame::MemberAdded {
+            room_id: 1,
+            room_type: RoomKind::Group,
+            name: Some("ops".into()),
+            user_id: 2,
+            username: "bob".into(),
+        };
+        let text = serde_json::to_string(&added).unwrap();
+        assert!(text.contains(r#""room_type":"group""#), "{text}");
+        let online = ServerFrame::Presence {
+            user_id: 2,
+            username: "bob".into(),
+            status: Presence::Online,
+        };
+        let text = serde_json::to_string(&online).unwrap();
+        assert!(text.contains(r#""status":"online""#), "{text}");
+        assert_eq!("direct".parse::<RoomKind>().unwrap(), RoomKind::Direct);
+        assert!(
+            "channel".parse::<RoomKind>().is_err(),
+            "no guessing: unknown is an error"
         );
     }
 

@@ -160,6 +160,58 @@ pub mod lenient {
     }
 }
 
+/// What a room is: a conversation of two people, or a named group (`room_type` on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomKind {
+    Direct,
+    Group,
+}
+
+impl RoomKind {
+    /// As the database and the wire write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomKind::Direct => "direct",
+            RoomKind::Group => "group",
+        }
+    }
+}
+
+/// A `room_type` that is neither `direct` nor `group`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("unknown room type {0:?}")]
+pub struct UnknownRoomKind(pub String);
+
+impl std::str::FromStr for RoomKind {
+    type Err = UnknownRoomKind;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "direct" => Ok(RoomKind::Direct),
+            "group" => Ok(RoomKind::Group),
+            other => Err(UnknownRoomKind(other.to_string())),
+        }
+    }
+}
+
+/// Whether a person has a live connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Presence {
+    Online,
+    Offline,
+}
+
+impl std::fmt::Display for Presence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Presence::Online => "online",
+            Presence::Offline => "offline",
+        })
+    }
+}
+
 // ----- errors -----
 
 /// Every error body: `{"detail": "..."}`, or a list of field errors for validation (422).
@@ -349,7 +401,7 @@ pub struct CreateGroupRequest {
 pub struct Group {
     pub id: RoomId,
     pub name: String,
-    pub room_type: String,
+    pub room_type: RoomKind,
     pub created_by: Option<UserId>,
     pub member_count: i64,
     pub created_at: Timestamp,
@@ -366,7 +418,7 @@ pub struct CreateGroupReply {
 pub struct GroupSummary {
     pub id: RoomId,
     pub name: String,
-    pub room_type: String,
+    pub room_type: RoomKind,
     pub created_by: Option<UserId>,
     pub member_count: i64,
     pub last_message: Option<String>,

@@ -29,17 +29,32 @@ pub enum AuthError {
     Busy,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The `type` claim: what a token may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TokenKind {
     Access,
     Refresh,
 }
 
-impl TokenKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            TokenKind::Access => "access",
-            TokenKind::Refresh => "refresh",
+/// How tokens are signed (`--algorithm`, the seed's `ALGORITHM`): HMAC with SHA-256, -384 or -512.
+/// Anything else is refused at start-up, never silently replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JwtAlgorithm {
+    #[value(name = "HS256")]
+    Hs256,
+    #[value(name = "HS384")]
+    Hs384,
+    #[value(name = "HS512")]
+    Hs512,
+}
+
+impl From<JwtAlgorithm> for Algorithm {
+    fn from(a: JwtAlgorithm) -> Algorithm {
+        match a {
+            JwtAlgorithm::Hs256 => Algorithm::HS256,
+            JwtAlgorithm::Hs384 => Algorithm::HS384,
+            JwtAlgorithm::Hs512 => Algorithm::HS512,
         }
     }
 }
@@ -53,7 +68,7 @@ pub struct Claims {
     pub iat: i64,
     pub jti: Uuid,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: TokenKind,
     pub sid: Uuid,
 }
 
@@ -78,16 +93,16 @@ pub struct TokenKeys {
 }
 
 impl TokenKeys {
-    pub fn new(secret: &[u8], algorithm: &str, access_minutes: u32, refresh_days: u32) -> Self {
-        let algorithm = match algorithm {
-            "HS384" => Algorithm::HS384,
-            "HS512" => Algorithm::HS512,
-            _ => Algorithm::HS256,
-        };
+    pub fn new(
+        secret: &[u8],
+        algorithm: JwtAlgorithm,
+        access_minutes: u32,
+        refresh_days: u32,
+    ) -> Self {
         TokenKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
-            algorithm,
+            algorithm: algorithm.into(),
             access_ttl: Duration::minutes(access_minutes.into()),
             refresh_ttl: Duration::days(refresh_days.into()),
         }
@@ -135,7 +150,7 @@ impl TokenKeys {
             exp: expires.timestamp(),
             iat: Utc::now().timestamp(),
             jti: Uuid::new_v4(),
-            kind: kind.as_str().into(),
+            kind,
             sid: session_id,
         })
     }
@@ -166,7 +181,7 @@ impl TokenKeys {
                 _ => AuthError::Invalid,
             },
         )?;
-        if data.claims.kind != kind.as_str() {
+        if data.claims.kind != kind {
             return Err(AuthError::WrongType);
         }
         Ok(data.claims)
@@ -267,7 +282,12 @@ mod tests {
     use super::*;
 
     fn keys() -> TokenKeys {
-        TokenKeys::new(b"0123456789abcdef0123456789abcdef", "HS256", 30, 7)
+        TokenKeys::new(
+            b"0123456789abcdef0123456789abcdef",
+            JwtAlgorithm::Hs256,
+            30,
+            7,
+        )
     }
 
     #[test]
@@ -300,7 +320,12 @@ mod tests {
             keys.verify(&t.access_token, TokenKind::Refresh),
             Err(AuthError::WrongType)
         ));
-        let other = TokenKeys::new(b"another secret, another signature", "HS256", 30, 7);
+        let other = TokenKeys::new(
+            b"another secret, another signature",
+            JwtAlgorithm::Hs256,
+            30,
+            7,
+        );
         assert!(matches!(
             other.verify(&t.access_token, TokenKind::Access),
             Err(AuthError::Invalid)

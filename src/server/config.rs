@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+
+use crate::server::auth::JwtAlgorithm;
 use clap::builder::BoolishValueParser;
 
 #[derive(Debug, Clone, Parser)]
@@ -59,8 +61,14 @@ pub struct Config {
     pub secret_key: Option<String>,
 
     /// Token signing algorithm.
-    #[arg(long, env = "ALGORITHM", default_value = "HS256", value_parser = ["HS256", "HS384", "HS512"])]
-    pub algorithm: String,
+    #[arg(
+        long,
+        env = "ALGORITHM",
+        value_enum,
+        ignore_case = true,
+        default_value = "HS256"
+    )]
+    pub algorithm: JwtAlgorithm,
 
     /// Lifetime of access tokens, in minutes.
     #[arg(long, env = "ACCESS_TOKEN_EXPIRE_MINUTES", default_value_t = 30,
@@ -204,7 +212,7 @@ impl Config {
             database_url: None,
             data_dir: None,
             secret_key: None,
-            algorithm: "HS256".into(),
+            algorithm: JwtAlgorithm::Hs256,
             access_token_expire_minutes: 30,
             refresh_token_expire_days: 7,
             debug: false,
@@ -288,6 +296,16 @@ mod tests {
         assert_eq!(parsed.bcrypt_cost, defaults.bcrypt_cost);
         assert_eq!(parsed.shutdown_timeout, defaults.shutdown_timeout);
         assert_eq!(parsed.max_sockets_per_user, defaults.max_sockets_per_user);
+    }
+
+    #[test]
+    fn an_unknown_signing_algorithm_is_refused_not_replaced() {
+        let c = Config::try_parse_from(["rtchat-server", "--algorithm", "hs512"]).unwrap();
+        assert_eq!(c.algorithm, JwtAlgorithm::Hs512);
+        for unknown in ["RS256", "none", ""] {
+            let e = Config::try_parse_from(["rtchat-server", "--algorithm", unknown]).unwrap_err();
+            assert!(e.to_string().contains("HS256, HS384, HS512"), "{e}");
+        }
     }
 
     #[test]

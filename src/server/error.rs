@@ -67,6 +67,7 @@ impl From<StoreError> for ApiError {
             // The database went away mid-request: the next attempt gets a fresh connection.
             StoreError::Query(e) if connection_lost(&e) => ApiError::Unavailable(e.to_string()),
             StoreError::Query(e) => ApiError::Internal(e.to_string()),
+            StoreError::Unexpected(e) => ApiError::Internal(e),
         }
     }
 }

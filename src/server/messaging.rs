@@ -128,7 +128,7 @@ pub fn members_added(
     for (id, username) in added {
         let frame = Frame::new(&ServerFrame::MemberAdded {
             room_id: room,
-            room_type: "group".into(),
+            room_type: RoomKind::Group,
             name: Some(name.to_string()),
             user_id: *id,
             username: username.clone(),

@@ -125,7 +125,7 @@ impl Server {
             writer,
             keys: TokenKeys::new(
                 secret,
-                &config.algorithm,
+                config.algorithm,
                 config.access_token_expire_minutes,
                 config.refresh_token_expire_days,
             ),

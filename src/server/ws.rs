@@ -17,8 +17,8 @@ use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
 use crate::proto::ClientFrame;
-use crate::proto::CloseReason;
 use crate::proto::frames::Refused;
+use crate::proto::{CloseReason, Presence};
 use crate::proto::{MessageId, RoomId, ServerFrame};
 use crate::server::error::ApiError;
 use crate::server::frame_budget::{FrameBudget, Spent, cost_of};
@@ -262,14 +262,14 @@ async fn load_rooms(state: &AppState, user: i32, mut generation: u64) -> Result<
     Err(ApiError::Unavailable("membership kept changing".into()))
 }
 
-fn presence(state: &AppState, peers: &[i32], user: &CurrentUser, status: &str) {
+fn presence(state: &AppState, peers: &[i32], user: &CurrentUser, status: Presence) {
     if peers.is_empty() {
         return;
     }
     let frame = Frame::new(&ServerFrame::Presence {
         user_id: user.id(),
         username: user.user.username.clone(),
-        status: status.into(),
+        status,
     });
     state.hub.to_users(peers, &frame);
 }
@@ -327,7 +327,7 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
         None if write_frame(&mut sink, &connected).await.is_err() => None,
         None => {
             if reg.first {
-                presence(&state, &state.hub.peers(user.id()), &user, "online");
+                presence(&state, &state.hub.peers(user.id()), &user, Presence::Online);
             }
             serve(&state, &user, conn, &mut reg, &mut sink, &mut stream).await
         }
@@ -350,7 +350,7 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
         tell_viewers(&state, conn, room, &user, false);
     }
     if last {
-        presence(&state, &peers, &user, "offline");
+        presence(&state, &peers, &user, Presence::Offline);
     }
 }
 

@@ -137,7 +137,7 @@ async fn tokens_issued_in_the_same_second_are_distinct() {
     assert_ne!(tokens[1], tokens[2]);
     let claims = app.claims_of(&tokens[1]);
     assert_eq!(claims.sub, alice.id.to_string());
-    assert_eq!(claims.kind, "access");
+    assert_eq!(claims.kind, rtchat::server::auth::TokenKind::Access);
 }
 
 #[tokio::test]

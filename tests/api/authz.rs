@@ -103,11 +103,16 @@ async fn every_login_only_route_refuses_bad_credentials() {
         .await;
     assert_eq!(r.status, StatusCode::OK);
 
-    let forged = TokenKeys::new(b"somebody else's secret key, not ours", "HS256", 30, 7)
-        .issue(alice.id as i32, app.claims_of(&alice.access).sid)
-        .unwrap()
-        .tokens
-        .access_token;
+    let forged = TokenKeys::new(
+        b"somebody else's secret key, not ours",
+        rtchat::server::auth::JwtAlgorithm::Hs256,
+        30,
+        7,
+    )
+    .issue(alice.id as i32, app.claims_of(&alice.access).sid)
+    .unwrap()
+    .tokens
+    .access_token;
     let credentials: Vec<(&str, Option<String>)> = vec![
         ("no token", None),
         ("garbage", Some("Bearer not-a-token".into())),

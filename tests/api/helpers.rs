@@ -188,7 +188,7 @@ pub async fn spawn_app_on(admin: tokio_postgres::Config, config: Config) -> Test
         db: database,
         keys: TokenKeys::new(
             SECRET.as_bytes(),
-            &config.algorithm,
+            config.algorithm,
             config.access_token_expire_minutes,
             config.refresh_token_expire_days,
         ),

@@ -173,7 +173,7 @@ pub(super) async fn create(
         group: Group {
             id: group.id,
             name: group.name,
-            room_type: "group".into(),
+            room_type: RoomKind::Group,
             created_by: group.created_by,
             member_count: group.member_count,
             created_at: group.created_at.into(),
@@ -269,7 +269,7 @@ pub(super) async fn my_groups(state: AppState, me: CurrentUser) -> Result<Respon
         .map(|g| GroupSummary {
             id: g.id,
             name: g.name,
-            room_type: "group".into(),
+            room_type: RoomKind::Group,
             created_by: g.created_by,
             member_count: g.member_count,
             last_message: g.last_message,

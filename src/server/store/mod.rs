@@ -14,36 +14,23 @@ pub use users::{CreateUserOutcome, NewUser, UserRecord};
 
 use deadpool_postgres::{Object, Pool};
 
+pub use crate::proto::RoomKind;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("no database connection: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("query failed: {0}")]
     Query(#[from] tokio_postgres::Error),
+    /// A value the schema allows but this code does not know (a newer server's data?).
+    #[error("unexpected data: {0}")]
+    Unexpected(String),
 }
 
-/// Rooms are either a conversation between two people or a named group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RoomKind {
-    Direct,
-    Group,
-}
-
-impl RoomKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RoomKind::Direct => "direct",
-            RoomKind::Group => "group",
-        }
-    }
-
-    fn parse(s: &str) -> RoomKind {
-        if s == "direct" {
-            RoomKind::Direct
-        } else {
-            RoomKind::Group
-        }
-    }
+/// A `room_type` read from the database.
+fn room_kind(text: &str) -> Result<RoomKind, StoreError> {
+    text.parse()
+        .map_err(|e: crate::proto::UnknownRoomKind| StoreError::Unexpected(e.to_string()))
 }
 
 #[derive(Clone)]

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use tokio_postgres::error::SqlState;
 
-use super::{RoomKind, Store, StoreError};
+use super::{RoomKind, Store, StoreError, room_kind};
 use crate::proto::{MessageId, RoomId, UserId};
 
 /// What one user may do in one room, read in one statement.
@@ -93,16 +93,19 @@ impl Store {
                  WHERE r.id = $1",
             )
             .await?;
-        Ok(client
+        client
             .query_opt(&stmt, &[&room_id, &user_id])
             .await?
-            .map(|r| RoomAccess {
-                kind: RoomKind::parse(r.get(0)),
-                created_by: r.get(1),
-                is_member: r.get(2),
-                last_read: r.get(3),
-                others_last_read: r.get(4),
-            }))
+            .map(|r| {
+                Ok(RoomAccess {
+                    kind: room_kind(r.get(0))?,
+                    created_by: r.get(1),
+                    is_member: r.get(2),
+                    last_read: r.get(3),
+                    others_last_read: r.get(4),
+                })
+            })
+            .transpose()
     }
 
     /// The direct room of `me` and `other` if it exists, and whether `other` is an active user.
@@ -403,12 +406,12 @@ impl Store {
                  JOIN chat_rooms r ON r.id = m.chat_room_id WHERE m.user_id = $1",
             )
             .await?;
-        Ok(client
+        client
             .query(&stmt, &[&user_id])
             .await?
             .iter()
-            .map(|r| (r.get(0), RoomKind::parse(r.get(1))))
-            .collect())
+            .map(|r| Ok((r.get(0), room_kind(r.get(1))?)))
+            .collect()
     }
 
     /// The usernames of `users`, in the order given (unknown ids are skipped).
