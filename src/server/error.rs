@@ -1,8 +1,9 @@
 //! The API's one error type and the rejection handler: every failure becomes a JSON body
-//! `{"detail": ...}` with the right status. A 5xx tells the client nothing internal; the cause goes to
-//! the log.
+//! `{"detail": ...}` with the right status. A 5xx tells the client nothing internal; its cause, with
+//! the whole chain of errors behind it, goes on the request's access-log line.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
@@ -11,6 +12,43 @@ use warp::{Rejection, reject};
 use crate::proto::FieldError;
 use crate::server::auth::AuthError;
 use crate::server::store::StoreError;
+
+/// What made a request fail inside the server, kept whole (the error and its sources) for the log;
+/// never shown to the client. Shared, so that one failure can answer a whole batch of senders.
+#[derive(Debug, Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
+
+/// A cause that is only words (no error value behind it).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Words(String);
+
+impl Cause {
+    pub fn of(error: impl std::error::Error + Send + Sync + 'static) -> Cause {
+        Cause(Arc::new(error))
+    }
+
+    pub fn msg(words: impl Into<String>) -> Cause {
+        Cause::of(Words(words.into()))
+    }
+}
+
+/// The error, then each source in turn: `db error: ERROR: deadlock detected`.
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            write!(f, ": {e}")?;
+            source = e.source();
+        }
+        Ok(())
+    }
+}
+
+/// A failed response's cause, carried in its extensions to the access log.
+#[derive(Debug, Clone)]
+pub struct FailedBecause(pub Cause);
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
@@ -45,9 +83,9 @@ pub enum ApiError {
     #[error("{0}")]
     Busy(&'static str),
     #[error("service unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(Cause),
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(Cause),
 }
 
 impl reject::Reject for ApiError {}
@@ -56,7 +94,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         crate::server::metrics::METRICS.db_errors.inc();
         match e {
-            StoreError::Pool(e) => ApiError::Unavailable(e.to_string()),
+            StoreError::Pool(e) => ApiError::Unavailable(Cause::of(e)),
             // Text that slipped past validation with a NUL in it (a path or query string, say).
             StoreError::Query(e)
                 if e.code()
@@ -65,9 +103,9 @@ impl From<StoreError> for ApiError {
                 ApiError::BadRequest("Text must not contain NUL (\\u0000) characters".into())
             }
             // The database went away mid-request: the next attempt gets a fresh connection.
-            StoreError::Query(e) if connection_lost(&e) => ApiError::Unavailable(e.to_string()),
-            StoreError::Query(e) => ApiError::Internal(e.to_string()),
-            StoreError::Unexpected(e) => ApiError::Internal(e),
+            StoreError::Query(e) if connection_lost(&e) => ApiError::Unavailable(Cause::of(e)),
+            StoreError::Query(e) => ApiError::Internal(Cause::of(e)),
+            StoreError::Unexpected(e) => ApiError::Internal(Cause::msg(e)),
         }
     }
 }
@@ -92,12 +130,30 @@ impl From<AuthError> for ApiError {
                 ApiError::Unauthorized("Invalid authentication credentials".into())
             }
             AuthError::Busy => ApiError::Busy("Too many sign-ins at once; try again in a moment"),
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::Internal(Cause::of(other)),
         }
     }
 }
 
 impl ApiError {
+    /// A 503 for a reason in words.
+    pub fn unavailable(why: impl Into<String>) -> ApiError {
+        ApiError::Unavailable(Cause::msg(why))
+    }
+
+    /// A 500 for a reason in words (a state the code should never reach).
+    pub fn internal(why: impl Into<String>) -> ApiError {
+        ApiError::Internal(Cause::msg(why))
+    }
+
+    /// The cause of a 5xx, for the log.
+    pub fn cause(&self) -> Option<&Cause> {
+        match self {
+            ApiError::Unavailable(cause) | ApiError::Internal(cause) => Some(cause),
+            _ => None,
+        }
+    }
+
     /// A 422 for one field, shaped like pydantic's error list.
     pub fn field(
         kind: &str,
@@ -158,11 +214,6 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response {
-        match &self {
-            ApiError::Internal(cause) => tracing::error!(%cause, "request failed"),
-            ApiError::Unavailable(cause) => tracing::warn!(%cause, "request failed"),
-            _ => {}
-        }
         let mut response = error_response(
             self.status(),
             self.detail(),
@@ -177,6 +228,11 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(cause) = self.cause() {
+            response
+                .extensions_mut()
+                .insert(FailedBecause(cause.clone()));
         }
         response
     }
@@ -227,4 +283,30 @@ pub async fn handle_rejection(rejection: Rejection) -> Result<Response, Infallib
         (StatusCode::BAD_REQUEST, "Bad request")
     };
     Ok(error_response(status, detail.into(), false))
+}
+
+#[cfg(test)]
+mod cause_tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("query failed")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_keeps_the_errors_behind_it_and_the_client_sees_none() {
+        let inner = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "peer reset");
+        let error = ApiError::Unavailable(Cause::of(Outer(inner)));
+        assert_eq!(
+            error.cause().unwrap().to_string(),
+            "query failed: peer reset"
+        );
+        assert_eq!(
+            error.public_message(),
+            "Service temporarily unavailable, try again"
+        );
+        let response = error.into_response();
+        let failed = response.extensions().get::<FailedBecause>().unwrap();
+        assert_eq!(failed.0.to_string(), "query failed: peer reset");
+    }
 }

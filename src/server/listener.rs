@@ -23,10 +23,10 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
 use warp::filters::BoxedFilter;
-use warp::http::Request;
+use warp::http::{Request, StatusCode};
 use warp::reply::Response;
 
-use crate::server::error::ApiError;
+use crate::server::error::{ApiError, FailedBecause};
 use crate::server::metrics::{METRICS, RequestLabels, RouteLabel, Throttle, route_of};
 
 /// Descriptors kept free for the database pool, the log and files, whatever clients do.
@@ -334,21 +334,39 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
             let mut reply = tokio::select! {
                 Ok(reply) = handled => reply,
                 () = deadline => if progress.done() {
-                    ApiError::Unavailable("the request took too long (database)".into()).into_response()
+                    ApiError::unavailable("the request took too long (database)").into_response()
                 } else {
                     ApiError::RequestTimeout.into_response()
                 },
             };
-            tracing::info!(
-                target: "rtchat::access",
-                request_id = %id,
-                %method,
-                path = %path,
-                status = reply.status().as_u16(),
-                micros = started.elapsed().as_micros() as u64,
-                user_id = log.user.get().copied(),
-                %peer,
-            );
+            // One line per request; a 5xx carries its cause (with the errors behind it) and is
+            // logged as a warning (503) or an error (500), so that it can be found by level.
+            let status = reply.status();
+            let error = reply
+                .extensions()
+                .get::<FailedBecause>()
+                .map(|failed| tracing::field::display(failed.0.clone()));
+            macro_rules! access_line {
+                ($level:expr) => {
+                    tracing::event!(
+                        target: "rtchat::access",
+                        $level,
+                        request_id = %id,
+                        %method,
+                        path = %path,
+                        status = status.as_u16(),
+                        micros = started.elapsed().as_micros() as u64,
+                        user_id = log.user.get().copied(),
+                        %peer,
+                        error,
+                    )
+                };
+            }
+            match status {
+                StatusCode::INTERNAL_SERVER_ERROR => access_line!(tracing::Level::ERROR),
+                s if s.is_server_error() && error.is_some() => access_line!(tracing::Level::WARN),
+                _ => access_line!(tracing::Level::INFO),
+            }
             let route = route_of(&path);
             METRICS
                 .requests

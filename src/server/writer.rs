@@ -83,10 +83,10 @@ impl MessageWriter {
         shard
             .send(Pending { message, done })
             .await
-            .map_err(|_| ApiError::Unavailable("the message writer has stopped".into()))?;
+            .map_err(|_| ApiError::unavailable("the message writer has stopped"))?;
         outcome
             .await
-            .map_err(|_| ApiError::Unavailable("the message writer has stopped".into()))?
+            .map_err(|_| ApiError::unavailable("the message writer has stopped"))?
     }
 }
 
@@ -129,15 +129,18 @@ async fn run_shard(
         };
         // One connection: PostgreSQL runs the batches one after another, but the next one is
         // already sent while the last one's results travel back and are published.
-        if connection.as_ref().is_none_or(|c| c.is_closed()) {
-            connection = store.writer_connection().await.ok().map(Arc::new);
-        }
         let batch = std::mem::take(&mut batch);
+        if connection.as_ref().is_none_or(|c| c.is_closed()) {
+            match store.writer_connection().await {
+                Ok(fresh) => connection = Some(Arc::new(fresh)),
+                Err(e) => {
+                    connection = None;
+                    fail_all(batch, e.into());
+                    continue;
+                }
+            }
+        }
         let Some(client) = connection.clone() else {
-            fail_all(
-                batch,
-                ApiError::Unavailable("no database connection".into()),
-            );
             continue;
         };
         let hub = hub.clone();
@@ -226,7 +229,7 @@ async fn store_all(
 ) -> Vec<Result<InsertOutcome, ApiError>> {
     let ids = match Store::reserve_message_ids(client, messages.len()).await {
         Ok(ids) if ids.len() == messages.len() => ids,
-        Ok(_) => return fail_each(messages, ApiError::Internal("too few message ids".into())),
+        Ok(_) => return fail_each(messages, ApiError::internal("too few message ids")),
         Err(e) => return fail_each(messages, e.into()),
     };
     match store_with_ids(client, store, messages, &ids).await {
@@ -237,9 +240,7 @@ async fn store_all(
                     store_with_ids(client, store, std::slice::from_ref(message), &[*id]).await;
                 outcomes.push(match one {
                     Ok(mut one) if one.len() == 1 => one.remove(0),
-                    Ok(_) => Err(ApiError::Internal(
-                        "one outcome per message expected".into(),
-                    )),
+                    Ok(_) => Err(ApiError::internal("one outcome per message expected")),
                     Err(e) => Err(e.into()),
                 });
             }
@@ -304,8 +305,8 @@ async fn committed(
         .map(|id| match found.remove(id) {
             Some(m) => Ok(InsertOutcome::Stored(m)),
             // Not stored (or a retry or a non-member's, which a retry will tell): safe to send again.
-            None => Err(ApiError::Unavailable(
-                "the database connection was lost before the message was stored".into(),
+            None => Err(ApiError::unavailable(
+                "the database connection was lost before the message was stored",
             )),
         })
         .collect()

@@ -259,7 +259,7 @@ async fn load_rooms(state: &AppState, user: i32, mut generation: u64) -> Result<
         }
         generation = state.hub.generation(user);
     }
-    Err(ApiError::Unavailable("membership kept changing".into()))
+    Err(ApiError::unavailable("membership kept changing"))
 }
 
 fn presence(state: &AppState, peers: &[i32], user: &CurrentUser, status: Presence) {
@@ -472,9 +472,7 @@ async fn handle_frame_in_time(
 ) -> Option<ServerFrame> {
     match tokio::time::timeout(state.db_timeout, handle_frame(state, user, conn, frame)).await {
         Ok(reply) => reply,
-        Err(_) => {
-            Some(api_error(ApiError::Unavailable("frame handler timed out".into())).into_frame())
-        }
+        Err(_) => Some(api_error(ApiError::unavailable("frame handler timed out")).into_frame()),
     }
 }
 
@@ -501,6 +499,9 @@ fn error(message: impl Into<String>) -> Refusal {
 }
 
 fn api_error(e: ApiError) -> Refusal {
+    if let Some(cause) = e.cause() {
+        tracing::warn!(target: "rtchat::ws", error = %cause, "frame failed");
+    }
     match e {
         ApiError::TooManyRequests {
             what,

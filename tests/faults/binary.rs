@@ -47,6 +47,45 @@ impl Drop for DataDir {
     }
 }
 
+/// SIGSTOP to a data directory's postmaster and each of its children (backends are sessions of
+/// their own, so the process group does not reach them); SIGCONT when dropped.
+struct Frozen(Vec<i32>);
+
+fn frozen_postgres(dir: &DataDir) -> Frozen {
+    let postmaster = postmaster_pid(dir).expect("a running PostgreSQL");
+    let mut pids = vec![postmaster];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
+        if parent == Some(postmaster) {
+            pids.push(pid);
+        }
+    }
+    for &pid in &pids {
+        // SAFETY: kill(2) on this test's own PostgreSQL processes.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+    }
+    Frozen(pids)
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+        }
+    }
+}
+
 /// PostgreSQL processes whose command line names `dir`.
 fn postgres_processes(dir: &Path) -> Vec<i32> {
     let needle = dir.to_string_lossy().into_owned();
@@ -353,7 +392,8 @@ async fn a_postgres_that_cannot_be_restarted_ends_the_server_non_zero() {
 async fn the_log_has_a_line_per_request_with_its_id_and_never_a_secret() {
     let dir = DataDir::new("logs");
     let port = free_port();
-    let mut server = start_healthy(&dir, port, &["--log-format", "json"]).await;
+    let mut server =
+        start_healthy(&dir, port, &["--log-format", "json", "--db-timeout", "1s"]).await;
     let registered = server.register("logged").await;
     let token = registered["tokens"]["access_token"]
         .as_str()
@@ -383,6 +423,21 @@ async fn the_log_has_a_line_per_request_with_its_id_and_never_a_secret() {
     let mut ws = WsClient::from_stream(stream);
     ws.recv().await;
     drop(ws);
+
+    // A request that fails inside: PostgreSQL frozen, the handler's deadline passes.
+    let frozen = frozen_postgres(&dir);
+    let failed = crate::helpers::http()
+        .build()
+        .unwrap()
+        .get(format!("{}/groups/my-groups", server.base))
+        .bearer_auth(&token)
+        .header("x-request-id", "fails-inside")
+        .send()
+        .await
+        .unwrap();
+    drop(frozen);
+    assert_eq!(failed.status(), StatusCode::SERVICE_UNAVAILABLE);
+
     tokio::time::sleep(Duration::from_millis(500)).await;
     server.signal(libc::SIGTERM);
     server.exited_within(Duration::from_secs(30)).await;
@@ -413,6 +468,19 @@ async fn the_log_has_a_line_per_request_with_its_id_and_never_a_secret() {
         lines
             .iter()
             .any(|l| l["fields"]["message"] == "websocket closed by the client")
+    );
+    // The failed request's one line says why, at warning level; the client was told nothing of it.
+    let failed_line = lines
+        .iter()
+        .find(|l| l["fields"]["request_id"] == "fails-inside")
+        .expect("the failed request's line");
+    assert_eq!(failed_line["level"], "WARN", "{failed_line}");
+    assert_eq!(failed_line["fields"]["status"], 503);
+    assert!(
+        failed_line["fields"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("database")),
+        "{failed_line}"
     );
     assert!(!log.contains(&token), "no token, ever");
     assert!(!log.contains(PASSWORD), "no password, ever");

@@ -117,7 +117,7 @@ pub(super) async fn send(
         InsertOutcome::Stored(m) | InsertOutcome::Duplicate(m) => Ok(sent(&m, me.id())),
         InsertOutcome::ClientIdReused => Err(client_id_reused()),
         // Both are members of their direct room from its creation; nobody can leave it.
-        InsertOutcome::NotMember => Err(ApiError::Internal(format!(
+        InsertOutcome::NotMember => Err(ApiError::internal(format!(
             "sender {} is not in direct room {room_id}",
             me.id()
         ))),
