@@ -1,5 +1,6 @@
-//! Credentials: bcrypt password hashing (off the async runtime), JWT access and refresh tokens that
-//! name their session, and the bearer check every login-only route runs.
+//! Credentials: bcrypt password hashing (off the async runtime, behind a bounded queue) and JWT
+//! access and refresh tokens that name their session. The bearer check itself, with its session
+//! cache, is `AppState::authenticate`.
 
 use chrono::{Duration, Utc};
 use jsonwebtoken::errors::ErrorKind;

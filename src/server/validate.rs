@@ -1,5 +1,5 @@
-//! Input rules, the same for every route that takes the field (and, later, for WebSocket frames):
-//! what a username, email, password, message or group name may be.
+//! Input rules, the same for every route and WebSocket frame that takes the field: what a username,
+//! email, password, message, group name, `client_id` or history query may be.
 
 use serde::Deserialize;
 use serde_json::Value;
