@@ -8,8 +8,8 @@ use rtchat::proto::{
     AddMembersRequest, ChangePasswordRequest, CreateGroupRequest, LoginRequest, MarkReadRequest,
     RefreshRequest, RegisterRequest, RemoveMemberRequest, SendDirectRequest, SendGroupRequest,
 };
-use rtchat::server::error::ApiError;
-use rtchat::server::extract::{Validate, parse_json, parse_query};
+use rtchat::server::http::error::ApiError;
+use rtchat::server::http::extract::{Validate, parse_json, parse_query};
 use rtchat::server::validate::{HistoryQuery, SearchQuery};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};

@@ -405,7 +405,7 @@ mod tests {
         for reason in CloseReason::ALL {
             let code = reason.code.to_string();
             assert!(
-                crate::server::routes::docs::WEBSOCKET.contains(&code),
+                crate::server::http::routes::docs::WEBSOCKET.contains(&code),
                 "{code} missing from the /ws description"
             );
         }

@@ -7,9 +7,9 @@ use governor::clock::{Clock, DefaultClock};
 use uuid::Uuid;
 
 use crate::proto::{LiveMessage, MessageId, RoomId, ServerFrame, SyncReply, UserId};
-use crate::server::error::ApiError;
-use crate::server::hub::Frame;
+use crate::server::http::error::ApiError;
 use crate::server::metrics::{METRICS, Throttle};
+use crate::server::realtime::hub::Frame;
 use crate::server::state::AppState;
 use crate::server::store::{InsertOutcome, NewMessage, RoomKind, StoredMessage};
 

@@ -1,28 +1,19 @@
-//! `rtchat-server`: configuration, the managed PostgreSQL, migrations, and the HTTP server that ties
-//! the store, authentication and routes together.
+//! `rtchat-server`: `Server` ties the parts together and `run` is the whole program (database,
+//! serving, shutdown). The parts: `http` (connections, routes, errors), `realtime` (sockets, the
+//! message writer, fan-out), `auth`, `store` (all SQL), `database` (the managed PostgreSQL, pool,
+//! migrations), and beside them `messaging` (what REST and WebSocket share), `state` (what handlers
+//! depend on), `config`, `validate` and `metrics`.
 
 pub mod auth;
 pub mod config;
-pub mod db;
-pub mod error;
-pub mod extract;
-pub mod frame_budget;
-pub mod hub;
-pub mod listener;
+pub mod database;
+pub mod http;
 pub mod messaging;
 pub mod metrics;
-pub mod outbox;
-pub mod postgres;
-pub mod routes;
-pub mod session_cache;
+pub mod realtime;
 pub mod state;
 pub mod store;
-pub mod supervisor;
-pub mod throttle;
-pub mod tls;
 pub mod validate;
-pub mod writer;
-pub mod ws;
 
 use std::future::Future;
 use std::io::Write;
@@ -40,13 +31,16 @@ use warp::reply::Response;
 pub use config::Config;
 
 use crate::proto;
+use crate::server::auth::throttle::AuthThrottle;
 use crate::server::auth::{PasswordHasher, TokenKeys};
-use crate::server::hub::Hub;
-use crate::server::postgres::ManagedPostgres;
+use crate::server::database::postgres::ManagedPostgres;
+use crate::server::realtime::hub::Hub;
+use crate::server::realtime::writer::MessageWriter;
 use crate::server::state::{AppState, Shared};
 use crate::server::store::Store;
-use crate::server::throttle::AuthThrottle;
-use crate::server::writer::MessageWriter;
+use database::{db, postgres, supervisor};
+use http::{listener, routes, tls};
+use realtime::ws;
 use tokio_util::task::TaskTracker;
 
 #[derive(Debug, thiserror::Error)]

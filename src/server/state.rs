@@ -7,13 +7,13 @@ use warp::http::HeaderMap;
 
 use tokio_util::task::TaskTracker;
 
+use crate::server::auth::session_cache::SessionCache;
+use crate::server::auth::throttle::AuthThrottle;
 use crate::server::auth::{AuthError, PasswordHasher, TokenKeys, TokenKind};
-use crate::server::error::ApiError;
-use crate::server::hub::Hub;
-use crate::server::session_cache::SessionCache;
+use crate::server::http::error::ApiError;
+use crate::server::realtime::hub::Hub;
+use crate::server::realtime::writer::MessageWriter;
 use crate::server::store::{Store, UserRecord};
-use crate::server::throttle::AuthThrottle;
-use crate::server::writer::MessageWriter;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);

@@ -9,7 +9,7 @@ use crate::proto::{
     MarkReadRequest, MessageId, RefreshRequest, RegisterRequest, RemoveMemberRequest,
     SendDirectRequest, SendGroupRequest,
 };
-use crate::server::extract::Validate;
+use crate::server::http::extract::Validate;
 
 pub const MAX_MESSAGE_CHARS: usize = 5000;
 pub const MAX_CLIENT_ID_CHARS: usize = 100;

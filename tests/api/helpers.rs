@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use reqwest::StatusCode;
 use rtchat::server::auth::{Claims, TokenKeys};
-use rtchat::server::postgres::{ManagedPostgres, Options};
-use rtchat::server::{Config, Server, db};
+use rtchat::server::database::db;
+use rtchat::server::database::postgres::{ManagedPostgres, Options};
+use rtchat::server::{Config, Server};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -106,7 +107,7 @@ pub struct TestApp {
     /// What the test's clients trust when the server speaks TLS.
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// The server's own TLS, when it has one (to reload its certificate).
-    pub server_tls: Option<rtchat::server::tls::Tls>,
+    pub server_tls: Option<rtchat::server::http::tls::Tls>,
     config: Config,
     running: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
 }

@@ -15,11 +15,11 @@ use crate::helpers::{PASSWORD, spawn_app};
 /// `warp::path("x")` followed by `path::tail()` for `/x/{}`.
 fn routes_in_code() -> BTreeSet<(String, String)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/server");
-    let mut files: Vec<_> = std::fs::read_dir(format!("{dir}/routes"))
+    let mut files: Vec<_> = std::fs::read_dir(format!("{dir}/http/routes"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    files.push(format!("{dir}/ws.rs").into());
+    files.push(format!("{dir}/realtime/ws.rs").into());
     let mut routes = BTreeSet::new();
     for file in files {
         let code = std::fs::read_to_string(&file).unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use reqwest::StatusCode;
-use rtchat::server::postgres::{ManagedPostgres, Options};
+use rtchat::server::database::postgres::{ManagedPostgres, Options};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, WsClient, spawn_app_on, test_config};

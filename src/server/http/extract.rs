@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 use warp::{Filter, Rejection};
 
 use crate::proto::FieldError;
-use crate::server::error::ApiError;
-use crate::server::listener::BodyTimedOut;
+use crate::server::http::error::ApiError;
+use crate::server::http::listener::BodyTimedOut;
 
 /// Largest request body accepted. A message is at most 5,000 characters (20 kB of UTF-8).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::proto::CloseReason;
 use crate::proto::{MessageId, RoomId, ServerFrame, UserId};
 use crate::server::metrics::METRICS;
-use crate::server::outbox::{Full, Outbox};
+use crate::server::realtime::outbox::{Full, Outbox};
 use crate::server::store::RoomKind;
 
 pub type ConnId = u64;

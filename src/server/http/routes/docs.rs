@@ -196,7 +196,10 @@ pub static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
 static SWAGGER_CONFIG: LazyLock<Arc<utoipa_swagger_ui::Config<'static>>> =
     LazyLock::new(|| Arc::new(utoipa_swagger_ui::Config::from("/openapi.json")));
 
-const REDOC_SCRIPT: &[u8] = include_bytes!("../../../assets/redoc/redoc.standalone.js");
+const REDOC_SCRIPT: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/assets/redoc/redoc.standalone.js"
+));
 
 const REDOC_PAGE: &str = r#"<!DOCTYPE html>
 <html>

@@ -1,6 +1,12 @@
 //! Credentials: bcrypt password hashing (off the async runtime, behind a bounded queue) and JWT
 //! access and refresh tokens that name their session. The bearer check itself, with its session
 //! cache, is `AppState::authenticate`.
+//!
+//! Beside it: the cache of sessions checked in the last seconds (`session_cache`) and the throttles
+//! on guessing (`throttle`).
+
+pub mod session_cache;
+pub mod throttle;
 
 use chrono::{Duration, Utc};
 use jsonwebtoken::errors::ErrorKind;

@@ -20,14 +20,14 @@ use crate::proto::ClientFrame;
 use crate::proto::frames::Refused;
 use crate::proto::{CloseReason, Presence};
 use crate::proto::{MessageId, RoomId, ServerFrame};
-use crate::server::error::ApiError;
-use crate::server::frame_budget::{FrameBudget, Spent, cost_of};
-use crate::server::hub::{ConnId, Frame};
-use crate::server::listener::{ConnectionSlot, RequestLog};
+use crate::server::http::error::ApiError;
+use crate::server::http::listener::{ConnectionSlot, RequestLog};
+use crate::server::http::routes::with_state;
 use crate::server::messaging::{self, MAX_SYNC_PAGE};
 use crate::server::metrics::{KindLabel, METRICS, Throttle};
-use crate::server::outbox::Outbox;
-use crate::server::routes::with_state;
+use crate::server::realtime::frame_budget::{FrameBudget, Spent, cost_of};
+use crate::server::realtime::hub::{ConnId, Frame};
+use crate::server::realtime::outbox::Outbox;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::{InsertOutcome, NewMessage};
 use crate::server::validate::{self, MAX_CLIENT_ID_CHARS};
@@ -362,7 +362,7 @@ async fn serve(
     state: &AppState,
     user: &CurrentUser,
     conn: ConnId,
-    reg: &mut crate::server::hub::Registration,
+    reg: &mut crate::server::realtime::hub::Registration,
     sink: &mut Sink,
     stream: &mut Stream,
 ) -> Option<CloseReason> {

@@ -16,10 +16,10 @@ use tokio::sync::{OwnedMutexGuard, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::proto::{MessageId, ServerFrame};
-use crate::server::error::ApiError;
-use crate::server::hub::Hub;
+use crate::server::http::error::ApiError;
 use crate::server::messaging::live;
 use crate::server::metrics::METRICS;
+use crate::server::realtime::hub::Hub;
 use crate::server::store::{InsertOutcome, NewMessage, Store, StoreError, StoredMessage};
 
 /// The most messages one statement stores.

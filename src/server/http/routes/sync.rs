@@ -9,8 +9,8 @@ use warp::reply::Response;
 use super::docs::{Invalid, Unauthorized, Unavailable};
 use super::{authenticated, json, with_state};
 use crate::proto::{FieldError, MessageId, SyncReply};
-use crate::server::error::{ApiError, respond};
-use crate::server::extract::{Validate, query};
+use crate::server::http::error::{ApiError, respond};
+use crate::server::http::extract::{Validate, query};
 use crate::server::messaging::{self, MAX_SYNC_PAGE};
 use crate::server::state::{AppState, CurrentUser};
 

@@ -11,8 +11,8 @@ use super::docs::{
 use super::history::{read_page, to_message};
 use super::{authenticated, created, json, with_state};
 use crate::proto::{ChatSummary, MessageWithSender, SendDirectRequest, SendReply, UserId};
-use crate::server::error::{ApiError, respond};
-use crate::server::extract::{json_body, path_id, query};
+use crate::server::http::error::{ApiError, respond};
+use crate::server::http::extract::{json_body, path_id, query};
 use crate::server::messaging;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::{InsertOutcome, NewMessage, RoomKind, StoredMessage};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::server::postgres::{ManagedPostgres, Options, PostgresError};
+use crate::server::database::postgres::{ManagedPostgres, Options, PostgresError};
 
 /// Restart attempts before giving up (the waits between them add up to about half a minute).
 const MAX_ATTEMPTS: u32 = 8;

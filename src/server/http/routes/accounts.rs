@@ -18,8 +18,8 @@ use crate::proto::{
     RefreshRequest, RegisterRequest, Tokens, User,
 };
 use crate::server::auth::{self, AuthError, TokenKind};
-use crate::server::error::{ApiError, respond};
-use crate::server::extract::json_body;
+use crate::server::http::error::{ApiError, respond};
+use crate::server::http::extract::json_body;
 use crate::server::messaging;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::{CreateUserOutcome, NewUser, RotateOutcome};

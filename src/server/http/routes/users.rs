@@ -7,8 +7,8 @@ use warp::reply::Response;
 use super::docs::{Invalid, NotFound, Unauthorized, Unavailable};
 use super::{authenticated, json, with_state};
 use crate::proto::PublicUser;
-use crate::server::error::{ApiError, respond};
-use crate::server::extract::query;
+use crate::server::http::error::{ApiError, respond};
+use crate::server::http::extract::query;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::validate::SearchQuery;
 

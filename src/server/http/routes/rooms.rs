@@ -10,8 +10,8 @@ use super::docs::{
 };
 use super::{authenticated, json, with_state};
 use crate::proto::{MarkReadRequest, ReadState, RoomId};
-use crate::server::error::{ApiError, respond};
-use crate::server::extract::{optional_json_body, path_id};
+use crate::server::http::error::{ApiError, respond};
+use crate::server::http::extract::{optional_json_body, path_id};
 use crate::server::messaging;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::RoomKind;

@@ -2,7 +2,7 @@
 //! reader's read pointer moved past it, then each message's `is_read` as the reader now sees it.
 
 use crate::proto::{Message, MessageId, MessageWithSender, RoomId, UserId};
-use crate::server::error::ApiError;
+use crate::server::http::error::ApiError;
 use crate::server::messaging;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::{HistoryPage, RoomAccess, StoredMessage};

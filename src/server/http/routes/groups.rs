@@ -16,8 +16,8 @@ use crate::proto::{
     Member, MessageReply, MessageWithSender, RemoveMemberRequest, RoomId, SendGroupRequest,
     SendReply, UserId,
 };
-use crate::server::error::{ApiError, respond};
-use crate::server::extract::{json_body, path_id, query};
+use crate::server::http::error::{ApiError, respond};
+use crate::server::http::extract::{json_body, path_id, query};
 use crate::server::messaging;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::{InsertOutcome, NewMessage, RemoveOutcome, RoomAccess, RoomKind};

@@ -19,8 +19,8 @@ use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
-use crate::server::error::handle_rejection;
-use crate::server::listener::{PeerAddr, RequestLog};
+use crate::server::http::error::handle_rejection;
+use crate::server::http::listener::{PeerAddr, RequestLog};
 use crate::server::state::{AppState, CurrentUser};
 
 pub fn with_state(
@@ -106,7 +106,7 @@ pub fn routes(
         .unify()
         .or(sync::routes(state.clone()))
         .unify()
-        .or(crate::server::ws::routes(state))
+        .or(crate::server::realtime::ws::routes(state))
         .unify()
         .or(docs::routes())
         .unify()

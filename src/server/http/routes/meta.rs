@@ -7,7 +7,7 @@ use warp::reply::{Reply, Response};
 
 use super::{authenticated, json, with_state};
 use crate::proto::{Health, OnlineUsers, RootInfo};
-use crate::server::error::{ApiError, respond};
+use crate::server::http::error::{ApiError, respond};
 use crate::server::metrics::METRICS;
 use crate::server::state::{AppState, CurrentUser};
 
@@ -17,7 +17,7 @@ pub fn metrics_only(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(with_state(state))
         .map(metrics)
-        .recover(crate::server::error::handle_rejection)
+        .recover(crate::server::http::error::handle_rejection)
         .unify()
         .boxed()
 }
@@ -100,7 +100,7 @@ pub(super) async fn health(state: AppState) -> Response {
 /// `--metrics-bind` gives it a listener of its own).
 #[utoipa::path(get, path = "/metrics", tag = "meta", responses(
     (status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text"),
-    (status = 404, response = crate::server::routes::docs::NotFound)))]
+    (status = 404, response = crate::server::http::routes::docs::NotFound)))]
 pub(super) fn metrics(state: AppState) -> Response {
     let m = &METRICS;
     let pool = state.store.pool_status();
@@ -122,8 +122,8 @@ pub(super) fn metrics(state: AppState) -> Response {
 /// Online users the caller shares a room with (the seed showed everyone's to anyone, S11).
 #[utoipa::path(get, path = "/ws/online-users", tag = "realtime", security(("bearer" = [])), responses(
     (status = 200, body = OnlineUsers),
-    (status = 401, response = crate::server::routes::docs::Unauthorized),
-    (status = 503, response = crate::server::routes::docs::Unavailable)))]
+    (status = 401, response = crate::server::http::routes::docs::Unauthorized),
+    (status = 503, response = crate::server::http::routes::docs::Unavailable)))]
 pub(super) async fn online_users(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
     let online = state.hub.online_users();
     let visible = if online.is_empty() {
