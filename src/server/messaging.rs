@@ -6,7 +6,7 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use uuid::Uuid;
 
-use crate::proto::{LiveMessage, MessageId, RoomId, ServerFrame, SyncReply, UserId};
+use crate::proto::{FieldError, LiveMessage, MessageId, RoomId, ServerFrame, SyncReply, UserId};
 use crate::server::http::error::ApiError;
 use crate::server::metrics::{METRICS, Throttle};
 use crate::server::realtime::hub::Frame;
@@ -84,13 +84,58 @@ pub async fn mark_read(
     Ok(Some((pointer, unread)))
 }
 
-/// Messages of the user's rooms after `since`, in id order, at most `limit`.
-pub async fn sync(
-    state: &AppState,
-    user: UserId,
+/// A page of `sync` as asked for over REST (`?since=&limit=`) or WebSocket (a `sync` frame): the
+/// same rules and default for both.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncPage {
     since: MessageId,
     limit: i64,
-) -> Result<SyncReply, ApiError> {
+}
+
+/// Messages in a sync page when the client does not say.
+pub const DEFAULT_SYNC_PAGE: i64 = 100;
+
+impl SyncPage {
+    /// `since` 0 or more (required), `limit` 1 to `MAX_SYNC_PAGE`.
+    pub fn new(since: Option<MessageId>, limit: Option<i64>) -> Result<SyncPage, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut bad = |field: &str, msg: String| {
+            errors.push(FieldError {
+                kind: "value_error".into(),
+                loc: vec!["query".into(), field.into()],
+                msg,
+                input: serde_json::Value::Null,
+            })
+        };
+        match since {
+            None => bad("since", "Field required".into()),
+            Some(s) if s < 0 => bad("since", "Input should be greater than or equal to 0".into()),
+            _ => {}
+        }
+        if limit.is_some_and(|l| !(1..=MAX_SYNC_PAGE).contains(&l)) {
+            bad(
+                "limit",
+                format!("Input should be between 1 and {MAX_SYNC_PAGE}"),
+            );
+        }
+        match (since, errors.is_empty()) {
+            (Some(since), true) => Ok(SyncPage {
+                since,
+                limit: limit.unwrap_or(DEFAULT_SYNC_PAGE),
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// A send whose `client_id` its sender already used in another room (a retry goes to the same room).
+pub fn client_id_reused() -> ApiError {
+    ApiError::Conflict("client_id was already used for a message in another room".into())
+}
+
+/// Messages of the user's rooms after the page's `since`, in id order, at most its `limit`.
+pub async fn sync(state: &AppState, user: UserId, page: SyncPage) -> Result<SyncReply, ApiError> {
+    let SyncPage { since, limit } = page;
     // Read before the query: everything at or below it is committed, so the query sees it.
     let watermark = state.hub.watermark();
     let mut rows = state.store.messages_since(user, since, limit + 1).await?;

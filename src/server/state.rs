@@ -116,3 +116,11 @@ impl AppState {
         }
     }
 }
+
+/// The state, for warp filters (the routes and the WebSocket upgrade).
+pub fn with_state(
+    state: AppState,
+) -> impl warp::Filter<Extract = (AppState,), Error = std::convert::Infallible> + Clone {
+    use warp::Filter;
+    warp::any().map(move || state.clone())
+}

@@ -104,9 +104,12 @@ pub fn content(errors: &mut Vec<FieldError>, field: &str, value: &str) {
     *errors = e.0;
 }
 
-fn client_id(errors: &mut Errors, value: Option<&str>) {
+/// A send's `client_id`, over REST and WebSocket alike.
+pub fn client_id(errors: &mut Vec<FieldError>, value: Option<&str>) {
     if let Some(v) = value {
-        errors.length("client_id", v, 1, MAX_CLIENT_ID_CHARS);
+        let mut e = Errors(std::mem::take(errors));
+        e.length("client_id", v, 1, MAX_CLIENT_ID_CHARS);
+        *errors = e.0;
     }
 }
 
@@ -185,7 +188,7 @@ impl Validate for SendDirectRequest {
     fn validate(&self) -> Vec<FieldError> {
         let mut e = Errors::default();
         content(&mut e.0, "content", &self.content);
-        client_id(&mut e, self.client_id.as_deref());
+        client_id(&mut e.0, self.client_id.as_deref());
         e.0
     }
 }
@@ -194,7 +197,7 @@ impl Validate for SendGroupRequest {
     fn validate(&self) -> Vec<FieldError> {
         let mut e = Errors::default();
         content(&mut e.0, "content", &self.content);
-        client_id(&mut e, self.client_id.as_deref());
+        client_id(&mut e.0, self.client_id.as_deref());
         e.0
     }
 }

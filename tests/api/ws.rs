@@ -129,6 +129,32 @@ async fn bad_frames_get_errors_and_the_socket_stays_usable() {
             .await;
         assert_eq!(member.recv_type("error").await["type"], "error");
     }
+    // So are client_id's and sync's, in REST's words with the field named.
+    member
+        .send(json!({"type": "message", "room_id": g, "content": "hi", "client_id": ""}))
+        .await;
+    let refused = member.recv_type("error").await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid client_id: "),
+        "{refused}"
+    );
+    member
+        .send(json!({"type": "sync", "since": 0, "limit": 501}))
+        .await;
+    let refused = member.recv_type("error").await;
+    assert_eq!(
+        refused["message"], "Invalid limit: Input should be between 1 and 500",
+        "{refused}"
+    );
+    let rest = app.get("/sync?since=0&limit=501", Some(&bob.access)).await;
+    assert_eq!(rest.status, 422);
+    assert_eq!(
+        rest.body["detail"][0]["msg"],
+        "Input should be between 1 and 500"
+    );
     member.ping().await;
     // None of it was stored, and eve's typing reached nobody.
     let page = app

@@ -18,19 +18,19 @@ use warp::{Filter, Rejection};
 
 use crate::proto::ClientFrame;
 use crate::proto::frames::Refused;
-use crate::proto::{CloseReason, Presence};
+use crate::proto::{CloseReason, FieldError, Presence};
 use crate::proto::{MessageId, RoomId, ServerFrame};
 use crate::server::http::error::ApiError;
 use crate::server::http::listener::{ConnectionSlot, RequestLog};
-use crate::server::http::routes::with_state;
-use crate::server::messaging::{self, MAX_SYNC_PAGE};
+use crate::server::messaging::{self, SyncPage};
 use crate::server::metrics::{KindLabel, METRICS, Throttle};
 use crate::server::realtime::frame_budget::{FrameBudget, Spent, cost_of};
 use crate::server::realtime::hub::{ConnId, Frame};
 use crate::server::realtime::outbox::Outbox;
+use crate::server::state::with_state;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::{InsertOutcome, NewMessage};
-use crate::server::validate::{self, MAX_CLIENT_ID_CHARS};
+use crate::server::validate;
 
 /// Frames waiting for one connection; a reader this far behind is closed and catches up with `sync`.
 pub const QUEUE_CAPACITY: usize = 256;
@@ -46,7 +46,6 @@ const MAX_FRAMES_PER_WRITE: usize = 64;
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// Bytes read per system call; client frames are small, and the buffer grows for a large one.
 const READ_BUFFER_BYTES: usize = 1024;
-const DEFAULT_SYNC_PAGE: i64 = 100;
 /// A user's typing in a room is forwarded at most this often (the REPL sends one per 3 s).
 pub const TYPING_EVERY: Duration = Duration::from_secs(2);
 
@@ -498,6 +497,17 @@ fn error(message: impl Into<String>) -> Refusal {
     }
 }
 
+/// The first of a frame's field problems, named: the same rules as REST's 422, in one line.
+fn invalid(problems: &[FieldError]) -> Refusal {
+    match problems.first() {
+        Some(p) => match p.loc.last().and_then(|l| l.as_str()) {
+            Some(field) if field != "content" => error(format!("Invalid {field}: {}", p.msg)),
+            _ => error(p.msg.clone()),
+        },
+        None => error("Invalid frame"),
+    }
+}
+
 fn api_error(e: ApiError) -> Refusal {
     if let Some(cause) = e.cause() {
         tracing::warn!(target: "rtchat::ws", error = %cause, "frame failed");
@@ -617,15 +627,9 @@ async fn send_message(
 ) -> Handled {
     let mut problems = Vec::new();
     validate::content(&mut problems, "content", &content);
-    if let Some(problem) = problems.first() {
-        return Err(error(problem.msg.clone()));
-    }
-    if client_id.as_deref().is_some_and(|c| {
-        c.is_empty() || c.chars().count() > MAX_CLIENT_ID_CHARS || c.contains('\0')
-    }) {
-        return Err(error(format!(
-            "Invalid client_id: 1 to {MAX_CLIENT_ID_CHARS} characters, no NUL"
-        )));
+    validate::client_id(&mut problems, client_id.as_deref());
+    if !problems.is_empty() {
+        return Err(invalid(&problems));
     }
     let kind = require_member(state, user, room, "You are not in this room")?;
     let outcome = messaging::send(
@@ -648,9 +652,7 @@ async fn send_message(
             message: messaging::live(&m),
             sync_cursor: state.hub.watermark(),
         })),
-        InsertOutcome::ClientIdReused => Err(error(
-            "client_id was already used for a message in another room",
-        )),
+        InsertOutcome::ClientIdReused => Err(api_error(messaging::client_id_reused())),
         InsertOutcome::NotMember => Err(error("You are not in this room")),
     }
 }
@@ -696,14 +698,8 @@ async fn sync(
     since: MessageId,
     limit: Option<i64>,
 ) -> Handled {
-    if since < 0 {
-        return Err(error("Invalid since: must be 0 or more"));
-    }
-    let limit = limit.unwrap_or(DEFAULT_SYNC_PAGE);
-    if !(1..=MAX_SYNC_PAGE).contains(&limit) {
-        return Err(error(format!("Invalid limit: 1 to {MAX_SYNC_PAGE}")));
-    }
-    let reply = messaging::sync(state, user.id(), since, limit)
+    let page = SyncPage::new(Some(since), limit).map_err(|problems| invalid(&problems))?;
+    let reply = messaging::sync(state, user.id(), page)
         .await
         .map_err(api_error)?;
     Ok(Some(ServerFrame::Sync(reply)))

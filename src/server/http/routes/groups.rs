@@ -9,7 +9,7 @@ use super::docs::{
     TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
 };
 use super::history::read_page;
-use super::messages::{client_id_reused, sent};
+use super::messages::sent;
 use super::{authenticated, created, json, with_state};
 use crate::proto::{
     AddMembersReply, AddMembersRequest, CreateGroupReply, CreateGroupRequest, Group, GroupSummary,
@@ -217,7 +217,7 @@ pub(super) async fn send(
     .await?;
     match outcome {
         InsertOutcome::Stored(m) | InsertOutcome::Duplicate(m) => Ok(sent(&m, me.id())),
-        InsertOutcome::ClientIdReused => Err(client_id_reused()),
+        InsertOutcome::ClientIdReused => Err(messaging::client_id_reused()),
         InsertOutcome::NotMember => {
             // Only the failure path pays for finding out why.
             let access = state.store.room_access(req.group_id, me.id()).await?;

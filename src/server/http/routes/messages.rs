@@ -52,10 +52,6 @@ pub fn sent(m: &StoredMessage, sender: UserId) -> Response {
     })
 }
 
-pub fn client_id_reused() -> ApiError {
-    ApiError::Conflict("client_id was already used for a message in another room".into())
-}
-
 /// Send a direct message.
 ///
 /// With a `client_id`, a retry returns the first message instead of storing a second.
@@ -115,7 +111,7 @@ pub(super) async fn send(
     .await?;
     match outcome {
         InsertOutcome::Stored(m) | InsertOutcome::Duplicate(m) => Ok(sent(&m, me.id())),
-        InsertOutcome::ClientIdReused => Err(client_id_reused()),
+        InsertOutcome::ClientIdReused => Err(messaging::client_id_reused()),
         // Both are members of their direct room from its creation; nobody can leave it.
         InsertOutcome::NotMember => Err(ApiError::internal(format!(
             "sender {} is not in direct room {room_id}",

@@ -23,11 +23,7 @@ use crate::server::http::error::handle_rejection;
 use crate::server::http::listener::{PeerAddr, RequestLog};
 use crate::server::state::{AppState, CurrentUser};
 
-pub fn with_state(
-    state: AppState,
-) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
-    warp::any().map(move || state.clone())
-}
+pub use crate::server::state::with_state;
 
 /// The address the request came from (None only when served by something other than `listener`).
 pub fn peer_ip() -> impl Filter<Extract = (Option<std::net::IpAddr>,), Error = Infallible> + Clone {

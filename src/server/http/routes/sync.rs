@@ -11,10 +11,8 @@ use super::{authenticated, json, with_state};
 use crate::proto::{FieldError, MessageId, SyncReply};
 use crate::server::http::error::{ApiError, respond};
 use crate::server::http::extract::{Validate, query};
-use crate::server::messaging::{self, MAX_SYNC_PAGE};
+use crate::server::messaging::{self, SyncPage};
 use crate::server::state::{AppState, CurrentUser};
-
-const DEFAULT_SYNC_PAGE: i64 = 100;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -27,30 +25,9 @@ pub struct SyncQuery {
 
 impl Validate for SyncQuery {
     fn validate(&self) -> Vec<FieldError> {
-        let mut errors = Vec::new();
-        let mut bad = |field: &str, msg: String| {
-            errors.push(FieldError {
-                kind: "value_error".into(),
-                loc: vec!["query".into(), field.into()],
-                msg,
-                input: serde_json::Value::Null,
-            })
-        };
-        match self.since {
-            None => bad("since", "Field required".into()),
-            Some(s) if s < 0 => bad("since", "Input should be greater than or equal to 0".into()),
-            _ => {}
-        }
-        if self
-            .limit
-            .is_some_and(|l| !(1..=MAX_SYNC_PAGE).contains(&l))
-        {
-            bad(
-                "limit",
-                format!("Input should be between 1 and {MAX_SYNC_PAGE}"),
-            );
-        }
-        errors
+        SyncPage::new(self.since, self.limit)
+            .err()
+            .unwrap_or_default()
     }
 }
 
@@ -80,12 +57,7 @@ pub(super) async fn sync(
     me: CurrentUser,
     q: SyncQuery,
 ) -> Result<Response, ApiError> {
-    let reply = messaging::sync(
-        &state,
-        me.id(),
-        q.since.unwrap_or_default(),
-        q.limit.unwrap_or(DEFAULT_SYNC_PAGE),
-    )
-    .await?;
+    let page = SyncPage::new(q.since, q.limit).map_err(ApiError::Validation)?;
+    let reply = messaging::sync(&state, me.id(), page).await?;
     Ok(json(&reply))
 }
