@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::api::{Api, Page, to_line};
 use super::error::CliError;
 use super::live::{self, Event};
-use super::render::{Style, snippet, table, when};
+use super::render::{RoomNames, Style, group, message_line, person, snippet, table, when};
 use super::session::SessionStore;
 use super::target::{self, Target};
 use crate::proto::{LiveMessage, MessageWithSender, RoomId, ServerFrame};
@@ -499,39 +499,17 @@ async fn users(api: &Api, out: &Out, query: Option<String>, limit: u32) -> Resul
     Ok(())
 }
 
-fn message_line(
-    style: &Style,
-    room_label: Option<&str>,
-    sender: &str,
-    when_text: &str,
-    content: &str,
-) -> String {
-    let mut lines = content.lines();
-    let first = lines.next().unwrap_or_default();
-    let prefix = match room_label {
-        Some(room) => format!("{} {} ", style.dim(when_text), style.accent(room)),
-        None => format!("{} ", style.dim(when_text)),
-    };
-    let mut text = format!("{prefix}{}: {first}", style.bold(sender));
-    for more in lines {
-        text.push_str("\n    ");
-        text.push_str(more);
-    }
-    text
-}
-
 fn print_history_message(out: &Out, m: &MessageWithSender) {
     if out.json {
         out.line(m);
     } else {
-        let sender = m.sender_username.as_deref().unwrap_or("(deleted user)");
         println!(
             "{}",
             message_line(
                 &out.style,
                 None,
-                sender,
-                &when(&m.message.created_at),
+                m.sender_username.as_deref(),
+                &m.message.created_at,
                 &m.message.content
             )
         );
@@ -582,7 +560,7 @@ async fn chats(api: &Api, out: &Out) -> Result<(), CliError> {
     for c in direct {
         rows.push((
             c.last_message_time,
-            json!({"kind": "direct", "room_id": c.chat_room_id, "name": format!("@{}", c.other_user_username),
+            json!({"kind": "direct", "room_id": c.chat_room_id, "name": person(&c.other_user_username),
                    "user_id": c.other_user_id, "last_message": c.last_message,
                    "last_message_time": c.last_message_time, "unread_count": c.unread_count}),
         ));
@@ -590,7 +568,7 @@ async fn chats(api: &Api, out: &Out) -> Result<(), CliError> {
     for g in groups {
         rows.push((
             g.last_message_time.or(Some(g.created_at)),
-            json!({"kind": "group", "room_id": g.id, "name": format!("#{}", g.name),
+            json!({"kind": "group", "room_id": g.id, "name": group(&g.name),
                    "member_count": g.member_count, "last_message": g.last_message,
                    "last_message_time": g.last_message_time, "unread_count": g.unread_count}),
         ));
@@ -704,7 +682,7 @@ async fn groups(api: &Api, out: &Out, cmd: GroupsCommand) -> Result<(), CliError
                     .iter()
                     .map(|m| {
                         vec![
-                            out.style.bold(&format!("@{}", m.username)),
+                            out.style.bold(&person(&m.username)),
                             m.full_name.clone().unwrap_or_default(),
                             if m.is_admin {
                                 "admin".into()
@@ -730,7 +708,7 @@ async fn follow_live(api: &Api, out: &Out, room: Option<RoomId>) -> Result<(), C
     live::listen(api, None, |event| {
         match event {
             Event::Frame(frame) => {
-                learn_room_name(&mut names, &me, &frame);
+                names.learn(&me, &frame);
                 if let Some(r) = room
                     && frame_room(&frame) != Some(r)
                 {
@@ -757,41 +735,10 @@ async fn follow_live(api: &Api, out: &Out, room: Option<RoomId>) -> Result<(), C
     .await
 }
 
-/// Room labels for live output: `#name` for groups, `@other` for direct chats.
-async fn room_names(api: &Api) -> Result<std::collections::HashMap<RoomId, String>, CliError> {
+/// Room labels for live output.
+async fn room_names(api: &Api) -> Result<RoomNames, CliError> {
     let (direct, groups) = tokio::try_join!(api.chats(), api.groups())?;
-    let mut names: std::collections::HashMap<RoomId, String> = direct
-        .into_iter()
-        .map(|c| (c.chat_room_id, format!("@{}", c.other_user_username)))
-        .collect();
-    names.extend(groups.into_iter().map(|g| (g.id, format!("#{}", g.name))));
-    Ok(names)
-}
-
-/// Rooms that appear while listening: a group one is added to is announced with its name; a room
-/// never seen whose message is from someone else is a new direct chat with them.
-fn learn_room_name(
-    names: &mut std::collections::HashMap<RoomId, String>,
-    me: &str,
-    frame: &ServerFrame,
-) {
-    match frame {
-        ServerFrame::MemberAdded {
-            room_id,
-            name: Some(name),
-            ..
-        } => {
-            names.entry(*room_id).or_insert_with(|| format!("#{name}"));
-        }
-        ServerFrame::NewMessage { message, .. } => {
-            if let Some(sender) = message.sender_username.as_deref().filter(|s| *s != me) {
-                names
-                    .entry(message.room_id)
-                    .or_insert_with(|| format!("@{sender}"));
-            }
-        }
-        _ => {}
-    }
+    Ok(RoomNames::from_lists(&direct, &groups))
 }
 
 fn frame_room(frame: &ServerFrame) -> Option<RoomId> {
@@ -807,29 +754,19 @@ fn frame_room(frame: &ServerFrame) -> Option<RoomId> {
     }
 }
 
-fn live_line(
-    style: &Style,
-    names: &std::collections::HashMap<RoomId, String>,
-    m: &LiveMessage,
-    show_room: bool,
-) -> String {
-    let fallback = format!("#{}", m.room_id);
-    let room = names.get(&m.room_id).unwrap_or(&fallback);
-    let sender = m.sender_username.as_deref().unwrap_or("(deleted user)");
+fn live_line(style: &Style, names: &RoomNames, m: &LiveMessage, show_room: bool) -> String {
+    let room = show_room.then(|| names.label(m.room_id));
     message_line(
         style,
-        show_room.then_some(room.as_str()),
-        sender,
-        &when(&m.created_at),
+        room.as_deref(),
+        m.sender_username.as_deref(),
+        &m.created_at,
         &m.content,
     )
 }
 
-fn notice(
-    names: &std::collections::HashMap<RoomId, String>,
-    frame: &ServerFrame,
-) -> Option<String> {
-    let room = |id: &RoomId| names.get(id).cloned().unwrap_or_else(|| format!("#{id}"));
+fn notice(names: &RoomNames, frame: &ServerFrame) -> Option<String> {
+    let room = |id: &RoomId| names.label(*id);
     match frame {
         ServerFrame::MemberAdded {
             room_id,

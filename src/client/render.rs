@@ -1,10 +1,104 @@
-//! Human output: compact, aligned, local times, colour only on a terminal without NO_COLOR.
+//! Human output, the same in one-shot commands and the REPL: message lines, room names, compact
+//! aligned tables, local times, colour only on a terminal without NO_COLOR.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 
 use chrono::{DateTime, Local, Utc};
 
-use crate::proto::Timestamp;
+use crate::proto::{ChatSummary, GroupSummary, RoomId, ServerFrame, Timestamp};
+
+/// What a message whose sender's account is gone shows as its sender.
+const DELETED_USER: &str = "(deleted user)";
+
+/// One message: `14:05 [room] alice: text`, further lines of the text indented under it.
+pub fn message_line(
+    style: &Style,
+    room: Option<&str>,
+    sender: Option<&str>,
+    at: &Timestamp,
+    content: &str,
+) -> String {
+    let mut lines = content.lines();
+    let first = lines.next().unwrap_or_default();
+    let prefix = match room {
+        Some(room) => format!("{} {} ", style.dim(&when(at)), style.accent(room)),
+        None => format!("{} ", style.dim(&when(at))),
+    };
+    let sender = sender.unwrap_or(DELETED_USER);
+    let mut text = format!("{prefix}{}: {first}", style.bold(sender));
+    for more in lines {
+        text.push_str("\n    ");
+        text.push_str(more);
+    }
+    text
+}
+
+/// A person as shown and typed: `@alice`.
+pub fn person(username: &str) -> String {
+    format!("@{username}")
+}
+
+/// A group as shown and typed: `#ops`.
+pub fn group(name: &str) -> String {
+    format!("#{name}")
+}
+
+/// How rooms are named on screen: `@other` for a direct chat, `#name` for a group, `#id` for one
+/// not known yet.
+#[derive(Debug, Default)]
+pub struct RoomNames(HashMap<RoomId, String>);
+
+impl RoomNames {
+    pub fn from_lists(chats: &[ChatSummary], groups: &[GroupSummary]) -> RoomNames {
+        let mut names = RoomNames::default();
+        for c in chats {
+            names.insert(c.chat_room_id, person(&c.other_user_username));
+        }
+        for g in groups {
+            names.insert(g.id, group(&g.name));
+        }
+        names
+    }
+
+    pub fn insert(&mut self, room: RoomId, label: String) {
+        self.0.insert(room, label);
+    }
+
+    pub fn knows(&self, room: RoomId) -> bool {
+        self.0.contains_key(&room)
+    }
+
+    pub fn label(&self, room: RoomId) -> String {
+        self.0
+            .get(&room)
+            .cloned()
+            .unwrap_or_else(|| format!("#{room}"))
+    }
+
+    /// Rooms that appear while connected: a group one is added to is announced with its name; a
+    /// room never seen whose message is from someone else (not `me`) is a new direct chat with
+    /// them. The label learnt, if any.
+    pub fn learn(&mut self, me: &str, frame: &ServerFrame) -> Option<String> {
+        let (room, label) = match frame {
+            ServerFrame::MemberAdded {
+                room_id,
+                name: Some(name),
+                ..
+            } => (*room_id, group(name)),
+            ServerFrame::NewMessage { message, .. } => {
+                let sender = message.sender_username.as_deref().filter(|s| *s != me)?;
+                (message.room_id, person(sender))
+            }
+            _ => return None,
+        };
+        if self.knows(room) {
+            return None;
+        }
+        self.insert(room, label.clone());
+        Some(label)
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
@@ -110,6 +204,53 @@ fn visible_len(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::{LiveMessage, RoomKind};
+
+    fn at() -> Timestamp {
+        Timestamp("2020-01-02T03:04:05Z".parse().unwrap())
+    }
+
+    #[test]
+    fn a_message_is_one_line_per_line_of_text() {
+        let line = message_line(&Style::plain(), Some("#ops"), Some("alice"), &at(), "a\nb");
+        assert!(line.ends_with(" #ops alice: a\n    b"), "{line}");
+        let gone = message_line(&Style::plain(), None, None, &at(), "hi");
+        assert!(gone.ends_with(" (deleted user): hi"), "{gone}");
+    }
+
+    #[test]
+    fn rooms_are_learnt_from_what_arrives() {
+        let mut names = RoomNames::default();
+        assert_eq!(names.label(7), "#7");
+        let added = ServerFrame::MemberAdded {
+            room_id: 7,
+            room_type: RoomKind::Group,
+            name: Some("ops".into()),
+            user_id: 1,
+            username: "me".into(),
+        };
+        assert_eq!(names.learn("me", &added).as_deref(), Some("#ops"));
+        let message = |from: &str| ServerFrame::NewMessage {
+            message: LiveMessage {
+                room_id: 9,
+                message_id: 1,
+                sender_id: Some(2),
+                sender_username: Some(from.into()),
+                sender_full_name: None,
+                content: "hi".into(),
+                created_at: at(),
+                client_id: None,
+            },
+            sync_cursor: 1,
+        };
+        assert_eq!(
+            names.learn("me", &message("me")),
+            None,
+            "my own: not a name"
+        );
+        assert_eq!(names.learn("me", &message("bob")).as_deref(), Some("@bob"));
+        assert_eq!(names.label(9), "@bob");
+    }
 
     #[test]
     fn tables_align_ignoring_colour() {

@@ -14,7 +14,7 @@ use super::api::{Api, Page};
 use super::error::CliError;
 use super::line_editor::{Completions, Input, LineEditor};
 use super::live::{self, Event};
-use super::render::{Style, table, when};
+use super::render::{RoomNames, Style, group, message_line, person, table};
 use super::session::Session;
 use super::target::{self, Target};
 use crate::proto::{ClientFrame, LiveMessage, RoomId, ServerFrame, UserId};
@@ -95,7 +95,7 @@ struct Repl {
     style: Style,
     printer: Box<dyn rustyline::ExternalPrinter + Send>,
     current: Option<Current>,
-    names: HashMap<RoomId, String>,
+    names: RoomNames,
     unread: HashMap<RoomId, i64>,
     pending: Vec<Pending>,
     to_server: mpsc::UnboundedSender<ClientFrame>,
@@ -132,7 +132,7 @@ pub async fn run(api: Api, target: Option<String>) -> Result<(), CliError> {
         style: Style::detect(),
         printer,
         current: None,
-        names: HashMap::new(),
+        names: RoomNames::default(),
         unread: HashMap::new(),
         pending: Vec::new(),
         to_server,
@@ -235,14 +235,12 @@ impl Repl {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        self.names = RoomNames::from_lists(&chats, &groups);
         for c in &chats {
-            self.names
-                .insert(c.chat_room_id, format!("@{}", c.other_user_username));
-            words.push(format!("@{}", c.other_user_username));
+            words.push(person(&c.other_user_username));
         }
         for g in &groups {
-            self.names.insert(g.id, format!("#{}", g.name));
-            words.push(format!("#{}", g.name));
+            words.push(group(&g.name));
             self.unread.insert(g.id, g.unread_count);
         }
         for c in &chats {
@@ -324,7 +322,7 @@ impl Repl {
                 }
                 for c in chats {
                     rows.push(vec![
-                        format!("@{}", c.other_user_username),
+                        person(&c.other_user_username),
                         unread_text(c.unread_count),
                         c.last_message,
                     ]);
@@ -357,9 +355,8 @@ impl Repl {
                     ids.push(target::resolve_user(&self.api, m).await?.id);
                 }
                 let reply = self.api.create_group(&name, &ids).await?;
-                self.names
-                    .insert(reply.group.id, format!("#{}", reply.group.name));
-                self.remember_word(format!("#{}", reply.group.name));
+                self.names.insert(reply.group.id, group(&reply.group.name));
+                self.remember_word(group(&reply.group.name));
                 self.join(&format!("#{}", reply.group.id)).await?;
             }
             SlashCommand::Add { users } => {
@@ -432,21 +429,16 @@ impl Repl {
             self.notice(&format!("no messages with {} yet", t.label()));
         }
         for m in messages {
-            let line = self.message_line(
+            let line = message_line(
+                &self.style,
+                None,
                 m.sender_username.as_deref(),
-                &when(&m.message.created_at),
+                &m.message.created_at,
                 &m.message.content,
             );
             self.say(&line);
         }
         Ok(())
-    }
-
-    fn message_line(&self, sender: Option<&str>, at: &str, content: &str) -> String {
-        let sender = sender.unwrap_or("(deleted user)");
-        let mut text = format!("{} {}: ", self.style.dim(at), self.style.bold(sender));
-        text.push_str(&content.replace('\n', "\n    "));
-        text
     }
 
     async fn who(&mut self) -> Result<(), CliError> {
@@ -462,7 +454,7 @@ impl Repl {
                 .into_iter()
                 .map(|m| {
                     vec![
-                        format!("@{}", m.username),
+                        person(&m.username),
                         if m.is_admin {
                             "admin".into()
                         } else {
@@ -477,13 +469,9 @@ impl Repl {
                 })
                 .collect(),
             Target::User(u) => vec![
+                vec![person(&self.me.username), String::new(), "online".into()],
                 vec![
-                    format!("@{}", self.me.username),
-                    String::new(),
-                    "online".into(),
-                ],
-                vec![
-                    format!("@{}", u.username),
+                    person(&u.username),
                     String::new(),
                     if online.contains(&u.id) {
                         "online".into()
@@ -519,7 +507,9 @@ impl Repl {
             Ok(reply) => {
                 self.pending.retain(|q| q.client_id != p.client_id);
                 let room = reply.data.chat_room_id;
-                self.names.entry(room).or_insert_with(|| p.to.label());
+                if !self.names.knows(room) {
+                    self.names.insert(room, p.to.label());
+                }
                 if let Some(c) = &mut self.current
                     && c.room.is_none()
                     && c.target.label() == p.to.label()
@@ -599,11 +589,12 @@ impl Repl {
                 ..
             } => {
                 let label = name
-                    .map(|n| format!("#{n}"))
-                    .unwrap_or_else(|| format!("#{room_id}"));
+                    .as_deref()
+                    .map(group)
+                    .unwrap_or_else(|| self.names.label(room_id));
                 self.names.insert(room_id, label.clone());
                 self.remember_word(label.clone());
-                self.remember_word(format!("@{username}"));
+                self.remember_word(person(&username));
                 if user_id == self.me.user_id {
                     self.notice(&format!("you are now in {label}"));
                 } else {
@@ -634,21 +625,18 @@ impl Repl {
     }
 
     fn label(&self, room: RoomId) -> String {
-        self.names
-            .get(&room)
-            .cloned()
-            .unwrap_or_else(|| format!("#{room}"))
+        self.names.label(room)
     }
 
     fn incoming(&mut self, m: LiveMessage) {
         let mine = m.sender_id == Some(self.me.user_id);
-        if !self.names.contains_key(&m.room_id)
+        if !self.names.knows(m.room_id)
             && !mine
             && let Some(sender) = &m.sender_username
         {
             // A first direct message from someone new.
-            self.names.insert(m.room_id, format!("@{sender}"));
-            self.remember_word(format!("@{sender}"));
+            self.names.insert(m.room_id, person(sender));
+            self.remember_word(person(sender));
         }
         if mine {
             // Delivered: whatever was pending with this client id is done.
@@ -666,9 +654,11 @@ impl Repl {
             if let Some(c) = &mut self.current {
                 c.room = Some(m.room_id);
             }
-            let line = self.message_line(
+            let line = message_line(
+                &self.style,
+                None,
                 m.sender_username.as_deref(),
-                &when(&m.created_at),
+                &m.created_at,
                 &m.content,
             );
             self.say(&line);
