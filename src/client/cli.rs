@@ -221,6 +221,15 @@ impl Out {
     fn line(&self, value: &impl serde::Serialize) {
         println!("{}", to_line(value));
     }
+
+    /// After a login or registration: the user (JSON) or one line on stderr.
+    fn signed_in(&self, api: &Api, user: &crate::proto::User, done: &str) {
+        if self.json {
+            self.line(&json!({"server": api.base(), "user": user}));
+        } else {
+            eprintln!("{done} as {} on {}", user.username, api.base());
+        }
+    }
 }
 
 /// The server to talk to: the one named (flag or environment), else the last one logged in to,
@@ -265,27 +274,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             full_name,
             password_stdin,
         } => {
-            let password = if password_stdin {
-                stdin_line()?
-            } else {
-                let p = prompt("Password: ")?;
-                if prompt("Repeat password: ")? != p {
-                    return Err(CliError::Usage("the passwords differ".into()));
-                }
-                p
-            };
+            let password = new_password(password_stdin)?;
             let reply = api
                 .register(&username, &email, &password, full_name.as_deref())
                 .await?;
-            if out.json {
-                out.line(&json!({"server": api.base(), "user": reply.user}));
-            } else {
-                eprintln!(
-                    "Registered and logged in as {} on {}",
-                    reply.user.username,
-                    api.base()
-                );
-            }
+            out.signed_in(&api, &reply.user, "Registered and logged in");
         }
         Command::Login {
             login,
@@ -297,11 +290,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 prompt("Password: ")?
             };
             let reply = api.login(&login, &password).await?;
-            if out.json {
-                out.line(&json!({"server": api.base(), "user": reply.user}));
-            } else {
-                eprintln!("Logged in as {} on {}", reply.user.username, api.base());
-            }
+            out.signed_in(&api, &reply.user, "Logged in");
         }
         Command::Logout { all } => {
             let reply = api.logout(all).await?;
@@ -312,67 +301,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Status => status(&store, &api, &out).await?,
-        Command::Whoami => {
-            let me = api.me().await?;
-            if out.json {
-                out.line(&json!({"server": api.base(), "user": me}));
-            } else {
-                let name = me
-                    .full_name
-                    .as_deref()
-                    .map(|n| format!(" ({n})"))
-                    .unwrap_or_default();
-                println!("@{}{name} <{}> on {}", me.username, me.email, api.base());
-            }
-        }
-        Command::Passwd { password_stdin } => {
-            let (old, new) = if password_stdin {
-                let mut lines = std::io::stdin().lock().lines();
-                let mut next = || -> Result<String, CliError> {
-                    lines.next().transpose()?.ok_or_else(|| {
-                        CliError::Usage(
-                            "expected two lines on stdin: current and new password".into(),
-                        )
-                    })
-                };
-                (next()?, next()?)
-            } else {
-                let old = prompt("Current password: ")?;
-                let new = prompt("New password: ")?;
-                if prompt("Repeat new password: ")? != new {
-                    return Err(CliError::Usage("the passwords differ".into()));
-                }
-                (old, new)
-            };
-            let reply = api.change_password(&old, &new).await?;
-            if out.json {
-                out.line(&reply);
-            } else {
-                eprintln!("Password changed; every session has ended. Run `rtchat login` again.");
-            }
-        }
+        Command::Whoami => whoami(&api, &out).await?,
+        Command::Passwd { password_stdin } => passwd(&api, &out, password_stdin).await?,
         Command::Users { query, limit } => users(&api, &out, query, limit).await?,
         Command::Send {
             target,
             text,
             client_id,
-        } => {
-            let content = if text.len() == 1 && text[0] == "-" {
-                let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s)?;
-                s.trim_end_matches(['\n', '\r']).to_string()
-            } else {
-                text.join(" ")
-            };
-            let client_id = client_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            let reply = match target::resolve(&api, &target).await? {
-                Target::User(u) => api.send_direct(u.id, &content, &client_id).await?,
-                Target::Group { id, .. } => api.send_group(id, &content, &client_id).await?,
-            };
-            if out.json {
-                out.line(&reply.data);
-            }
-        }
+        } => send(&api, &out, &target, &text, client_id).await?,
         Command::History {
             target,
             limit,
@@ -381,10 +317,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => history(&api, &out, &target, limit, before, follow).await?,
         Command::Chats => chats(&api, &out).await?,
         Command::Read { target } => {
-            let t = target::resolve(&api, &target).await?;
-            let room = target::room_of(&api, &t)
-                .await?
-                .ok_or_else(|| CliError::NotFound(format!("no chat with {} yet", t.label())))?;
+            let room = existing_room(&api, &target).await?;
             let state = api.mark_read(room).await?;
             if out.json {
                 out.line(&state);
@@ -393,12 +326,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Groups(cmd) => groups(&api, &out, cmd).await?,
         Command::Listen { target } => {
             let room = match target {
-                Some(t) => {
-                    let t = target::resolve(&api, &t).await?;
-                    Some(target::room_of(&api, &t).await?.ok_or_else(|| {
-                        CliError::NotFound(format!("no chat with {} yet", t.label()))
-                    })?)
-                }
+                Some(t) => Some(existing_room(&api, &t).await?),
                 None => None,
             };
             follow_live(&api, &out, room).await?;
@@ -409,6 +337,94 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// A new password: from stdin, or prompted twice.
+fn new_password(from_stdin: bool) -> Result<String, CliError> {
+    if from_stdin {
+        return stdin_line();
+    }
+    let p = prompt("Password: ")?;
+    if prompt("Repeat password: ")? != p {
+        return Err(CliError::Usage("the passwords differ".into()));
+    }
+    Ok(p)
+}
+
+async fn whoami(api: &Api, out: &Out) -> Result<(), CliError> {
+    let me = api.me().await?;
+    if out.json {
+        out.line(&json!({"server": api.base(), "user": me}));
+    } else {
+        let name = me
+            .full_name
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        println!("@{}{name} <{}> on {}", me.username, me.email, api.base());
+    }
+    Ok(())
+}
+
+/// The current password and a new one: two lines of stdin, or prompted (the new one twice).
+async fn passwd(api: &Api, out: &Out, from_stdin: bool) -> Result<(), CliError> {
+    let (old, new) = if from_stdin {
+        let mut lines = std::io::stdin().lock().lines();
+        let mut next = || -> Result<String, CliError> {
+            lines.next().transpose()?.ok_or_else(|| {
+                CliError::Usage("expected two lines on stdin: current and new password".into())
+            })
+        };
+        (next()?, next()?)
+    } else {
+        let old = prompt("Current password: ")?;
+        let new = prompt("New password: ")?;
+        if prompt("Repeat new password: ")? != new {
+            return Err(CliError::Usage("the passwords differ".into()));
+        }
+        (old, new)
+    };
+    let reply = api.change_password(&old, &new).await?;
+    if out.json {
+        out.line(&reply);
+    } else {
+        eprintln!("Password changed; every session has ended. Run `rtchat login` again.");
+    }
+    Ok(())
+}
+
+/// Sends TEXT (or, for `-`, standard input) to a person or group; quiet on success.
+async fn send(
+    api: &Api,
+    out: &Out,
+    target: &str,
+    text: &[String],
+    client_id: Option<String>,
+) -> Result<(), CliError> {
+    let content = if text.len() == 1 && text[0] == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        s.trim_end_matches(['\n', '\r']).to_string()
+    } else {
+        text.join(" ")
+    };
+    let client_id = client_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let reply = match target::resolve(api, target).await? {
+        Target::User(u) => api.send_direct(u.id, &content, &client_id).await?,
+        Target::Group { id, .. } => api.send_group(id, &content, &client_id).await?,
+    };
+    if out.json {
+        out.line(&reply.data);
+    }
+    Ok(())
+}
+
+/// The room of a person or group one already has a chat with.
+async fn existing_room(api: &Api, target: &str) -> Result<RoomId, CliError> {
+    let t = target::resolve(api, target).await?;
+    target::room_of(api, &t)
+        .await?
+        .ok_or_else(|| CliError::NotFound(format!("no chat with {} yet", t.label())))
 }
 
 /// Like `gh auth status`: each saved login, whether the server still takes it, and which one is the
