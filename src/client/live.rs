@@ -40,6 +40,28 @@ impl Seen {
         self.ids = self.ids.split_off(&(cursor + 1));
     }
 
+    /// Takes a live frame's cursor; whether the frame is news (a message not seen before, or any
+    /// other event). `connected` only sets the first cursor.
+    pub fn filter(&mut self, frame: &ServerFrame) -> bool {
+        match frame {
+            ServerFrame::Connected { sync_cursor, .. } => {
+                if self.cursor().is_none() {
+                    self.advance(*sync_cursor);
+                }
+                false
+            }
+            ServerFrame::NewMessage {
+                message,
+                sync_cursor,
+            } => {
+                let fresh = self.first_time(message.message_id);
+                self.advance(*sync_cursor);
+                fresh
+            }
+            _ => true,
+        }
+    }
+
     pub fn cursor(&self) -> Option<MessageId> {
         self.cursor
     }
@@ -116,53 +138,13 @@ async fn session(
     on_event: &mut impl FnMut(Event) -> bool,
     resumed: bool,
 ) -> Result<Flow, CliError> {
-    // A cheap authenticated call first: it refreshes an expired token and proves the server is up.
-    api.me().await?;
-    let token = api.session()?.access_token;
-    let mut request = api
-        .ws_url()
-        .into_client_request()
-        .map_err(|e| CliError::Usage(format!("bad server address: {e}")))?;
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}")
-            .parse()
-            .map_err(|_| CliError::Local("the saved token is not valid text".into()))?,
-    );
-    let (socket, _) =
-        tokio_tungstenite::connect_async_tls_with_config(request, None, true, api.ws_connector())
-            .await
-            .map_err(|e| CliError::Server(format!("cannot open the live connection: {e}")))?;
-    let (mut sink, mut stream) = socket.split();
-
-    // Catch up from where the last connection left off (live frames that arrive meanwhile are
-    // de-duplicated against what sync returns).
-    let mut missed = 0;
-    if let Some(mut since) = seen.cursor() {
-        loop {
-            let page = api.sync(since, SYNC_PAGE).await?;
-            for m in page.messages {
-                if seen.first_time(m.message_id) {
-                    missed += 1;
-                    if !on_event(Event::Frame(ServerFrame::NewMessage {
-                        message: m,
-                        sync_cursor: page.next_since,
-                    })) {
-                        return Ok(Flow::Stop);
-                    }
-                }
-            }
-            since = page.next_since;
-            seen.advance(since);
-            if !page.has_more {
-                break;
-            }
-        }
-    }
+    let (mut sink, mut stream) = connect(api).await?.split();
+    let Some(missed) = catch_up(api, seen, on_event).await? else {
+        return Ok(Flow::Stop);
+    };
     if resumed && !on_event(Event::Resumed { missed }) {
         return Ok(Flow::Stop);
     }
-
     loop {
         let message = tokio::select! {
             message = stream.next() => match message {
@@ -182,46 +164,100 @@ async fn session(
                 }
             },
         };
-        let text = match message {
-            Ok(Message::Text(text)) => text,
-            Ok(Message::Close(frame)) => {
-                if frame.is_some_and(|f| u16::from(f.code) == CloseReason::SESSION_ENDED.code) {
-                    return Err(CliError::Auth(
-                        "your session has ended: run `rtchat login USERNAME`".into(),
-                    ));
-                }
-                return Ok(Flow::Reconnect);
-            }
-            Ok(_) => continue,
-            Err(_) => return Ok(Flow::Reconnect),
+        let frame = match incoming(message)? {
+            Incoming::Frame(frame) => frame,
+            Incoming::Nothing => continue,
+            Incoming::Gone => return Ok(Flow::Reconnect),
         };
-        let Ok(frame) = serde_json::from_str::<ServerFrame>(&text) else {
-            continue; // a frame type newer than this client
-        };
-        match &frame {
-            ServerFrame::Connected { sync_cursor, .. } => {
-                if seen.cursor().is_none() {
-                    seen.advance(*sync_cursor);
-                }
-                continue;
-            }
-            ServerFrame::NewMessage {
-                message,
-                sync_cursor,
-            } => {
-                let fresh = seen.first_time(message.message_id);
-                seen.advance(*sync_cursor);
-                if !fresh {
-                    continue;
-                }
-            }
-            _ => {}
-        }
-        if !on_event(Event::Frame(frame)) {
+        if seen.filter(&frame) && !on_event(Event::Frame(frame)) {
             let _ = sink.send(Message::Close(None)).await;
             return Ok(Flow::Stop);
         }
     }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the live connection, authenticated by header.
+async fn connect(api: &Api) -> Result<Socket, CliError> {
+    // A cheap authenticated call first: it refreshes an expired token and proves the server is up.
+    api.me().await?;
+    let token = api.session()?.access_token;
+    let mut request = api
+        .ws_url()
+        .into_client_request()
+        .map_err(|e| CliError::Usage(format!("bad server address: {e}")))?;
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}")
+            .parse()
+            .map_err(|_| CliError::Local("the saved token is not valid text".into()))?,
+    );
+    let (socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, true, api.ws_connector())
+            .await
+            .map_err(|e| CliError::Server(format!("cannot open the live connection: {e}")))?;
+    Ok(socket)
+}
+
+/// Everything missed since the last connection's cursor, through `sync` (live frames that arrive
+/// meanwhile are de-duplicated against it). How many were missed; None if `on_event` said stop.
+async fn catch_up(
+    api: &Api,
+    seen: &mut Seen,
+    on_event: &mut impl FnMut(Event) -> bool,
+) -> Result<Option<usize>, CliError> {
+    let mut missed = 0;
+    let Some(mut since) = seen.cursor() else {
+        return Ok(Some(0));
+    };
+    loop {
+        let page = api.sync(since, SYNC_PAGE).await?;
+        for m in page.messages {
+            if seen.first_time(m.message_id) {
+                missed += 1;
+                let frame = ServerFrame::NewMessage {
+                    message: m,
+                    sync_cursor: page.next_since,
+                };
+                if !on_event(Event::Frame(frame)) {
+                    return Ok(None);
+                }
+            }
+        }
+        since = page.next_since;
+        seen.advance(since);
+        if !page.has_more {
+            return Ok(Some(missed));
+        }
+    }
+}
+
+/// What a message from the server amounts to.
+enum Incoming {
+    Frame(ServerFrame),
+    /// A ping, or a frame type newer than this client.
+    Nothing,
+    /// Closed or broken: reconnect.
+    Gone,
+}
+
+fn incoming(message: Result<Message, tungstenite::Error>) -> Result<Incoming, CliError> {
+    let text = match message {
+        Ok(Message::Text(text)) => text,
+        Ok(Message::Close(frame)) => {
+            if frame.is_some_and(|f| u16::from(f.code) == CloseReason::SESSION_ENDED.code) {
+                return Err(CliError::Auth(
+                    "your session has ended: run `rtchat login USERNAME`".into(),
+                ));
+            }
+            return Ok(Incoming::Gone);
+        }
+        Ok(_) => return Ok(Incoming::Nothing),
+        Err(_) => return Ok(Incoming::Gone),
+    };
+    Ok(serde_json::from_str::<ServerFrame>(&text).map_or(Incoming::Nothing, Incoming::Frame))
 }
 
 async fn send_frame<S>(sink: &mut S, frame: &ClientFrame) -> Result<(), CliError>
