@@ -309,78 +309,11 @@ impl Repl {
                     .await?;
             }
             SlashCommand::Who => self.who().await?,
-            SlashCommand::Chats => {
-                let chats = self.api.chats().await?;
-                let groups = self.api.groups().await?;
-                let mut rows: Vec<Vec<String>> = Vec::new();
-                for g in groups {
-                    rows.push(vec![
-                        format!("#{} ({})", g.name, g.id),
-                        unread_text(g.unread_count),
-                        g.last_message.unwrap_or_default(),
-                    ]);
-                }
-                for c in chats {
-                    rows.push(vec![
-                        person(&c.other_user_username),
-                        unread_text(c.unread_count),
-                        c.last_message,
-                    ]);
-                }
-                let text = table(&rows);
-                self.say(text.trim_end());
-            }
-            SlashCommand::Groups => {
-                let groups = self.api.groups().await?;
-                let rows: Vec<Vec<String>> = groups
-                    .iter()
-                    .map(|g| {
-                        vec![
-                            format!("#{}", g.id),
-                            g.name.clone(),
-                            format!("{} members", g.member_count),
-                        ]
-                    })
-                    .collect();
-                let text = table(&rows);
-                self.say(if text.is_empty() {
-                    "no groups"
-                } else {
-                    text.trim_end()
-                });
-            }
-            SlashCommand::Create { name, members } => {
-                let mut ids = Vec::new();
-                for m in &members {
-                    ids.push(target::resolve_user(&self.api, m).await?.id);
-                }
-                let reply = self.api.create_group(&name, &ids).await?;
-                self.names.insert(reply.group.id, group(&reply.group.name));
-                self.remember_word(group(&reply.group.name));
-                self.join(&format!("#{}", reply.group.id)).await?;
-            }
-            SlashCommand::Add { users } => {
-                let Some(Target::Group { id, .. }) = self.current.as_ref().map(|c| &c.target)
-                else {
-                    return Err(CliError::Usage("/add works in a group".into()));
-                };
-                let id = *id;
-                let mut ids = Vec::new();
-                for u in &users {
-                    ids.push(target::resolve_user(&self.api, u).await?.id);
-                }
-                self.api.add_members(id, &ids).await?;
-            }
-            SlashCommand::Leave => {
-                let Some(Target::Group { id, name }) =
-                    self.current.as_ref().map(|c| c.target.clone())
-                else {
-                    return Err(CliError::Usage("/leave works in a group".into()));
-                };
-                self.api.remove_member(id, self.me.user_id).await?;
-                self.current = None;
-                self.notice(&format!("you left #{name}"));
-            }
+            SlashCommand::Chats => self.chats().await?,
+            SlashCommand::Groups => self.groups().await?,
+            SlashCommand::Create { name, members } => self.create(&name, &members).await?,
+            SlashCommand::Add { users } => self.add(&users).await?,
+            SlashCommand::Leave => self.leave().await?,
             SlashCommand::Read => {
                 if let Some(room) = self.current_room() {
                     self.api.mark_read(room).await?;
@@ -390,6 +323,89 @@ impl Repl {
             SlashCommand::Help => self.say(HELP),
             SlashCommand::Quit => {}
         }
+        Ok(())
+    }
+
+    /// `/chats`: groups and direct chats with unread counts and their last message.
+    async fn chats(&mut self) -> Result<(), CliError> {
+        let (chats, groups) = tokio::try_join!(self.api.chats(), self.api.groups())?;
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        for g in groups {
+            rows.push(vec![
+                format!("#{} ({})", g.name, g.id),
+                unread_text(g.unread_count),
+                g.last_message.unwrap_or_default(),
+            ]);
+        }
+        for c in chats {
+            rows.push(vec![
+                person(&c.other_user_username),
+                unread_text(c.unread_count),
+                c.last_message,
+            ]);
+        }
+        let text = table(&rows);
+        self.say(text.trim_end());
+        Ok(())
+    }
+
+    /// `/groups`: id, name and size of each.
+    async fn groups(&mut self) -> Result<(), CliError> {
+        let groups = self.api.groups().await?;
+        let rows: Vec<Vec<String>> = groups
+            .iter()
+            .map(|g| {
+                vec![
+                    format!("#{}", g.id),
+                    g.name.clone(),
+                    format!("{} members", g.member_count),
+                ]
+            })
+            .collect();
+        let text = table(&rows);
+        self.say(if text.is_empty() {
+            "no groups"
+        } else {
+            text.trim_end()
+        });
+        Ok(())
+    }
+
+    /// `/create NAME @a @b`: the group, then into it.
+    async fn create(&mut self, name: &str, members: &[String]) -> Result<(), CliError> {
+        let mut ids = Vec::new();
+        for m in members {
+            ids.push(target::resolve_user(&self.api, m).await?.id);
+        }
+        let reply = self.api.create_group(name, &ids).await?;
+        self.names.insert(reply.group.id, group(&reply.group.name));
+        self.remember_word(group(&reply.group.name));
+        self.join(&format!("#{}", reply.group.id)).await
+    }
+
+    /// `/add @a @b` to the group one is in.
+    async fn add(&mut self, users: &[String]) -> Result<(), CliError> {
+        let Some(Target::Group { id, .. }) = self.current.as_ref().map(|c| &c.target) else {
+            return Err(CliError::Usage("/add works in a group".into()));
+        };
+        let id = *id;
+        let mut ids = Vec::new();
+        for u in users {
+            ids.push(target::resolve_user(&self.api, u).await?.id);
+        }
+        self.api.add_members(id, &ids).await?;
+        Ok(())
+    }
+
+    /// `/leave` the group one is in.
+    async fn leave(&mut self) -> Result<(), CliError> {
+        let Some(Target::Group { id, name }) = self.current.as_ref().map(|c| c.target.clone())
+        else {
+            return Err(CliError::Usage("/leave works in a group".into()));
+        };
+        self.api.remove_member(id, self.me.user_id).await?;
+        self.current = None;
+        self.notice(&format!("you left #{name}"));
         Ok(())
     }
 
