@@ -9,7 +9,7 @@ use std::io;
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -124,79 +124,11 @@ impl ManagedPostgres {
         }
 
         let log_path = data_dir.parent().unwrap_or(data_dir).join("postgres.log");
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(io_err(format!("opening {}", log_path.display())))?;
-
-        let mut cmd = Command::new(&bins.postgres);
-        cmd.arg("-D")
-            .arg(data_dir)
-            .args(["-c", "listen_addresses="])
-            .arg("-c")
-            .arg(format!("unix_socket_directories={}", data_dir.display()))
-            .args(["-c", "unix_socket_permissions=0700"])
-            .arg("-c")
-            .arg(format!("port={PORT}"))
-            .arg("-c")
-            .arg(format!("max_connections={}", options.max_connections));
-        if !options.fsync {
-            cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off"]);
-            cmd.args(["-c", "full_page_writes=off"]);
-        }
-        for setting in &options.settings {
-            cmd.arg("-c").arg(setting);
-        }
-        cmd.current_dir(data_dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(io_err("duplicating log handle"))?)
-            .stderr(log)
-            // Ctrl-C in a terminal goes to the whole foreground group: PostgreSQL must keep serving
-            // until the server has drained, so it gets a group of its own and is stopped by us.
-            .process_group(0);
-        if let Some(RunAs { uid, gid }) = run_as {
-            cmd.uid(uid).gid(gid);
-        }
-        // SAFETY: prctl is async-signal-safe. std runs this after switching uid/gid, which would
-        // otherwise clear the parent-death signal.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-
-        // The parent-death signal fires when the *thread* that spawned the child ends, so a
-        // dedicated thread spawns it and lives exactly as long as the postmaster does.
-        let (pid_tx, pid_rx) = mpsc::channel();
-        let (exit_tx, exit_rx) = mpsc::channel();
-        thread::Builder::new()
-            .name("postgres-supervisor".into())
-            .spawn(move || {
-                let child: io::Result<Child> = cmd.spawn();
-                match child {
-                    Ok(mut child) => {
-                        let _ = pid_tx.send(Ok(child.id() as i32));
-                        let _ = child.wait();
-                        let _ = exit_tx.send(());
-                    }
-                    Err(e) => {
-                        let _ = pid_tx.send(Err(e));
-                    }
-                }
-            })
-            .map_err(io_err("spawning the postgres supervisor thread"))?;
-        let pid = pid_rx
-            .recv()
-            .map_err(|_| PostgresError::StartFailed {
-                log: log_path.clone(),
-                tail: "supervisor thread died".into(),
-            })?
-            .map_err(io_err(format!("starting {}", bins.postgres.display())))?;
-
+        let cmd = postmaster_command(&bins, data_dir, run_as, options, &log_path)?;
+        let (pid, exit_rx) = spawn_watched(cmd).map_err(|e| match e {
+            Spawn::Thread(e) => io_err("spawning the postgres supervisor thread")(e),
+            Spawn::Postgres(e) => io_err(format!("starting {}", bins.postgres.display()))(e),
+        })?;
         let mut pg = ManagedPostgres {
             data_dir: data_dir.to_path_buf(),
             pid,
@@ -399,6 +331,93 @@ fn log_tail(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// The postmaster's command line: a unix socket in the data directory only, our settings, its
+/// output appended to `log_path`, a process group of its own, and the parent-death signal.
+fn postmaster_command(
+    bins: &Binaries,
+    data_dir: &Path,
+    run_as: Option<RunAs>,
+    options: &Options,
+    log_path: &Path,
+) -> Result<Command, PostgresError> {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .map_err(io_err(format!("opening {}", log_path.display())))?;
+    let mut cmd = Command::new(&bins.postgres);
+    cmd.arg("-D")
+        .arg(data_dir)
+        .args(["-c", "listen_addresses="])
+        .arg("-c")
+        .arg(format!("unix_socket_directories={}", data_dir.display()))
+        .args(["-c", "unix_socket_permissions=0700"])
+        .arg("-c")
+        .arg(format!("port={PORT}"))
+        .arg("-c")
+        .arg(format!("max_connections={}", options.max_connections));
+    if !options.fsync {
+        cmd.args(["-c", "fsync=off", "-c", "synchronous_commit=off"]);
+        cmd.args(["-c", "full_page_writes=off"]);
+    }
+    for setting in &options.settings {
+        cmd.arg("-c").arg(setting);
+    }
+    cmd.current_dir(data_dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(io_err("duplicating log handle"))?)
+        .stderr(log)
+        // Ctrl-C in a terminal goes to the whole foreground group: PostgreSQL must keep serving
+        // until the server has drained, so it gets a group of its own and is stopped by us.
+        .process_group(0);
+    if let Some(RunAs { uid, gid }) = run_as {
+        cmd.uid(uid).gid(gid);
+    }
+    // SAFETY: prctl is async-signal-safe. std runs this after switching uid/gid, which would
+    // otherwise clear the parent-death signal.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(cmd)
+}
+
+/// Why `spawn_watched` failed.
+enum Spawn {
+    Thread(io::Error),
+    Postgres(io::Error),
+}
+
+/// Starts `cmd` from a thread of its own that waits for it: the parent-death signal fires when the
+/// *thread* that spawned the child ends, so that thread lives exactly as long as the postmaster.
+/// The pid, and a channel that hears when it exits.
+fn spawn_watched(mut cmd: Command) -> Result<(i32, mpsc::Receiver<()>), Spawn> {
+    let (pid_tx, pid_rx) = mpsc::channel();
+    let (exit_tx, exit_rx) = mpsc::channel();
+    thread::Builder::new()
+        .name("postgres-supervisor".into())
+        .spawn(move || match cmd.spawn() {
+            Ok(mut child) => {
+                let _ = pid_tx.send(Ok(child.id() as i32));
+                let _ = child.wait();
+                let _ = exit_tx.send(());
+            }
+            Err(e) => {
+                let _ = pid_tx.send(Err(e));
+            }
+        })
+        .map_err(Spawn::Thread)?;
+    let pid = pid_rx
+        .recv()
+        .map_err(|_| Spawn::Thread(io::Error::other("the watching thread died")))?
+        .map_err(Spawn::Postgres)?;
+    Ok((pid, exit_rx))
 }
 
 fn find_binaries() -> Option<Binaries> {
