@@ -179,6 +179,18 @@ pub struct Config {
     /// finish before it stops PostgreSQL and exits anyway.
     #[arg(long, env = "RTCHAT_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = duration)]
     pub shutdown_timeout: Duration,
+
+    /// How often the server pings each WebSocket (keep it below a proxy's idle timeout).
+    #[arg(long, env = "RTCHAT_WS_PING_INTERVAL", default_value = "25s", value_parser = duration)]
+    pub ws_ping_interval: Duration,
+
+    /// A WebSocket that sends nothing, not even a pong, for this long is dead and is closed (4002).
+    #[arg(long, env = "RTCHAT_WS_IDLE_TIMEOUT", default_value = "60s", value_parser = duration)]
+    pub ws_idle_timeout: Duration,
+
+    /// A WebSocket opened without credentials must send its `auth` frame within this (4000).
+    #[arg(long, env = "RTCHAT_WS_AUTH_TIMEOUT", default_value = "5s", value_parser = duration)]
+    pub ws_auth_timeout: Duration,
 }
 
 impl Config {
@@ -237,6 +249,9 @@ impl Config {
             auth_rate_per_ip: 60,
             max_hashing_queue: 8,
             shutdown_timeout: Duration::from_secs(10),
+            ws_ping_interval: Duration::from_secs(25),
+            ws_idle_timeout: Duration::from_secs(60),
+            ws_auth_timeout: Duration::from_secs(5),
         }
     }
 
@@ -295,6 +310,9 @@ mod tests {
         assert_eq!(parsed.algorithm, defaults.algorithm);
         assert_eq!(parsed.bcrypt_cost, defaults.bcrypt_cost);
         assert_eq!(parsed.shutdown_timeout, defaults.shutdown_timeout);
+        assert_eq!(parsed.ws_ping_interval, defaults.ws_ping_interval);
+        assert_eq!(parsed.ws_idle_timeout, defaults.ws_idle_timeout);
+        assert_eq!(parsed.ws_auth_timeout, defaults.ws_auth_timeout);
         assert_eq!(parsed.max_sockets_per_user, defaults.max_sockets_per_user);
     }
 

@@ -135,6 +135,11 @@ impl Server {
             db_timeout: config.db_timeout,
             max_sockets_per_user: config.max_sockets_per_user as usize,
             max_frame_rate: config.max_frame_rate,
+            ws_timings: ws::Timings {
+                ping_every: config.ws_ping_interval,
+                silence_limit: config.ws_idle_timeout,
+                auth_timeout: config.ws_auth_timeout,
+            },
             app_name: config.app_name.clone(),
             dummy_hash,
         });

@@ -35,6 +35,8 @@ pub struct Shared {
     pub tasks: TaskTracker,
     /// Frames per second one WebSocket client may send (messages aside); 0: no limit.
     pub max_frame_rate: u32,
+    /// The WebSocket's clocks: ping interval, idle limit, first-frame auth limit.
+    pub ws_timings: crate::server::realtime::ws::Timings,
     /// WebSocket connections one user may hold at once.
     pub max_sockets_per_user: usize,
     /// How long a WebSocket frame's handler may wait for the database.

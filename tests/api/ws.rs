@@ -57,9 +57,39 @@ async fn connect_with_a_first_auth_frame() {
 
 #[tokio::test]
 async fn silence_instead_of_an_auth_frame_is_closed() {
-    let app = spawn_app().await;
+    let mut config = crate::helpers::test_config();
+    config.ws_auth_timeout = Duration::from_millis(300);
+    let app = crate::helpers::spawn_app_with(config).await;
     let mut ws = app.ws_raw("/ws").await;
     assert_eq!(ws.close_code().await, Some(4000));
+}
+
+#[tokio::test]
+async fn a_socket_that_stops_answering_pings_is_closed_and_one_that_answers_is_kept() {
+    let mut config = crate::helpers::test_config();
+    config.ws_ping_interval = Duration::from_millis(100);
+    config.ws_idle_timeout = Duration::from_millis(400);
+    let app = crate::helpers::spawn_app_with(config).await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let mut gone_quiet = app.ws(&alice.access).await;
+    let mut listening = app.ws(&bob.access).await;
+
+    // Bob reads (and so answers every ping) for three idle limits; Alice reads nothing.
+    let until = tokio::time::Instant::now() + Duration::from_millis(1200);
+    while tokio::time::Instant::now() < until {
+        let frame = listening.next_frame(Duration::from_millis(50)).await;
+        assert!(
+            frame.as_ref().is_none_or(|f| f["type"] != "error"),
+            "{frame:?}"
+        );
+    }
+    // The server gave up on Alice (its close frame, 4002, may be lost behind the pongs her client
+    // then tries to send on the dead connection) and kept Bob.
+    assert_eq!(app.state.hub.connection_count(), 1);
+    let code = gone_quiet.close_code().await;
+    assert!(matches!(code, Some(4002) | None), "{code:?}");
+    listening.ping().await;
 }
 
 #[tokio::test]

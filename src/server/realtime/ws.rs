@@ -36,10 +36,14 @@ use crate::server::validate;
 pub const QUEUE_CAPACITY: usize = 256;
 /// Largest frame a client may send; larger ones close the connection with 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
-const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
-const PING_EVERY: Duration = Duration::from_secs(25);
-/// Nothing at all from the client (not even a pong) for this long: the connection is dead.
-const SILENCE_LIMIT: Duration = Duration::from_secs(60);
+/// A socket's clocks (`--ws-ping-interval`, `--ws-idle-timeout`, `--ws-auth-timeout`).
+#[derive(Debug, Clone, Copy)]
+pub struct Timings {
+    pub ping_every: Duration,
+    /// Nothing at all from the client (not even a pong) for this long: the connection is dead.
+    pub silence_limit: Duration,
+    pub auth_timeout: Duration,
+}
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames written with one flush at most, and the bytes buffered before a write happens anyway.
 const MAX_FRAMES_PER_WRITE: usize = 64;
@@ -224,7 +228,7 @@ async fn first_frame_auth(
     stream: &mut Stream,
     state: &AppState,
 ) -> Result<CurrentUser, CloseReason> {
-    let deadline = Instant::now() + AUTH_TIMEOUT;
+    let deadline = Instant::now() + state.ws_timings.auth_timeout;
     loop {
         let next = tokio::time::timeout_at(deadline.into(), stream.next())
             .await
@@ -365,7 +369,7 @@ async fn serve(
     sink: &mut Sink,
     stream: &mut Stream,
 ) -> Option<CloseReason> {
-    let mut heartbeat = tokio::time::interval(PING_EVERY);
+    let mut heartbeat = tokio::time::interval(state.ws_timings.ping_every);
     heartbeat.tick().await;
     let mut last_heard = Instant::now();
     let mut budget = FrameBudget::new(Instant::now(), state.max_frame_rate);
@@ -422,7 +426,7 @@ async fn serve(
                 }
             }
             _ = heartbeat.tick() => {
-                if last_heard.elapsed() > SILENCE_LIMIT {
+                if last_heard.elapsed() > state.ws_timings.silence_limit {
                     return Some(CloseReason::NO_HEARTBEAT);
                 }
                 if write(sink, Message::Ping(Default::default())).await.is_err() {
