@@ -521,12 +521,7 @@ async fn listen_prints_messages_as_they_arrive() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for _ in 0..100 {
-        if app.state.hub.connection_count() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_for_sockets(1).await;
     alice.run(&["send", "@bob", "are you there?"]).await.ok();
     let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
         .await
@@ -718,12 +713,7 @@ async fn the_cli_over_tls_with_a_private_ca_remembered_per_server() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(listener.stdout.take().unwrap()).lines();
-    for _ in 0..100 {
-        if app.state.hub.connection_count() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_for_sockets(1).await;
     alice.run(&["send", "@bob", "over TLS"]).await.ok();
     let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
         .await
@@ -771,12 +761,7 @@ async fn listen_names_a_chat_that_starts_while_listening() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for _ in 0..100 {
-        if app.state.hub.connection_count() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_for_sockets(1).await;
     alice.run(&["send", "@bob", "first words"]).await.ok();
     let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
         .await

@@ -106,6 +106,8 @@ pub struct TestApp {
     pub keys: TokenKeys,
     /// What the test's clients trust when the server speaks TLS.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Where this test's database was made, to drop it when the test ends.
+    admin: tokio_postgres::Config,
     /// The server's own TLS, when it has one (to reload its certificate).
     pub server_tls: Option<rtchat::server::http::tls::Tls>,
     config: Config,
@@ -185,6 +187,7 @@ pub async fn spawn_app_on(admin: tokio_postgres::Config, config: Config) -> Test
         state,
         client: http().build().unwrap(),
         tls: None,
+        admin: admin.clone(),
         server_tls,
         db: database,
         keys: TokenKeys::new(
@@ -204,6 +207,37 @@ fn run(server: Server) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
         let _ = rx.await;
     }));
     (tx, task)
+}
+
+/// A test's database is dropped when it ends, so that runs against a shared PostgreSQL
+/// (`TEST_DATABASE_URL`) leave nothing behind. From a thread of its own: a drop cannot await, and
+/// the test's runtime may be going away.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let mut admin = self.admin.clone();
+        admin.connect_timeout(std::time::Duration::from_secs(2));
+        let Some(name) = self.db.get_dbname().map(str::to_string) else {
+            return;
+        };
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let (client, connection) = admin.connect(tokio_postgres::NoTls).await.ok()?;
+                tokio::spawn(connection);
+                let quoted = name.replace('"', "\"\"");
+                client
+                    .batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS \"{quoted}\" WITH (FORCE)"
+                    ))
+                    .await
+                    .ok()
+            })
+        });
+        let _ = dropped.join();
+    }
 }
 
 /// A response as a user sees it: status and JSON body (every body must be JSON, errors included).
@@ -236,6 +270,25 @@ impl TestApp {
             .expect("server restarts");
         self.state = server.state().clone();
         self.running = Some(run(server));
+    }
+
+    /// The admin connection of this test's PostgreSQL.
+    pub fn admin(&self) -> tokio_postgres::Config {
+        self.admin.clone()
+    }
+
+    /// Waits until exactly `n` WebSockets are registered with the server (clients connect in
+    /// their own time; tests wait for the state, not for a clock).
+    pub async fn wait_for_sockets(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + WS_WAIT;
+        while self.state.hub.connection_count() != n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} sockets, not {n}",
+                self.state.hub.connection_count()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

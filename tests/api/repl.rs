@@ -62,9 +62,10 @@ impl Terminal {
         t
     }
 
-    /// Waits until `text` shows.
+    /// Waits until `text` shows (off the async workers: the pty read blocks, and the server under
+    /// test runs on the same runtime).
     fn expect(&mut self, text: &str) {
-        match self.pty.expect(text) {
+        match tokio::task::block_in_place(|| self.pty.expect(text)) {
             Ok(found) => {
                 self.screen
                     .push_str(&String::from_utf8_lossy(found.before()));
@@ -88,10 +89,6 @@ impl Terminal {
     }
 }
 
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(300)).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_people_converse_and_typing_shows_on_the_other_side() {
     let app = spawn_app().await;
@@ -107,7 +104,7 @@ async fn two_people_converse_and_typing_shows_on_the_other_side() {
         "history on entering: {}",
         a.screen
     );
-    settle().await;
+    app.wait_for_sockets(2).await;
 
     // Typing without Enter: bob sees it, alice does not see her own.
     a.pty.send("hello b").unwrap();
@@ -179,7 +176,7 @@ async fn a_server_restart_loses_and_doubles_nothing() {
     app.create_group(&alice, "team", &[&bob]).await;
     let mut a = Terminal::open(&app, &alice, "alice", "#team");
     let mut b = Terminal::open(&app, &bob, "bob", "#team");
-    settle().await;
+    app.wait_for_sockets(2).await;
 
     a.type_line("m1 before");
     b.expect("alice: m1 before");
@@ -241,20 +238,17 @@ async fn ctrl_c_clears_the_line_and_ctrl_d_leaves() {
     let bob = app.register("bob").await;
     let g = app.create_group(&alice, "team", &[&bob]).await;
     let mut a = Terminal::open(&app, &alice, "alice", "#team");
-    // Keys at a person's pace.
-    let pause = || std::thread::sleep(Duration::from_millis(300));
-    pause();
+    app.wait_for_sockets(1).await;
+    // Each key once the terminal has shown the last one's effect.
     a.pty.send("never sent").unwrap();
-    pause();
+    a.expect("never sent");
     a.pty.send("\x03").unwrap(); // Ctrl-C: the line is dropped, the prompt stays
-    pause();
+    a.expect("#team> ");
     a.type_line("sent");
     a.expect("alice: sent");
-    pause();
+    a.expect("#team> ");
     a.pty.send("\x04").unwrap(); // Ctrl-D on an empty line: leave
-    a.pty
-        .expect(expectrl::Eof)
-        .expect("the REPL exits on Ctrl-D");
+    tokio::task::block_in_place(|| a.pty.expect(expectrl::Eof)).expect("the REPL exits on Ctrl-D");
     let page = app
         .get(&format!("/groups/{g}/messages"), Some(&bob.access))
         .await;

@@ -384,3 +384,18 @@ async fn dropped_database_connections_cost_a_retry_not_a_message() {
     let texts = crate::helpers::contents(&page.body);
     assert_eq!(texts, ["before", "after"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tests_database_is_dropped_when_the_test_ends() {
+    let app = crate::helpers::spawn_app().await;
+    let name = app.db.get_dbname().unwrap().to_string();
+    let admin = app.admin();
+    drop(app);
+    let (client, connection) = admin.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let left = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .unwrap();
+    assert!(left.is_none(), "{name} is still there");
+}
