@@ -314,7 +314,16 @@ async fn a_server_killed_and_started_at_once_waits_for_its_old_postgres() {
 async fn sigterm_ends_in_bounded_time_whatever_clients_do() {
     let dir = DataDir::new("sigterm");
     let port = free_port();
+    // From nothing: an empty data directory gets its PostgreSQL and a signing key only its owner
+    // can read.
+    assert!(!dir.0.exists());
     let mut server = start_healthy(&dir, port, &["--shutdown-timeout", "3s"]).await;
+    assert!(dir.0.join("postgres/PG_VERSION").exists());
+    let key = std::fs::metadata(dir.0.join("secret_key")).expect("a generated secret key");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777,
+        0o600
+    );
     let registered = server.register("busy").await;
     let token = registered["tokens"]["access_token"]
         .as_str()
