@@ -6,7 +6,7 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use uuid::Uuid;
 
-use crate::proto::{FieldError, LiveMessage, MessageId, RoomId, ServerFrame, SyncReply, UserId};
+use crate::proto::{FieldError, MessageId, RoomId, ServerFrame, SyncReply, UserId};
 use crate::server::http::error::ApiError;
 use crate::server::metrics::{METRICS, Throttle};
 use crate::server::realtime::hub::Frame;
@@ -15,19 +15,6 @@ use crate::server::store::{InsertOutcome, NewMessage, RoomKind, StoredMessage};
 
 /// The largest page `sync` returns.
 pub const MAX_SYNC_PAGE: i64 = 500;
-
-pub fn live(m: &StoredMessage) -> LiveMessage {
-    LiveMessage {
-        room_id: m.room_id,
-        message_id: m.id,
-        sender_id: m.sender_id,
-        sender_username: m.sender_username.clone(),
-        sender_full_name: m.sender_full_name.clone(),
-        content: m.content.clone(),
-        created_at: m.created_at.into(),
-        client_id: m.client_id.clone(),
-    }
-}
 
 /// Per-user send rate (REST and WebSocket alike). Err carries how long to wait.
 pub fn check_send_rate(state: &AppState, user: UserId) -> Result<(), ApiError> {
@@ -146,7 +133,7 @@ pub async fn sync(state: &AppState, user: UserId, page: SyncPage) -> Result<Sync
         _ => watermark.max(since),
     };
     Ok(SyncReply {
-        messages: rows.iter().map(live).collect(),
+        messages: rows.iter().map(StoredMessage::to_live).collect(),
         has_more,
         next_since,
     })

@@ -17,7 +17,6 @@ use tokio::task::JoinHandle;
 
 use crate::proto::{MessageId, ServerFrame};
 use crate::server::http::error::ApiError;
-use crate::server::messaging::live;
 use crate::server::metrics::METRICS;
 use crate::server::realtime::hub::Hub;
 use crate::server::store::{InsertOutcome, NewMessage, Store, StoreError, StoredMessage};
@@ -202,7 +201,7 @@ async fn write_batch(client: &Object, store: &Store, hub: &Hub, batch: Vec<Pendi
     hub.publish(
         ticket,
         stored.iter().map(|m| {
-            let message = live(m);
+            let message = m.to_live();
             (m.room_id, m.id, move |sync_cursor| {
                 ServerFrame::NewMessage {
                     message,

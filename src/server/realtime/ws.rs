@@ -653,7 +653,7 @@ async fn send_message(
         InsertOutcome::Stored(_) => Ok(None),
         // A retry: tell this connection which message it was; nobody else hears of it again.
         InsertOutcome::Duplicate(m) => Ok(Some(ServerFrame::NewMessage {
-            message: messaging::live(&m),
+            message: m.to_live(),
             sync_cursor: state.hub.watermark(),
         })),
         InsertOutcome::ClientIdReused => Err(api_error(messaging::client_id_reused())),

@@ -28,6 +28,22 @@ pub struct StoredMessage {
     pub client_id: Option<String>,
 }
 
+impl StoredMessage {
+    /// The message as live frames and `sync` carry it.
+    pub fn to_live(&self) -> crate::proto::LiveMessage {
+        crate::proto::LiveMessage {
+            room_id: self.room_id,
+            message_id: self.id,
+            sender_id: self.sender_id,
+            sender_username: self.sender_username.clone(),
+            sender_full_name: self.sender_full_name.clone(),
+            content: self.content.clone(),
+            created_at: self.created_at.into(),
+            client_id: self.client_id.clone(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum InsertOutcome {
     Stored(StoredMessage),
