@@ -3,16 +3,16 @@
 //! connection (`live`), TLS trust (`tls`), human output (`render`), and the interactive `chat` REPL (`repl`, with its
 //! line editor in `line_editor`).
 
-pub mod api;
-pub mod cli;
-pub mod error;
-pub mod line_editor;
-pub mod live;
-pub mod render;
-pub mod repl;
+pub(crate) mod api;
+pub(crate) mod cli;
+pub(crate) mod error;
+pub(crate) mod line_editor;
+pub(crate) mod live;
+pub(crate) mod render;
+pub(crate) mod repl;
 pub mod session;
-pub mod target;
-pub mod tls;
+pub(crate) mod target;
+pub(crate) mod tls;
 
 use std::process::ExitCode;
 

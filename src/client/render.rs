@@ -112,6 +112,7 @@ impl Style {
         }
     }
 
+    #[cfg(test)]
     pub fn plain() -> Style {
         Style { color: false }
     }

@@ -8,11 +8,11 @@ pub mod auth;
 pub mod config;
 pub mod database;
 pub mod http;
-pub mod messaging;
-pub mod metrics;
-pub mod realtime;
+pub(crate) mod messaging;
+pub(crate) mod metrics;
+pub(crate) mod realtime;
 pub mod state;
-pub mod store;
+pub(crate) mod store;
 pub mod validate;
 
 use std::future::Future;

@@ -8,7 +8,7 @@ mod sessions;
 mod users;
 
 pub use messages::{HistoryPage, InsertOutcome, NewMessage, StoredMessage};
-pub use rooms::{ChatRow, DirectLookup, GroupRow, MemberRow, RemoveOutcome, RoomAccess};
+pub use rooms::{RemoveOutcome, RoomAccess};
 pub use sessions::{NewRefresh, RotateOutcome};
 pub use users::{CreateUserOutcome, NewUser, UserRecord};
 
