@@ -1,5 +1,6 @@
-//! What happens when someone sends, reads, syncs or changes a room's membership, whichever door it
-//! came through (REST or WebSocket): the database first, then the live connections.
+//! The command layer: what happens when someone sends, reads, syncs or changes a room's membership,
+//! whichever door it came through (REST or WebSocket): the database first, then the live
+//! connections. `Messaging` holds exactly what these commands use.
 
 use std::time::Duration;
 
@@ -7,68 +8,153 @@ use governor::clock::{Clock, DefaultClock};
 use uuid::Uuid;
 
 use crate::proto::{FieldError, MessageId, RoomId, ServerFrame, SyncReply, UserId};
+use crate::server::auth::session_cache::SessionCache;
 use crate::server::http::error::ApiError;
 use crate::server::metrics::{METRICS, Throttle};
 use crate::server::realtime::hub::Frame;
-use crate::server::state::AppState;
-use crate::server::store::{InsertOutcome, NewMessage, RoomKind, StoredMessage};
+use crate::server::realtime::hub::Hub;
+use crate::server::realtime::writer::MessageWriter;
+use crate::server::store::{InsertOutcome, NewMessage, RoomKind, Store, StoredMessage};
 
 /// The largest page `sync` returns.
 pub const MAX_SYNC_PAGE: i64 = 500;
 
-/// Per-user send rate (REST and WebSocket alike). Err carries how long to wait.
-pub fn check_send_rate(state: &AppState, user: UserId) -> Result<(), ApiError> {
-    let Some(limiter) = &state.send_limiter else {
-        return Ok(());
-    };
-    limiter.check_key(&user).map_err(|not_until| {
-        METRICS.throttled(Throttle::Messages);
-        let wait: Duration = not_until.wait_time_from(DefaultClock::default().now());
-        ApiError::TooManyRequests {
-            what: "Too many messages",
-            retry_after_ms: wait.as_millis().max(1) as u64,
+/// The commands REST and WebSocket share, with exactly what they depend on (`AppState::messaging`
+/// lends them): the store, the message writer, live fan-out, the session cache and the send rate.
+pub struct Messaging<'a> {
+    pub store: &'a Store,
+    pub writer: &'a MessageWriter,
+    pub hub: &'a Hub,
+    pub sessions: &'a SessionCache,
+    pub send_limiter: Option<&'a SendLimiter>,
+}
+
+/// Per-user send rate: a token bucket per sender.
+pub type SendLimiter = governor::DefaultKeyedRateLimiter<UserId>;
+
+impl Messaging<'_> {
+    /// Per-user send rate (REST and WebSocket alike). Err carries how long to wait.
+    pub fn check_send_rate(&self, user: UserId) -> Result<(), ApiError> {
+        let Some(limiter) = &self.send_limiter else {
+            return Ok(());
+        };
+        limiter.check_key(&user).map_err(|not_until| {
+            METRICS.throttled(Throttle::Messages);
+            let wait: Duration = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::TooManyRequests {
+                what: "Too many messages",
+                retry_after_ms: wait.as_millis().max(1) as u64,
+            }
+        })
+    }
+
+    /// Stores a message and delivers it to every connection of every online member of the room,
+    /// in id order per room. A repeated `client_id` returns the first message and delivers nothing.
+    pub async fn send(&self, msg: NewMessage) -> Result<InsertOutcome, ApiError> {
+        self.check_send_rate(msg.sender_id)?;
+        self.writer.send(msg).await
+    }
+
+    /// Makes sure both people of a (possibly new) direct room receive its messages live.
+    pub fn direct_room_ready(&self, room: RoomId, a: UserId, b: UserId) {
+        self.hub.members_added(room, RoomKind::Direct, &[a, b]);
+    }
+
+    /// Moves `reader`'s read pointer in `room` forward to `upto` and tells the room. Returns the
+    /// pointer and the reader's unread count.
+    pub async fn mark_read(
+        &self,
+        reader: UserId,
+        reader_name: &str,
+        room: RoomId,
+        upto: MessageId,
+    ) -> Result<Option<(MessageId, i64)>, ApiError> {
+        let Some((pointer, unread)) = self.store.mark_read(room, reader, upto).await? else {
+            return Ok(None);
+        };
+        let receipt = |unread_count| ServerFrame::Read {
+            room_id: room,
+            user_id: reader,
+            username: reader_name.to_string(),
+            last_read_message_id: pointer,
+            unread_count,
+        };
+        self.hub
+            .to_room(room, &Frame::new(&receipt(None)), Some(reader));
+        self.hub
+            .to_user(reader, &Frame::new(&receipt(Some(unread))));
+        Ok(Some((pointer, unread)))
+    }
+
+    /// Messages of the user's rooms after the page's `since`, in id order, at most its `limit`.
+    pub async fn sync(&self, user: UserId, page: SyncPage) -> Result<SyncReply, ApiError> {
+        let SyncPage { since, limit } = page;
+        // Read before the query: everything at or below it is committed, so the query sees it.
+        let watermark = self.hub.watermark();
+        let mut rows = self.store.messages_since(user, since, limit + 1).await?;
+        let has_more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next_since = match (has_more, rows.last()) {
+            (true, Some(last)) => last.id.min(watermark).max(since),
+            _ => watermark.max(since),
+        };
+        Ok(SyncReply {
+            messages: rows.iter().map(StoredMessage::to_live).collect(),
+            has_more,
+            next_since,
+        })
+    }
+
+    /// Users joined a group (created with them, or added): they start receiving at once, and are
+    /// told.
+    pub fn members_added(
+        &self,
+        room: RoomId,
+        name: &str,
+        added: &[(UserId, String)],
+        announce: Announce,
+    ) {
+        let ids: Vec<UserId> = added.iter().map(|(id, _)| *id).collect();
+        self.hub.members_added(room, RoomKind::Group, &ids);
+        for (id, username) in added {
+            let frame = Frame::new(&ServerFrame::MemberAdded {
+                room_id: room,
+                room_type: RoomKind::Group,
+                name: Some(name.to_string()),
+                user_id: *id,
+                username: username.clone(),
+            });
+            match announce {
+                Announce::EachNewMember => self.hub.to_user(*id, &frame),
+                Announce::WholeRoom => self.hub.to_room(room, &frame, None),
+            };
         }
-    })
-}
+    }
 
-/// Stores a message and delivers it to every connection of every online member of the room, in id
-/// order per room. A repeated `client_id` returns the first message and delivers nothing.
-pub async fn send(state: &AppState, msg: NewMessage) -> Result<InsertOutcome, ApiError> {
-    check_send_rate(state, msg.sender_id)?;
-    state.writer.send(msg).await
-}
+    /// A member left or was removed: the room and the member hear of it, then nothing more of the
+    /// room reaches the member. Call with the room's send lock held, so no message slips in
+    /// between.
+    pub fn member_removed(&self, room: RoomId, user: UserId, username: &str) {
+        let frame = Frame::new(&ServerFrame::MemberRemoved {
+            room_id: room,
+            user_id: user,
+            username: username.to_string(),
+        });
+        self.hub.to_room(room, &frame, None);
+        self.hub.member_removed(room, user);
+    }
 
-/// Makes sure both people of a (possibly new) direct room receive its messages live.
-pub fn direct_room_ready(state: &AppState, room: RoomId, a: UserId, b: UserId) {
-    state.hub.members_added(room, RoomKind::Direct, &[a, b]);
-}
+    /// A session ended (logout): its sockets close.
+    pub fn session_ended(&self, session: Uuid) {
+        self.sessions.forget_session(session);
+        self.hub.close_session(session);
+    }
 
-/// Moves `reader`'s read pointer in `room` forward to `upto` and tells the room. Returns the pointer
-/// and the reader's unread count.
-pub async fn mark_read(
-    state: &AppState,
-    reader: UserId,
-    reader_name: &str,
-    room: RoomId,
-    upto: MessageId,
-) -> Result<Option<(MessageId, i64)>, ApiError> {
-    let Some((pointer, unread)) = state.store.mark_read(room, reader, upto).await? else {
-        return Ok(None);
-    };
-    let receipt = |unread_count| ServerFrame::Read {
-        room_id: room,
-        user_id: reader,
-        username: reader_name.to_string(),
-        last_read_message_id: pointer,
-        unread_count,
-    };
-    state
-        .hub
-        .to_room(room, &Frame::new(&receipt(None)), Some(reader));
-    state
-        .hub
-        .to_user(reader, &Frame::new(&receipt(Some(unread))));
-    Ok(Some((pointer, unread)))
+    /// Every session of a user ended (logout-all, password change): all their sockets close.
+    pub fn user_sessions_ended(&self, user: UserId) {
+        self.sessions.forget_user(user);
+        self.hub.close_user(user);
+    }
 }
 
 /// A page of `sync` as asked for over REST (`?since=&limit=`) or WebSocket (a `sync` frame): the
@@ -115,28 +201,10 @@ impl SyncPage {
     }
 }
 
-/// A send whose `client_id` its sender already used in another room (a retry goes to the same room).
+/// A send whose `client_id` its sender already used in another room (a retry goes to the same
+/// room).
 pub fn client_id_reused() -> ApiError {
     ApiError::Conflict("client_id was already used for a message in another room".into())
-}
-
-/// Messages of the user's rooms after the page's `since`, in id order, at most its `limit`.
-pub async fn sync(state: &AppState, user: UserId, page: SyncPage) -> Result<SyncReply, ApiError> {
-    let SyncPage { since, limit } = page;
-    // Read before the query: everything at or below it is committed, so the query sees it.
-    let watermark = state.hub.watermark();
-    let mut rows = state.store.messages_since(user, since, limit + 1).await?;
-    let has_more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_since = match (has_more, rows.last()) {
-        (true, Some(last)) => last.id.min(watermark).max(since),
-        _ => watermark.max(since),
-    };
-    Ok(SyncReply {
-        messages: rows.iter().map(StoredMessage::to_live).collect(),
-        has_more,
-        next_since,
-    })
 }
 
 /// Who hears that users joined a group.
@@ -145,53 +213,4 @@ pub enum Announce {
     EachNewMember,
     /// Every member (people added to an existing group).
     WholeRoom,
-}
-
-/// Users joined a group (created with them, or added): they start receiving at once, and are told.
-pub fn members_added(
-    state: &AppState,
-    room: RoomId,
-    name: &str,
-    added: &[(UserId, String)],
-    announce: Announce,
-) {
-    let ids: Vec<UserId> = added.iter().map(|(id, _)| *id).collect();
-    state.hub.members_added(room, RoomKind::Group, &ids);
-    for (id, username) in added {
-        let frame = Frame::new(&ServerFrame::MemberAdded {
-            room_id: room,
-            room_type: RoomKind::Group,
-            name: Some(name.to_string()),
-            user_id: *id,
-            username: username.clone(),
-        });
-        match announce {
-            Announce::EachNewMember => state.hub.to_user(*id, &frame),
-            Announce::WholeRoom => state.hub.to_room(room, &frame, None),
-        };
-    }
-}
-
-/// A member left or was removed: the room and the member hear of it, then nothing more of the room
-/// reaches the member. Call with the room's send lock held, so no message slips in between.
-pub fn member_removed(state: &AppState, room: RoomId, user: UserId, username: &str) {
-    let frame = Frame::new(&ServerFrame::MemberRemoved {
-        room_id: room,
-        user_id: user,
-        username: username.to_string(),
-    });
-    state.hub.to_room(room, &frame, None);
-    state.hub.member_removed(room, user);
-}
-
-/// A session ended (logout): its sockets close.
-pub fn session_ended(state: &AppState, session: Uuid) {
-    state.sessions.forget_session(session);
-    state.hub.close_session(session);
-}
-
-/// Every session of a user ended (logout-all, password change): all their sockets close.
-pub fn user_sessions_ended(state: &AppState, user: UserId) {
-    state.sessions.forget_user(user);
-    state.hub.close_user(user);
 }

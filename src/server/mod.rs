@@ -299,7 +299,7 @@ fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-fn send_limiter(per_second: u32) -> Option<governor::DefaultKeyedRateLimiter<proto::UserId>> {
+fn send_limiter(per_second: u32) -> Option<messaging::SendLimiter> {
     let rate = std::num::NonZeroU32::new(per_second)?;
     let burst = rate.saturating_mul(std::num::NonZeroU32::new(2).expect("2 is not zero"));
     Some(governor::RateLimiter::keyed(

@@ -1,4 +1,5 @@
-//! What every handler shares: the store, the token keys, live presence, and the settings handlers read.
+//! What every handler shares: the store, the token keys, live presence, and the settings handlers
+//! read; `messaging()` lends the command layer its part of it.
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use crate::server::auth::session_cache::SessionCache;
 use crate::server::auth::throttle::AuthThrottle;
 use crate::server::auth::{AuthError, PasswordHasher, TokenKeys, TokenKind};
 use crate::server::http::error::ApiError;
+use crate::server::messaging::Messaging;
 use crate::server::realtime::hub::Hub;
 use crate::server::realtime::writer::MessageWriter;
 use crate::server::store::{Store, UserRecord};
@@ -26,7 +28,7 @@ pub struct Shared {
     pub writer: MessageWriter,
     pub sessions: SessionCache,
     /// Per-user send rate; None when unlimited.
-    pub send_limiter: Option<governor::DefaultKeyedRateLimiter<crate::proto::UserId>>,
+    pub send_limiter: Option<crate::server::messaging::SendLimiter>,
     /// bcrypt, off the async workers and behind a bounded queue.
     pub hasher: PasswordHasher,
     /// Login and registration attempts, throttled before any hashing.
@@ -70,6 +72,17 @@ impl CurrentUser {
 impl AppState {
     pub fn new(shared: Shared) -> Self {
         AppState(Arc::new(shared))
+    }
+
+    /// The shared commands (send, read, sync, membership, session ends) and what they use.
+    pub fn messaging(&self) -> Messaging<'_> {
+        Messaging {
+            store: &self.store,
+            writer: &self.writer,
+            hub: &self.hub,
+            sessions: &self.sessions,
+            send_limiter: self.send_limiter.as_ref(),
+        }
     }
 
     /// Checks an `Authorization: Bearer` header: a valid access token of an open session of an

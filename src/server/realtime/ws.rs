@@ -636,18 +636,17 @@ async fn send_message(
         return Err(invalid(&problems));
     }
     let kind = require_member(state, user, room, "You are not in this room")?;
-    let outcome = messaging::send(
-        state,
-        NewMessage {
+    let outcome = state
+        .messaging()
+        .send(NewMessage {
             room_id: room,
             kind,
             sender_id: user.id(),
             content,
             client_id,
-        },
-    )
-    .await
-    .map_err(api_error)?;
+        })
+        .await
+        .map_err(api_error)?;
     match outcome {
         // Delivered to every connection of every member, this one included.
         InsertOutcome::Stored(_) => Ok(None),
@@ -689,7 +688,9 @@ async fn read(
         .await
         .map_err(|e| api_error(e.into()))?
         .ok_or_else(|| error("Message not found in this room"))?;
-    messaging::mark_read(state, user.id(), &user.user.username, room, upto)
+    state
+        .messaging()
+        .mark_read(user.id(), &user.user.username, room, upto)
         .await
         .map_err(api_error)?;
     // The `read` frame goes to every connection of the reader, this one included.
@@ -703,7 +704,9 @@ async fn sync(
     limit: Option<i64>,
 ) -> Handled {
     let page = SyncPage::new(Some(since), limit).map_err(|problems| invalid(&problems))?;
-    let reply = messaging::sync(state, user.id(), page)
+    let reply = state
+        .messaging()
+        .sync(user.id(), page)
         .await
         .map_err(api_error)?;
     Ok(Some(ServerFrame::Sync(reply)))

@@ -20,7 +20,6 @@ use crate::proto::{
 use crate::server::auth::{self, AuthError, TokenKind};
 use crate::server::http::error::{ApiError, respond};
 use crate::server::http::extract::json_body;
-use crate::server::messaging;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::{CreateUserOutcome, NewUser, RotateOutcome};
 use crate::server::validate::normalise_email;
@@ -239,7 +238,7 @@ pub(super) async fn refresh(state: AppState, req: RefreshRequest) -> Result<Resp
         RotateOutcome::Revoked => "Refresh token revoked",
         RotateOutcome::Reused => {
             // Somebody holds a copy: the session is over everywhere, its sockets too.
-            messaging::session_ended(&state, claims.sid);
+            state.messaging().session_ended(claims.sid);
             "Refresh token already used; the session has been ended"
         }
         RotateOutcome::UserInactive => "User not found or inactive",
@@ -272,7 +271,7 @@ pub(super) async fn logout(state: AppState, req: RefreshRequest) -> Result<Respo
         .end_session_by_refresh(&hash)
         .await?
         .ok_or_else(invalid)?;
-    messaging::session_ended(&state, session);
+    state.messaging().session_ended(session);
     Ok(json(&MessageReply {
         message: "Logout successful".into(),
     }))
@@ -288,7 +287,7 @@ pub(super) async fn logout(state: AppState, req: RefreshRequest) -> Result<Respo
     ))]
 pub(super) async fn logout_all(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
     let n = state.store.end_all_sessions(me.id()).await?;
-    messaging::user_sessions_ended(&state, me.id());
+    state.messaging().user_sessions_ended(me.id());
     Ok(json(&LogoutAllReply {
         message: "Logged out from all devices".into(),
         sessions_terminated: n,
@@ -329,7 +328,7 @@ pub(super) async fn change_password(
     }
     let hash = state.hasher.hash(req.new_password).await?;
     state.store.change_password(me.id(), &hash).await?;
-    messaging::user_sessions_ended(&state, me.id());
+    state.messaging().user_sessions_ended(me.id());
     Ok(json(&MessageReply {
         message: "Password changed successfully. Please login again.".into(),
     }))

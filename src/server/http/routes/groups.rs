@@ -161,8 +161,7 @@ pub(super) async fn create(
         .await?
         .ok_or_else(|| ApiError::NotFound("A member no longer exists".into()))?;
     let named = state.store.usernames(&members).await?;
-    messaging::members_added(
-        &state,
+    state.messaging().members_added(
         group.id,
         &group.name,
         &named,
@@ -204,17 +203,16 @@ pub(super) async fn send(
     me: CurrentUser,
     req: SendGroupRequest,
 ) -> Result<Response, ApiError> {
-    let outcome = messaging::send(
-        &state,
-        NewMessage {
+    let outcome = state
+        .messaging()
+        .send(NewMessage {
             room_id: req.group_id,
             kind: RoomKind::Group,
             sender_id: me.id(),
             content: req.content,
             client_id: req.client_id,
-        },
-    )
-    .await?;
+        })
+        .await?;
     match outcome {
         InsertOutcome::Stored(m) | InsertOutcome::Duplicate(m) => Ok(sent(&m, me.id())),
         InsertOutcome::ClientIdReused => Err(messaging::client_id_reused()),
@@ -353,7 +351,9 @@ pub(super) async fn add_members(
         .await?
         .ok_or_else(|| ApiError::NotFound("A user no longer exists".into()))?;
     let name = state.store.group_name(id).await?.unwrap_or_default();
-    messaging::members_added(&state, id, &name, &added, messaging::Announce::WholeRoom);
+    state
+        .messaging()
+        .members_added(id, &name, &added, messaging::Announce::WholeRoom);
     Ok(json(&AddMembersReply {
         message: format!("Successfully added {} members", added.len()),
         members_added: added.len() as u64,
@@ -394,7 +394,7 @@ pub(super) async fn remove_member(
     let _in_order = lock.lock().await;
     match state.store.remove_member(id, req.user_id).await? {
         RemoveOutcome::Removed(username) => {
-            messaging::member_removed(&state, id, req.user_id, &username);
+            state.messaging().member_removed(id, req.user_id, &username);
             Ok(json(&MessageReply {
                 message: "Member removed successfully".into(),
             }))

@@ -3,7 +3,6 @@
 
 use crate::proto::{Message, MessageId, MessageWithSender, RoomId, UserId};
 use crate::server::http::error::ApiError;
-use crate::server::messaging;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::{HistoryPage, RoomAccess, StoredMessage};
 use crate::server::validate::HistoryQuery;
@@ -38,8 +37,10 @@ pub async fn read_page(
     let mut last_read = access.last_read;
     if let Some(newest) = page.last().map(|m| m.id)
         && newest > last_read
-        && let Some((pointer, _)) =
-            messaging::mark_read(state, reader, &me.user.username, room_id, newest).await?
+        && let Some((pointer, _)) = state
+            .messaging()
+            .mark_read(reader, &me.user.username, room_id, newest)
+            .await?
     {
         last_read = pointer;
     }

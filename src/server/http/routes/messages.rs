@@ -97,18 +97,19 @@ pub(super) async fn send(
                 .await?
         }
     };
-    messaging::direct_room_ready(&state, room_id, me.id(), req.recipient_id);
-    let outcome = messaging::send(
-        &state,
-        NewMessage {
+    state
+        .messaging()
+        .direct_room_ready(room_id, me.id(), req.recipient_id);
+    let outcome = state
+        .messaging()
+        .send(NewMessage {
             room_id,
             kind: RoomKind::Direct,
             sender_id: me.id(),
             content: req.content,
             client_id: req.client_id,
-        },
-    )
-    .await?;
+        })
+        .await?;
     match outcome {
         InsertOutcome::Stored(m) | InsertOutcome::Duplicate(m) => Ok(sent(&m, me.id())),
         InsertOutcome::ClientIdReused => Err(messaging::client_id_reused()),

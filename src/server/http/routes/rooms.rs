@@ -12,7 +12,6 @@ use super::{authenticated, json, with_state};
 use crate::proto::{MarkReadRequest, ReadState, RoomId};
 use crate::server::http::error::{ApiError, respond};
 use crate::server::http::extract::{optional_json_body, path_id};
-use crate::server::messaging;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::RoomKind;
 
@@ -68,7 +67,9 @@ pub(super) async fn mark_read(
         .message_in_room(room_id, req.message_id)
         .await?
         .ok_or_else(|| ApiError::NotFound("Message not found in this room".into()))?;
-    let (pointer, unread) = messaging::mark_read(&state, me.id(), &me.user.username, room_id, upto)
+    let (pointer, unread) = state
+        .messaging()
+        .mark_read(me.id(), &me.user.username, room_id, upto)
         .await?
         .ok_or_else(|| ApiError::Forbidden("You are not a member of this room".into()))?;
     Ok(json(&ReadState {

@@ -11,7 +11,7 @@ use super::{authenticated, json, with_state};
 use crate::proto::{FieldError, MessageId, SyncReply};
 use crate::server::http::error::{ApiError, respond};
 use crate::server::http::extract::{Validate, query};
-use crate::server::messaging::{self, SyncPage};
+use crate::server::messaging::SyncPage;
 use crate::server::state::{AppState, CurrentUser};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -58,6 +58,6 @@ pub(super) async fn sync(
     q: SyncQuery,
 ) -> Result<Response, ApiError> {
     let page = SyncPage::new(q.since, q.limit).map_err(ApiError::Validation)?;
-    let reply = messaging::sync(&state, me.id(), page).await?;
+    let reply = state.messaging().sync(me.id(), page).await?;
     Ok(json(&reply))
 }
