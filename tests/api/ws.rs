@@ -310,7 +310,16 @@ async fn send_rate_is_bounded_for_rest_and_websocket_alike() {
         .await;
     let contents = crate::helpers::contents(&page.body);
     assert_eq!(contents, ["one", "two", "bob's turn"]);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Once the wait the server names has passed, alice may send again.
+    let refused = app.group_send(&alice, g, "too soon").await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    tokio::time::sleep(Duration::from_secs(wait)).await;
     assert_eq!(
         app.group_send(&alice, g, "later").await.status,
         StatusCode::CREATED
