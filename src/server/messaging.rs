@@ -60,6 +60,24 @@ impl Messaging<'_> {
         self.hub.members_added(room, RoomKind::Direct, &[a, b]);
     }
 
+    /// A member read `room` up to `message_id` (None: its newest message), over REST or a `read`
+    /// frame; the membership check is the caller's. The pointer and the reader's unread count, or
+    /// None if the reader is no longer a member.
+    pub async fn read(
+        &self,
+        reader: UserId,
+        reader_name: &str,
+        room: RoomId,
+        message_id: Option<MessageId>,
+    ) -> Result<Option<(MessageId, i64)>, ApiError> {
+        let upto = self
+            .store
+            .message_in_room(room, message_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound("Message not found in this room".into()))?;
+        self.mark_read(reader, reader_name, room, upto).await
+    }
+
     /// Moves `reader`'s read pointer in `room` forward to `upto` and tells the room. Returns the
     /// pointer and the reader's unread count.
     pub async fn mark_read(

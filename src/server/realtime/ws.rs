@@ -682,15 +682,9 @@ async fn read(
     message_id: Option<MessageId>,
 ) -> Handled {
     require_member(state, user, room, "You are not in this room")?;
-    let upto = state
-        .store
-        .message_in_room(room, message_id)
-        .await
-        .map_err(|e| api_error(e.into()))?
-        .ok_or_else(|| error("Message not found in this room"))?;
     state
         .messaging()
-        .mark_read(user.id(), &user.user.username, room, upto)
+        .read(user.id(), &user.user.username, room, message_id)
         .await
         .map_err(api_error)?;
     // The `read` frame goes to every connection of the reader, this one included.

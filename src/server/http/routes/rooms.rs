@@ -62,14 +62,9 @@ pub(super) async fn mark_read(
             RoomKind::Group => ApiError::Forbidden("You are not a member of this room".into()),
         });
     }
-    let upto = state
-        .store
-        .message_in_room(room_id, req.message_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("Message not found in this room".into()))?;
     let (pointer, unread) = state
         .messaging()
-        .mark_read(me.id(), &me.user.username, room_id, upto)
+        .read(me.id(), &me.user.username, room_id, req.message_id)
         .await?
         .ok_or_else(|| ApiError::Forbidden("You are not a member of this room".into()))?;
     Ok(json(&ReadState {
