@@ -684,7 +684,7 @@ async fn sighup_serves_a_renewed_certificate_without_a_restart() {
     );
     assert!(trusting(&first).get(&health).send().await.is_err());
     assert!(
-        server.log().contains("TLS certificate reloaded"),
+        server.log_shows("TLS certificate reloaded").await,
         "{}",
         server.log()
     );
