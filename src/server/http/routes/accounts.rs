@@ -8,10 +8,7 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::docs::{
-    BadRequest, Conflict, Invalid, PayloadTooLarge, RequestTimeout, TooManyRequests, Unauthorized,
-    Unavailable, UnsupportedMediaType,
-};
+use super::docs::{BodyErrors, Conflict, TooManyRequests, Unauthorized, Unavailable};
 use super::{authenticated, created, json, peer_ip, with_state};
 use crate::proto::{
     AuthReply, ChangePasswordRequest, ErrorBody, LoginRequest, LogoutAllReply, MessageReply,
@@ -111,11 +108,7 @@ fn taken(outcome: CreateUserOutcome) -> ApiError {
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Registered and logged in", body = AuthReply),
-        (status = 400, response = BadRequest),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Invalid),
+        BodyErrors,
         (status = 409, response = Conflict),
         (status = 429, response = TooManyRequests),
         (status = 503, response = Unavailable),
@@ -163,11 +156,7 @@ pub(super) async fn register(
     request_body(content = LoginRequest, description = "`username` may also be the email"),
     responses(
         (status = 200, body = AuthReply),
-        (status = 400, response = BadRequest),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Invalid),
+        BodyErrors,
         (status = 401, description = "Wrong username or password, or an inactive account", body = ErrorBody),
         (status = 429, response = TooManyRequests),
         (status = 503, response = Unavailable),
@@ -209,11 +198,7 @@ pub(super) async fn login(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New access and refresh tokens (the old refresh token is spent)", body = Tokens),
-        (status = 400, response = BadRequest),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Invalid),
+        BodyErrors,
         (status = 401, response = Unauthorized),
         (status = 503, response = Unavailable),
     ))]
@@ -251,11 +236,7 @@ pub(super) async fn refresh(state: AppState, req: RefreshRequest) -> Result<Resp
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "This session ended", body = MessageReply),
-        (status = 400, response = BadRequest),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Invalid),
+        BodyErrors,
         (status = 401, response = Unauthorized),
         (status = 503, response = Unavailable),
     ))]
@@ -300,11 +281,7 @@ pub(super) async fn logout_all(state: AppState, me: CurrentUser) -> Result<Respo
     request_body = ChangePasswordRequest,
     responses(
         (status = 200, description = "Changed; every session ended", body = MessageReply),
-        (status = 400, response = BadRequest),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Invalid),
+        BodyErrors,
         (status = 401, response = Unauthorized),
         (status = 429, response = TooManyRequests),
         (status = 503, response = Unavailable),

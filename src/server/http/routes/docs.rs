@@ -116,6 +116,34 @@ impl Modify for BearerAuth {
     }
 }
 
+/// What any route that reads a JSON body may answer besides its own replies (the body's
+/// extractor refuses before the handler runs): 400, 408, 413, 415, 422.
+pub struct BodyErrors;
+
+impl utoipa::IntoResponses for BodyErrors {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        use utoipa::openapi::{Ref, RefOr};
+        [
+            ("400", "BadRequest"),
+            ("408", "RequestTimeout"),
+            ("413", "PayloadTooLarge"),
+            ("415", "UnsupportedMediaType"),
+            ("422", "Invalid"),
+        ]
+        .into_iter()
+        .map(|(status, name)| {
+            (
+                status.to_string(),
+                RefOr::Ref(Ref::from_response_name(name)),
+            )
+        })
+        .collect()
+    }
+}
+
 /// A malformed request: not JSON, or a rule of the request broken (the detail says which).
 #[derive(ToResponse)]
 #[allow(dead_code)]

@@ -5,8 +5,8 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use super::docs::{
-    BadRequest, Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge, RequestTimeout,
-    TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
+    BadRequest, BodyErrors, Conflict, Forbidden, Invalid, NotFound, TooManyRequests, Unauthorized,
+    Unavailable,
 };
 use super::history::read_page;
 use super::messages::sent;
@@ -137,11 +137,7 @@ async fn check_users_exist(state: &AppState, ids: &[UserId]) -> Result<(), ApiEr
     request_body = CreateGroupRequest,
     responses(
         (status = 201, body = CreateGroupReply),
-        (status = 400, response = BadRequest),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Invalid),
+        BodyErrors,
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
         (status = 503, response = Unavailable),
@@ -186,11 +182,7 @@ pub(super) async fn create(
     request_body = SendGroupRequest,
     responses(
         (status = 201, description = "Stored (or, for a `client_id` already used, the message stored first)", body = SendReply),
-        (status = 400, response = BadRequest),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Invalid),
+        BodyErrors,
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
@@ -319,11 +311,7 @@ pub(super) async fn list_members(
     request_body = AddMembersRequest,
     responses(
         (status = 200, description = "Added (a group admin only)", body = AddMembersReply),
-        (status = 400, response = BadRequest),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Invalid),
+        BodyErrors,
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
@@ -367,11 +355,7 @@ pub(super) async fn add_members(
     request_body(content = RemoveMemberRequest, description = "Yourself to leave; anyone else if you are an admin"),
     responses(
         (status = 200, body = MessageReply),
-        (status = 400, response = BadRequest),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Invalid),
+        BodyErrors,
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),

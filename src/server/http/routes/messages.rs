@@ -5,8 +5,7 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use super::docs::{
-    BadRequest, Conflict, Invalid, NotFound, PayloadTooLarge, RequestTimeout, TooManyRequests,
-    Unauthorized, Unavailable, UnsupportedMediaType,
+    BadRequest, BodyErrors, Conflict, Invalid, NotFound, TooManyRequests, Unauthorized, Unavailable,
 };
 use super::history::{read_page, to_message};
 use super::{authenticated, created, json, with_state};
@@ -60,11 +59,7 @@ pub fn sent(m: &StoredMessage, sender: UserId) -> Response {
     request_body = SendDirectRequest,
     responses(
         (status = 201, description = "Stored (or, for a `client_id` already used, the message stored first)", body = SendReply),
-        (status = 400, response = BadRequest),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Invalid),
+        BodyErrors,
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),

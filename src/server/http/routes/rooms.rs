@@ -4,10 +4,7 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::docs::{
-    BadRequest, Forbidden, Invalid, NotFound, PayloadTooLarge, RequestTimeout, Unauthorized,
-    Unavailable, UnsupportedMediaType,
-};
+use super::docs::{BodyErrors, Forbidden, NotFound, Unauthorized, Unavailable};
 use super::{authenticated, json, with_state};
 use crate::proto::{MarkReadRequest, ReadState, RoomId};
 use crate::server::http::error::{ApiError, respond};
@@ -33,11 +30,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     request_body(content = MarkReadRequest, description = "Up to `message_id`, or (empty body) to the latest"),
     responses(
         (status = 200, body = ReadState),
-        (status = 400, response = BadRequest),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Invalid),
+        BodyErrors,
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
