@@ -289,7 +289,10 @@ async fn main() {
     raise_fd_limit();
     // reqwest's rustls needs a process-wide provider; only ring is built.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let tls = args.ca_cert.as_deref().map(trusting);
+    let tls = args
+        .ca_cert
+        .as_deref()
+        .map(|ca| rtchat::client::tls::client_config(Some(ca)).expect("--ca-cert"));
     let mut http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .timeout(Duration::from_secs(30));
@@ -310,27 +313,6 @@ async fn main() {
             std::process::exit(1);
         }
     }
-}
-
-/// A TLS client configuration that trusts the CA certificates of `ca_file` only.
-fn trusting(ca_file: &std::path::Path) -> Arc<rustls::ClientConfig> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca_file).expect("--ca-cert") {
-        roots
-            .add(cert.expect("--ca-cert"))
-            .expect("a CA certificate");
-    }
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    )
 }
 
 async fn scenario(client: Arc<Client>, s: Scenario) -> Value {

@@ -12,7 +12,7 @@ pub(crate) mod render;
 pub(crate) mod repl;
 pub mod session;
 pub(crate) mod target;
-pub(crate) mod tls;
+pub mod tls;
 
 use std::process::ExitCode;
 

@@ -35,11 +35,16 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig
                 .into(),
         ));
     }
+    trusting(roots).map_err(|e| CliError::Local(format!("TLS: {e}")))
+}
+
+/// A client configuration (ring, TLS 1.2 and 1.3) that trusts `roots` and nothing else: the one
+/// TLS setup of the client, the load generator and the tests.
+pub fn trusting(roots: RootCertStore) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| CliError::Local(format!("TLS: {e}")))?
+    .with_safe_default_protocol_versions()?
     .with_root_certificates(roots)
     .with_no_client_auth();
     Ok(Arc::new(config))
