@@ -47,42 +47,19 @@ impl Drop for DataDir {
     }
 }
 
-/// SIGSTOP to a data directory's postmaster and each of its children (backends are sessions of
-/// their own, so the process group does not reach them); SIGCONT when dropped.
+/// SIGSTOP to a data directory's postmaster and each of its children; SIGCONT when dropped.
 struct Frozen(Vec<i32>);
 
 fn frozen_postgres(dir: &DataDir) -> Frozen {
     let postmaster = postmaster_pid(dir).expect("a running PostgreSQL");
-    let mut pids = vec![postmaster];
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let parent = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
-        if parent == Some(postmaster) {
-            pids.push(pid);
-        }
-    }
-    for &pid in &pids {
-        // SAFETY: kill(2) on this test's own PostgreSQL processes.
-        unsafe { libc::kill(pid, libc::SIGSTOP) };
-    }
+    let pids = crate::postmaster_and_children(postmaster);
+    crate::signal_all(&pids, libc::SIGSTOP);
     Frozen(pids)
 }
 
 impl Drop for Frozen {
     fn drop(&mut self) {
-        for &pid in &self.0 {
-            // SAFETY: as above.
-            unsafe { libc::kill(pid, libc::SIGCONT) };
-        }
+        crate::signal_all(&self.0, libc::SIGCONT);
     }
 }
 

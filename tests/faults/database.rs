@@ -48,46 +48,20 @@ impl OwnPostgres {
         self.pg.as_ref().unwrap().connect_config("postgres")
     }
 
-    /// The postmaster and its children (each backend is a session of its own, so the postmaster's
-    /// process group does not reach them).
     fn processes(&self) -> Vec<i32> {
-        let Some(pg) = &self.pg else {
-            return Vec::new();
-        };
-        let postmaster = pg.pid();
-        let mut pids = vec![postmaster];
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
-            if ppid == Some(postmaster) {
-                pids.push(pid);
-            }
-        }
-        pids
+        self.pg
+            .as_ref()
+            .map(|pg| crate::postmaster_and_children(pg.pid()))
+            .unwrap_or_default()
     }
 
     /// SIGSTOP to PostgreSQL and every backend: connections stay open and nothing answers.
     pub fn freeze(&self) {
-        for pid in self.processes() {
-            // SAFETY: kill(2) on our own PostgreSQL's processes.
-            unsafe { libc::kill(pid, libc::SIGSTOP) };
-        }
+        crate::signal_all(&self.processes(), libc::SIGSTOP);
     }
 
     pub fn thaw(&self) {
-        for pid in self.processes() {
-            // SAFETY: as above.
-            unsafe { libc::kill(pid, libc::SIGCONT) };
-        }
+        crate::signal_all(&self.processes(), libc::SIGCONT);
     }
 }
 

@@ -30,3 +30,34 @@ pub fn remove_stale(prefix: &str) {
         }
     }
 }
+
+/// A postmaster and its children: each backend is a session of its own, so the postmaster's
+/// process group does not reach them.
+pub fn postmaster_and_children(postmaster: i32) -> Vec<i32> {
+    let mut pids = vec![postmaster];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
+        if parent == Some(postmaster) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// `signal` to each of `pids` (a test's own PostgreSQL processes).
+pub fn signal_all(pids: &[i32], signal: i32) {
+    for &pid in pids {
+        // SAFETY: kill(2) on processes this test started.
+        unsafe { libc::kill(pid, signal) };
+    }
+}
