@@ -578,6 +578,9 @@ impl Repl {
     }
 
     async fn frame(&mut self, frame: ServerFrame) {
+        if let Some(label) = self.names.learn(&self.me.username, &frame) {
+            self.remember_word(label);
+        }
         match frame {
             ServerFrame::NewMessage { message, .. } => self.incoming(message),
             ServerFrame::UserTyping {
@@ -599,17 +602,11 @@ impl Repl {
             } => self.notice(&format!("@{username} is {status}")),
             ServerFrame::MemberAdded {
                 room_id,
-                name,
                 username,
                 user_id,
                 ..
             } => {
-                let label = name
-                    .as_deref()
-                    .map(group)
-                    .unwrap_or_else(|| self.names.label(room_id));
-                self.names.insert(room_id, label.clone());
-                self.remember_word(label.clone());
+                let label = self.names.label(room_id);
                 self.remember_word(person(&username));
                 if user_id == self.me.user_id {
                     self.notice(&format!("you are now in {label}"));
@@ -646,14 +643,6 @@ impl Repl {
 
     fn incoming(&mut self, m: LiveMessage) {
         let mine = m.sender_id == Some(self.me.user_id);
-        if !self.names.knows(m.room_id)
-            && !mine
-            && let Some(sender) = &m.sender_username
-        {
-            // A first direct message from someone new.
-            self.names.insert(m.room_id, person(sender));
-            self.remember_word(person(sender));
-        }
         if mine {
             // Delivered: whatever was pending with this client id is done.
             if let Some(cid) = &m.client_id {
