@@ -439,10 +439,17 @@ async fn reload_on_hangup(tls: Option<tls::Tls>) {
         return;
     };
     while hangups.recv().await.is_some() {
-        match tls.as_ref().map(tls::Tls::reload) {
-            None => tracing::info!("SIGHUP: nothing to reload (no --tls-cert)"),
-            Some(Ok(())) => tracing::info!("TLS certificate reloaded"),
-            Some(Err(e)) => {
+        let Some(tls) = tls.clone() else {
+            tracing::info!("SIGHUP: nothing to reload (no --tls-cert)");
+            continue;
+        };
+        // Reading the files is blocking work: off the async workers.
+        let reloaded = tokio::task::spawn_blocking(move || tls.reload().map_err(|e| e.to_string()))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        match reloaded {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(e) => {
                 tracing::error!(error = %e, "TLS certificate not reloaded; serving the old one")
             }
         }
