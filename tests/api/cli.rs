@@ -155,6 +155,41 @@ impl Cli {
     }
 }
 
+/// A running `rtchat listen`, read a line at a time (killed when dropped).
+struct Listening {
+    _child: tokio::process::Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Listening {
+    /// Starts `rtchat listen ARGS` as `cli` and waits until the server holds its socket.
+    async fn start(cli: &Cli, app: &TestApp, args: &[&str]) -> Listening {
+        let mut command = vec!["listen"];
+        command.extend_from_slice(args);
+        let mut child = cli
+            .command(&command)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        app.wait_for_sockets(1).await;
+        Listening {
+            _child: child,
+            lines,
+        }
+    }
+
+    async fn next_line(&mut self) -> String {
+        tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
+            .await
+            .expect("a line in time")
+            .unwrap()
+            .expect("a line, not the end")
+    }
+}
+
 #[tokio::test]
 async fn accounts_from_the_command_line() {
     let app = spawn_app().await;
@@ -514,25 +549,12 @@ async fn listen_prints_messages_as_they_arrive() {
     bob.register("bob").await;
     alice.run(&["send", "@bob", "first"]).await.ok();
 
-    let mut child = bob
-        .command(&["listen", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    app.wait_for_sockets(1).await;
+    let mut listening = Listening::start(&bob, &app, &["--json"]).await;
     alice.run(&["send", "@bob", "are you there?"]).await.ok();
-    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .expect("a line in time")
-        .unwrap()
-        .unwrap();
-    let event: Value = serde_json::from_str(&line).unwrap();
+    let event: Value = serde_json::from_str(&listening.next_line().await).unwrap();
     assert_eq!(event["type"], "new_message");
     assert_eq!(event["content"], "are you there?");
     assert_eq!(event["sender_username"], "alice");
-    child.kill().await.unwrap();
 }
 
 #[tokio::test]
@@ -706,23 +728,11 @@ async fn the_cli_over_tls_with_a_private_ca_remembered_per_server() {
     assert!(child.wait().await.unwrap().success());
 
     // Live over wss://.
-    let mut listener = bob
-        .command(&["listen", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(listener.stdout.take().unwrap()).lines();
-    app.wait_for_sockets(1).await;
+    let mut listening = Listening::start(&bob, &app, &["--json"]).await;
     alice.run(&["send", "@bob", "over TLS"]).await.ok();
-    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .expect("a line in time")
-        .unwrap()
-        .unwrap();
-    let event: Value = serde_json::from_str(&line).unwrap();
+    let event: Value = serde_json::from_str(&listening.next_line().await).unwrap();
     assert_eq!(event["content"], "over TLS");
-    listener.kill().await.unwrap();
+    drop(listening);
 
     let history = alice.run(&["--json", "history", "@bob"]).await;
     assert_eq!(history.ok().json_lines()[0]["content"], "over TLS");
@@ -753,21 +763,8 @@ async fn listen_names_a_chat_that_starts_while_listening() {
     alice.register("alice").await;
     bob.register("bob").await;
 
-    let mut child = bob
-        .command(&["listen"])
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    app.wait_for_sockets(1).await;
+    let mut listening = Listening::start(&bob, &app, &[]).await;
     alice.run(&["send", "@bob", "first words"]).await.ok();
-    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .expect("a line in time")
-        .unwrap()
-        .unwrap();
+    let line = listening.next_line().await;
     assert!(line.contains("@alice alice: first words"), "{line}");
-    child.kill().await.unwrap();
 }
