@@ -1,20 +1,23 @@
-//! The command layer: what happens when someone sends, reads, syncs or changes a room's membership,
-//! whichever door it came through (REST or WebSocket): the database first, then the live
-//! connections. `Messaging` holds exactly what these commands use.
+//! The command layer: what happens when someone sends, reads, syncs, types, comes online or changes
+//! a room's membership, whichever door it came through (REST or WebSocket): the database first,
+//! then the live connections. `Messaging` holds exactly what these commands use; nothing else
+//! touches the hub's fan-out.
 
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use uuid::Uuid;
 
-use crate::proto::{FieldError, MessageId, RoomId, ServerFrame, SyncReply, UserId};
+use crate::proto::{FieldError, MessageId, Presence, RoomId, ServerFrame, SyncReply, UserId};
 use crate::server::auth::session_cache::SessionCache;
 use crate::server::http::error::ApiError;
 use crate::server::metrics::{METRICS, Throttle};
-use crate::server::realtime::hub::Frame;
-use crate::server::realtime::hub::Hub;
+use crate::server::realtime::hub::{ConnId, Frame, Hub};
 use crate::server::realtime::writer::MessageWriter;
 use crate::server::store::{InsertOutcome, NewMessage, RoomKind, Store, StoredMessage};
+
+/// A user's typing in a room is forwarded at most this often (the REPL sends one per 3 s).
+pub const TYPING_EVERY: Duration = Duration::from_secs(2);
 
 /// The largest page `sync` returns.
 pub const MAX_SYNC_PAGE: i64 = 500;
@@ -160,6 +163,108 @@ impl Messaging<'_> {
         });
         self.hub.to_room(room, &frame, None);
         self.hub.member_removed(room, user);
+    }
+
+    /// The room's kind if `user` (online here) is a member of it: the hub's cache of an online
+    /// user's rooms, which every membership change updates, so live frames cost no query.
+    pub fn live_membership(&self, user: UserId, room: RoomId) -> Option<RoomKind> {
+        self.hub.membership(user, room)
+    }
+
+    /// Fills the membership cache for a user who just came online, retrying if membership changed
+    /// while the list was being read.
+    pub async fn load_rooms(&self, user: UserId, mut generation: u64) -> Result<(), ApiError> {
+        for _ in 0..5 {
+            let rooms = self.store.rooms_of(user).await?;
+            if self.hub.set_rooms(user, &rooms, generation) {
+                return Ok(());
+            }
+            generation = self.hub.generation(user);
+        }
+        Err(ApiError::unavailable("membership kept changing"))
+    }
+
+    /// A user's first connection is ready: the people who share a room with them hear they are
+    /// online.
+    pub fn came_online(&self, user: UserId, username: &str) {
+        self.tell_presence(&self.hub.peers(user), user, username, Presence::Online);
+    }
+
+    /// A connection ended: the rooms it was looking at hear it left, and if it was the user's last,
+    /// their peers hear they are offline.
+    pub fn connection_closed(&self, conn: ConnId, user: UserId, username: &str) {
+        let peers = self.hub.peers(user);
+        let (viewing, last) = self.hub.unregister(conn);
+        for room in viewing {
+            self.tell_viewers(conn, room, user, username, false);
+        }
+        if last {
+            self.tell_presence(&peers, user, username, Presence::Offline);
+        }
+    }
+
+    fn tell_presence(&self, peers: &[UserId], user: UserId, username: &str, status: Presence) {
+        if peers.is_empty() {
+            return;
+        }
+        let frame = Frame::new(&ServerFrame::Presence {
+            user_id: user,
+            username: username.to_string(),
+            status,
+        });
+        self.hub.to_users(peers, &frame);
+    }
+
+    /// A connection started (`looking`) or stopped looking at a room; the room's other viewers
+    /// hear of it only when that changed something.
+    pub fn set_viewing(
+        &self,
+        conn: ConnId,
+        room: RoomId,
+        user: UserId,
+        username: &str,
+        looking: bool,
+    ) {
+        let changed = if looking {
+            self.hub.start_viewing(conn, room)
+        } else {
+            self.hub.stop_viewing(conn, room)
+        };
+        if changed {
+            self.tell_viewers(conn, room, user, username, looking);
+        }
+    }
+
+    fn tell_viewers(&self, conn: ConnId, room: RoomId, user: UserId, username: &str, joined: bool) {
+        let (room_id, user_id, username) = (room, user, username.to_string());
+        let frame = if joined {
+            ServerFrame::UserJoined {
+                room_id,
+                user_id,
+                username,
+            }
+        } else {
+            ServerFrame::UserLeft {
+                room_id,
+                user_id,
+                username,
+            }
+        };
+        self.hub.to_viewers(room, &Frame::new(&frame), conn);
+    }
+
+    /// A member is typing in a room: the other members hear it, at most once per `TYPING_EVERY`
+    /// however many frames the client sends (one per keystroke, from any number of sockets).
+    pub fn typing(&self, user: UserId, username: &str, room: RoomId) {
+        if !self.hub.typing_due(user, room, TYPING_EVERY) {
+            return;
+        }
+        let frame = Frame::new(&ServerFrame::UserTyping {
+            room_id: room,
+            user_id: user,
+            username: username.to_string(),
+        });
+        self.hub.to_room(room, &frame, Some(user));
     }
 
     /// A session ended (logout): its sockets close.

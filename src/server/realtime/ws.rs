@@ -17,20 +17,17 @@ use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
 use crate::proto::ClientFrame;
-use crate::proto::frames::Refused;
-use crate::proto::{CloseReason, FieldError, Presence};
-use crate::proto::{MessageId, RoomId, ServerFrame};
+use crate::proto::CloseReason;
+use crate::proto::ServerFrame;
 use crate::server::http::error::ApiError;
 use crate::server::http::listener::{ConnectionSlot, RequestLog};
-use crate::server::messaging::{self, SyncPage};
-use crate::server::metrics::{KindLabel, METRICS, Throttle};
-use crate::server::realtime::frame_budget::{FrameBudget, Spent, cost_of};
-use crate::server::realtime::hub::{ConnId, Frame};
+use crate::server::metrics::METRICS;
+use crate::server::realtime::client_frames::{self, Admission, Caller, admit};
+use crate::server::realtime::frame_budget::FrameBudget;
+use crate::server::realtime::hub::Frame;
 use crate::server::realtime::outbox::Outbox;
 use crate::server::state::with_state;
 use crate::server::state::{AppState, CurrentUser};
-use crate::server::store::{InsertOutcome, NewMessage};
-use crate::server::validate;
 
 /// Frames waiting for one connection; a reader this far behind is closed and catches up with `sync`.
 pub const QUEUE_CAPACITY: usize = 256;
@@ -50,8 +47,6 @@ const MAX_FRAMES_PER_WRITE: usize = 64;
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// Bytes read per system call; client frames are small, and the buffer grows for a large one.
 const READ_BUFFER_BYTES: usize = 1024;
-/// A user's typing in a room is forwarded at most this often (the REPL sends one per 3 s).
-pub const TYPING_EVERY: Duration = Duration::from_secs(2);
 
 /// A WebSocket handshake that the client asked for and we may complete.
 struct Upgrade {
@@ -252,31 +247,6 @@ async fn first_frame_auth(
     }
 }
 
-/// Fills the hub's membership cache for a user who just came online, retrying if membership
-/// changed while the list was being read.
-async fn load_rooms(state: &AppState, user: i32, mut generation: u64) -> Result<(), ApiError> {
-    for _ in 0..5 {
-        let rooms = state.store.rooms_of(user).await?;
-        if state.hub.set_rooms(user, &rooms, generation) {
-            return Ok(());
-        }
-        generation = state.hub.generation(user);
-    }
-    Err(ApiError::unavailable("membership kept changing"))
-}
-
-fn presence(state: &AppState, peers: &[i32], user: &CurrentUser, status: Presence) {
-    if peers.is_empty() {
-        return;
-    }
-    let frame = Frame::new(&ServerFrame::Presence {
-        user_id: user.id(),
-        username: user.user.username.clone(),
-        status,
-    });
-    state.hub.to_users(peers, &frame);
-}
-
 async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) {
     let (mut sink, mut stream) = socket.split();
     let user = match user {
@@ -298,11 +268,12 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
         }
     };
     let conn = reg.conn;
+    let commands = state.messaging();
     METRICS.ws_opened.inc();
     tracing::info!(target: "rtchat::ws", conn, user_id = user.id(), "websocket opened");
     let ready = async {
         if reg.first {
-            load_rooms(&state, user.id(), reg.generation).await?;
+            commands.load_rooms(user.id(), reg.generation).await?;
         }
         // A logout between authentication and registration would have found no socket to close.
         state
@@ -330,9 +301,10 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
         None if write_frame(&mut sink, &connected).await.is_err() => None,
         None => {
             if reg.first {
-                presence(&state, &state.hub.peers(user.id()), &user, Presence::Online);
+                commands.came_online(user.id(), &user.user.username);
             }
-            serve(&state, &user, conn, &mut reg, &mut sink, &mut stream).await
+            let caller = Caller { user: &user, conn };
+            serve(&state, caller, &mut reg, &mut sink, &mut stream).await
         }
     };
     match outcome {
@@ -347,14 +319,7 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
         }
     }
 
-    let peers = state.hub.peers(user.id());
-    let (viewing, last) = state.hub.unregister(conn);
-    for room in viewing {
-        tell_viewers(&state, conn, room, &user, false);
-    }
-    if last {
-        presence(&state, &peers, &user, Presence::Offline);
-    }
+    commands.connection_closed(conn, user.id(), &user.user.username);
 }
 
 /// The connection's life: returns why the server closes it, or None when the client went away.
@@ -363,8 +328,7 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
 /// queue keeps being written meanwhile: a frame waiting on the database never stalls delivery.
 async fn serve(
     state: &AppState,
-    user: &CurrentUser,
-    conn: ConnId,
+    caller: Caller<'_>,
     reg: &mut crate::server::realtime::hub::Registration,
     sink: &mut Sink,
     stream: &mut Stream,
@@ -373,6 +337,7 @@ async fn serve(
     heartbeat.tick().await;
     let mut last_heard = Instant::now();
     let mut budget = FrameBudget::new(Instant::now(), state.max_frame_rate);
+    let commands = state.messaging();
     let mut handling: Option<Pin<Box<dyn Future<Output = Option<ServerFrame>> + Send + '_>>> = None;
     loop {
         tokio::select! {
@@ -407,14 +372,15 @@ async fn serve(
                         Admission::Handle(frame) => {
                             // Boxed: its database futures are large, and inline they would make
                             // every idle connection's task as big as the busiest moment of any.
-                            handling = Some(Box::pin(handle_frame_in_time(state, user, conn, frame)));
+                            handling = Some(Box::pin(client_frames::handle_in_time(
+                                &commands, caller, frame, state.db_timeout)));
                             None
                         }
                         Admission::Refuse(reply) => reply,
                         Admission::Close(reason) => return Some(reason),
                     },
                     Message::Binary(_) => {
-                        Some(error("Binary frames are not supported: send JSON text").into_frame())
+                        Some(client_frames::error("Binary frames are not supported: send JSON text").into_frame())
                     }
                     // Pings are answered by the protocol layer; pongs only prove liveness.
                     _ => None,
@@ -435,273 +401,4 @@ async fn serve(
             }
         }
     }
-}
-
-/// What becomes of a text frame under the socket's frame budget.
-enum Admission {
-    Handle(Result<ClientFrame, Refused>),
-    /// Over the budget: this answer, if the client is due one.
-    Refuse(Option<ServerFrame>),
-    Close(CloseReason),
-}
-
-fn admit(budget: &mut FrameBudget, text: &str) -> Admission {
-    let frame = ClientFrame::parse(text);
-    match budget.spend(Instant::now(), cost_of(frame.as_ref())) {
-        Spent::Ok => Admission::Handle(frame),
-        Spent::Refused {
-            retry_after_ms,
-            tell,
-        } => {
-            METRICS.throttled(Throttle::Frames);
-            Admission::Refuse(tell.then(|| {
-                Refusal {
-                    message: format!("Too many frames; slow down (retry in {retry_after_ms} ms)"),
-                    retry_after_ms: Some(retry_after_ms),
-                }
-                .into_frame()
-            }))
-        }
-        Spent::Abusive => Admission::Close(CloseReason::FLOODING),
-    }
-}
-
-/// A frame's handler, given at most the database deadline.
-async fn handle_frame_in_time(
-    state: &AppState,
-    user: &CurrentUser,
-    conn: ConnId,
-    frame: Result<ClientFrame, Refused>,
-) -> Option<ServerFrame> {
-    match tokio::time::timeout(state.db_timeout, handle_frame(state, user, conn, frame)).await {
-        Ok(reply) => reply,
-        Err(_) => Some(api_error(ApiError::unavailable("frame handler timed out")).into_frame()),
-    }
-}
-
-/// Why a client frame was refused: becomes an `error` frame.
-struct Refusal {
-    message: String,
-    retry_after_ms: Option<u64>,
-}
-
-impl Refusal {
-    fn into_frame(self) -> ServerFrame {
-        ServerFrame::Error {
-            message: self.message,
-            retry_after_ms: self.retry_after_ms,
-        }
-    }
-}
-
-fn error(message: impl Into<String>) -> Refusal {
-    Refusal {
-        message: message.into(),
-        retry_after_ms: None,
-    }
-}
-
-/// The first of a frame's field problems, named: the same rules as REST's 422, in one line.
-fn invalid(problems: &[FieldError]) -> Refusal {
-    match problems.first() {
-        Some(p) => match p.loc.last().and_then(|l| l.as_str()) {
-            Some(field) if field != "content" => error(format!("Invalid {field}: {}", p.msg)),
-            _ => error(p.msg.clone()),
-        },
-        None => error("Invalid frame"),
-    }
-}
-
-fn api_error(e: ApiError) -> Refusal {
-    if let Some(cause) = e.cause() {
-        tracing::warn!(target: "rtchat::ws", error = %cause, "frame failed");
-    }
-    match e {
-        ApiError::TooManyRequests {
-            what,
-            retry_after_ms,
-        } => Refusal {
-            message: format!("{what}; retry in {retry_after_ms} ms"),
-            retry_after_ms: Some(retry_after_ms),
-        },
-        other => error(other.public_message()),
-    }
-}
-
-/// Answers one client frame: the reply to send back on this connection, if any. Nothing here keeps
-/// state for a frame that failed.
-async fn handle_frame(
-    state: &AppState,
-    user: &CurrentUser,
-    conn: ConnId,
-    frame: Result<ClientFrame, Refused>,
-) -> Option<ServerFrame> {
-    let frame = match frame {
-        Ok(frame) => frame,
-        Err(refused) => {
-            METRICS
-                .ws_frames_received
-                .get_or_create(&KindLabel { kind: "invalid" })
-                .inc();
-            return Some(error(refused).into_frame());
-        }
-    };
-    METRICS
-        .ws_frames_received
-        .get_or_create(&KindLabel { kind: frame.kind() })
-        .inc();
-    let result = match frame {
-        ClientFrame::Ping => Ok(Some(ServerFrame::Pong)),
-        ClientFrame::JoinRoom { room } => join_room(state, user, conn, room),
-        ClientFrame::LeaveRoom { room } => leave_room(state, user, conn, room),
-        ClientFrame::Message {
-            room,
-            content,
-            client_id,
-        } => send_message(state, user, room, content, client_id).await,
-        ClientFrame::Typing { room } => typing(state, user, room),
-        ClientFrame::Read { room, message_id } => read(state, user, room, message_id).await,
-        ClientFrame::Sync { since, limit } => sync(state, user, since, limit).await,
-        ClientFrame::Auth { .. } => Err(error("Already authenticated")),
-    };
-    result.unwrap_or_else(|refusal| Some(refusal.into_frame()))
-}
-
-type Handled = Result<Option<ServerFrame>, Refusal>;
-
-fn require_member(
-    state: &AppState,
-    user: &CurrentUser,
-    room: RoomId,
-    refusal: &str,
-) -> Result<crate::server::store::RoomKind, Refusal> {
-    state
-        .hub
-        .membership(user.id(), room)
-        .ok_or_else(|| error(refusal))
-}
-
-fn join_room(state: &AppState, user: &CurrentUser, conn: ConnId, room: RoomId) -> Handled {
-    require_member(state, user, room, "You don't have access to this room")?;
-    if state.hub.start_viewing(conn, room) {
-        tell_viewers(state, conn, room, user, true);
-    }
-    Ok(Some(ServerFrame::RoomJoined {
-        room_id: room,
-        message: format!("Joined room {room}"),
-    }))
-}
-
-/// Tells the other connections looking at `room` that this one started or stopped looking.
-fn tell_viewers(state: &AppState, conn: ConnId, room: RoomId, user: &CurrentUser, joined: bool) {
-    let (room_id, user_id, username) = (room, user.id(), user.user.username.clone());
-    let frame = if joined {
-        ServerFrame::UserJoined {
-            room_id,
-            user_id,
-            username,
-        }
-    } else {
-        ServerFrame::UserLeft {
-            room_id,
-            user_id,
-            username,
-        }
-    };
-    state.hub.to_viewers(room, &Frame::new(&frame), conn);
-}
-
-fn leave_room(state: &AppState, user: &CurrentUser, conn: ConnId, room: RoomId) -> Handled {
-    // Only a connection that was looking at the room announces leaving it (S3).
-    if state.hub.stop_viewing(conn, room) {
-        tell_viewers(state, conn, room, user, false);
-    }
-    Ok(Some(ServerFrame::RoomLeft {
-        room_id: room,
-        message: format!("Left room {room}"),
-    }))
-}
-
-async fn send_message(
-    state: &AppState,
-    user: &CurrentUser,
-    room: RoomId,
-    content: String,
-    client_id: Option<String>,
-) -> Handled {
-    let mut problems = Vec::new();
-    validate::content(&mut problems, "content", &content);
-    validate::client_id(&mut problems, client_id.as_deref());
-    if !problems.is_empty() {
-        return Err(invalid(&problems));
-    }
-    let kind = require_member(state, user, room, "You are not in this room")?;
-    let outcome = state
-        .messaging()
-        .send(NewMessage {
-            room_id: room,
-            kind,
-            sender_id: user.id(),
-            content,
-            client_id,
-        })
-        .await
-        .map_err(api_error)?;
-    match outcome {
-        // Delivered to every connection of every member, this one included.
-        InsertOutcome::Stored(_) => Ok(None),
-        // A retry: tell this connection which message it was; nobody else hears of it again.
-        InsertOutcome::Duplicate(m) => Ok(Some(ServerFrame::NewMessage {
-            message: m.to_live(),
-            sync_cursor: state.hub.watermark(),
-        })),
-        InsertOutcome::ClientIdReused => Err(api_error(messaging::client_id_reused())),
-        InsertOutcome::NotMember => Err(error("You are not in this room")),
-    }
-}
-
-fn typing(state: &AppState, user: &CurrentUser, room: RoomId) -> Handled {
-    require_member(state, user, room, "You are not in this room")?;
-    // Clients send one per keystroke; the room hears it at most once per TYPING_EVERY.
-    if !state.hub.typing_due(user.id(), room, TYPING_EVERY) {
-        return Ok(None);
-    }
-    let frame = Frame::new(&ServerFrame::UserTyping {
-        room_id: room,
-        user_id: user.id(),
-        username: user.user.username.clone(),
-    });
-    state.hub.to_room(room, &frame, Some(user.id()));
-    Ok(None)
-}
-
-async fn read(
-    state: &AppState,
-    user: &CurrentUser,
-    room: RoomId,
-    message_id: Option<MessageId>,
-) -> Handled {
-    require_member(state, user, room, "You are not in this room")?;
-    state
-        .messaging()
-        .read(user.id(), &user.user.username, room, message_id)
-        .await
-        .map_err(api_error)?;
-    // The `read` frame goes to every connection of the reader, this one included.
-    Ok(None)
-}
-
-async fn sync(
-    state: &AppState,
-    user: &CurrentUser,
-    since: MessageId,
-    limit: Option<i64>,
-) -> Handled {
-    let page = SyncPage::new(Some(since), limit).map_err(|problems| invalid(&problems))?;
-    let reply = state
-        .messaging()
-        .sync(user.id(), page)
-        .await
-        .map_err(api_error)?;
-    Ok(Some(ServerFrame::Sync(reply)))
 }

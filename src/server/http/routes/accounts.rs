@@ -9,7 +9,7 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use super::docs::{BodyErrors, Conflict, TooManyRequests, Unauthorized, Unavailable};
-use super::{authenticated, created, json, peer_ip, with_state};
+use super::{authenticated, created, json, one_of, peer_ip, signed_in, with_state};
 use crate::proto::{
     AuthReply, ChangePasswordRequest, ErrorBody, LoginRequest, LogoutAllReply, MessageReply,
     RefreshRequest, RegisterRequest, Tokens, User,
@@ -23,65 +23,44 @@ use crate::server::validate::normalise_email;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let s = || with_state(state.clone());
-    let auth = || authenticated(state.clone());
-    let register = warp::path!("auth" / "register")
-        .and(warp::post())
-        .and(s())
-        .and(peer_ip())
-        .and(json_body())
-        .then(register)
-        .map(respond);
-    let login = warp::path!("auth" / "login")
-        .and(warp::post())
-        .and(s())
-        .and(peer_ip())
-        .and(json_body())
-        .then(login)
-        .map(respond);
-    let refresh = warp::path!("auth" / "refresh")
-        .and(warp::post())
-        .and(s())
-        .and(json_body())
-        .then(refresh)
-        .map(respond);
-    let logout = warp::path!("auth" / "logout")
-        .and(warp::post())
-        .and(s())
-        .and(json_body())
-        .then(logout)
-        .map(respond);
-    let logout_all = warp::path!("auth" / "logout-all")
-        .and(warp::post())
-        .and(s())
-        .and(auth())
-        .then(logout_all)
-        .map(respond);
-    let change_password = warp::path!("auth" / "change-password")
-        .and(warp::post())
-        .and(s())
-        .and(peer_ip())
-        .and(auth())
-        .and(json_body())
-        .then(change_password)
-        .map(respond);
-    let me = warp::path!("auth" / "me")
-        .and(warp::get())
-        .and(auth())
-        .map(me);
-    register
-        .or(login)
-        .unify()
-        .or(refresh)
-        .unify()
-        .or(logout)
-        .unify()
-        .or(logout_all)
-        .unify()
-        .or(change_password)
-        .unify()
-        .or(me)
-        .unify()
-        .boxed()
+    let user = || signed_in(state.clone());
+    one_of([
+        warp::path!("auth" / "register")
+            .and(warp::post().and(s()).and(peer_ip()).and(json_body()))
+            .then(register)
+            .map(respond)
+            .boxed(),
+        warp::path!("auth" / "login")
+            .and(warp::post().and(s()).and(peer_ip()).and(json_body()))
+            .then(login)
+            .map(respond)
+            .boxed(),
+        warp::path!("auth" / "refresh")
+            .and(warp::post().and(s()).and(json_body()))
+            .then(refresh)
+            .map(respond)
+            .boxed(),
+        warp::path!("auth" / "logout")
+            .and(warp::post().and(s()).and(json_body()))
+            .then(logout)
+            .map(respond)
+            .boxed(),
+        warp::path!("auth" / "logout-all")
+            .and(warp::post().and(user()))
+            .then(logout_all)
+            .map(respond)
+            .boxed(),
+        warp::path!("auth" / "change-password")
+            .and(warp::post().and(s()).and(peer_ip()))
+            .and(authenticated(state.clone()).and(json_body()))
+            .then(change_password)
+            .map(respond)
+            .boxed(),
+        warp::path!("auth" / "me")
+            .and(warp::get().and(authenticated(state.clone())))
+            .map(me)
+            .boxed(),
+    ])
 }
 
 /// The signed-in user.

@@ -10,7 +10,7 @@ use super::docs::{
 };
 use super::history::read_page;
 use super::messages::sent;
-use super::{authenticated, created, json, with_state};
+use super::{created, json, one_of, signed_in};
 use crate::proto::{
     AddMembersReply, AddMembersRequest, CreateGroupReply, CreateGroupRequest, Group, GroupSummary,
     Member, MessageReply, MessageWithSender, RemoveMemberRequest, RoomId, SendGroupRequest,
@@ -24,69 +24,44 @@ use crate::server::store::{InsertOutcome, NewMessage, RemoveOutcome, RoomAccess,
 use crate::server::validate::HistoryQuery;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let s = || with_state(state.clone());
-    let auth = || authenticated(state.clone());
-    let create = warp::path!("groups" / "create")
-        .and(warp::post())
-        .and(s())
-        .and(auth())
-        .and(json_body())
-        .then(create)
-        .map(respond);
-    let send = warp::path!("groups" / "send")
-        .and(warp::post())
-        .and(s())
-        .and(auth())
-        .and(json_body())
-        .then(send)
-        .map(respond);
-    let mine = warp::path!("groups" / "my-groups")
-        .and(warp::get())
-        .and(s())
-        .and(auth())
-        .then(my_groups)
-        .map(respond);
-    let history = warp::path!("groups" / String / "messages")
-        .and(warp::get())
-        .and(s())
-        .and(auth())
-        .and(query())
-        .then(history)
-        .map(respond);
-    let members = warp::path!("groups" / String / "members")
-        .and(warp::get())
-        .and(s())
-        .and(auth())
-        .then(list_members)
-        .map(respond);
-    let add = warp::path!("groups" / String / "members")
-        .and(warp::post())
-        .and(s())
-        .and(auth())
-        .and(json_body())
-        .then(add_members)
-        .map(respond);
-    let remove = warp::path!("groups" / String / "members")
-        .and(warp::delete())
-        .and(s())
-        .and(auth())
-        .and(json_body())
-        .then(remove_member)
-        .map(respond);
-    create
-        .or(send)
-        .unify()
-        .or(mine)
-        .unify()
-        .or(history)
-        .unify()
-        .or(members)
-        .unify()
-        .or(add)
-        .unify()
-        .or(remove)
-        .unify()
-        .boxed()
+    let me = || signed_in(state.clone());
+    one_of([
+        warp::path!("groups" / "create")
+            .and(warp::post().and(me()).and(json_body()))
+            .then(create)
+            .map(respond)
+            .boxed(),
+        warp::path!("groups" / "send")
+            .and(warp::post().and(me()).and(json_body()))
+            .then(send)
+            .map(respond)
+            .boxed(),
+        warp::path!("groups" / "my-groups")
+            .and(warp::get().and(me()))
+            .then(my_groups)
+            .map(respond)
+            .boxed(),
+        warp::path!("groups" / String / "messages")
+            .and(warp::get().and(me()).and(query()))
+            .then(history)
+            .map(respond)
+            .boxed(),
+        warp::path!("groups" / String / "members")
+            .and(warp::get().and(me()))
+            .then(list_members)
+            .map(respond)
+            .boxed(),
+        warp::path!("groups" / String / "members")
+            .and(warp::post().and(me()).and(json_body()))
+            .then(add_members)
+            .map(respond)
+            .boxed(),
+        warp::path!("groups" / String / "members")
+            .and(warp::delete().and(me()).and(json_body()))
+            .then(remove_member)
+            .map(respond)
+            .boxed(),
+    ])
 }
 
 fn group_not_found() -> ApiError {

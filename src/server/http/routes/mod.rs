@@ -56,6 +56,21 @@ pub fn authenticated(
         )
 }
 
+/// The state and the signed-in user (or a 401 rejection), as most handlers take them.
+pub fn signed_in(
+    state: AppState,
+) -> impl Filter<Extract = (AppState, CurrentUser), Error = Rejection> + Clone {
+    with_state(state.clone()).and(authenticated(state))
+}
+
+/// The first of `routes` that matches: an area's route table.
+pub fn one_of<const N: usize>(routes: [BoxedFilter<(Response,)>; N]) -> BoxedFilter<(Response,)> {
+    routes
+        .into_iter()
+        .reduce(|first, next| first.or(next).unify().boxed())
+        .expect("a route table has routes")
+}
+
 pub fn json<T: Serialize>(value: &T) -> Response {
     warp::reply::json(value).into_response()
 }
@@ -89,24 +104,17 @@ pub fn routes(
     cors_origins: &[String],
     metrics_here: bool,
 ) -> BoxedFilter<(Response,)> {
-    let api = meta::routes(state.clone(), metrics_here)
-        .or(accounts::routes(state.clone()))
-        .unify()
-        .or(messages::routes(state.clone()))
-        .unify()
-        .or(groups::routes(state.clone()))
-        .unify()
-        .or(users::routes(state.clone()))
-        .unify()
-        .or(rooms::routes(state.clone()))
-        .unify()
-        .or(sync::routes(state.clone()))
-        .unify()
-        .or(crate::server::realtime::ws::routes(state))
-        .unify()
-        .or(docs::routes())
-        .unify()
-        .boxed();
+    let api = one_of([
+        meta::routes(state.clone(), metrics_here),
+        accounts::routes(state.clone()),
+        messages::routes(state.clone()),
+        groups::routes(state.clone()),
+        users::routes(state.clone()),
+        rooms::routes(state.clone()),
+        sync::routes(state.clone()),
+        crate::server::realtime::ws::routes(state),
+        docs::routes(),
+    ]);
 
     let api = if cors_origins.is_empty() {
         api
