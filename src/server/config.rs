@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::server::auth::JwtAlgorithm;
+pub use crate::server::cluster::BusKind;
 use clap::builder::BoolishValueParser;
 
 #[derive(Debug, Clone, Parser)]
@@ -117,12 +118,18 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub db_pool_size: u32,
 
-    /// Tasks that store messages, each for its share of the rooms. Each stores every message waiting
-    /// for its rooms with one statement (one commit for many messages), two batches in flight on
-    /// one connection. One gives the most messages per second on two cores (BENCHMARKS.md).
-    #[arg(long, env = "RTCHAT_MESSAGE_WRITERS", default_value_t = 1,
+    /// Tasks that store messages, each for its share of the rooms, on a connection of its own. Each
+    /// stores every message waiting for its rooms in one transaction (one commit for many
+    /// messages); while one holds the log's order lock, the next batch waits at it (BENCHMARKS.md).
+    #[arg(long, env = "RTCHAT_MESSAGE_WRITERS", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub message_writers: u32,
+
+    /// How instances of rtchat-server on one database hear each other: `postgres` (LISTEN/NOTIFY on
+    /// that database; nothing more to run) or a NATS URL such as nats://127.0.0.1:4222. One
+    /// instance alone uses it too.
+    #[arg(long, env = "RTCHAT_BUS", default_value = "postgres")]
+    pub bus: BusKind,
 
     /// Time a client has to send a request's headers; also how long an idle keep-alive connection
     /// is kept between two requests. Durations take a unit: 500ms, 10s, 2m.
@@ -237,7 +244,8 @@ impl Config {
             bcrypt_cost: 12,
             max_send_rate: 10,
             db_pool_size: 16,
-            message_writers: 1,
+            message_writers: 2,
+            bus: BusKind::Postgres,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             db_timeout: Duration::from_secs(5),

@@ -1,7 +1,7 @@
 //! The command layer: what happens when someone sends, reads, syncs, types, comes online or changes
 //! a room's membership, whichever door it came through (REST or WebSocket): the database first,
-//! then the live connections. `Messaging` holds exactly what these commands use; nothing else
-//! touches the hub's fan-out.
+//! then the live connections of every instance, as events on the bus (`cluster`). `Messaging`
+//! holds exactly what these commands use; nothing else produces live events.
 
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::proto::{FieldError, MessageId, Presence, RoomId, ServerFrame, SyncReply, UserId};
 use crate::server::auth::session_cache::SessionCache;
+use crate::server::cluster::{Event, Outgoing};
 use crate::server::http::error::ApiError;
 use crate::server::metrics::{METRICS, Throttle};
 use crate::server::realtime::hub::{ConnId, Frame, Hub};
@@ -30,6 +31,10 @@ pub struct Messaging<'a> {
     pub hub: &'a Hub,
     pub sessions: &'a SessionCache,
     pub send_limiter: Option<&'a SendLimiter>,
+    /// This instance's events, to every instance.
+    pub outgoing: &'a Outgoing,
+    /// This instance, for presence.
+    pub instance: Uuid,
 }
 
 /// Per-user send rate: a token bucket per sender.
@@ -51,8 +56,8 @@ impl Messaging<'_> {
         })
     }
 
-    /// Stores a message and delivers it to every connection of every online member of the room,
-    /// in id order per room. A repeated `client_id` returns the first message and delivers nothing.
+    /// Stores a message and delivers it to every connection of every online member of the room
+    /// on every instance, in id order per room. A repeated `client_id` returns the first message and delivers nothing.
     pub async fn send(&self, msg: NewMessage) -> Result<InsertOutcome, ApiError> {
         self.check_send_rate(msg.sender_id)?;
         self.writer.send(msg).await
@@ -61,6 +66,11 @@ impl Messaging<'_> {
     /// Makes sure both people of a (possibly new) direct room receive its messages live.
     pub fn direct_room_ready(&self, room: RoomId, a: UserId, b: UserId) {
         self.hub.members_added(room, RoomKind::Direct, &[a, b]);
+        self.outgoing.send(Event::MembersAdded {
+            room,
+            kind: RoomKind::Direct,
+            users: vec![a, b],
+        });
     }
 
     /// A member read `room` up to `message_id` (None: its newest message), over REST or a `read`
@@ -100,24 +110,32 @@ impl Messaging<'_> {
             last_read_message_id: pointer,
             unread_count,
         };
-        self.hub
-            .to_room(room, &Frame::new(&receipt(None)), Some(reader));
-        self.hub
-            .to_user(reader, &Frame::new(&receipt(Some(unread))));
+        self.outgoing.send(Event::ToRoom {
+            room,
+            frame: Frame::new(&receipt(None)).json(),
+            except_user: Some(reader),
+        });
+        self.outgoing.send(Event::ToUser {
+            user: reader,
+            frame: Frame::new(&receipt(Some(unread))).json(),
+        });
         Ok(Some((pointer, unread)))
     }
 
     /// Messages of the user's rooms after the page's `since`, in id order, at most its `limit`.
     pub async fn sync(&self, user: UserId, page: SyncPage) -> Result<SyncReply, ApiError> {
         let SyncPage { since, limit } = page;
-        // Read before the query: everything at or below it is committed, so the query sees it.
-        let watermark = self.hub.watermark();
+        // Ids are handed out in commit order (`Store::begin_log_batch`): every id up to the newest
+        // visible one is settled, so the query, run after, sees all of them that are stored.
+        let settled = self.store.max_message_id().await?;
         let mut rows = self.store.messages_since(user, since, limit + 1).await?;
         let has_more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
-        let next_since = match (has_more, rows.last()) {
-            (true, Some(last)) => last.id.min(watermark).max(since),
-            _ => watermark.max(since),
+        let last = rows.last().map_or(since, |m| m.id);
+        let next_since = if has_more {
+            last
+        } else {
+            last.max(settled).max(since)
         };
         Ok(SyncReply {
             messages: rows.iter().map(StoredMessage::to_live).collect(),
@@ -135,8 +153,14 @@ impl Messaging<'_> {
         added: &[(UserId, String)],
         announce: Announce,
     ) {
-        let ids: Vec<UserId> = added.iter().map(|(id, _)| *id).collect();
-        self.hub.members_added(room, RoomKind::Group, &ids);
+        let users: Vec<UserId> = added.iter().map(|(id, _)| *id).collect();
+        // Here at once (a frame right after the reply must find the room), everywhere soon.
+        self.hub.members_added(room, RoomKind::Group, &users);
+        self.outgoing.send(Event::MembersAdded {
+            room,
+            kind: RoomKind::Group,
+            users,
+        });
         for (id, username) in added {
             let frame = Frame::new(&ServerFrame::MemberAdded {
                 room_id: room,
@@ -144,25 +168,35 @@ impl Messaging<'_> {
                 name: Some(name.to_string()),
                 user_id: *id,
                 username: username.clone(),
+            })
+            .json();
+            self.outgoing.send(match announce {
+                Announce::EachNewMember => Event::ToUser { user: *id, frame },
+                Announce::WholeRoom => Event::ToRoom {
+                    room,
+                    frame,
+                    except_user: None,
+                },
             });
-            match announce {
-                Announce::EachNewMember => self.hub.to_user(*id, &frame),
-                Announce::WholeRoom => self.hub.to_room(room, &frame, None),
-            };
         }
     }
 
-    /// A member left or was removed: the room and the member hear of it, then nothing more of the
-    /// room reaches the member. Call with the room's send lock held, so no message slips in
-    /// between.
-    pub fn member_removed(&self, room: RoomId, user: UserId, username: &str) {
+    /// A member left or was removed at log position `at`: the room and the member hear of it,
+    /// then nothing more of the room reaches the member, on any instance. Messages committed
+    /// before the removal still reach them; none committed after it does.
+    pub fn member_removed(&self, room: RoomId, user: UserId, username: &str, at: MessageId) {
         let frame = Frame::new(&ServerFrame::MemberRemoved {
             room_id: room,
             user_id: user,
             username: username.to_string(),
+        })
+        .json();
+        self.outgoing.send(Event::MemberRemoved {
+            at,
+            room,
+            user,
+            frame,
         });
-        self.hub.to_room(room, &frame, None);
-        self.hub.member_removed(room, user);
     }
 
     /// The room's kind if `user` (online here) is a member of it: the hub's cache of an online
@@ -184,35 +218,55 @@ impl Messaging<'_> {
         Err(ApiError::unavailable("membership kept changing"))
     }
 
-    /// A user's first connection is ready: the people who share a room with them hear they are
-    /// online.
-    pub fn came_online(&self, user: UserId, username: &str) {
-        self.tell_presence(&self.hub.peers(user), user, username, Presence::Online);
+    /// A user's connection is ready here. If no instance held a socket of theirs, the people who
+    /// share a room with them hear they are online.
+    pub async fn came_online(&self, user: UserId, username: &str) -> Result<(), ApiError> {
+        if self.store.presence_added(user, self.instance).await? {
+            self.tell_presence(user, username, self.hub.rooms_of(user), Presence::Online);
+        }
+        Ok(())
     }
 
-    /// A connection ended: the rooms it was looking at hear it left, and if it was the user's last,
-    /// their peers hear they are offline.
-    pub fn connection_closed(&self, conn: ConnId, user: UserId, username: &str) {
-        let peers = self.hub.peers(user);
+    /// A connection ended: the rooms it was looking at hear it left, and if no instance holds a
+    /// socket of the user any more, their peers hear they are offline.
+    pub async fn connection_closed(
+        &self,
+        conn: ConnId,
+        user: UserId,
+        username: &str,
+    ) -> Result<(), ApiError> {
+        let rooms = self.hub.rooms_of(user);
         let (viewing, last) = self.hub.unregister(conn);
         for room in viewing {
             self.tell_viewers(conn, room, user, username, false);
         }
-        if last {
-            self.tell_presence(&peers, user, username, Presence::Offline);
+        if last && self.store.presence_removed(user, self.instance).await? {
+            if self.hub.is_online(user) {
+                // A new socket of theirs opened here meanwhile and may have been recorded before
+                // this removal: record it again rather than show them offline.
+                self.store.presence_added(user, self.instance).await?;
+                return Ok(());
+            }
+            self.tell_presence(user, username, rooms, Presence::Offline);
         }
+        Ok(())
     }
 
-    fn tell_presence(&self, peers: &[UserId], user: UserId, username: &str, status: Presence) {
-        if peers.is_empty() {
-            return;
-        }
+    /// `user`'s peers in `rooms`, on every instance, hear their new status.
+    pub fn tell_presence(
+        &self,
+        user: UserId,
+        username: &str,
+        rooms: Vec<RoomId>,
+        status: Presence,
+    ) {
         let frame = Frame::new(&ServerFrame::Presence {
             user_id: user,
             username: username.to_string(),
             status,
-        });
-        self.hub.to_users(peers, &frame);
+        })
+        .json();
+        self.outgoing.send(Event::Presence { user, rooms, frame });
     }
 
     /// A connection started (`looking`) or stopped looking at a room; the room's other viewers
@@ -250,7 +304,11 @@ impl Messaging<'_> {
                 username,
             }
         };
-        self.hub.to_viewers(room, &Frame::new(&frame), conn);
+        self.outgoing.send(Event::ToViewers {
+            room,
+            frame: Frame::new(&frame).json(),
+            except: Some(conn),
+        });
     }
 
     /// A member is typing in a room: the other members hear it, at most once per `TYPING_EVERY`
@@ -263,20 +321,27 @@ impl Messaging<'_> {
             room_id: room,
             user_id: user,
             username: username.to_string(),
+        })
+        .json();
+        self.outgoing.send(Event::ToRoom {
+            room,
+            frame,
+            except_user: Some(user),
         });
-        self.hub.to_room(room, &frame, Some(user));
     }
 
-    /// A session ended (logout): its sockets close.
+    /// A session ended (logout): this instance stops trusting it at once, and its sockets close
+    /// on every instance.
     pub fn session_ended(&self, session: Uuid) {
         self.sessions.forget_session(session);
-        self.hub.close_session(session);
+        self.outgoing.send(Event::SessionEnded { session });
     }
 
-    /// Every session of a user ended (logout-all, password change): all their sockets close.
+    /// Every session of a user ended (logout-all, password change): all their sockets close, on
+    /// every instance.
     pub fn user_sessions_ended(&self, user: UserId) {
         self.sessions.forget_user(user);
-        self.hub.close_user(user);
+        self.outgoing.send(Event::UserSessionsEnded { user });
     }
 }
 

@@ -68,8 +68,16 @@ pub struct Metrics {
     /// `new_message` frames queued to sockets.
     pub messages_delivered: Counter,
     pub writer_batch_messages: Histogram,
-    /// From a batch's start (before its insert) to its frames being queued.
+    /// From a batch's start (before its insert) to its commit and hand-over to the bus.
     pub store_to_queue_seconds: Histogram,
+    /// From an envelope's publication to its arrival here.
+    pub bus_lag_seconds: Histogram,
+    pub bus_envelopes_published: Counter,
+    pub bus_publish_failures: Counter,
+    pub bus_events_dropped: Counter,
+    pub bus_resyncs: Counter,
+    /// Log positions read from the database because the bus did not bring them in time.
+    pub bus_positions_filled: Counter,
     pub slow_reader_closes: Counter,
     pub db_errors: Counter,
     pub tls_handshake_failures: Counter,
@@ -101,6 +109,12 @@ impl Metrics {
             messages_delivered: Counter::default(),
             writer_batch_messages: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
             store_to_queue_seconds: latency_histogram(),
+            bus_lag_seconds: latency_histogram(),
+            bus_envelopes_published: Counter::default(),
+            bus_publish_failures: Counter::default(),
+            bus_events_dropped: Counter::default(),
+            bus_resyncs: Counter::default(),
+            bus_positions_filled: Counter::default(),
             slow_reader_closes: Counter::default(),
             db_errors: Counter::default(),
             tls_handshake_failures: Counter::default(),
@@ -161,8 +175,38 @@ impl Metrics {
         );
         r.register(
             "store_to_queue_seconds",
-            "From a batch's insert to its frames queued to every socket",
+            "From a batch's insert to its commit and hand-over to the bus",
             m.store_to_queue_seconds.clone(),
+        );
+        r.register(
+            "bus_lag_seconds",
+            "From an envelope's publication by any instance to its arrival here",
+            m.bus_lag_seconds.clone(),
+        );
+        r.register(
+            "bus_envelopes_published",
+            "Envelopes this instance published on the bus",
+            m.bus_envelopes_published.clone(),
+        );
+        r.register(
+            "bus_publish_failures",
+            "Failed attempts to publish on the bus (each retried)",
+            m.bus_publish_failures.clone(),
+        );
+        r.register(
+            "bus_events_dropped",
+            "Events dropped because the bus was too far behind",
+            m.bus_events_dropped.clone(),
+        );
+        r.register(
+            "bus_resyncs",
+            "Bus interruptions after which sessions and memberships were checked again",
+            m.bus_resyncs.clone(),
+        );
+        r.register(
+            "bus_positions_filled",
+            "Message log positions read from the database because the bus had not brought them",
+            m.bus_positions_filled.clone(),
         );
         r.register(
             "slow_reader_closes",

@@ -5,6 +5,7 @@
 //! depend on), `config`, `validate` and `metrics`.
 
 pub mod auth;
+pub(crate) mod cluster;
 pub mod config;
 pub mod database;
 pub mod http;
@@ -61,6 +62,8 @@ pub enum ServerError {
     Config(String),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Bus(#[from] cluster::BusError),
 }
 
 /// A server bound to its address and connected to its database, ready to run.
@@ -70,9 +73,18 @@ pub struct Server {
     /// `--metrics-bind`: /metrics on a listener of its own.
     metrics: Option<(TcpListener, BoxedFilter<(Response,)>)>,
     state: AppState,
+    cluster: Cluster,
     routes: BoxedFilter<(Response,)>,
     limits: listener::Limits,
     shutdown_timeout: Duration,
+}
+
+/// The tasks that connect this instance to the others.
+struct Cluster {
+    /// Applies what the bus brings.
+    receiving: tokio::task::JoinHandle<()>,
+    /// Publishes this instance's events; ends once the last `Outgoing` is dropped.
+    publishing: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -103,20 +115,39 @@ impl Server {
     ) -> Result<Server, ServerError> {
         routes::check_cors_origins(&config.cors_origins).map_err(ServerError::Config)?;
         db::migrate(&database).await?;
-        let pool = db::connect_pool(database, config.db_pool_size, config.db_timeout).await?;
-        let store = Store::new(pool);
-        let published_max = store
-            .max_message_id()
-            .await
-            .map_err(|e| ServerError::Config(format!("reading the database: {e}")))?;
+        let pool =
+            db::connect_pool(database.clone(), config.db_pool_size, config.db_timeout).await?;
+        let store = Store::new(pool.clone());
+        let bus: Arc<dyn cluster::Bus> = match &config.bus {
+            cluster::BusKind::Postgres => Arc::new(cluster::postgres_bus::PostgresBus::new(
+                database.clone(),
+                pool,
+            )),
+            cluster::BusKind::Nats(url) => {
+                Arc::new(cluster::nats_bus::NatsBus::connect(url).await?)
+            }
+        };
+        // Listening before the log's end is read: whatever commits later arrives on the bus.
+        let heard = bus.listen().await?;
+        let reading =
+            |e: store::StoreError| ServerError::Config(format!("reading the database: {e}"));
+        let settled = store.max_message_id().await.map_err(reading)?;
+        let instance = uuid::Uuid::new_v4();
+        store.instance_heartbeat(instance).await.map_err(reading)?;
         let hasher = PasswordHasher::new(config.bcrypt_cost, config.max_hashing_queue as usize);
         let dummy_hash = hasher.hash("not anybody's password".into()).await?;
-        let hub = Arc::new(Hub::new(ws::QUEUE_CAPACITY, published_max));
-        let writer =
-            MessageWriter::start(store.clone(), hub.clone(), config.message_writers as usize);
+        let hub = Arc::new(Hub::new(ws::QUEUE_CAPACITY, settled));
+        let (outgoing, publishing) = cluster::Outgoing::start(bus.clone(), instance);
+        let writer = MessageWriter::start(
+            store.clone(),
+            outgoing.clone(),
+            config.message_writers as usize,
+        );
         let state = AppState::new(Shared {
             store,
             writer,
+            outgoing,
+            instance,
             keys: TokenKeys::new(
                 secret,
                 config.algorithm,
@@ -159,10 +190,21 @@ impl Server {
             body_timeout: config.body_timeout,
             handler_timeout: config.db_timeout,
         };
+        tracing::info!(bus = %config.bus, %instance, "listening on the bus");
+        let receiving = tokio::spawn(cluster::receiver::run(
+            state.clone(),
+            instance,
+            heard,
+            settled,
+        ));
         Ok(Server {
             listener,
             tls,
             metrics,
+            cluster: Cluster {
+                receiving,
+                publishing,
+            },
             state,
             routes,
             limits,
@@ -196,6 +238,10 @@ impl Server {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let janitor = tokio::spawn(purge_expired_sessions(self.state.clone()));
         let housekeeper = tokio::spawn(housekeeping(self.state.clone()));
+        let heartbeat = tokio::spawn(cluster::presence::heartbeat(
+            self.state.clone(),
+            self.state.instance,
+        ));
         let state = self.state.clone();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let when_stopped = move || {
@@ -250,6 +296,18 @@ impl Server {
         }
         janitor.abort();
         housekeeper.abort();
+        heartbeat.abort();
+        // The last events (the sockets' goodbyes, the last messages) go out before the instance
+        // leaves; then it is removed, and its presence with it.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            state.outgoing.flushed().await;
+        })
+        .await;
+        if let Err(e) = state.store.instance_stopped(state.instance).await {
+            tracing::warn!(error = %e, "could not remove this instance from the database");
+        }
+        self.cluster.receiving.abort();
+        self.cluster.publishing.abort();
     }
 }
 

@@ -27,6 +27,10 @@ pub struct Shared {
     /// Stores and publishes messages, many per commit under load.
     pub writer: MessageWriter,
     pub sessions: SessionCache,
+    /// This instance's events, published on the bus to every instance.
+    pub outgoing: crate::server::cluster::Outgoing,
+    /// This instance among the others on the database (presence, its own events).
+    pub instance: Uuid,
     /// Per-user send rate; None when unlimited.
     pub send_limiter: Option<crate::server::messaging::SendLimiter>,
     /// bcrypt, off the async workers and behind a bounded queue.
@@ -82,6 +86,8 @@ impl AppState {
             hub: &self.hub,
             sessions: &self.sessions,
             send_limiter: self.send_limiter.as_ref(),
+            outgoing: &self.outgoing,
+            instance: self.instance,
         }
     }
 

@@ -152,7 +152,10 @@ async fn statements(db: &tokio_postgres::Client) -> Option<i64> {
         .query_one(
             "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements
              WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-               AND query NOT LIKE '%pg_stat_statements%'",
+               AND query NOT LIKE '%pg_stat_statements%'
+               -- The instance's own clockwork, not the request's: heartbeat, bus, log tail check.
+               AND query NOT LIKE '%server_instances%' AND query NOT LIKE '%pg_notify%'
+               AND query NOT LIKE '%coalesce(max(id), $1) FROM messages%'",
             &[],
         )
         .await

@@ -3,7 +3,8 @@
 //! through this process, which forgets the session at once; an entry read from the database before
 //! a revocation can never be trusted after it.
 //!
-//! With several server processes, another process's revocation is seen here within `TTL`.
+//! With several server processes, another process's revocation arrives on the bus within
+//! milliseconds; if the bus was interrupted, everything here is forgotten (`clear`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -64,6 +65,12 @@ impl SessionCache {
         let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         e.valid.retain(|_, (r, _)| r.id != user);
         Self::tombstone(&mut e.revoked_users, user);
+    }
+
+    /// Forgets every session (the bus was interrupted: a revocation may have been missed).
+    pub fn clear(&self) {
+        let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        e.valid.clear();
     }
 
     fn tombstone<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Instant>, key: K) {

@@ -2,19 +2,19 @@
 //! every membership change, so no message re-reads membership), who is looking at which room, and
 //! the delivery of one serialised frame to many bounded per-connection queues.
 //!
-//! Also the per-room send order (a lock per room, held from insert to publish) and the sync
-//! watermark: the highest message id below which every message has been published.
+//! What it delivers comes from the bus (`cluster::receiver`), whichever instance produced it; the
+//! watermark is the message log position up to which this instance has delivered everything.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::proto::CloseReason;
-use crate::proto::{MessageId, RoomId, ServerFrame, UserId};
+use crate::proto::{LiveMessage, MessageId, RoomId, ServerFrame, UserId};
 use crate::server::metrics::METRICS;
 use crate::server::realtime::outbox::{Full, Outbox};
 use crate::server::store::RoomKind;
@@ -30,6 +30,15 @@ impl Frame {
         Frame(Message::text(
             serde_json::to_string(frame).expect("frames always serialise"),
         ))
+    }
+
+    /// A frame another instance serialised.
+    pub fn from_json(json: String) -> Frame {
+        Frame(Message::text(json))
+    }
+
+    pub fn json(&self) -> String {
+        self.0.to_text().unwrap_or_default().to_string()
     }
 
     pub fn message(&self) -> Message {
@@ -79,9 +88,6 @@ struct State {
     conns: HashMap<ConnId, Conn>,
     users: HashMap<UserId, OnlineUser>,
     rooms: HashMap<RoomId, RoomEntry>,
-    /// In-flight sends: ticket -> highest published id when the send began.
-    in_flight: BTreeMap<u64, MessageId>,
-    published_max: MessageId,
 }
 
 /// A new connection's ends: its outgoing queue and the signal that the hub has closed it.
@@ -97,22 +103,17 @@ pub struct Registration {
 pub struct Hub {
     state: Mutex<State>,
     next_id: AtomicU64,
-    room_locks: Mutex<HashMap<RoomId, Weak<tokio::sync::Mutex<()>>>>,
+    /// Every message up to this log position has been delivered (see `deliver_messages`).
+    delivered_upto: AtomicI64,
     queue_capacity: usize,
 }
 
-/// A send in progress, from before its insert until after its publish.
-pub struct SendTicket(u64);
-
 impl Hub {
-    pub fn new(queue_capacity: usize, published_max: MessageId) -> Hub {
+    pub fn new(queue_capacity: usize, delivered_upto: MessageId) -> Hub {
         Hub {
-            state: Mutex::new(State {
-                published_max,
-                ..State::default()
-            }),
+            state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
-            room_locks: Mutex::new(HashMap::new()),
+            delivered_upto: AtomicI64::new(delivered_upto),
             queue_capacity,
         }
     }
@@ -270,6 +271,11 @@ impl Hub {
         let mut users: Vec<UserId> = self.lock().users.keys().copied().collect();
         users.sort_unstable();
         users
+    }
+
+    /// Whether `user` holds a connection here.
+    pub fn is_online(&self, user: UserId) -> bool {
+        self.lock().users.contains_key(&user)
     }
 
     pub fn connection_count(&self) -> usize {
@@ -430,61 +436,75 @@ impl Hub {
         peers.into_iter().collect()
     }
 
-    // ----- ordering -----
+    /// The rooms of an online user (for their presence to reach their peers on every instance).
+    pub fn rooms_of(&self, user: UserId) -> Vec<RoomId> {
+        self.lock()
+            .users
+            .get(&user)
+            .map(|u| u.rooms.keys().copied().collect())
+            .unwrap_or_default()
+    }
 
-    /// The lock that orders one room's sends: held from insert to publish, so members see a room's
-    /// messages in id order.
-    pub fn room_lock(&self, room: RoomId) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.room_locks.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(lock) = locks.get(&room).and_then(Weak::upgrade) {
-            return lock;
+    /// Online users here who are members of any of `rooms`, but `user`.
+    pub fn online_in_rooms(&self, rooms: &[RoomId], user: UserId) -> Vec<UserId> {
+        let st = self.lock();
+        let mut found: HashSet<UserId> = HashSet::new();
+        for room in rooms {
+            if let Some(r) = st.rooms.get(room) {
+                found.extend(r.online.iter().copied().filter(|u| *u != user));
+            }
         }
-        if locks.len() > 1024 {
-            locks.retain(|_, w| w.strong_count() > 0);
+        found.into_iter().collect()
+    }
+
+    /// The session of every connection here.
+    pub fn sessions(&self) -> Vec<Uuid> {
+        let st = self.lock();
+        let sessions: HashSet<Uuid> = st.conns.values().map(|c| c.session).collect();
+        sessions.into_iter().collect()
+    }
+
+    /// Replaces the cached rooms of online users with what the database says now (after the bus
+    /// lost membership changes).
+    pub fn replace_rooms(&self, memberships: &[(UserId, RoomId, RoomKind)]) {
+        let mut st = self.lock();
+        let mut fresh: HashMap<UserId, HashMap<RoomId, RoomKind>> =
+            st.users.keys().map(|u| (*u, HashMap::new())).collect();
+        for (user, room, kind) in memberships {
+            if let Some(rooms) = fresh.get_mut(user) {
+                rooms.insert(*room, *kind);
+            }
         }
-        let lock = Arc::new(tokio::sync::Mutex::new(()));
-        locks.insert(room, Arc::downgrade(&lock));
-        lock
+        for entry in st.rooms.values_mut() {
+            entry.online.clear();
+        }
+        for (user, rooms) in fresh {
+            for room in rooms.keys() {
+                st.rooms.entry(*room).or_default().online.insert(user);
+            }
+            if let Some(u) = st.users.get_mut(&user) {
+                u.rooms = rooms;
+                u.generation += 1;
+            }
+        }
     }
 
-    /// Call before inserting a message: its id will be above the current watermark.
-    pub fn begin_send(&self) -> SendTicket {
-        let ticket = self.next_id.fetch_add(1, Ordering::Relaxed);
+    // ----- the message log -----
+
+    /// Delivers messages of the log, given in id order with nothing before them undelivered, each
+    /// to its room's online members. Each frame's cursor is its own id: a client that has seen it
+    /// has seen everything of its rooms up to it.
+    pub fn deliver_messages(&self, messages: Vec<LiveMessage>, delivered_upto: MessageId) -> usize {
         let mut st = self.lock();
-        let max = st.published_max;
-        st.in_flight.insert(ticket, max);
-        SendTicket(ticket)
-    }
-
-    /// Ends a send that stored nothing new.
-    pub fn abandon_send(&self, ticket: SendTicket) {
-        self.lock().in_flight.remove(&ticket.0);
-    }
-
-    /// Ends a send by delivering its messages, given in id order, each to its room's online members.
-    /// Atomic with respect to the watermark: nobody sees a watermark covering a message before its
-    /// frame is queued, and each frame's cursor stays below the batch's next message.
-    pub fn publish<F>(
-        &self,
-        ticket: SendTicket,
-        messages: impl IntoIterator<Item = (RoomId, MessageId, F)>,
-    ) -> usize
-    where
-        F: FnOnce(MessageId) -> ServerFrame,
-    {
-        let mut st = self.lock();
-        st.in_flight.remove(&ticket.0);
-        let others = st.in_flight.values().copied().min();
-        let mut messages = messages.into_iter().peekable();
         // Each connection's frames of the whole batch, queued together.
         let mut outgoing: HashMap<ConnId, Vec<Message>> = HashMap::new();
-        while let Some((room, id, frame)) = messages.next() {
-            st.published_max = st.published_max.max(id);
-            let mut cursor = st.published_max.min(others.unwrap_or(MessageId::MAX));
-            if let Some((_, next, _)) = messages.peek() {
-                cursor = cursor.min(next - 1);
-            }
-            let frame = Frame::new(&frame(cursor));
+        for message in messages {
+            let room = message.room_id;
+            let sync_cursor = message.message_id;
+            let frame = Frame::new(&ServerFrame::NewMessage {
+                message,
+                sync_cursor,
+            });
             if let Some(r) = st.rooms.get(&room) {
                 for conn in Self::conns_of_users(&st, r.online.iter()) {
                     outgoing.entry(conn).or_default().push(frame.message());
@@ -501,23 +521,16 @@ impl Hub {
                 delivered += n;
             }
         }
+        self.delivered_upto
+            .fetch_max(delivered_upto, Ordering::Relaxed);
         METRICS.messages_delivered.inc_by(delivered as u64);
         delivered
     }
 
-    /// Every message with an id at or below this has been published: a client that has seen every
-    /// live message up to now may resume from here with `sync` and miss nothing.
+    /// Every message up to here has been delivered to the connections online when it arrived: a
+    /// client that has seen every live message up to now may resume from here with `sync`.
     pub fn watermark(&self) -> MessageId {
-        Self::watermark_of(&self.lock())
-    }
-
-    fn watermark_of(st: &State) -> MessageId {
-        st.in_flight
-            .values()
-            .copied()
-            .min()
-            .unwrap_or(st.published_max)
-            .min(st.published_max)
+        self.delivered_upto.load(Ordering::Relaxed)
     }
 }
 
@@ -599,21 +612,5 @@ mod tests {
             !hub.typing_due(2, 5, every),
             "not online: nothing to forward"
         );
-    }
-
-    #[test]
-    fn watermark_stays_below_sends_in_flight() {
-        let hub = Hub::new(2, 100);
-        assert_eq!(hub.watermark(), 100);
-        let slow = hub.begin_send(); // will get some id > 100
-        let quick = hub.begin_send();
-        let cursor = |w| ServerFrame::Error {
-            message: format!("{w}"),
-            retry_after_ms: None,
-        };
-        hub.publish(quick, [(1, 102, cursor)]);
-        assert_eq!(hub.watermark(), 100, "the slow one may still get 101");
-        hub.publish(slow, [(1, 101, cursor)]);
-        assert_eq!(hub.watermark(), 102);
     }
 }

@@ -1,34 +1,29 @@
-//! Group commit for messages: sends wait in a queue per shard of rooms, and each shard stores
-//! everything waiting with one statement (one commit), then publishes it in id order.
+//! Group commit for messages: sends wait in a queue per shard, and each shard stores everything
+//! waiting in one transaction, then publishes it on the bus.
 //!
 //! Under light load a batch is one message and costs what a lone insert did; under heavy load the
-//! commits per message fall instead of capping throughput. A shard keeps two batches in flight on
-//! one connection (PostgreSQL runs them in turn; the next is already there when the last commits).
-//! Each batch holds the locks of its rooms from before its insert until after its publish, taken
-//! in queue order, so each room's messages reach its members in id order.
+//! commits per message fall instead of capping throughput. Each batch takes its ids under the
+//! log's order lock (`Store::begin_log_batch`), so ids are handed out in commit order across every
+//! instance; that lock, not this process, is what orders a room's messages for its members (the
+//! receiver delivers the log in id order).
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use deadpool_postgres::Object;
-use tokio::sync::{OwnedMutexGuard, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::proto::{MessageId, ServerFrame};
+use crate::proto::MessageId;
+use crate::server::cluster::{Event, Outgoing};
 use crate::server::http::error::ApiError;
 use crate::server::metrics::METRICS;
-use crate::server::realtime::hub::Hub;
 use crate::server::store::{InsertOutcome, NewMessage, Store, StoreError, StoredMessage};
 
 /// The most messages one statement stores.
 const MAX_BATCH: usize = 256;
-/// Batches of one shard being stored at once (of different rooms, or one after another in a room).
-const PIPELINE_DEPTH: usize = 2;
 /// Sends waiting per shard before senders wait for room in the queue.
 const QUEUE_DEPTH: usize = 4096;
-
-type RoomLock = Arc<tokio::sync::Mutex<()>>;
 
 struct Pending {
     message: NewMessage,
@@ -43,7 +38,7 @@ pub struct MessageWriter {
 
 impl MessageWriter {
     /// Starts `shards` writer tasks (at least one). They end when the writer is dropped or drained.
-    pub fn start(store: Store, hub: Arc<Hub>, shards: usize) -> MessageWriter {
+    pub fn start(store: Store, outgoing: Outgoing, shards: usize) -> MessageWriter {
         let (stopping, _) = watch::channel(false);
         let (shards, running) = (0..shards.max(1))
             .map(|_| {
@@ -51,7 +46,7 @@ impl MessageWriter {
                 let task = tokio::spawn(run_shard(
                     rx,
                     store.clone(),
-                    hub.clone(),
+                    outgoing.clone(),
                     stopping.subscribe(),
                 ));
                 (tx, task)
@@ -74,8 +69,8 @@ impl MessageWriter {
         }
     }
 
-    /// Stores `message` and delivers it live; resolves once it is committed and queued to every
-    /// online member. A repeated `client_id` resolves to the first message and delivers nothing.
+    /// Stores `message` and publishes it; resolves once it is committed and on its way to every
+    /// instance. A repeated `client_id` resolves to the first message and delivers nothing.
     pub async fn send(&self, message: NewMessage) -> Result<InsertOutcome, ApiError> {
         let shard = &self.shards[message.room_id.unsigned_abs() as usize % self.shards.len()];
         let (done, outcome) = oneshot::channel();
@@ -92,15 +87,13 @@ impl MessageWriter {
 async fn run_shard(
     mut queue: mpsc::Receiver<Pending>,
     store: Store,
-    hub: Arc<Hub>,
+    outgoing: Outgoing,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(PIPELINE_DEPTH));
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut connection: Option<Arc<Object>> = None;
+    let mut connection: Option<Object> = None;
     let mut draining = false;
-    // The slot first: while every slot is busy, sends pile up into the next batch.
-    while let Ok(slot) = slots.clone().acquire_owned().await {
+    loop {
         let received = tokio::select! {
             n = queue.recv_many(&mut batch, MAX_BATCH) => n,
             _ = stopping.wait_for(|stop| *stop), if !draining => {
@@ -113,25 +106,11 @@ async fn run_shard(
         if received == 0 {
             break;
         }
-        // Locks are taken here, batch after batch, so a batch never overtakes an earlier one in a
-        // room they share. While an earlier batch holds one, this one keeps growing.
-        let in_order = loop {
-            let busy = match try_lock_rooms(&hub, &batch) {
-                Ok(guards) => break guards,
-                Err(busy) => busy,
-            };
-            let room_left = MAX_BATCH - batch.len();
-            tokio::select! {
-                _ = busy.lock() => {}
-                _ = queue.recv_many(&mut batch, room_left), if room_left > 0 => {}
-            }
-        };
-        // One connection: PostgreSQL runs the batches one after another, but the next one is
-        // already sent while the last one's results travel back and are published.
+        // While this batch is stored, the next one gathers in the queue.
         let batch = std::mem::take(&mut batch);
         if connection.as_ref().is_none_or(|c| c.is_closed()) {
             match store.writer_connection().await {
-                Ok(fresh) => connection = Some(Arc::new(fresh)),
+                Ok(fresh) => connection = Some(fresh),
                 Err(e) => {
                     connection = None;
                     fail_all(batch, e.into());
@@ -139,18 +118,10 @@ async fn run_shard(
                 }
             }
         }
-        let Some(client) = connection.clone() else {
-            continue;
-        };
-        let hub = hub.clone();
-        let store = store.clone();
-        tokio::spawn(async move {
-            write_batch(&client, &store, &hub, batch).await;
-            drop((in_order, slot));
-        });
+        if let Some(client) = &connection {
+            write_batch(client, &store, &outgoing, batch).await;
+        }
     }
-    // The batches in flight hold the other slots until they are published.
-    let _ = slots.acquire_many(PIPELINE_DEPTH as u32).await;
 }
 
 fn fail_all(batch: Vec<Pending>, error: ApiError) {
@@ -159,22 +130,7 @@ fn fail_all(batch: Vec<Pending>, error: ApiError) {
     }
 }
 
-/// Every room of the batch locked (membership changes take the same locks: no message reaches
-/// someone after their removal), or the lock of a room that is busy.
-fn try_lock_rooms(hub: &Hub, batch: &[Pending]) -> Result<Vec<OwnedMutexGuard<()>>, RoomLock> {
-    let rooms: BTreeSet<_> = batch.iter().map(|p| p.message.room_id).collect();
-    let mut guards = Vec::with_capacity(rooms.len());
-    for room in rooms {
-        let lock = hub.room_lock(room);
-        match lock.clone().try_lock_owned() {
-            Ok(guard) => guards.push(guard),
-            Err(_) => return Err(lock),
-        }
-    }
-    Ok(guards)
-}
-
-async fn write_batch(client: &Object, store: &Store, hub: &Hub, batch: Vec<Pending>) {
+async fn write_batch(client: &Object, store: &Store, outgoing: &Outgoing, batch: Vec<Pending>) {
     // A sender that stopped waiting (timed out, hung up) was told its message failed: keep it so.
     let batch: Vec<Pending> = batch.into_iter().filter(|p| !p.done.is_closed()).collect();
     if batch.is_empty() {
@@ -182,34 +138,10 @@ async fn write_batch(client: &Object, store: &Store, hub: &Hub, batch: Vec<Pendi
     }
     let (messages, waiters): (Vec<NewMessage>, Vec<_>) =
         batch.into_iter().map(|p| (p.message, p.done)).unzip();
-    // The ticket holds the sync watermark below this batch's ids until they are published, however
-    // long finding out what committed takes.
-    let ticket = hub.begin_send();
     let t0 = std::time::Instant::now();
-    let outcomes = store_all(client, store, &messages).await;
+    let outcomes = store_all(client, store, &messages, outgoing).await;
     tracing::trace!(messages = messages.len(), took = ?t0.elapsed(), "batch stored");
-    let mut stored: Vec<_> = outcomes
-        .iter()
-        .filter_map(|o| match o {
-            Ok(InsertOutcome::Stored(m)) => Some(m),
-            _ => None,
-        })
-        .collect();
-    stored.sort_unstable_by_key(|m| m.id);
     METRICS.writer_batch_messages.observe(messages.len() as f64);
-    METRICS.messages_stored.inc_by(stored.len() as u64);
-    hub.publish(
-        ticket,
-        stored.iter().map(|m| {
-            let message = m.to_live();
-            (m.room_id, m.id, move |sync_cursor| {
-                ServerFrame::NewMessage {
-                    message,
-                    sync_cursor,
-                }
-            })
-        }),
-    );
     METRICS
         .store_to_queue_seconds
         .observe(t0.elapsed().as_secs_f64());
@@ -219,24 +151,21 @@ async fn write_batch(client: &Object, store: &Store, hub: &Hub, batch: Vec<Pendi
     }
 }
 
-/// One statement for the whole batch; if the database refuses it, one per message, so that a message
-/// it refuses fails alone instead of taking the others with it.
+/// One statement for the whole batch; if the database refuses it, one transaction per message, so
+/// that a message it refuses fails alone instead of taking the others with it. Each transaction's
+/// log positions are published, with whatever they stored.
 async fn store_all(
     client: &Object,
     store: &Store,
     messages: &[NewMessage],
+    outgoing: &Outgoing,
 ) -> Vec<Result<InsertOutcome, ApiError>> {
-    let ids = match Store::reserve_message_ids(client, messages.len()).await {
-        Ok(ids) if ids.len() == messages.len() => ids,
-        Ok(_) => return fail_each(messages, ApiError::internal("too few message ids")),
-        Err(e) => return fail_each(messages, e.into()),
-    };
-    match store_with_ids(client, store, messages, &ids).await {
+    match store_in_order(client, store, messages, outgoing).await {
         Err(StoreError::Query(e)) if e.as_db_error().is_some() && messages.len() > 1 => {
             let mut outcomes = Vec::with_capacity(messages.len());
-            for (message, id) in messages.iter().zip(&ids) {
+            for message in messages {
                 let one =
-                    store_with_ids(client, store, std::slice::from_ref(message), &[*id]).await;
+                    store_in_order(client, store, std::slice::from_ref(message), outgoing).await;
                 outcomes.push(match one {
                     Ok(mut one) if one.len() == 1 => one.remove(0),
                     Ok(_) => Err(ApiError::internal("one outcome per message expected")),
@@ -254,24 +183,70 @@ fn fail_each(messages: &[NewMessage], error: ApiError) -> Vec<Result<InsertOutco
     messages.iter().map(|_| Err(error.clone())).collect()
 }
 
-/// Inserts with the given ids. When the connection dies before the answer arrives, the statement
-/// may or may not have committed: the ids say which, asked on another connection.
-async fn store_with_ids(
+/// One transaction: log positions under the order lock, the insert, the commit; then what it
+/// stored is published. When the connection dies before the answer arrives, the transaction may
+/// or may not have committed: the ids say which, asked on another connection.
+async fn store_in_order(
     client: &Object,
     store: &Store,
     messages: &[NewMessage],
-    ids: &[MessageId],
+    outgoing: &Outgoing,
 ) -> Result<Vec<Result<InsertOutcome, ApiError>>, StoreError> {
-    match Store::insert_messages(client, messages, ids).await {
-        Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
-        // PostgreSQL answered with an error: the statement (its own transaction) did not commit.
-        Err(StoreError::Query(e)) if e.as_db_error().is_some() => Err(StoreError::Query(e)),
+    let ids = Store::begin_log_batch(client, messages.len()).await?;
+    let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
+        return Err(StoreError::Unexpected(
+            "no message ids were handed out".into(),
+        ));
+    };
+    if ids.len() != messages.len() {
+        let _ = Store::end_log_batch(client, false).await;
+        return Err(StoreError::Unexpected("too few message ids".into()));
+    }
+    let inserted = async {
+        let outcomes = Store::insert_messages(client, messages, &ids).await?;
+        Store::end_log_batch(client, true).await?;
+        Ok::<_, StoreError>(outcomes)
+    }
+    .await;
+    let outcomes = match inserted {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        // PostgreSQL answered with an error: nothing committed.
+        Err(StoreError::Query(e)) if e.as_db_error().is_some() => {
+            let _ = Store::end_log_batch(client, false).await;
+            publish(outgoing, first, last, &[]);
+            return Err(StoreError::Query(e));
+        }
         Err(e) => {
             tracing::warn!(error = %e, messages = messages.len(),
                 "lost the database connection during an insert; asking which messages committed");
-            Ok(committed(store, messages, ids).await)
+            committed(store, messages, &ids).await
         }
-    }
+    };
+    publish(outgoing, first, last, &outcomes);
+    Ok(outcomes)
+}
+
+/// Log positions `first..=last` are settled, with these messages stored among them.
+fn publish(
+    outgoing: &Outgoing,
+    first: MessageId,
+    last: MessageId,
+    outcomes: &[Result<InsertOutcome, ApiError>],
+) {
+    let mut stored: Vec<&StoredMessage> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Ok(InsertOutcome::Stored(m)) => Some(m),
+            _ => None,
+        })
+        .collect();
+    stored.sort_unstable_by_key(|m| m.id);
+    METRICS.messages_stored.inc_by(stored.len() as u64);
+    outgoing.send(Event::Messages {
+        first,
+        last,
+        messages: stored.iter().map(|m| m.to_live()).collect(),
+    });
 }
 
 /// What committed of a batch whose answer was lost, asked until the database answers. A message

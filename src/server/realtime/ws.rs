@@ -256,6 +256,8 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
             Err(reason) => return close(&mut sink, reason).await,
         },
     };
+    // Read before registering: whatever is delivered from now on comes after it.
+    let sync_cursor = state.hub.watermark();
     let mut reg = match state
         .hub
         .register(user.id(), user.session_id, state.max_sockets_per_user)
@@ -280,7 +282,12 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
             .store
             .session_user(user.id(), user.session_id)
             .await?
-            .ok_or_else(|| ApiError::Unauthorized("session ended".into()))
+            .ok_or_else(|| ApiError::Unauthorized("session ended".into()))?;
+        // Online (on every instance's /ws/online-users) before the client hears it is connected.
+        if reg.first {
+            commands.came_online(user.id(), &user.user.username).await?;
+        }
+        Ok::<_, ApiError>(())
     };
     let outcome = match Box::pin(ready).await {
         Ok(_) => None,
@@ -294,15 +301,12 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
         user_id: user.id(),
         username: user.user.username.clone(),
         message: "Connected to chat server".into(),
-        sync_cursor: state.hub.watermark(),
+        sync_cursor,
     };
     let outcome = match outcome {
         Some(reason) => Some(reason),
         None if write_frame(&mut sink, &connected).await.is_err() => None,
         None => {
-            if reg.first {
-                commands.came_online(user.id(), &user.user.username);
-            }
             let caller = Caller { user: &user, conn };
             serve(&state, caller, &mut reg, &mut sink, &mut stream).await
         }
@@ -319,7 +323,12 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
         }
     }
 
-    commands.connection_closed(conn, user.id(), &user.user.username);
+    if let Err(e) = commands
+        .connection_closed(conn, user.id(), &user.user.username)
+        .await
+    {
+        tracing::warn!(error = %e, "could not record presence");
+    }
 }
 
 /// The connection's life: returns why the server closes it, or None when the client went away.

@@ -72,9 +72,9 @@ pub enum HistoryPage {
     },
 }
 
-const MESSAGE_COLUMNS: &str = "m.id, m.chat_room_id, m.sender_id, u.username, u.full_name, m.content, m.created_at, m.client_id";
+pub(super) const MESSAGE_COLUMNS: &str = "m.id, m.chat_room_id, m.sender_id, u.username, u.full_name, m.content, m.created_at, m.client_id";
 
-fn from_row(r: &tokio_postgres::Row) -> StoredMessage {
+pub(super) fn from_row(r: &tokio_postgres::Row) -> StoredMessage {
     StoredMessage {
         id: r.get(0),
         room_id: r.get(1),
@@ -87,28 +87,45 @@ fn from_row(r: &tokio_postgres::Row) -> StoredMessage {
     }
 }
 
+/// The advisory lock that orders the message log across every instance ("rtchat" in ASCII).
+pub(super) const LOG_ORDER_LOCK: i64 = 0x7274_6368_6174;
+
 impl Store {
-    /// `n` fresh message ids, ascending. The writer takes them before it inserts, so that when the
-    /// answer to an insert is lost with its connection it can still ask which messages committed.
-    pub async fn reserve_message_ids(
-        client: &Object,
-        n: usize,
-    ) -> Result<Vec<MessageId>, StoreError> {
-        let stmt = client
-            .prepare_cached("SELECT nextval('messages_id_seq') FROM generate_series(1, $1::int)")
+    /// Opens a transaction on `client` holding the log's order lock, and takes `n` positions in
+    /// the log (message ids), ascending and contiguous. The lock is held until `end_log_batch`:
+    /// across every instance, ids are handed out in the order their transactions commit, so a
+    /// visible id means every lower one is settled (a sync cursor can never skip a late commit).
+    /// The ids are known before the insert, so that when the answer to an insert is lost with its
+    /// connection the writer can still ask which messages committed.
+    pub async fn begin_log_batch(client: &Object, n: usize) -> Result<Vec<MessageId>, StoreError> {
+        let n = n.clamp(1, i32::MAX as usize);
+        // One round trip; `n` is a number we format, not input.
+        let replies = client
+            .simple_query(&format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({LOG_ORDER_LOCK});
+                 SELECT nextval('messages_id_seq') FROM generate_series(1, {n})"
+            ))
             .await?;
-        let n = i32::try_from(n).unwrap_or(i32::MAX);
-        let mut ids: Vec<MessageId> = client
-            .query(&stmt, &[&n])
-            .await?
+        let mut ids: Vec<MessageId> = replies
             .iter()
-            .map(|r| r.get(0))
+            .filter_map(|reply| match reply {
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
+                _ => None,
+            })
             .collect();
         ids.sort_unstable();
         Ok(ids)
     }
 
-    /// Stores a batch of messages in one statement (one commit), message `i` with id `ids[i]`, each
+    /// Commits (`true`) or rolls back the transaction `begin_log_batch` opened, releasing the lock.
+    pub async fn end_log_batch(client: &Object, commit: bool) -> Result<(), StoreError> {
+        client
+            .batch_execute(if commit { "COMMIT" } else { "ROLLBACK" })
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a batch of messages in one statement, message `i` with id `ids[i]`, each
     /// only if its sender is a member of its room, and moves each sender's read pointer past what
     /// they wrote (whoever writes has read what came before). Returns one outcome per message, in
     /// the batch's order.

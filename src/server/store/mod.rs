@@ -2,6 +2,7 @@
 //! these methods; no SQL lives anywhere else. Each method runs a fixed number of statements, whatever
 //! the size of the page or list (the seed's P1-P4).
 
+mod cluster;
 mod messages;
 mod rooms;
 mod sessions;

@@ -66,8 +66,11 @@ pub struct MemberRow {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum RemoveOutcome {
-    /// Removed; the member's username.
-    Removed(String),
+    /// Removed: the member's username, and the removal's position in the message log.
+    Removed {
+        username: String,
+        at: MessageId,
+    },
     NotAMember,
 }
 
@@ -242,6 +245,17 @@ impl Store {
         let Some(removed) = removed else {
             return Ok(RemoveOutcome::NotAMember);
         };
+        // A position in the message log, under its lock: every instance applies the removal after
+        // the messages committed before it and before any committed after it.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&super::messages::LOG_ORDER_LOCK],
+        )
+        .await?;
+        let at: MessageId = tx
+            .query_one("SELECT nextval('messages_id_seq')", &[])
+            .await?
+            .get(0);
         tx.execute(
             "UPDATE chat_rooms SET created_by = (
                 SELECT user_id FROM chat_room_members WHERE chat_room_id = $1
@@ -252,7 +266,10 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(RemoveOutcome::Removed(removed.get(0)))
+        Ok(RemoveOutcome::Removed {
+            username: removed.get(0),
+            at,
+        })
     }
 
     pub async fn members(&self, room_id: RoomId) -> Result<Vec<MemberRow>, StoreError> {

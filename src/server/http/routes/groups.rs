@@ -306,8 +306,6 @@ pub(super) async fn add_members(
     }
     let users = dedup(&req.user_ids);
     check_users_exist(&state, &users).await?;
-    let lock = state.hub.room_lock(id);
-    let _in_order = lock.lock().await;
     let added = state
         .store
         .add_members(id, &users)
@@ -348,12 +346,13 @@ pub(super) async fn remove_member(
             "Not authorized to remove this member".into(),
         ));
     }
-    // Under the room's send lock: no message can reach the member after the removal.
-    let lock = state.hub.room_lock(id);
-    let _in_order = lock.lock().await;
+    // The removal takes a place in the message log: no message committed after it reaches the
+    // member, on any instance.
     match state.store.remove_member(id, req.user_id).await? {
-        RemoveOutcome::Removed(username) => {
-            state.messaging().member_removed(id, req.user_id, &username);
+        RemoveOutcome::Removed { username, at } => {
+            state
+                .messaging()
+                .member_removed(id, req.user_id, &username, at);
             Ok(json(&MessageReply {
                 message: "Member removed successfully".into(),
             }))

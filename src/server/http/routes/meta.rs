@@ -119,13 +119,14 @@ pub(super) fn metrics(state: AppState) -> Response {
     response
 }
 
-/// Online users the caller shares a room with (the seed showed everyone's to anyone, S11).
+/// Online users the caller shares a room with, on any instance (the seed showed everyone's to
+/// anyone, S11).
 #[utoipa::path(get, path = "/ws/online-users", tag = "realtime", security(("bearer" = [])), responses(
     (status = 200, body = OnlineUsers),
     (status = 401, response = crate::server::http::routes::docs::Unauthorized),
     (status = 503, response = crate::server::http::routes::docs::Unavailable)))]
 pub(super) async fn online_users(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
-    let online = state.hub.online_users();
+    let online = state.store.online_users().await?;
     let visible = if online.is_empty() {
         online
     } else {

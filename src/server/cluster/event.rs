@@ -1,0 +1,80 @@
+//! What instances tell each other, as it travels on the bus (JSON).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::proto::{LiveMessage, MessageId, RoomId, RoomKind, UserId};
+
+/// One publication: the events one instance had queued, in the order it queued them.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The instance that sent it.
+    pub from: Uuid,
+    /// When it was sent (Unix milliseconds), for the bus-lag metric.
+    pub sent_at_ms: u64,
+    pub events: Vec<Event>,
+}
+
+/// A frame already serialised by its sender, forwarded as is.
+pub type FrameJson = String;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "e", rename_all = "snake_case")]
+pub enum Event {
+    /// Log positions `first..=last` are settled: these messages were stored there (any other
+    /// position in the range stored nothing: a retry, a non-member, a failed batch).
+    Messages {
+        first: MessageId,
+        last: MessageId,
+        messages: Vec<LiveMessage>,
+    },
+    /// `user` left or was removed from `room` at log position `at`: the room hears `frame`, then
+    /// nothing more of the room reaches the user.
+    MemberRemoved {
+        at: MessageId,
+        room: RoomId,
+        user: UserId,
+        frame: FrameJson,
+    },
+    /// Users joined a room: they receive its messages from now on.
+    MembersAdded {
+        room: RoomId,
+        kind: RoomKind,
+        users: Vec<UserId>,
+    },
+    /// To every connection of the room's members but `except_user`'s.
+    ToRoom {
+        room: RoomId,
+        frame: FrameJson,
+        except_user: Option<UserId>,
+    },
+    /// To every connection of `user`.
+    ToUser { user: UserId, frame: FrameJson },
+    /// To the connections looking at `room`, but the sender's own connection `except`.
+    ToViewers {
+        room: RoomId,
+        frame: FrameJson,
+        except: Option<u64>,
+    },
+    /// `user` came online or went offline (everywhere): their peers in `rooms` hear `frame`.
+    Presence {
+        user: UserId,
+        rooms: Vec<RoomId>,
+        frame: FrameJson,
+    },
+    /// A session ended: its sockets close and no instance trusts its cached authentication.
+    SessionEnded { session: Uuid },
+    /// Every session of a user ended (logout-all, password change).
+    UserSessionsEnded { user: UserId },
+}
+
+impl Event {
+    /// The log positions this event settles, for the events that are part of the ordered log.
+    pub fn log_range(&self) -> Option<(MessageId, MessageId)> {
+        match self {
+            Event::Messages { first, last, .. } => Some((*first, *last)),
+            Event::MemberRemoved { at, .. } => Some((*at, *at)),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Presence across instances: this instance's heartbeat, and the removal of instances whose
+//! heartbeat stopped (their users go offline unless another instance holds a socket of theirs).
+//! Who is online where lives in the database (`online_presence`), written when a user's first
+//! socket here opens and their last one closes.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::proto::Presence;
+use crate::server::state::AppState;
+
+/// How often this instance says it is alive, and looks for instances that stopped.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+
+/// Beats until aborted. After a beat that finds this instance's row gone (the others took it for
+/// dead while it could not reach the database), its users' presence is written again.
+pub async fn heartbeat(state: AppState, instance: Uuid) {
+    let mut every = tokio::time::interval(HEARTBEAT_EVERY);
+    loop {
+        every.tick().await;
+        match state.store.instance_heartbeat(instance).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!("this instance had been taken for dead; writing its presence again");
+                let users = state.hub.online_users();
+                if let Err(e) = state.store.presence_restore(&users, instance).await {
+                    tracing::warn!(error = %e, "could not write presence again");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+        reap(&state).await;
+    }
+}
+
+/// Removes instances that stopped beating; their users' peers hear they are offline.
+async fn reap(state: &AppState) {
+    match state.store.reap_instances().await {
+        Ok(abandoned) => {
+            let commands = state.messaging();
+            for user in abandoned {
+                tracing::info!(user_id = user.user, "offline: their instance stopped");
+                commands.tell_presence(user.user, &user.username, user.rooms, Presence::Offline);
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "reaping stopped instances failed"),
+    }
+}
