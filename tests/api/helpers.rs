@@ -112,6 +112,8 @@ pub struct TestApp {
     pub server_tls: Option<rtchat::server::http::tls::Tls>,
     config: Config,
     running: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    /// The first instance on a database drops it at the end; other instances leave it.
+    owns_database: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -166,6 +168,15 @@ pub async fn spawn_app_on(admin: tokio_postgres::Config, config: Config) -> Test
         .expect("create test database");
     let mut database = admin.clone();
     database.dbname(&name);
+    spawn_on_database(admin, database, config).await
+}
+
+/// A server on an existing database.
+async fn spawn_on_database(
+    admin: tokio_postgres::Config,
+    database: tokio_postgres::Config,
+    config: Config,
+) -> TestApp {
     let server = Server::bind(&config, database.clone(), SECRET.as_bytes())
         .await
         .expect("server starts");
@@ -198,6 +209,7 @@ pub async fn spawn_app_on(admin: tokio_postgres::Config, config: Config) -> Test
         ),
         config,
         running,
+        owns_database: true,
     }
 }
 
@@ -214,6 +226,9 @@ fn run(server: Server) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
 /// the test's runtime may be going away.
 impl Drop for TestApp {
     fn drop(&mut self) {
+        if !self.owns_database {
+            return;
+        }
         let mut admin = self.admin.clone();
         admin.connect_timeout(std::time::Duration::from_secs(2));
         let Some(name) = self.db.get_dbname().map(str::to_string) else {
@@ -270,6 +285,15 @@ impl TestApp {
             .expect("server restarts");
         self.state = server.state().clone();
         self.running = Some(run(server));
+    }
+
+    /// Another rtchat-server on this one's database and bus, as a second process would be.
+    pub async fn another_instance(&self) -> TestApp {
+        let mut config = self.config.clone();
+        config.bind = "127.0.0.1:0".parse().unwrap();
+        let mut other = spawn_on_database(self.admin.clone(), self.db.clone(), config).await;
+        other.owns_database = false;
+        other
     }
 
     /// The admin connection of this test's PostgreSQL.
@@ -683,4 +707,89 @@ pub async fn spawn_tls_app(ca: &TestCa) -> TestApp {
     let mut app = spawn_app_with(ca.server_config()).await;
     app.trust(ca);
     app
+}
+
+/// `n` instances of rtchat-server on one fresh database, on `config`'s bus.
+pub async fn spawn_cluster(n: usize, config: Config) -> Vec<TestApp> {
+    let first = spawn_app_with(config).await;
+    let mut instances = Vec::with_capacity(n);
+    for _ in 1..n {
+        instances.push(first.another_instance().await);
+    }
+    instances.insert(0, first);
+    instances
+}
+
+static NATS: OnceLock<Option<(String, u32)>> = OnceLock::new();
+
+extern "C" fn stop_test_nats() {
+    if let Some(Some((_, pid))) = NATS.get() {
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(*pid as i32, libc::SIGTERM);
+        }
+    }
+}
+
+/// A NATS server for this test binary (`nats-server` from the machine, on a free loopback port),
+/// or None when it is not installed (CI installs it and sets RTCHAT_REQUIRE_NATS=1).
+pub fn nats_url() -> Option<String> {
+    NATS.get_or_init(|| {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        // Started from a thread that lives as long as the process: the parent-death signal follows
+        // the thread that spawned the child, and a test's thread ends with its test.
+        let (started, child) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut command = std::process::Command::new("nats-server");
+            command
+                .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            // SAFETY: prctl only asks for a signal when this thread's process dies.
+            unsafe {
+                use std::os::unix::process::CommandExt;
+                command.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
+            let spawned = command.spawn();
+            let ok = spawned.is_ok();
+            let _ = started.send(spawned);
+            if ok {
+                loop {
+                    std::thread::park();
+                }
+            }
+        });
+        let child = match child.recv().expect("the NATS thread answers") {
+            Ok(child) => child,
+            Err(e) => {
+                assert!(
+                    std::env::var_os("RTCHAT_REQUIRE_NATS").is_none(),
+                    "nats-server is required here but cannot start: {e}"
+                );
+                eprintln!("nats-server is not installed; skipping the NATS tests");
+                return None;
+            }
+        };
+        // SAFETY: registering a plain extern "C" function.
+        unsafe {
+            libc::atexit(stop_test_nats);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nats-server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Some((format!("nats://127.0.0.1:{port}"), child.id()))
+    })
+    .as_ref()
+    .map(|(url, _)| url.clone())
 }
