@@ -2,6 +2,7 @@
 //! `/ws/{token}`), so it runs against rtchat-server and the seed's server alike.
 //!
 //!   cargo run --release --example load -- --server http://127.0.0.1:8000 SCENARIO ...
+//!   cargo run --release --example load -- --servers http://127.0.0.1:8000,http://127.0.0.1:8001 fanout
 //!
 //! Each scenario prints one JSON line of results on stdout, progress on stderr, and stops by its
 //! deadline whatever happens.
@@ -24,6 +25,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 struct Args {
     #[arg(long, default_value = "http://127.0.0.1:8000")]
     server: String,
+    /// Several instances of one deployment (comma-separated): REST goes to the first, and the
+    /// fan-out's sockets are spread over all of them in turn. Overrides --server.
+    #[arg(long, value_delimiter = ',')]
+    servers: Vec<String>,
     /// For an https:// server: the CA (PEM) its certificate is checked against.
     #[arg(long)]
     ca_cert: Option<std::path::PathBuf>,
@@ -124,6 +129,8 @@ enum Scenario {
 struct Client {
     http: reqwest::Client,
     base: String,
+    /// Every instance (`--servers`); sockets are spread over them.
+    bases: Vec<String>,
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
@@ -215,8 +222,11 @@ impl Client {
     }
 
     fn ws_url(&self, token: &str) -> String {
-        let base = self
-            .base
+        self.ws_url_on(&self.base, token)
+    }
+
+    fn ws_url_on(&self, base: &str, token: &str) -> String {
+        let base = base
             .replacen("https://", "wss://", 1)
             .replacen("http://", "ws://", 1);
         format!("{base}/ws/{token}")
@@ -225,10 +235,16 @@ impl Client {
     /// A socket with small buffers: tungstenite's default 128 KiB read buffer is zeroed on every
     /// read, which made memset the load generator's top cost and the load generator the bottleneck.
     async fn ws(&self, token: &str) -> Ws {
+        self.ws_on(0, token).await
+    }
+
+    /// A socket on instance `i` (modulo how many there are).
+    async fn ws_on(&self, i: usize, token: &str) -> Ws {
+        let url = self.ws_url_on(&self.bases[i % self.bases.len()], token);
         let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
         let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
         let (sock, _) = tokio_tungstenite::connect_async_tls_with_config(
-            self.ws_url(token),
+            url,
             Some(config),
             true,
             connector,
@@ -299,9 +315,19 @@ async fn main() {
     if let Some(config) = &tls {
         http = http.tls_backend_preconfigured(rustls::ClientConfig::clone(config));
     }
+    let bases: Vec<String> = if args.servers.is_empty() {
+        vec![args.server.clone()]
+    } else {
+        args.servers.clone()
+    };
+    let bases: Vec<String> = bases
+        .iter()
+        .map(|b| b.trim_end_matches('/').to_string())
+        .collect();
     let client = Arc::new(Client {
         http: http.build().unwrap(),
-        base: args.server.trim_end_matches('/').to_string(),
+        base: bases[0].clone(),
+        bases,
         tls,
     });
     let deadline = Duration::from_secs(args.deadline);
@@ -513,7 +539,7 @@ async fn fanout(
     let senders = senders.min(size);
     let mut sender_ends = Vec::new();
     for (i, u) in users.iter().enumerate() {
-        let sock = client.ws(&u.token).await;
+        let sock = client.ws_on(i, &u.token).await;
         let (sink, mut stream) = sock.split();
         let delivered = Arc::new(tokio::sync::Semaphore::new(window));
         let own = (i < senders).then(|| (i as u64, delivered.clone()));
