@@ -243,14 +243,10 @@ impl Client {
         let url = self.ws_url_on(&self.bases[i % self.bases.len()], token);
         let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
         let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
-        let (sock, _) = tokio_tungstenite::connect_async_tls_with_config(
-            url,
-            Some(config),
-            true,
-            connector,
-        )
-        .await
-        .expect("ws");
+        let (sock, _) =
+            tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, connector)
+                .await
+                .expect("ws");
         sock
     }
 }

@@ -495,8 +495,9 @@ pub struct SyncReply {
     pub messages: Vec<LiveMessage>,
     /// More are waiting: ask again with `since = next_since`.
     pub has_more: bool,
-    /// Where to resume. It may be below the last message returned (a message with a lower id may
-    /// still have been in flight); resuming there can repeat a message, never skip one.
+    /// Where to resume: the last message returned, or (with nothing more waiting) the newest
+    /// message id of any room. Ids are handed out in commit order, so resuming here never skips a
+    /// message and never repeats one.
     pub next_since: MessageId,
 }
 

@@ -199,20 +199,15 @@ async fn store_in_order(
         ));
     };
     if ids.len() != messages.len() {
-        let _ = Store::end_log_batch(client, false).await;
+        let _ = Store::abandon_log_batch(client).await;
         return Err(StoreError::Unexpected("too few message ids".into()));
     }
-    let inserted = async {
-        let outcomes = Store::insert_messages(client, messages, &ids).await?;
-        Store::end_log_batch(client, true).await?;
-        Ok::<_, StoreError>(outcomes)
-    }
-    .await;
+    let inserted = Store::insert_messages(client, messages, &ids).await;
     let outcomes = match inserted {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
         // PostgreSQL answered with an error: nothing committed.
         Err(StoreError::Query(e)) if e.as_db_error().is_some() => {
-            let _ = Store::end_log_batch(client, false).await;
+            let _ = Store::abandon_log_batch(client).await;
             publish(outgoing, first, last, &[]);
             return Err(StoreError::Query(e));
         }
