@@ -339,3 +339,56 @@ async fn a_dead_instance_does_not_keep_its_users_online() {
         .get(0);
     assert_eq!(left, 0);
 }
+
+/// Every instance's LISTEN connection is cut (as a PostgreSQL restart or a network fault would)
+/// while messages are sent: what the bus lost is read from the database, each message once, in
+/// order, and the instances say they resynchronised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_bus_connection_loses_nothing() {
+    let mut config = on_postgres();
+    config.max_send_rate = 0;
+    let apps = spawn_cluster(2, config).await;
+    let alice = apps[0].register("alice").await;
+    let bob = apps[1].register("bob").await;
+    let g = apps[1].create_group(&bob, "ops", &[&alice]).await;
+    let mut alice_ws = apps[0].ws(&alice.access).await;
+    apps[1].group_send(&bob, g, "before").await;
+    assert_eq!(alice_ws.recv_type("new_message").await["content"], "before");
+
+    let db = apps[0].sql().await;
+    let cut: i64 = db
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE application_name = 'rtchat-bus' AND datname = current_database()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(cut, 2, "one listening connection per instance");
+    for i in 0..20 {
+        apps[1].group_send(&bob, g, &format!("m{i}")).await;
+    }
+    for i in 0..20 {
+        assert_eq!(
+            alice_ws.recv_type("new_message").await["content"],
+            format!("m{i}")
+        );
+    }
+    alice_ws
+        .expect_no("new_message", Duration::from_millis(1500))
+        .await;
+    let metrics = apps[0]
+        .client
+        .get(apps[0].url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let text = metrics.text().await.unwrap();
+    let resyncs: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("rtchat_bus_resyncs_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("rtchat_bus_resyncs_total");
+    assert!(resyncs >= 1.0, "{resyncs}");
+}

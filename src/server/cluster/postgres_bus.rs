@@ -152,6 +152,8 @@ async fn keep_listening(
         }
         drop(client);
         tracing::warn!("the PostgreSQL bus connection was lost; reconnecting");
+        // Not at once: a database that is restarting refuses for a while anyway.
+        tokio::time::sleep(wait).await;
     }
 }
 
