@@ -19,8 +19,10 @@ use crate::server::state::AppState;
 use crate::server::store::StoreError;
 
 /// How long a later log position waits for an earlier one before the earlier one is read from
-/// the database (envelopes of two instances may arrive in either order).
-const GAP_WAIT: Duration = Duration::from_millis(200);
+/// the database (envelopes of two publishers may arrive in either order, usually well within a
+/// millisecond). Short: everything behind the gap waits too, and is then delivered in one burst
+/// that a member's queue (256 frames) must hold.
+const GAP_WAIT: Duration = Duration::from_millis(20);
 /// How often the database is asked whether the log moved on without the bus saying so.
 const TAIL_CHECK_EVERY: Duration = Duration::from_secs(1);
 
@@ -34,6 +36,7 @@ pub async fn run(
 ) {
     let mut log = Log::new(settled + 1);
     let mut tick = tokio::time::interval(GAP_WAIT / 2);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_tail_check = Instant::now();
     // The newest position the database showed at the last check: anything up to it that the bus
     // has not brought by the next check is read from the database.

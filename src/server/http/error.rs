@@ -94,7 +94,12 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         crate::server::metrics::METRICS.db_errors.inc();
         match e {
-            StoreError::Pool(e) => ApiError::Unavailable(Cause::of(e)),
+            // Named: a pool timeout's own words ("Timeout occurred while creating a new object")
+            // do not say what it was waiting for.
+            StoreError::Pool(e) => ApiError::Unavailable(Cause::msg(format!(
+                "no database connection: {}",
+                Cause::of(e)
+            ))),
             // Text that slipped past validation with a NUL in it (a path or query string, say).
             StoreError::Query(e)
                 if e.code()

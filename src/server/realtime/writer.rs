@@ -205,16 +205,19 @@ async fn store_in_order(
     let inserted = Store::insert_messages(client, messages, &ids).await;
     let outcomes = match inserted {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-        // PostgreSQL answered with an error: nothing committed.
-        Err(StoreError::Query(e)) if e.as_db_error().is_some() => {
-            let _ = Store::abandon_log_batch(client).await;
-            publish(outgoing, first, last, &[]);
-            return Err(StoreError::Query(e));
-        }
         Err(e) => {
+            // The COMMIT was sent right behind the insert, and a lookup can follow it: whatever
+            // failed, the transaction may have committed. The ids say whether it did.
             tracing::warn!(error = %e, messages = messages.len(),
-                "lost the database connection during an insert; asking which messages committed");
-            committed(store, messages, &ids).await
+                "a batch failed; asking which of its messages committed");
+            let found = committed(store, messages, &ids).await;
+            let refused = matches!(&e, StoreError::Query(q) if q.as_db_error().is_some());
+            if refused && found.iter().all(Result::is_err) {
+                // PostgreSQL refused it and nothing committed: the caller may try one by one.
+                publish(outgoing, first, last, &[]);
+                return Err(e);
+            }
+            found
         }
     };
     publish(outgoing, first, last, &outcomes);

@@ -30,7 +30,9 @@ use crate::server::state::with_state;
 use crate::server::state::{AppState, CurrentUser};
 
 /// Frames waiting for one connection; a reader this far behind is closed and catches up with `sync`.
-pub const QUEUE_CAPACITY: usize = 256;
+/// Room for several full batches (256 messages each): after a gap in the log, everything that
+/// waited behind it is delivered at once. Memory is taken only while frames wait.
+pub const QUEUE_CAPACITY: usize = 1024;
 /// Largest frame a client may send; larger ones close the connection with 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// A socket's clocks (`--ws-ping-interval`, `--ws-idle-timeout`, `--ws-auth-timeout`).
