@@ -496,8 +496,8 @@ pub struct SyncReply {
     /// More are waiting: ask again with `since = next_since`.
     pub has_more: bool,
     /// Where to resume: the last message returned, or (with nothing more waiting) the newest
-    /// message id of any room. Ids are handed out in commit order, so resuming here never skips a
-    /// message and never repeats one.
+    /// message id this server has delivered live. Ids are handed out in commit order, so resuming
+    /// here never skips a message; it may repeat one that arrives live meanwhile.
     pub next_since: MessageId,
 }
 

@@ -132,10 +132,12 @@ impl Messaging<'_> {
         let has_more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         let last = rows.last().map_or(since, |m| m.id);
+        // Not beyond what this instance has delivered live: a client's live frames still to come
+        // must stay above its cursor (a client skips ids at or below it as seen).
         let next_since = if has_more {
             last
         } else {
-            last.max(settled).max(since)
+            last.max(settled.min(self.hub.watermark())).max(since)
         };
         Ok(SyncReply {
             messages: rows.iter().map(StoredMessage::to_live).collect(),
