@@ -118,7 +118,9 @@ pub enum Command {
     /// Find people by the start of their name (without QUERY: the people you have chats with).
     #[command(after_help = "Examples:\n  rtchat users al\n  rtchat users")]
     Users {
+        /// Part of a username or name to look for.
         query: Option<String>,
+        /// How many at most.
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
@@ -128,7 +130,9 @@ pub enum Command {
         git log -1 --format=%s | rtchat send '#team' -"
     )]
     Send {
+        /// Who: @user (a person) or #group (a group you are in; #ID works too).
         target: String,
+        /// The message: the remaining words, joined by spaces; `-` reads standard input.
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
         /// Retry key: the same id never stores a second message (random by default).
@@ -140,7 +144,9 @@ pub enum Command {
         after_help = "Examples:\n  rtchat history @bob\n  rtchat history '#team' -n 100\n  rtchat history '#team' --follow"
     )]
     History {
+        /// Who: @user (a person) or #group (a group you are in; #ID works too).
         target: String,
+        /// How many of the newest messages to show.
         #[arg(long, short = 'n', default_value_t = 20)]
         limit: u32,
         /// Only messages older than this id (scroll back).
@@ -157,7 +163,10 @@ pub enum Command {
     Chats,
     /// Mark everything with @user or #group read.
     #[command(after_help = "Examples:\n  rtchat read @bob\n  rtchat read '#team'")]
-    Read { target: String },
+    Read {
+        /// Who: @user (a person) or #group (a group you are in; #ID works too).
+        target: String,
+    },
     /// Groups: list, create, add, remove, leave, members.
     #[command(
         subcommand,
@@ -166,12 +175,18 @@ pub enum Command {
     Groups(GroupsCommand),
     /// Print incoming messages as they arrive (all rooms, or one), reconnecting as needed.
     #[command(after_help = "Examples:\n  rtchat listen\n  rtchat listen '#team' --json")]
-    Listen { target: Option<String> },
+    Listen {
+        /// Only this @user or #group (all your rooms when left out).
+        target: Option<String>,
+    },
     /// Chat interactively: a prompt in one room, live messages above it, /commands.
     #[command(
         after_help = "Examples:\n  rtchat chat '#team'\n  rtchat chat @bob\n\nInside, /help lists the commands."
     )]
-    Chat { target: Option<String> },
+    Chat {
+        /// The room to start in: @user or #group.
+        target: Option<String>,
+    },
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  rtchat completions bash > ~/.local/share/bash-completion/completions/rtchat\n  \
@@ -188,7 +203,9 @@ pub enum GroupsCommand {
     /// Create a group.
     #[command(after_help = "Example:\n  rtchat groups create team --members @bob,@carol")]
     Create {
+        /// The group's name.
         name: String,
+        /// People to add besides you, comma-separated: @bob,@carol.
         #[arg(long, value_delimiter = ',')]
         members: Vec<String>,
     },
@@ -637,7 +654,7 @@ async fn groups(api: &Api, out: &Out, cmd: GroupsCommand) -> Result<(), CliError
                         vec![
                             out.style.bold(&format!("#{}", g.id)),
                             g.name.clone(),
-                            format!("{} members", g.member_count),
+                            crate::client::render::count(g.member_count, "member", "members"),
                             if g.unread_count > 0 {
                                 format!("{} unread", g.unread_count)
                             } else {

@@ -105,6 +105,11 @@ pub struct Style {
     color: bool,
 }
 
+/// "1 member", "3 members".
+pub fn count(n: i64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 impl Style {
     pub fn detect() -> Style {
         Style {

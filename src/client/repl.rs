@@ -358,7 +358,7 @@ impl Repl {
                 vec![
                     format!("#{}", g.id),
                     g.name.clone(),
-                    format!("{} members", g.member_count),
+                    crate::client::render::count(g.member_count, "member", "members"),
                 ]
             })
             .collect();

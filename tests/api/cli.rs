@@ -401,6 +401,14 @@ async fn groups_from_the_command_line() {
         "{}",
         r.stdout
     );
+    carol.run(&["groups", "create", "solo"]).await.ok();
+    let r = carol.run(&["groups", "list"]).await;
+    assert!(
+        r.ok().stdout.contains("1 member\n") || r.stdout.contains("1 member "),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("1 members"), "{}", r.stdout);
 
     // Only the admin removes others; anyone leaves.
     bob.run(&["groups", "remove", "#team", "@carol"])
