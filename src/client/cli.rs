@@ -356,12 +356,28 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     Ok(())
 }
 
-/// A new password: from stdin, or prompted twice.
+/// The server's rule for passwords, said before asking for one.
+const PASSWORD_RULE: &str = "A password has 8 to 72 bytes (8 to 72 letters of plain ASCII).";
+
+/// A password that breaks the rule, refused here before it is typed a second time.
+fn follows_the_rule(password: &str) -> Result<(), CliError> {
+    match password.len() {
+        8..=72 => Ok(()),
+        n => Err(CliError::Usage(format!(
+            "that password has {n} bytes; {}",
+            PASSWORD_RULE.to_lowercase()
+        ))),
+    }
+}
+
+/// A new password: from stdin, or prompted twice (the rule said first).
 fn new_password(from_stdin: bool) -> Result<String, CliError> {
     if from_stdin {
         return stdin_line();
     }
+    eprintln!("{PASSWORD_RULE}");
     let p = prompt("Password: ")?;
+    follows_the_rule(&p)?;
     if prompt("Repeat password: ")? != p {
         return Err(CliError::Usage("the passwords differ".into()));
     }
@@ -395,7 +411,9 @@ async fn passwd(api: &Api, out: &Out, from_stdin: bool) -> Result<(), CliError> 
         (next()?, next()?)
     } else {
         let old = prompt("Current password: ")?;
+        eprintln!("{PASSWORD_RULE}");
         let new = prompt("New password: ")?;
+        follows_the_rule(&new)?;
         if prompt("Repeat new password: ")? != new {
             return Err(CliError::Usage("the passwords differ".into()));
         }

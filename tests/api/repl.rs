@@ -262,3 +262,26 @@ async fn ctrl_c_clears_the_line_and_ctrl_d_leaves() {
     let contents = crate::helpers::contents(&page.body);
     assert_eq!(contents, ["sent"]);
 }
+
+/// `rtchat register` in a terminal says the password rule before asking, and refuses a short
+/// password at once instead of after it is typed twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_says_the_password_rule_first() {
+    let app = spawn_app().await;
+    let config = std::env::temp_dir().join(format!("rtchat-reg-{}", uuid::Uuid::new_v4().simple()));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtchat"));
+    cmd.args(["register", "newbie", "--email", "newbie@example.com"])
+        .env("RTCHAT_SERVER", &app.address)
+        .env("RTCHAT_CONFIG_DIR", &config)
+        .env("NO_COLOR", "1");
+    let mut pty = Session::spawn(cmd).expect("a pty");
+    pty.set_expect_timeout(Some(Duration::from_secs(20)));
+    tokio::task::block_in_place(|| {
+        pty.expect("A password has 8 to 72 bytes").unwrap();
+        pty.expect("Password: ").unwrap();
+        pty.send("short\r").unwrap();
+        pty.expect("that password has 5 bytes").unwrap();
+        pty.expect(expectrl::Eof).unwrap();
+    });
+    let _ = std::fs::remove_dir_all(config);
+}
