@@ -91,7 +91,7 @@ async fn run_shard(
     mut stopping: watch::Receiver<bool>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut connection: Option<Object> = None;
+    let mut connection: Option<(Object, i32)> = None;
     let mut draining = false;
     loop {
         let received = tokio::select! {
@@ -108,7 +108,7 @@ async fn run_shard(
         }
         // While this batch is stored, the next one gathers in the queue.
         let batch = std::mem::take(&mut batch);
-        if connection.as_ref().is_none_or(|c| c.is_closed()) {
+        if connection.as_ref().is_none_or(|(c, _)| c.is_closed()) {
             match store.writer_connection().await {
                 Ok(fresh) => connection = Some(fresh),
                 Err(e) => {
@@ -118,8 +118,14 @@ async fn run_shard(
                 }
             }
         }
-        if let Some(client) = &connection {
-            write_batch(client, &store, &outgoing, batch).await;
+        if let Some((client, backend)) = &connection {
+            let writer = Writer {
+                client,
+                backend: *backend,
+                store: &store,
+                outgoing: &outgoing,
+            };
+            write_batch(&writer, batch).await;
         }
     }
 }
@@ -130,7 +136,15 @@ fn fail_all(batch: Vec<Pending>, error: ApiError) {
     }
 }
 
-async fn write_batch(client: &Object, store: &Store, outgoing: &Outgoing, batch: Vec<Pending>) {
+/// A shard's connection (and its backend's pid), with what a batch needs beside it.
+struct Writer<'a> {
+    client: &'a Object,
+    backend: i32,
+    store: &'a Store,
+    outgoing: &'a Outgoing,
+}
+
+async fn write_batch(w: &Writer<'_>, batch: Vec<Pending>) {
     // A sender that stopped waiting (timed out, hung up) was told its message failed: keep it so.
     let batch: Vec<Pending> = batch.into_iter().filter(|p| !p.done.is_closed()).collect();
     if batch.is_empty() {
@@ -139,7 +153,7 @@ async fn write_batch(client: &Object, store: &Store, outgoing: &Outgoing, batch:
     let (messages, waiters): (Vec<NewMessage>, Vec<_>) =
         batch.into_iter().map(|p| (p.message, p.done)).unzip();
     let t0 = std::time::Instant::now();
-    let outcomes = store_all(client, store, &messages, outgoing).await;
+    let outcomes = store_all(w, &messages).await;
     tracing::trace!(messages = messages.len(), took = ?t0.elapsed(), "batch stored");
     METRICS.writer_batch_messages.observe(messages.len() as f64);
     METRICS
@@ -155,17 +169,14 @@ async fn write_batch(client: &Object, store: &Store, outgoing: &Outgoing, batch:
 /// that a message it refuses fails alone instead of taking the others with it. Each transaction's
 /// log positions are published, with whatever they stored.
 async fn store_all(
-    client: &Object,
-    store: &Store,
+    w: &Writer<'_>,
     messages: &[NewMessage],
-    outgoing: &Outgoing,
 ) -> Vec<Result<InsertOutcome, ApiError>> {
-    match store_in_order(client, store, messages, outgoing).await {
+    match store_in_order(w, messages).await {
         Err(StoreError::Query(e)) if e.as_db_error().is_some() && messages.len() > 1 => {
             let mut outcomes = Vec::with_capacity(messages.len());
             for message in messages {
-                let one =
-                    store_in_order(client, store, std::slice::from_ref(message), outgoing).await;
+                let one = store_in_order(w, std::slice::from_ref(message)).await;
                 outcomes.push(match one {
                     Ok(mut one) if one.len() == 1 => one.remove(0),
                     Ok(_) => Err(ApiError::internal("one outcome per message expected")),
@@ -187,11 +198,10 @@ fn fail_each(messages: &[NewMessage], error: ApiError) -> Vec<Result<InsertOutco
 /// stored is published. When the connection dies before the answer arrives, the transaction may
 /// or may not have committed: the ids say which, asked on another connection.
 async fn store_in_order(
-    client: &Object,
-    store: &Store,
+    w: &Writer<'_>,
     messages: &[NewMessage],
-    outgoing: &Outgoing,
 ) -> Result<Vec<Result<InsertOutcome, ApiError>>, StoreError> {
+    let (client, outgoing) = (w.client, w.outgoing);
     let ids = Store::begin_log_batch(client, messages.len()).await?;
     let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
         return Err(StoreError::Unexpected(
@@ -210,7 +220,10 @@ async fn store_in_order(
             // failed, the transaction may have committed. The ids say whether it did.
             tracing::warn!(error = %e, messages = messages.len(),
                 "a batch failed; asking which of its messages committed");
-            let found = committed(store, messages, &ids).await;
+            // On a lost connection its backend may still be finishing the COMMIT: ask once it
+            // has exited (a live connection answered in order, so its COMMIT is settled).
+            let backend = client.is_closed().then_some(w.backend);
+            let found = committed(w.store, backend, messages, &ids).await;
             let refused = matches!(&e, StoreError::Query(q) if q.as_db_error().is_some());
             if refused && found.iter().all(Result::is_err) {
                 // PostgreSQL refused it and nothing committed: the caller may try one by one.
@@ -252,13 +265,27 @@ fn publish(
 /// with its connection, so nothing can commit it later.
 async fn committed(
     store: &Store,
+    backend: Option<i32>,
     messages: &[NewMessage],
     ids: &[MessageId],
 ) -> Vec<Result<InsertOutcome, ApiError>> {
     let mut wait = Duration::from_millis(50);
     let found = loop {
-        match store.messages_by_id(ids).await {
-            Ok(found) => break found,
+        let settled = match backend {
+            Some(pid) => store.backend_gone(pid).await,
+            None => Ok(true),
+        };
+        let asked = match settled {
+            Ok(true) => store.messages_by_id(ids).await.map(Some),
+            Ok(false) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match asked {
+            Ok(Some(found)) => break found,
+            Ok(None) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "database not back yet");
                 tokio::time::sleep(wait).await;
