@@ -10,10 +10,11 @@ use uuid::Uuid;
 
 use crate::proto::{FieldError, MessageId, Presence, RoomId, ServerFrame, SyncReply, UserId};
 use crate::server::auth::session_cache::SessionCache;
+use crate::server::cluster::event::frame_json;
 use crate::server::cluster::{Event, Outgoing};
 use crate::server::http::error::ApiError;
 use crate::server::metrics::{METRICS, Throttle};
-use crate::server::realtime::hub::{ConnId, Frame, Hub};
+use crate::server::realtime::hub::{ConnId, Hub};
 use crate::server::realtime::writer::MessageWriter;
 use crate::server::store::{InsertOutcome, NewMessage, RoomKind, Store, StoredMessage};
 
@@ -112,12 +113,12 @@ impl Messaging<'_> {
         };
         self.outgoing.send(Event::ToRoom {
             room,
-            frame: Frame::new(&receipt(None)).json(),
+            frame: frame_json(&receipt(None)),
             except_user: Some(reader),
         });
         self.outgoing.send(Event::ToUser {
             user: reader,
-            frame: Frame::new(&receipt(Some(unread))).json(),
+            frame: frame_json(&receipt(Some(unread))),
         });
         Ok(Some((pointer, unread)))
     }
@@ -164,14 +165,13 @@ impl Messaging<'_> {
             users,
         });
         for (id, username) in added {
-            let frame = Frame::new(&ServerFrame::MemberAdded {
+            let frame = frame_json(&ServerFrame::MemberAdded {
                 room_id: room,
                 room_type: RoomKind::Group,
                 name: Some(name.to_string()),
                 user_id: *id,
                 username: username.clone(),
-            })
-            .json();
+            });
             self.outgoing.send(match announce {
                 Announce::EachNewMember => Event::ToUser { user: *id, frame },
                 Announce::WholeRoom => Event::ToRoom {
@@ -187,12 +187,11 @@ impl Messaging<'_> {
     /// then nothing more of the room reaches the member, on any instance. Messages committed
     /// before the removal still reach them; none committed after it does.
     pub fn member_removed(&self, room: RoomId, user: UserId, username: &str, at: MessageId) {
-        let frame = Frame::new(&ServerFrame::MemberRemoved {
+        let frame = frame_json(&ServerFrame::MemberRemoved {
             room_id: room,
             user_id: user,
             username: username.to_string(),
-        })
-        .json();
+        });
         self.outgoing.send(Event::MemberRemoved {
             at,
             room,
@@ -262,12 +261,11 @@ impl Messaging<'_> {
         rooms: Vec<RoomId>,
         status: Presence,
     ) {
-        let frame = Frame::new(&ServerFrame::Presence {
+        let frame = frame_json(&ServerFrame::Presence {
             user_id: user,
             username: username.to_string(),
             status,
-        })
-        .json();
+        });
         self.outgoing.send(Event::Presence { user, rooms, frame });
     }
 
@@ -308,7 +306,7 @@ impl Messaging<'_> {
         };
         self.outgoing.send(Event::ToViewers {
             room,
-            frame: Frame::new(&frame).json(),
+            frame: frame_json(&frame),
             except: Some(conn),
         });
     }
@@ -319,12 +317,11 @@ impl Messaging<'_> {
         if !self.hub.typing_due(user, room, TYPING_EVERY) {
             return;
         }
-        let frame = Frame::new(&ServerFrame::UserTyping {
+        let frame = frame_json(&ServerFrame::UserTyping {
             room_id: room,
             user_id: user,
             username: username.to_string(),
-        })
-        .json();
+        });
         self.outgoing.send(Event::ToRoom {
             room,
             frame,

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::proto::{LiveMessage, MessageId, RoomId, RoomKind, UserId};
+use crate::proto::{LiveMessage, MessageId, RoomId, RoomKind, ServerFrame, UserId};
+use crate::server::realtime::hub::ConnId;
 
 /// One publication: the events one instance had queued, in the order it queued them.
 #[derive(Debug, Serialize, Deserialize)]
@@ -17,6 +18,11 @@ pub struct Envelope {
 
 /// A frame already serialised by its sender, forwarded as is.
 pub type FrameJson = String;
+
+/// `frame` as it travels: serialised once, by the instance that produced it.
+pub fn frame_json(frame: &ServerFrame) -> FrameJson {
+    serde_json::to_string(frame).expect("frames always serialise")
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "e", rename_all = "snake_case")]
@@ -54,7 +60,7 @@ pub enum Event {
     ToViewers {
         room: RoomId,
         frame: FrameJson,
-        except: Option<u64>,
+        except: Option<ConnId>,
     },
     /// `user` came online or went offline (everywhere): their peers in `rooms` hear `frame`.
     Presence {

@@ -121,8 +121,7 @@ fn apply(state: &AppState, mine: bool, event: Event) {
             except,
         } => {
             // Connection ids are this instance's own: the exception is only the sender's.
-            let except = except.filter(|_| mine).unwrap_or(0);
-            hub.to_viewers(room, &Frame::from_json(frame), except);
+            hub.to_viewers(room, &Frame::from_json(frame), except.filter(|_| mine));
         }
         Event::Presence { user, rooms, frame } => {
             let peers = hub.online_in_rooms(&rooms, user);
@@ -225,7 +224,7 @@ async fn resync(state: &AppState) {
 async fn reload_memberships(state: &AppState) {
     let users = state.hub.online_users();
     match state.store.rooms_of_users(&users).await {
-        Ok(memberships) => state.hub.replace_rooms(&memberships),
+        Ok(memberships) => state.hub.replace_rooms(&users, &memberships),
         Err(e) => tracing::warn!(error = %e, "could not read memberships again"),
     }
 }

@@ -37,10 +37,6 @@ impl Frame {
         Frame(Message::text(json))
     }
 
-    pub fn json(&self) -> String {
-        self.0.to_text().unwrap_or_default().to_string()
-    }
-
     pub fn message(&self) -> Message {
         self.0.clone()
     }
@@ -394,15 +390,15 @@ impl Hub {
         Self::deliver(&mut st, conns, frame)
     }
 
-    /// To the connections looking at `room`, but one.
-    pub fn to_viewers(&self, room: RoomId, frame: &Frame, except_conn: ConnId) -> usize {
+    /// To the connections looking at `room`, but `except_conn` (the one that changed).
+    pub fn to_viewers(&self, room: RoomId, frame: &Frame, except_conn: Option<ConnId>) -> usize {
         let mut st = self.lock();
         let conns: Vec<ConnId> = match st.rooms.get(&room) {
             Some(r) => r
                 .viewers
                 .keys()
                 .copied()
-                .filter(|c| *c != except_conn)
+                .filter(|c| Some(*c) != except_conn)
                 .collect(),
             None => return 0,
         };
@@ -419,21 +415,6 @@ impl Hub {
         let mut st = self.lock();
         let conns = Self::conns_of_users(&st, users.iter());
         Self::deliver(&mut st, conns, frame)
-    }
-
-    /// Online users who share a room with `user` (not `user`), for presence.
-    pub fn peers(&self, user: UserId) -> Vec<UserId> {
-        let st = self.lock();
-        let Some(u) = st.users.get(&user) else {
-            return Vec::new();
-        };
-        let mut peers: HashSet<UserId> = HashSet::new();
-        for room in u.rooms.keys() {
-            if let Some(r) = st.rooms.get(room) {
-                peers.extend(r.online.iter().copied().filter(|p| *p != user));
-            }
-        }
-        peers.into_iter().collect()
     }
 
     /// The rooms of an online user (for their presence to reach their peers on every instance).
@@ -464,27 +445,32 @@ impl Hub {
         sessions.into_iter().collect()
     }
 
-    /// Replaces the cached rooms of online users with what the database says now (after the bus
-    /// lost membership changes).
-    pub fn replace_rooms(&self, memberships: &[(UserId, RoomId, RoomKind)]) {
-        let mut st = self.lock();
+    /// Replaces the cached rooms of `users` with what the database says now (after the bus lost
+    /// membership changes). A user not among them (online since the list was taken) keeps the
+    /// rooms their own connection loaded.
+    pub fn replace_rooms(&self, users: &[UserId], memberships: &[(UserId, RoomId, RoomKind)]) {
         let mut fresh: HashMap<UserId, HashMap<RoomId, RoomKind>> =
-            st.users.keys().map(|u| (*u, HashMap::new())).collect();
+            users.iter().map(|u| (*u, HashMap::new())).collect();
         for (user, room, kind) in memberships {
             if let Some(rooms) = fresh.get_mut(user) {
                 rooms.insert(*room, *kind);
             }
         }
-        for entry in st.rooms.values_mut() {
-            entry.online.clear();
-        }
+        let mut st = self.lock();
         for (user, rooms) in fresh {
-            for room in rooms.keys() {
-                st.rooms.entry(*room).or_default().online.insert(user);
+            let Some(u) = st.users.get_mut(&user) else {
+                continue; // went offline meanwhile
+            };
+            let old = std::mem::replace(&mut u.rooms, rooms);
+            u.generation += 1;
+            let now: Vec<RoomId> = u.rooms.keys().copied().collect();
+            for room in old.keys() {
+                if let Some(r) = st.rooms.get_mut(room) {
+                    r.online.remove(&user);
+                }
             }
-            if let Some(u) = st.users.get_mut(&user) {
-                u.rooms = rooms;
-                u.generation += 1;
+            for room in now {
+                st.rooms.entry(room).or_default().online.insert(user);
             }
         }
     }
@@ -612,5 +598,26 @@ mod tests {
             !hub.typing_due(2, 5, every),
             "not online: nothing to forward"
         );
+    }
+
+    #[test]
+    fn memberships_read_again_replace_only_the_users_read() {
+        let hub = Hub::new(8, 0);
+        let alice = hub.register(1, Uuid::new_v4(), 8).unwrap();
+        hub.set_rooms(1, &[(10, RoomKind::Group)], alice.generation);
+        // Carol comes online after the list of users to read was taken.
+        let carol = hub.register(3, Uuid::new_v4(), 8).unwrap();
+        hub.set_rooms(3, &[(10, RoomKind::Group)], carol.generation);
+        // The database says alice left room 10 and is in 11.
+        hub.replace_rooms(&[1], &[(1, 11, RoomKind::Group)]);
+        assert_eq!(hub.membership(1, 10), None);
+        assert_eq!(hub.membership(1, 11), Some(RoomKind::Group));
+        assert_eq!(
+            hub.membership(3, 10),
+            Some(RoomKind::Group),
+            "carol keeps hers"
+        );
+        assert_eq!(hub.to_room(10, &frame("x"), None), 1);
+        assert_eq!(hub.to_room(11, &frame("y"), None), 1);
     }
 }
