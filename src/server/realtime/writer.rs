@@ -3,9 +3,10 @@
 //!
 //! Under light load a batch is one message and costs what a lone insert did; under heavy load the
 //! commits per message fall instead of capping throughput. Each batch takes its ids under the
-//! log's order lock (`Store::begin_log_batch`), so ids are handed out in commit order across every
+//! log's head (`Store::begin_log_batch`), so ids are handed out in commit order across every
 //! instance; that lock, not this process, is what orders a room's messages for its members (the
-//! receiver delivers the log in id order).
+//! receiver delivers the log in id order). Only a committed transaction's positions are
+//! published: an aborted one's are handed out again.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use crate::server::cluster::{Event, Outgoing};
 use crate::server::http::error::ApiError;
 use crate::server::metrics::METRICS;
 use crate::server::store::{InsertOutcome, NewMessage, Store, StoreError, StoredMessage};
+use tokio_postgres::error::Severity;
 
 /// The most messages one statement stores.
 const MAX_BATCH: usize = 256;
@@ -91,7 +93,7 @@ async fn run_shard(
     mut stopping: watch::Receiver<bool>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut connection: Option<(Object, i32)> = None;
+    let mut connection: Option<Object> = None;
     let mut draining = false;
     loop {
         let received = tokio::select! {
@@ -108,7 +110,7 @@ async fn run_shard(
         }
         // While this batch is stored, the next one gathers in the queue.
         let batch = std::mem::take(&mut batch);
-        if connection.as_ref().is_none_or(|(c, _)| c.is_closed()) {
+        if connection.as_ref().is_none_or(|c| c.is_closed()) {
             match store.writer_connection().await {
                 Ok(fresh) => connection = Some(fresh),
                 Err(e) => {
@@ -118,10 +120,9 @@ async fn run_shard(
                 }
             }
         }
-        if let Some((client, backend)) = &connection {
+        if let Some(client) = &connection {
             let writer = Writer {
                 client,
-                backend: *backend,
                 store: &store,
                 outgoing: &outgoing,
             };
@@ -136,10 +137,9 @@ fn fail_all(batch: Vec<Pending>, error: ApiError) {
     }
 }
 
-/// A shard's connection (and its backend's pid), with what a batch needs beside it.
+/// A shard's connection, with what a batch needs beside it.
 struct Writer<'a> {
     client: &'a Object,
-    backend: i32,
     store: &'a Store,
     outgoing: &'a Outgoing,
 }
@@ -166,8 +166,8 @@ async fn write_batch(w: &Writer<'_>, batch: Vec<Pending>) {
 }
 
 /// One statement for the whole batch; if the database refuses it, one transaction per message, so
-/// that a message it refuses fails alone instead of taking the others with it. Each transaction's
-/// log positions are published, with whatever they stored.
+/// that a message it refuses fails alone instead of taking the others with it. Each committed
+/// transaction's log positions are published, with whatever they stored.
 async fn store_all(
     w: &Writer<'_>,
     messages: &[NewMessage],
@@ -194,63 +194,60 @@ fn fail_each(messages: &[NewMessage], error: ApiError) -> Vec<Result<InsertOutco
     messages.iter().map(|_| Err(error.clone())).collect()
 }
 
-/// One transaction: log positions under the order lock, the insert, the commit; then what it
-/// stored is published. When the connection dies before the answer arrives, the transaction may
-/// or may not have committed: the ids say which, asked on another connection.
+/// One transaction: log positions from the log's head, the insert, the commit; then what it
+/// stored is published. A batch is published only when its COMMIT was answered: a batch whose
+/// answer was lost with its connection may have committed or not, and after a crash PostgreSQL may
+/// even give its positions (and its transaction id) to another, so nothing about it can be
+/// published safely. The receivers read committed positions the bus did not bring from the
+/// database; its senders are told what is found stored as they sent it.
 async fn store_in_order(
     w: &Writer<'_>,
     messages: &[NewMessage],
 ) -> Result<Vec<Result<InsertOutcome, ApiError>>, StoreError> {
-    let (client, outgoing) = (w.client, w.outgoing);
-    let ids = Store::begin_log_batch(client, messages.len()).await?;
+    let ids = Store::begin_log_batch(w.client, messages.len()).await?;
     let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
-        return Err(StoreError::Unexpected(
-            "no message ids were handed out".into(),
-        ));
+        return Err(StoreError::Unexpected("no log positions".into()));
     };
-    if ids.len() != messages.len() {
-        let _ = Store::abandon_log_batch(client).await;
-        return Err(StoreError::Unexpected("too few message ids".into()));
-    }
-    let inserted = Store::insert_messages(client, messages, &ids).await;
-    let outcomes = match inserted {
-        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+    let stored = match Store::insert_messages(w.client, messages, &ids).await {
+        Ok(stored) => stored,
+        Err(e) if rolled_back(w.client, &e) => return Err(e),
         Err(e) => {
-            // The COMMIT was sent right behind the insert, and a lookup can follow it: whatever
-            // failed, the transaction may have committed. The ids say whether it did.
             tracing::warn!(error = %e, messages = messages.len(),
-                "a batch failed; asking which of its messages committed");
-            // On a lost connection its backend may still be finishing the COMMIT: ask once it
-            // has exited (a live connection answered in order, so its COMMIT is settled).
-            let backend = client.is_closed().then_some(w.backend);
-            let found = committed(w.store, backend, messages, &ids).await;
-            let refused = matches!(&e, StoreError::Query(q) if q.as_db_error().is_some());
-            if refused && found.iter().all(Result::is_err) {
-                // PostgreSQL refused it and nothing committed: the caller may try one by one.
-                publish(outgoing, first, last, &[]);
-                return Err(e);
-            }
-            found
+                "a batch's answer was lost with its connection; looking for what it stored");
+            return Ok(stored_as_sent(w.store, messages, &ids).await);
         }
     };
-    publish(outgoing, first, last, &outcomes);
-    Ok(outcomes)
+    let published: Vec<&StoredMessage> = stored.iter().flatten().collect();
+    publish(w.outgoing, first, last, &published);
+    // Committed and published: what remains is telling each sender why a message was not stored.
+    Ok(match Store::not_stored(w.client, messages, stored).await {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not tell why messages were not stored");
+            stored_as_sent(w.store, messages, &ids).await
+        }
+    })
+}
+
+/// Whether a failed batch certainly did not commit: PostgreSQL refused a statement (the COMMIT
+/// sent behind it then only rolls back) and the connection is still open to say so.
+fn rolled_back(client: &Object, e: &StoreError) -> bool {
+    let StoreError::Query(e) = e else {
+        return false;
+    };
+    !client.is_closed()
+        && !e.is_closed()
+        && e.as_db_error().is_some_and(|db| {
+            !matches!(
+                db.parsed_severity(),
+                Some(Severity::Fatal | Severity::Panic)
+            )
+        })
 }
 
 /// Log positions `first..=last` are settled, with these messages stored among them.
-fn publish(
-    outgoing: &Outgoing,
-    first: MessageId,
-    last: MessageId,
-    outcomes: &[Result<InsertOutcome, ApiError>],
-) {
-    let mut stored: Vec<&StoredMessage> = outcomes
-        .iter()
-        .filter_map(|o| match o {
-            Ok(InsertOutcome::Stored(m)) => Some(m),
-            _ => None,
-        })
-        .collect();
+fn publish(outgoing: &Outgoing, first: MessageId, last: MessageId, stored: &[&StoredMessage]) {
+    let mut stored = stored.to_vec();
     stored.sort_unstable_by_key(|m| m.id);
     METRICS.messages_stored.inc_by(stored.len() as u64);
     outgoing.send(Event::Messages {
@@ -260,32 +257,19 @@ fn publish(
     });
 }
 
-/// What committed of a batch whose answer was lost, asked until the database answers. A message
-/// found is stored (and will be published); one not found never will be: the statement is gone
-/// with its connection, so nothing can commit it later.
-async fn committed(
+/// What of a batch whose answer was lost is stored: a message found at its position as it was
+/// sent (whichever transaction stored it) is stored; any other is reported as not stored, and
+/// the sender's retry with the same client_id finds it if it was. Asked until the database
+/// answers.
+async fn stored_as_sent(
     store: &Store,
-    backend: Option<i32>,
     messages: &[NewMessage],
     ids: &[MessageId],
 ) -> Vec<Result<InsertOutcome, ApiError>> {
     let mut wait = Duration::from_millis(50);
     let found = loop {
-        let settled = match backend {
-            Some(pid) => store.backend_gone(pid).await,
-            None => Ok(true),
-        };
-        let asked = match settled {
-            Ok(true) => store.messages_by_id(ids).await.map(Some),
-            Ok(false) => Ok(None),
-            Err(e) => Err(e),
-        };
-        match asked {
-            Ok(Some(found)) => break found,
-            Ok(None) => {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
+        match store.messages_by_id(ids).await {
+            Ok(found) => break found,
             Err(e) => {
                 tracing::debug!(error = %e, "database not back yet");
                 tokio::time::sleep(wait).await;
@@ -295,18 +279,20 @@ async fn committed(
     };
     let mut found: HashMap<MessageId, StoredMessage> =
         found.into_iter().map(|m| (m.id, m)).collect();
+    let outcomes: Vec<_> = messages
+        .iter()
+        .zip(ids)
+        .map(|(sent, id)| match found.remove(id) {
+            Some(m) if m.is(sent) => Ok(InsertOutcome::Stored(m)),
+            _ => Err(ApiError::unavailable(
+                "the database connection was lost while the message was stored",
+            )),
+        })
+        .collect();
     tracing::info!(
-        committed = found.len(),
+        stored = outcomes.iter().filter(|o| o.is_ok()).count(),
         of = messages.len(),
         "resolved a batch whose answer was lost"
     );
-    ids.iter()
-        .map(|id| match found.remove(id) {
-            Some(m) => Ok(InsertOutcome::Stored(m)),
-            // Not stored (or a retry or a non-member's, which a retry will tell): safe to send again.
-            None => Err(ApiError::unavailable(
-                "the database connection was lost before the message was stored",
-            )),
-        })
-        .collect()
+    outcomes
 }

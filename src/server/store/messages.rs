@@ -29,6 +29,14 @@ pub struct StoredMessage {
 }
 
 impl StoredMessage {
+    /// Whether this is `sent` as stored (by whichever attempt stored it).
+    pub fn is(&self, sent: &NewMessage) -> bool {
+        self.room_id == sent.room_id
+            && self.sender_id == Some(sent.sender_id)
+            && self.content == sent.content
+            && self.client_id == sent.client_id
+    }
+
     /// The message as live frames and `sync` carry it.
     pub fn to_live(&self) -> crate::proto::LiveMessage {
         crate::proto::LiveMessage {
@@ -87,56 +95,55 @@ pub(super) fn from_row(r: &tokio_postgres::Row) -> StoredMessage {
     }
 }
 
-/// The advisory lock that orders the message log across every instance ("rtchat" in ASCII).
-pub(super) const LOG_ORDER_LOCK: i64 = 0x7274_6368_6174;
-
 impl Store {
-    /// Opens a transaction on `client` holding the log's order lock, and takes `n` positions in
-    /// the log (message ids), ascending and contiguous. The lock is held until `end_log_batch`:
-    /// across every instance, ids are handed out in the order their transactions commit, so a
-    /// visible id means every lower one is settled (a sync cursor can never skip a late commit).
+    /// Opens a transaction on `client` and takes `n` positions in the log (message ids) from
+    /// `log_head`, whose row stays locked until the transaction ends: across every instance,
+    /// positions are handed out in the order their transactions commit, so a visible position
+    /// means every lower one is settled (a sync cursor can never skip a late commit), and an
+    /// aborted transaction's positions go to the next one (see `sql/V9__dense_log.sql`).
     /// The ids are known before the insert, so that when the answer to an insert is lost with its
-    /// connection the writer can still ask which messages committed.
+    /// connection the writer can still look for what it stored.
     pub async fn begin_log_batch(client: &Object, n: usize) -> Result<Vec<MessageId>, StoreError> {
-        let n = n.clamp(1, i32::MAX as usize);
+        let n = n.clamp(1, i32::MAX as usize) as i64;
         // One round trip; `n` is a number we format, not input.
-        let replies = client
+        let replies = match client
             .simple_query(&format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({LOG_ORDER_LOCK});
-                 SELECT nextval('messages_id_seq') FROM generate_series(1, {n})"
+                "BEGIN; UPDATE log_head SET next_position = next_position + {n}
+                 RETURNING next_position - {n}"
             ))
-            .await?;
-        let mut ids: Vec<MessageId> = replies
-            .iter()
-            .filter_map(|reply| match reply {
-                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
-                _ => None,
-            })
-            .collect();
-        ids.sort_unstable();
-        Ok(ids)
-    }
-
-    /// Rolls back the transaction `begin_log_batch` opened, releasing the lock (`insert_messages`
-    /// commits it).
-    pub async fn abandon_log_batch(client: &Object) -> Result<(), StoreError> {
-        client.batch_execute("ROLLBACK").await?;
-        Ok(())
+            .await
+        {
+            Ok(replies) => replies,
+            Err(e) => {
+                // A connection that is still open must not stay in a failed transaction.
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(e.into());
+            }
+        };
+        let first = replies.iter().find_map(|reply| match reply {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse::<MessageId>().ok(),
+            _ => None,
+        });
+        let Some(first) = first else {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(StoreError::Unexpected("the message log has no head".into()));
+        };
+        Ok((first..first + n).collect())
     }
 
     /// Stores a batch of messages in one statement and commits the transaction `begin_log_batch`
-    /// opened, message `i` with id `ids[i]`, each
-    /// only if its sender is a member of its room, and moves each sender's read pointer past what
-    /// they wrote (whoever writes has read what came before). Returns one outcome per message, in
-    /// the batch's order.
+    /// opened, message `i` with id `ids[i]`, each only if its sender is a member of its room, and
+    /// moves each sender's read pointer past what they wrote (whoever writes has read what came
+    /// before). Returns, in the batch's order, each message as stored, or None for one not stored
+    /// (`not_stored` says why). `Ok` means committed.
     ///
-    /// `client` is a connection the caller holds (see `Store::writer_connection`): statements sent on one
-    /// connection without waiting run one after another, in the order sent.
+    /// `client` is a connection the caller holds (see `Store::writer_connection`): statements sent
+    /// on one connection without waiting run one after another, in the order sent.
     pub async fn insert_messages(
         client: &Object,
         batch: &[NewMessage],
         ids: &[MessageId],
-    ) -> Result<Vec<InsertOutcome>, StoreError> {
+    ) -> Result<Vec<Option<StoredMessage>>, StoreError> {
         let stmt = client
             .prepare_cached(&format!(
                 "WITH input AS (
@@ -175,22 +182,30 @@ impl Store {
         let (rows, ()) = tokio::try_join!(client.query(&stmt, &params), async {
             client.batch_execute("COMMIT").await
         })?;
-        let mut outcomes: Vec<Option<InsertOutcome>> = batch.iter().map(|_| None).collect();
+        let mut stored: Vec<Option<StoredMessage>> = batch.iter().map(|_| None).collect();
         for row in &rows {
             let ord: i64 = row.get(8);
             if let Some(slot) = usize::try_from(ord - 1)
                 .ok()
-                .and_then(|i| outcomes.get_mut(i))
+                .and_then(|i| stored.get_mut(i))
             {
-                *slot = Some(InsertOutcome::Stored(from_row(row)));
+                *slot = Some(from_row(row));
             }
         }
+        Ok(stored)
+    }
 
-        // What was not stored is a retry (its client_id is taken) or a non-member's message: only
-        // this rare path pays for finding out which.
+    /// One outcome per message of a committed batch, given what `insert_messages` stored: a
+    /// message not stored was a retry (its client_id is taken) or a non-member's. Only this rare
+    /// path pays for finding out which.
+    pub async fn not_stored(
+        client: &Object,
+        batch: &[NewMessage],
+        stored: Vec<Option<StoredMessage>>,
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
         let retried: Vec<&NewMessage> = batch
             .iter()
-            .zip(&outcomes)
+            .zip(&stored)
             .filter(|(m, outcome)| outcome.is_none() && m.client_id.is_some())
             .map(|(m, _)| m)
             .collect();
@@ -214,16 +229,17 @@ impl Store {
         }
         Ok(batch
             .iter()
-            .zip(outcomes)
-            .map(|(msg, outcome)| {
-                outcome.unwrap_or_else(|| {
+            .zip(stored)
+            .map(|(msg, stored)| match stored {
+                Some(m) => InsertOutcome::Stored(m),
+                None => {
                     let key = (Some(msg.sender_id), msg.client_id.clone());
                     match earlier.get(&key) {
                         None => InsertOutcome::NotMember,
                         Some(m) if m.room_id == msg.room_id => InsertOutcome::Duplicate(m.clone()),
                         Some(_) => InsertOutcome::ClientIdReused,
                     }
-                })
+                }
             })
             .collect())
     }
@@ -333,11 +349,12 @@ impl Store {
             .collect())
     }
 
-    /// The highest message id stored (0 when there are none).
+    /// The newest settled position in the message log (0 when there is none): every position up
+    /// to it is committed, a message, a removal or a position left empty.
     pub async fn max_message_id(&self) -> Result<MessageId, StoreError> {
         let client = self.client().await?;
         Ok(client
-            .query_one("SELECT coalesce(max(id), 0) FROM messages", &[])
+            .query_one("SELECT next_position - 1 FROM log_head", &[])
             .await?
             .get(0))
     }

@@ -52,10 +52,7 @@ impl Store {
     /// That statement takes arrays, and PostgreSQL, seeing their lengths, would plan it afresh on
     /// every execution (a profile showed planning as half of PostgreSQL's time at max-rate
     /// fan-out): its one generic plan is as good for any batch.
-    ///
-    /// With it comes its backend's pid: after the connection is lost mid-commit, what committed is
-    /// known only once that backend has exited (`Store::backend_gone`).
-    pub async fn writer_connection(&self) -> Result<(Object, i32), StoreError> {
+    pub async fn writer_connection(&self) -> Result<Object, StoreError> {
         let client = self.client().await?;
         // Named, so that an operator (or a fault test) can find its backend in pg_stat_activity.
         client
@@ -63,24 +60,7 @@ impl Store {
                 "SET plan_cache_mode = force_generic_plan; SET application_name = 'rtchat-writer'",
             )
             .await?;
-        let pid: i32 = client
-            .query_one("SELECT pg_backend_pid()", &[])
-            .await?
-            .get(0);
-        Ok((client, pid))
-    }
-
-    /// Whether the backend `pid` has exited: a transaction it was committing is then either
-    /// visible to everyone or never will be.
-    pub async fn backend_gone(&self, pid: i32) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        Ok(client
-            .query_one(
-                "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)",
-                &[&pid],
-            )
-            .await?
-            .get(0))
+        Ok(client)
     }
 
     /// The pool's connections now: open, idle, and requests waiting for one.

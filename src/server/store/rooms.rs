@@ -234,6 +234,16 @@ impl Store {
     ) -> Result<RemoveOutcome, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // A position in the message log, taken first (its row lock orders the log, and the
+        // writer too takes it before touching members): every instance applies the removal after
+        // the messages committed before it and before any committed after it.
+        let at: MessageId = tx
+            .query_one(
+                "UPDATE log_head SET next_position = next_position + 1 RETURNING next_position - 1",
+                &[],
+            )
+            .await?
+            .get(0);
         let removed = tx
             .query_opt(
                 "DELETE FROM chat_room_members m USING users u
@@ -245,17 +255,6 @@ impl Store {
         let Some(removed) = removed else {
             return Ok(RemoveOutcome::NotAMember);
         };
-        // A position in the message log, under its lock: every instance applies the removal after
-        // the messages committed before it and before any committed after it.
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1)",
-            &[&super::messages::LOG_ORDER_LOCK],
-        )
-        .await?;
-        let at: MessageId = tx
-            .query_one("SELECT nextval('messages_id_seq')", &[])
-            .await?
-            .get(0);
         tx.execute(
             "UPDATE chat_rooms SET created_by = (
                 SELECT user_id FROM chat_room_members WHERE chat_room_id = $1
