@@ -139,6 +139,21 @@ async fn session(
     resumed: bool,
 ) -> Result<Flow, CliError> {
     let (mut sink, mut stream) = connect(api).await?.split();
+    // The server sends `connected` once this socket receives everything of its rooms: a catch-up
+    // begun earlier could miss a message stored in between, which would then arrive neither way.
+    loop {
+        let Some(message) = stream.next().await else {
+            return Ok(Flow::Reconnect);
+        };
+        match incoming(message)? {
+            Incoming::Frame(frame @ ServerFrame::Connected { .. }) => {
+                seen.filter(&frame);
+                break;
+            }
+            Incoming::Frame(_) | Incoming::Nothing => {}
+            Incoming::Gone => return Ok(Flow::Reconnect),
+        }
+    }
     let Some(missed) = catch_up(api, seen, on_event).await? else {
         return Ok(Flow::Stop);
     };

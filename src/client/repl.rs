@@ -22,6 +22,9 @@ use crate::proto::{ClientFrame, LiveMessage, RoomId, ServerFrame, UserId};
 const TYPING_EVERY: Duration = Duration::from_secs(3);
 const TYPING_SHOWN_FOR: Duration = Duration::from_secs(5);
 const HISTORY_PAGE: u32 = 20;
+/// How soon a message the server did not confirm is sent again while the connection is up (a
+/// reconnect sends it at once).
+const RESEND_AFTER: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Parser)]
 #[command(multicall = true, disable_help_subcommand = true)]
@@ -98,6 +101,8 @@ struct Repl {
     names: RoomNames,
     unread: HashMap<RoomId, i64>,
     pending: Vec<Pending>,
+    /// When to send the pending messages again.
+    resend_at: Option<Instant>,
     to_server: mpsc::UnboundedSender<ClientFrame>,
     typing_sent: Option<Instant>,
     typing_shown: HashMap<(RoomId, UserId), Instant>,
@@ -135,6 +140,7 @@ pub async fn run(api: Api, target: Option<String>) -> Result<(), CliError> {
         names: RoomNames::default(),
         unread: HashMap::new(),
         pending: Vec::new(),
+        resend_at: None,
         to_server,
         typing_sent: None,
         typing_shown: HashMap::new(),
@@ -168,6 +174,10 @@ pub async fn run(api: Api, target: Option<String>) -> Result<(), CliError> {
                     break Ok(());
                 }
             },
+            _ = resend_due(repl.resend_at) => {
+                repl.resend_at = None;
+                repl.resend_pending().await;
+            }
             event = events.recv() => match event {
                 Some(event) => repl.event(event).await,
                 None => break match (&mut live_task).await {
@@ -187,6 +197,14 @@ pub async fn run(api: Api, target: Option<String>) -> Result<(), CliError> {
     live_task.abort();
     editor.finish(between_lines);
     outcome
+}
+
+/// Resolves at `at`; never without it.
+async fn resend_due(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn history_file() -> Option<std::path::PathBuf> {
@@ -511,10 +529,11 @@ impl Repl {
             content,
         };
         self.pending.push(pending.clone());
-        self.deliver(pending).await;
+        self.deliver(pending, true).await;
     }
 
-    async fn deliver(&mut self, p: Pending) {
+    /// One attempt; a failure is told on the first (`first`), then retried quietly.
+    async fn deliver(&mut self, p: Pending, first: bool) {
         let result = match &p.to {
             Target::User(u) => self.api.send_direct(u.id, &p.content, &p.client_id).await,
             Target::Group { id, .. } => self.api.send_group(*id, &p.content, &p.client_id).await,
@@ -534,7 +553,11 @@ impl Repl {
                 }
             }
             Err(CliError::Server(_)) => {
-                self.notice("not delivered yet: will resend when the connection is back");
+                if first {
+                    self.notice("not delivered yet: will resend until the server takes it");
+                }
+                self.resend_at
+                    .get_or_insert_with(|| Instant::now() + RESEND_AFTER);
             }
             Err(e) => {
                 self.pending.retain(|q| q.client_id != p.client_id);
@@ -545,7 +568,7 @@ impl Repl {
 
     async fn resend_pending(&mut self) {
         for p in self.pending.clone() {
-            self.deliver(p).await;
+            self.deliver(p, false).await;
         }
     }
 
