@@ -446,6 +446,7 @@ async fn send(client: Arc<Client>, duration: u64, concurrency: usize, ws: bool) 
                         room,
                         content: "load".into(),
                         client_id: Some(format!("{}-{cid}", u.id)),
+                        reply_to: None,
                     };
                     sock.send(Message::text(frame.to_text())).await.unwrap();
                     loop {
@@ -675,6 +676,7 @@ async fn fanout(
                             room,
                             content,
                             client_id: None,
+                            reply_to: None,
                         }
                         .to_text(),
                     ))

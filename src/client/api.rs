@@ -18,6 +18,7 @@ use crate::proto::{
     MessageWithSender, PublicUser, ReadState, RefreshRequest, RegisterRequest, RemoveMemberRequest,
     RoomId, SendDirectRequest, SendGroupRequest, SendReply, SyncReply, Tokens, User, UserId,
 };
+use crate::proto::{ChangeReply, EditRequest, MessageChange, MessageId, SearchReply};
 
 /// The body of a request that has none.
 const NO_BODY: Option<&()> = None;
@@ -32,6 +33,15 @@ pub struct Api {
     ca_cert: Option<PathBuf>,
     /// One refresh at a time in this process (concurrent requests may all find the token expired).
     refreshing: tokio::sync::Mutex<()>,
+}
+
+/// A message to send.
+pub struct Draft<'a> {
+    pub content: &'a str,
+    /// Retry key: the server stores one message per key.
+    pub client_id: &'a str,
+    /// The message it answers.
+    pub reply_to: Option<MessageId>,
 }
 
 /// Which page of history to ask for.
@@ -347,16 +357,12 @@ impl Api {
 
     // ----- messages -----
 
-    pub async fn send_direct(
-        &self,
-        to: UserId,
-        content: &str,
-        client_id: &str,
-    ) -> Result<SendReply, CliError> {
+    pub async fn send_direct(&self, to: UserId, draft: &Draft<'_>) -> Result<SendReply, CliError> {
         let body = SendDirectRequest {
             recipient_id: to,
-            content: content.into(),
-            client_id: Some(client_id.into()),
+            content: draft.content.into(),
+            client_id: Some(draft.client_id.into()),
+            reply_to: draft.reply_to,
         };
         self.call(Method::POST, "/messages/send", &[], Some(&body), true)
             .await
@@ -365,16 +371,65 @@ impl Api {
     pub async fn send_group(
         &self,
         group: RoomId,
-        content: &str,
-        client_id: &str,
+        draft: &Draft<'_>,
     ) -> Result<SendReply, CliError> {
         let body = SendGroupRequest {
             group_id: group,
-            content: content.into(),
-            client_id: Some(client_id.into()),
+            content: draft.content.into(),
+            client_id: Some(draft.client_id.into()),
+            reply_to: draft.reply_to,
         };
         self.call(Method::POST, "/groups/send", &[], Some(&body), true)
             .await
+    }
+
+    /// Replaces the text of a message of yours.
+    pub async fn edit(&self, message: MessageId, content: &str) -> Result<MessageChange, CliError> {
+        let body = EditRequest {
+            content: content.into(),
+        };
+        let reply: ChangeReply = self
+            .call(
+                Method::PATCH,
+                &format!("/messages/{message}"),
+                &[],
+                Some(&body),
+                true,
+            )
+            .await?;
+        Ok(reply.data)
+    }
+
+    /// Deletes a message of yours (or, as a group's admin, any of the group's).
+    pub async fn delete(&self, message: MessageId) -> Result<MessageChange, CliError> {
+        let reply: ChangeReply = self
+            .call(
+                Method::DELETE,
+                &format!("/messages/{message}"),
+                &[],
+                NO_BODY,
+                true,
+            )
+            .await?;
+        Ok(reply.data)
+    }
+
+    /// Messages of your rooms (or of `room`) matching `query`, newest first.
+    pub async fn search(
+        &self,
+        query: &str,
+        room: Option<RoomId>,
+        before: Option<MessageId>,
+        limit: u32,
+    ) -> Result<SearchReply, CliError> {
+        let mut q = vec![("q", query.to_string()), ("limit", limit.to_string())];
+        if let Some(room) = room {
+            q.push(("room_id", room.to_string()));
+        }
+        if let Some(before) = before {
+            q.push(("before", before.to_string()));
+        }
+        self.call(Method::GET, "/search", &q, NO_BODY, true).await
     }
 
     pub async fn direct_history(

@@ -6,13 +6,13 @@ use std::io::{BufRead, Read};
 use clap::{CommandFactory, Parser, Subcommand};
 use serde_json::{Value, json};
 
-use super::api::{Api, Page, to_line};
+use super::api::{Api, Draft, Page, to_line};
 use super::error::CliError;
 use super::live::{self, Event};
-use super::render::{RoomNames, Style, group, message_line, person, snippet, table, when};
+use super::render::{RoomNames, Shown, Style, group, message_line, person, snippet, table, when};
 use super::session::SessionStore;
 use super::target::{self, Target};
-use crate::proto::{LiveMessage, MessageWithSender, RoomId, ServerFrame};
+use crate::proto::{LiveMessage, MessageId, MessageWithSender, RoomId, ServerFrame};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -138,6 +138,42 @@ pub enum Command {
         /// Retry key: the same id never stores a second message (random by default).
         #[arg(long)]
         client_id: Option<String>,
+        /// Answer this message (its id, shown in `history` as [ID]).
+        #[arg(long, value_name = "ID")]
+        reply_to: Option<MessageId>,
+    },
+    /// Change the text of a message of yours (ID as shown in `history`, [ID]).
+    #[command(after_help = "Examples:\n  rtchat edit 42 'the build is green now'")]
+    Edit {
+        /// The message's id.
+        id: MessageId,
+        /// The new text: the remaining words, joined by spaces.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Delete a message of yours (or, as a group's admin, any message of the group).
+    #[command(after_help = "Examples:\n  rtchat delete 42")]
+    Delete {
+        /// The message's id.
+        id: MessageId,
+    },
+    /// Find messages of your rooms by their words, newest first.
+    #[command(
+        after_help = "Words must all appear; \"a phrase\" matches in order; -word leaves out.\n\nExamples:\n  rtchat search deploy friday\n  rtchat search '\"build is green\"' --in '#team'\n  rtchat search deploy --before 120    # older results"
+    )]
+    Search {
+        /// What to look for.
+        #[arg(required = true, num_args = 1..)]
+        query: Vec<String>,
+        /// Only in this @user or #group.
+        #[arg(long = "in", value_name = "TARGET")]
+        within: Option<String>,
+        /// How many results at most.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        limit: u32,
+        /// Only messages older than this id (the next page: the last id shown).
+        #[arg(long, value_name = "ID")]
+        before: Option<MessageId>,
     },
     /// Show recent messages with @user or #group (and mark them read).
     #[command(
@@ -178,6 +214,9 @@ pub enum Command {
     Listen {
         /// Only this @user or #group (all your rooms when left out).
         target: Option<String>,
+        /// Only messages that name you (@you).
+        #[arg(long)]
+        mentions: bool,
     },
     /// Chat interactively: a prompt in one room, live messages above it, /commands.
     #[command(
@@ -325,7 +364,26 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             target,
             text,
             client_id,
-        } => send(&api, &out, &target, &text, client_id).await?,
+            reply_to,
+        } => send(&api, &out, &target, &text, client_id, reply_to).await?,
+        Command::Edit { id, text } => {
+            let change = api.edit(id, &text.join(" ")).await?;
+            if out.json {
+                out.line(&change);
+            }
+        }
+        Command::Delete { id } => {
+            let change = api.delete(id).await?;
+            if out.json {
+                out.line(&change);
+            }
+        }
+        Command::Search {
+            query,
+            within,
+            limit,
+            before,
+        } => search(&api, &out, &query.join(" "), within, limit, before).await?,
         Command::History {
             target,
             limit,
@@ -341,12 +399,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Groups(cmd) => groups(&api, &out, cmd).await?,
-        Command::Listen { target } => {
+        Command::Listen { target, mentions } => {
             let room = match target {
                 Some(t) => Some(existing_room(&api, &t).await?),
                 None => None,
             };
-            follow_live(&api, &out, room).await?;
+            let only = if mentions { Only::Mentions } else { Only::All };
+            follow_live(&api, &out, room, only).await?;
         }
         Command::Chat { target } => super::repl::run(api, target).await?,
         Command::Completions { shell } => {
@@ -435,6 +494,7 @@ async fn send(
     target: &str,
     text: &[String],
     client_id: Option<String>,
+    reply_to: Option<MessageId>,
 ) -> Result<(), CliError> {
     let content = if text.len() == 1 && text[0] == "-" {
         let mut s = String::new();
@@ -444,12 +504,20 @@ async fn send(
         text.join(" ")
     };
     let client_id = client_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let draft = Draft {
+        content: &content,
+        client_id: &client_id,
+        reply_to,
+    };
     let reply = match target::resolve(api, target).await? {
-        Target::User(u) => api.send_direct(u.id, &content, &client_id).await?,
-        Target::Group { id, .. } => api.send_group(id, &content, &client_id).await?,
+        Target::User(u) => api.send_direct(u.id, &draft).await?,
+        Target::Group { id, .. } => api.send_group(id, &draft).await?,
     };
     if out.json {
         out.line(&reply.data);
+    } else {
+        // The id is what `edit`, `delete` and `--reply-to` take.
+        eprintln!("sent (message {})", reply.data.id);
     }
     Ok(())
 }
@@ -554,16 +622,7 @@ fn print_history_message(out: &Out, m: &MessageWithSender) {
     if out.json {
         out.line(m);
     } else {
-        println!(
-            "{}",
-            message_line(
-                &out.style,
-                None,
-                m.sender_username.as_deref(),
-                &m.message.created_at,
-                &m.message.content
-            )
-        );
+        println!("{}", message_line(&out.style, None, &Shown::stored(m)));
     }
 }
 
@@ -599,7 +658,7 @@ async fn history(
                 t.label()
             )));
         };
-        follow_live(api, out, Some(room)).await?;
+        follow_live(api, out, Some(room), Only::All).await?;
     }
     Ok(())
 }
@@ -613,7 +672,8 @@ async fn chats(api: &Api, out: &Out) -> Result<(), CliError> {
             c.last_message_time,
             json!({"kind": "direct", "room_id": c.chat_room_id, "name": person(&c.other_user_username),
                    "user_id": c.other_user_id, "last_message": c.last_message,
-                   "last_message_time": c.last_message_time, "unread_count": c.unread_count}),
+                   "last_message_time": c.last_message_time, "unread_count": c.unread_count,
+                   "mention_count": c.mention_count}),
         ));
     }
     for g in groups {
@@ -621,7 +681,8 @@ async fn chats(api: &Api, out: &Out) -> Result<(), CliError> {
             g.last_message_time.or(Some(g.created_at)),
             json!({"kind": "group", "room_id": g.id, "name": group(&g.name),
                    "member_count": g.member_count, "last_message": g.last_message,
-                   "last_message_time": g.last_message_time, "unread_count": g.unread_count}),
+                   "last_message_time": g.last_message_time, "unread_count": g.unread_count,
+                   "mention_count": g.mention_count}),
         ));
     }
     rows.sort_by_key(|row| std::cmp::Reverse(row.0));
@@ -751,7 +812,53 @@ async fn groups(api: &Api, out: &Out, cmd: GroupsCommand) -> Result<(), CliError
 }
 
 /// Prints live events (all rooms, or one) until interrupted.
-async fn follow_live(api: &Api, out: &Out, room: Option<RoomId>) -> Result<(), CliError> {
+/// What `listen` prints.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Only {
+    All,
+    /// Messages that name the listener, nothing else.
+    Mentions,
+}
+
+/// Messages matching `query`, newest first, with the room of each.
+async fn search(
+    api: &Api,
+    out: &Out,
+    query: &str,
+    within: Option<String>,
+    limit: u32,
+    before: Option<MessageId>,
+) -> Result<(), CliError> {
+    let room = match within {
+        Some(t) => Some(existing_room(api, &t).await?),
+        None => None,
+    };
+    let (reply, names) = tokio::try_join!(
+        api.search(query, room, before, limit.clamp(1, 100)),
+        room_names(api)
+    )?;
+    if out.json {
+        reply.results.iter().for_each(|m| out.line(m));
+        return Ok(());
+    }
+    if reply.results.is_empty() {
+        eprintln!("no messages match");
+    }
+    for m in &reply.results {
+        println!("{}", live_line(&out.style, &names, m, true));
+    }
+    if let Some(older) = reply.next_before {
+        eprintln!("more: rtchat search {query:?} --before {older}");
+    }
+    Ok(())
+}
+
+async fn follow_live(
+    api: &Api,
+    out: &Out,
+    room: Option<RoomId>,
+    only: Only,
+) -> Result<(), CliError> {
     let style = out.style;
     let json = out.json;
     let mut names = room_names(api).await?;
@@ -763,6 +870,10 @@ async fn follow_live(api: &Api, out: &Out, room: Option<RoomId>) -> Result<(), C
                 if let Some(r) = room
                     && frame_room(&frame) != Some(r)
                 {
+                    return true;
+                }
+                let named = matches!(&frame, ServerFrame::NewMessage { message, .. } if message.marks.mention);
+                if only == Only::Mentions && !named {
                     return true;
                 }
                 if json {
@@ -795,6 +906,9 @@ async fn room_names(api: &Api) -> Result<RoomNames, CliError> {
 fn frame_room(frame: &ServerFrame) -> Option<RoomId> {
     match frame {
         ServerFrame::NewMessage { message, .. } => Some(message.room_id),
+        ServerFrame::MessageEdited { change } | ServerFrame::MessageDeleted { change } => {
+            Some(change.room_id)
+        }
         ServerFrame::UserTyping { room_id, .. }
         | ServerFrame::Read { room_id, .. }
         | ServerFrame::MemberAdded { room_id, .. }
@@ -807,13 +921,7 @@ fn frame_room(frame: &ServerFrame) -> Option<RoomId> {
 
 fn live_line(style: &Style, names: &RoomNames, m: &LiveMessage, show_room: bool) -> String {
     let room = show_room.then(|| names.label(m.room_id));
-    message_line(
-        style,
-        room.as_deref(),
-        m.sender_username.as_deref(),
-        &m.created_at,
-        &m.content,
-    )
+    message_line(style, room.as_deref(), &Shown::live(m))
 }
 
 fn notice(names: &RoomNames, frame: &ServerFrame) -> Option<String> {
@@ -833,6 +941,21 @@ fn notice(names: &RoomNames, frame: &ServerFrame) -> Option<String> {
         ServerFrame::MemberRemoved {
             room_id, username, ..
         } => Some(format!("@{username} left {}", room(room_id))),
+        ServerFrame::MessageEdited { change } => Some(changed_line(names, change)),
+        ServerFrame::MessageDeleted { change } => Some(changed_line(names, change)),
         _ => None,
+    }
+}
+
+/// An edit or a deletion as a line: `#ops [42] edited: new text`, `#ops [42] deleted`.
+pub fn changed_line(names: &RoomNames, change: &crate::proto::MessageChange) -> String {
+    let room = names.label(change.room_id);
+    match &change.content {
+        Some(text) => format!(
+            "{room} [{}] edited: {}",
+            change.message_id,
+            snippet(text, 60)
+        ),
+        None => format!("{room} [{}] deleted", change.message_id),
     }
 }

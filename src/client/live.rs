@@ -146,7 +146,7 @@ async fn session(
             return Ok(Flow::Reconnect);
         };
         match incoming(message)? {
-            Incoming::Frame(frame @ ServerFrame::Connected { .. }) => {
+            Incoming::Frame(frame) if matches!(*frame, ServerFrame::Connected { .. }) => {
                 seen.filter(&frame);
                 break;
             }
@@ -180,7 +180,7 @@ async fn session(
             },
         };
         let frame = match incoming(message)? {
-            Incoming::Frame(frame) => frame,
+            Incoming::Frame(frame) => *frame,
             Incoming::Nothing => continue,
             Incoming::Gone => return Ok(Flow::Reconnect),
         };
@@ -251,7 +251,7 @@ async fn catch_up(
 
 /// What a message from the server amounts to.
 enum Incoming {
-    Frame(ServerFrame),
+    Frame(Box<ServerFrame>),
     /// A ping, or a frame type newer than this client.
     Nothing,
     /// Closed or broken: reconnect.
@@ -272,7 +272,8 @@ fn incoming(message: Result<Message, tungstenite::Error>) -> Result<Incoming, Cl
         Ok(_) => return Ok(Incoming::Nothing),
         Err(_) => return Ok(Incoming::Gone),
     };
-    Ok(serde_json::from_str::<ServerFrame>(&text).map_or(Incoming::Nothing, Incoming::Frame))
+    Ok(serde_json::from_str::<ServerFrame>(&text)
+        .map_or(Incoming::Nothing, |frame| Incoming::Frame(Box::new(frame))))
 }
 
 async fn send_frame<S>(sink: &mut S, frame: &ClientFrame) -> Result<(), CliError>

@@ -6,30 +6,92 @@ use std::io::IsTerminal;
 
 use chrono::{DateTime, Local, Utc};
 
-use crate::proto::{ChatSummary, GroupSummary, RoomId, ServerFrame, Timestamp};
+use crate::proto::{
+    ChatSummary, GroupSummary, LiveMessage, MessageId, MessageMarks, MessageWithSender, RoomId,
+    ServerFrame, Timestamp,
+};
 
 /// What a message whose sender's account is gone shows as its sender.
 const DELETED_USER: &str = "(deleted user)";
 
-/// One message: `14:05 [room] alice: text`, further lines of the text indented under it.
-pub fn message_line(
-    style: &Style,
-    room: Option<&str>,
-    sender: Option<&str>,
-    at: &Timestamp,
-    content: &str,
-) -> String {
-    let mut lines = content.lines();
-    let first = lines.next().unwrap_or_default();
+/// A message as a line shows it, whichever list it came from.
+pub struct Shown<'a> {
+    pub id: MessageId,
+    pub sender: Option<&'a str>,
+    pub at: &'a Timestamp,
+    pub content: &'a str,
+    pub marks: &'a MessageMarks,
+}
+
+impl<'a> Shown<'a> {
+    pub fn live(m: &'a LiveMessage) -> Shown<'a> {
+        Shown {
+            id: m.message_id,
+            sender: m.sender_username.as_deref(),
+            at: &m.created_at,
+            content: &m.content,
+            marks: &m.marks,
+        }
+    }
+
+    pub fn stored(m: &'a MessageWithSender) -> Shown<'a> {
+        Shown {
+            id: m.message.id,
+            sender: m.sender_username.as_deref(),
+            at: &m.message.created_at,
+            content: &m.message.content,
+            marks: &m.message.marks,
+        }
+    }
+}
+
+/// One message: `14:05 [42] #room alice: text (edited)`, further lines of the text indented under
+/// it; a reply has the start of what it answers above it, a deleted message a tombstone. The id is
+/// what `edit`, `delete`, `--reply-to` and `--before` take.
+pub fn message_line(style: &Style, room: Option<&str>, m: &Shown<'_>) -> String {
+    let mut text = String::new();
+    if let Some(quoted) = &m.marks.reply_to {
+        let what = if quoted.deleted {
+            "(deleted)".to_string()
+        } else {
+            snippet(&quoted.excerpt, 60)
+        };
+        let who = quoted.sender_username.as_deref().unwrap_or(DELETED_USER);
+        text.push_str(&style.dim(&format!("  ↪ [{}] {who}: {what}", quoted.message_id)));
+        text.push('\n');
+    }
     let prefix = match room {
-        Some(room) => format!("{} {} ", style.dim(&when(at)), style.accent(room)),
-        None => format!("{} ", style.dim(&when(at))),
+        Some(room) => format!(
+            "{} {} {} ",
+            style.dim(&when(m.at)),
+            style.dim(&format!("[{}]", m.id)),
+            style.accent(room)
+        ),
+        None => format!(
+            "{} {} ",
+            style.dim(&when(m.at)),
+            style.dim(&format!("[{}]", m.id))
+        ),
     };
-    let sender = sender.unwrap_or(DELETED_USER);
-    let mut text = format!("{prefix}{}: {first}", style.bold(sender));
+    let sender = m.sender.unwrap_or(DELETED_USER);
+    if m.marks.deleted {
+        text.push_str(&format!(
+            "{prefix}{}: {}",
+            style.bold(sender),
+            style.dim("(message deleted)")
+        ));
+        return text;
+    }
+    let mut lines = m.content.lines();
+    let first = lines.next().unwrap_or_default();
+    text.push_str(&format!("{prefix}{}: {first}", style.bold(sender)));
     for more in lines {
         text.push_str("\n    ");
         text.push_str(more);
+    }
+    if m.marks.edited_at.is_some() {
+        text.push(' ');
+        text.push_str(&style.dim("(edited)"));
     }
     text
 }
@@ -141,6 +203,11 @@ impl Style {
     pub fn accent(&self, text: &str) -> String {
         self.paint("36", text)
     }
+
+    /// A line that names the reader: reversed, so it stands out among the others.
+    pub fn mention(&self, text: &str) -> String {
+        self.paint("7", text)
+    }
 }
 
 /// "14:05" today, "2026-11-25 14:05" before, in local time.
@@ -218,9 +285,18 @@ mod tests {
 
     #[test]
     fn a_message_is_one_line_per_line_of_text() {
-        let line = message_line(&Style::plain(), Some("#ops"), Some("alice"), &at(), "a\nb");
-        assert!(line.ends_with(" #ops alice: a\n    b"), "{line}");
-        let gone = message_line(&Style::plain(), None, None, &at(), "hi");
+        let marks = MessageMarks::default();
+        let t = at();
+        let shown = |sender, content| Shown {
+            id: 42,
+            sender,
+            at: &t,
+            content,
+            marks: &marks,
+        };
+        let line = message_line(&Style::plain(), Some("#ops"), &shown(Some("alice"), "a\nb"));
+        assert!(line.ends_with(" [42] #ops alice: a\n    b"), "{line}");
+        let gone = message_line(&Style::plain(), None, &shown(None, "hi"));
         assert!(gone.ends_with(" (deleted user): hi"), "{gone}");
     }
 
@@ -246,6 +322,7 @@ mod tests {
                 content: "hi".into(),
                 created_at: at(),
                 client_id: None,
+                marks: Default::default(),
             },
             sync_cursor: 1,
         };

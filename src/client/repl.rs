@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use tokio::sync::mpsc;
 
-use super::api::{Api, Page};
+use super::api::{Api, Draft, Page};
 use super::error::CliError;
 use super::line_editor::{Completions, Input, LineEditor};
 use super::live::{self, Event};
-use super::render::{RoomNames, Style, group, message_line, person, table};
+use super::render::{RoomNames, Shown, Style, group, message_line, person, table};
 use super::session::Session;
 use super::target::{self, Target};
-use crate::proto::{ClientFrame, LiveMessage, RoomId, ServerFrame, UserId};
+use crate::proto::{ClientFrame, LiveMessage, MessageId, RoomId, ServerFrame, UserId};
 
 const TYPING_EVERY: Duration = Duration::from_secs(3);
 const TYPING_SHOWN_FOR: Duration = Duration::from_secs(5);
@@ -43,6 +43,24 @@ enum SlashCommand {
         target: String,
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
+    },
+    /// Answer message ID (shown as [ID]) here.
+    Reply {
+        id: MessageId,
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Change the text of your last message, or of message ID.
+    Edit {
+        #[arg(required = true, num_args = 1..)]
+        words: Vec<String>,
+    },
+    /// Delete your last message, or message ID.
+    Delete { id: Option<MessageId> },
+    /// Find messages of your rooms by their words.
+    Search {
+        #[arg(required = true, num_args = 1..)]
+        words: Vec<String>,
     },
     /// Show the last N messages here.
     History { n: Option<u32> },
@@ -71,12 +89,15 @@ enum SlashCommand {
 
 const HELP: &str = "\
 /join @user|#group    talk there          /msg TARGET TEXT   send elsewhere
+/reply ID TEXT        answer message ID   /search WORDS      find messages
+/edit [ID] TEXT       change your last    /delete [ID]       delete your last
 /history [N]          last N messages     /who               members, who is online
 /chats                chats and unread    /groups            your groups
 /create NAME @a @b    new group           /add @c            add to this group
 /leave                leave this group    /read              mark this room read
 /help                 this list           /quit              leave (or Ctrl-D)
-A line without / is sent to the current room. Tab completes commands, @people and #groups.";
+A line without / is sent to the current room; [ID] before a message is its id.
+Tab completes commands, @people and #groups.";
 
 /// Where the next plain line goes.
 struct Current {
@@ -90,6 +111,17 @@ struct Pending {
     client_id: String,
     to: Target,
     content: String,
+    reply_to: Option<MessageId>,
+}
+
+impl Pending {
+    fn draft(&self) -> Draft<'_> {
+        Draft {
+            content: &self.content,
+            client_id: &self.client_id,
+            reply_to: self.reply_to,
+        }
+    }
 }
 
 struct Repl {
@@ -103,6 +135,8 @@ struct Repl {
     pending: Vec<Pending>,
     /// When to send the pending messages again.
     resend_at: Option<Instant>,
+    /// What `/edit` and `/delete` change when given no id.
+    last_sent: Option<MessageId>,
     to_server: mpsc::UnboundedSender<ClientFrame>,
     typing_sent: Option<Instant>,
     typing_shown: HashMap<(RoomId, UserId), Instant>,
@@ -141,6 +175,7 @@ pub async fn run(api: Api, target: Option<String>) -> Result<(), CliError> {
         unread: HashMap::new(),
         pending: Vec::new(),
         resend_at: None,
+        last_sent: None,
         to_server,
         typing_sent: None,
         typing_shown: HashMap::new(),
@@ -318,6 +353,35 @@ impl Repl {
                 let to = target::resolve(&self.api, &target).await?;
                 self.send(to, text.join(" ")).await;
             }
+            SlashCommand::Reply { id, text } => {
+                let Some(c) = &self.current else {
+                    return Err(CliError::Usage("join a room first".into()));
+                };
+                let to = c.target.clone();
+                self.send_reply(to, text.join(" "), Some(id)).await;
+            }
+            SlashCommand::Edit { words } => {
+                // `/edit 42 new text`, or `/edit new text` for the last message sent.
+                let (id, text) = match words.split_first() {
+                    Some((first, rest))
+                        if !rest.is_empty() && first.parse::<MessageId>().is_ok() =>
+                    {
+                        (first.parse().ok(), rest.join(" "))
+                    }
+                    _ => (None, words.join(" ")),
+                };
+                let id = id
+                    .or(self.last_sent)
+                    .ok_or_else(|| CliError::Usage("nothing sent yet: /edit ID TEXT".into()))?;
+                self.api.edit(id, &text).await?;
+            }
+            SlashCommand::Delete { id } => {
+                let id = id
+                    .or(self.last_sent)
+                    .ok_or_else(|| CliError::Usage("nothing sent yet: /delete ID".into()))?;
+                self.api.delete(id).await?;
+            }
+            SlashCommand::Search { words } => self.search(&words.join(" ")).await?,
             SlashCommand::History { n } => {
                 let Some(c) = &self.current else {
                     return Err(CliError::Usage("join a room first".into()));
@@ -340,6 +404,20 @@ impl Repl {
             }
             SlashCommand::Help => self.say(HELP),
             SlashCommand::Quit => {}
+        }
+        Ok(())
+    }
+
+    /// `/search WORDS`: the newest matches of all rooms, with their room.
+    async fn search(&mut self, query: &str) -> Result<(), CliError> {
+        let found = self.api.search(query, None, None, HISTORY_PAGE).await?;
+        if found.results.is_empty() {
+            self.notice("no messages match");
+        }
+        for m in found.results.iter().rev() {
+            let room = self.label(m.room_id);
+            let line = message_line(&self.style, Some(&room), &Shown::live(m));
+            self.say(&line);
         }
         Ok(())
     }
@@ -463,13 +541,7 @@ impl Repl {
             self.notice(&format!("no messages with {} yet", t.label()));
         }
         for m in messages {
-            let line = message_line(
-                &self.style,
-                None,
-                m.sender_username.as_deref(),
-                &m.message.created_at,
-                &m.message.content,
-            );
+            let line = message_line(&self.style, None, &Shown::stored(&m));
             self.say(&line);
         }
         Ok(())
@@ -523,10 +595,15 @@ impl Repl {
     /// Sends a message; kept as pending until the server confirms it, and retried with the same
     /// `client_id` after a reconnect if it could not be delivered now.
     async fn send(&mut self, to: Target, content: String) {
+        self.send_reply(to, content, None).await;
+    }
+
+    async fn send_reply(&mut self, to: Target, content: String, reply_to: Option<MessageId>) {
         let pending = Pending {
             client_id: uuid::Uuid::new_v4().to_string(),
             to,
             content,
+            reply_to,
         };
         self.pending.push(pending.clone());
         self.deliver(pending, true).await;
@@ -535,12 +612,13 @@ impl Repl {
     /// One attempt; a failure is told on the first (`first`), then retried quietly.
     async fn deliver(&mut self, p: Pending, first: bool) {
         let result = match &p.to {
-            Target::User(u) => self.api.send_direct(u.id, &p.content, &p.client_id).await,
-            Target::Group { id, .. } => self.api.send_group(*id, &p.content, &p.client_id).await,
+            Target::User(u) => self.api.send_direct(u.id, &p.draft()).await,
+            Target::Group { id, .. } => self.api.send_group(*id, &p.draft()).await,
         };
         match result {
             Ok(reply) => {
                 self.pending.retain(|q| q.client_id != p.client_id);
+                self.last_sent = Some(reply.data.id);
                 let room = reply.data.chat_room_id;
                 if !self.names.knows(room) {
                     self.names.insert(room, p.to.label());
@@ -606,6 +684,10 @@ impl Repl {
         }
         match frame {
             ServerFrame::NewMessage { message, .. } => self.incoming(message),
+            ServerFrame::MessageEdited { change } | ServerFrame::MessageDeleted { change } => {
+                let line = crate::client::cli::changed_line(&self.names, &change);
+                self.notice(&line);
+            }
             ServerFrame::UserTyping {
                 room_id,
                 user_id,
@@ -682,14 +764,13 @@ impl Repl {
             if let Some(c) = &mut self.current {
                 c.room = Some(m.room_id);
             }
-            let line = message_line(
-                &self.style,
-                None,
-                m.sender_username.as_deref(),
-                &m.created_at,
-                &m.content,
-            );
-            self.say(&line);
+            let line = message_line(&self.style, None, &Shown::live(&m));
+            if m.marks.mention {
+                // Named: the terminal's bell, and the line stands out.
+                self.say(&format!("\x07{}", self.style.mention(&line)));
+            } else {
+                self.say(&line);
+            }
             if !mine {
                 let _ = self.to_server.send(ClientFrame::Read {
                     room: m.room_id,

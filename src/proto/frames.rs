@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::{LiveMessage, MessageId, Presence, RoomId, RoomKind, SyncReply, UserId};
+use super::{LiveMessage, MessageChange, MessageId, Presence, RoomId, RoomKind, SyncReply, UserId};
 
 /// Why the server closes a socket: a WebSocket close code and a reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +102,16 @@ pub enum ServerFrame {
         /// Every message up to this id has been delivered: a safe `since` for the next `sync`.
         sync_cursor: MessageId,
     },
+    /// A message's author changed its text.
+    MessageEdited {
+        #[serde(flatten)]
+        change: MessageChange,
+    },
+    /// A message was deleted (by its author or the group's admin): show a tombstone.
+    MessageDeleted {
+        #[serde(flatten)]
+        change: MessageChange,
+    },
     UserTyping {
         room_id: RoomId,
         user_id: UserId,
@@ -170,6 +180,9 @@ pub enum ClientFrame {
         content: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
+        /// The message this one answers.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reply_to: Option<MessageId>,
     },
     Typing {
         #[serde(rename = "room_id")]
@@ -248,6 +261,7 @@ fn parse(text: &str) -> Result<ClientFrame, Refused> {
                 .ok_or("Missing field: content")?
                 .to_string(),
             client_id: string_field(obj, "client_id")?.map(str::to_string),
+            reply_to: int_field(obj, "reply_to")?,
         },
         "typing" => ClientFrame::Typing {
             room: room_field(obj)?,
@@ -346,11 +360,13 @@ mod tests {
                 room: 6,
                 content: "hi".into(),
                 client_id: Some("c1".into()),
+                reply_to: None,
             },
             ClientFrame::Message {
                 room: 6,
                 content: "hi".into(),
                 client_id: None,
+                reply_to: None,
             },
             ClientFrame::Read {
                 room: 6,

@@ -336,6 +336,9 @@ pub struct SendDirectRequest {
     pub content: String,
     #[serde(default)]
     pub client_id: Option<String>,
+    /// The id of a message in the same room that this one answers.
+    #[serde(default, deserialize_with = "lenient::opt_int")]
+    pub reply_to: Option<MessageId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -345,6 +348,9 @@ pub struct SendGroupRequest {
     pub content: String,
     #[serde(default)]
     pub client_id: Option<String>,
+    /// The id of a message in the same room that this one answers.
+    #[serde(default, deserialize_with = "lenient::opt_int")]
+    pub reply_to: Option<MessageId>,
 }
 
 /// A stored message. `is_read` is seen from the reader's side: for others' messages, whether the
@@ -359,6 +365,79 @@ pub struct Message {
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    #[serde(flatten)]
+    pub marks: MessageMarks,
+}
+
+/// What a message may carry beyond the seed's fields. Each is left out when it does not apply, so
+/// the seed's clients see the shapes they know.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct MessageMarks {
+    /// The message this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ReplyPreview>,
+    /// When its author last changed its text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Timestamp>,
+    /// Deleted: a tombstone, its text gone (`content` is empty).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deleted: bool,
+    /// It names the reader (`@username`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub mention: bool,
+}
+
+/// The message a reply answers, as much of it as a quote needs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct ReplyPreview {
+    pub message_id: MessageId,
+    pub sender_username: Option<String>,
+    /// The start of its text (empty once deleted).
+    pub excerpt: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deleted: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// `PATCH /messages/{id}`: the new text.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EditRequest {
+    pub content: String,
+}
+
+/// An edit or a deletion, live (`message_edited`, `message_deleted`) and in `sync`'s `changes`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct MessageChange {
+    pub room_id: RoomId,
+    pub message_id: MessageId,
+    /// The new text; absent for a deletion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deleted: bool,
+    pub changed_at: Timestamp,
+    /// The change's place in the message log: a safe `since` for the next `sync`, like a
+    /// message's id.
+    pub sync_cursor: MessageId,
+}
+
+/// The reply to an edit or a deletion.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChangeReply {
+    pub message: String,
+    pub data: MessageChange,
+}
+
+/// `GET /search`: matching messages of your rooms, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct SearchReply {
+    pub results: Vec<LiveMessage>,
+    /// More, older ones: ask again with `before = next_before`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<MessageId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
@@ -386,6 +465,9 @@ pub struct ChatSummary {
     pub last_message: String,
     pub last_message_time: Option<Timestamp>,
     pub unread_count: i64,
+    /// Unread messages that name you (@you).
+    #[serde(default)]
+    pub mention_count: i64,
 }
 
 // ----- groups -----
@@ -425,6 +507,9 @@ pub struct GroupSummary {
     pub last_message_time: Option<Timestamp>,
     pub created_at: Timestamp,
     pub unread_count: i64,
+    /// Unread messages that name you (@you).
+    #[serde(default)]
+    pub mention_count: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -486,6 +571,8 @@ pub struct LiveMessage {
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    #[serde(flatten)]
+    pub marks: MessageMarks,
 }
 
 /// `GET /sync?since=` and the WebSocket `sync` frame's answer.
@@ -493,6 +580,10 @@ pub struct LiveMessage {
 pub struct SyncReply {
     /// Messages of the caller's rooms after `since`, in id order.
     pub messages: Vec<LiveMessage>,
+    /// Edits and deletions after `since` of messages at or before it (newer messages come as
+    /// they are now), in log order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<MessageChange>,
     /// More are waiting: ask again with `since = next_since`.
     pub has_more: bool,
     /// Where to resume: the last message returned, or (with nothing more waiting) the newest

@@ -8,15 +8,20 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use uuid::Uuid;
 
-use crate::proto::{FieldError, MessageId, Presence, RoomId, ServerFrame, SyncReply, UserId};
+use crate::proto::{
+    FieldError, MessageId, Presence, RoomId, SearchReply, ServerFrame, SyncReply, UserId,
+};
 use crate::server::auth::session_cache::SessionCache;
 use crate::server::cluster::event::frame_json;
 use crate::server::cluster::{Event, Outgoing};
 use crate::server::http::error::ApiError;
+use crate::server::mentions::mentioned_names;
 use crate::server::metrics::{METRICS, Throttle};
 use crate::server::realtime::hub::{ConnId, Hub};
 use crate::server::realtime::writer::MessageWriter;
-use crate::server::store::{InsertOutcome, NewMessage, RoomKind, Store, StoredMessage};
+use crate::server::store::{
+    ChangeOutcome, InsertOutcome, NewMessage, RoomKind, SearchQuery, Store, StoredChange,
+};
 
 /// A user's typing in a room is forwarded at most this often (the REPL sends one per 3 s).
 pub const TYPING_EVERY: Duration = Duration::from_secs(2);
@@ -59,9 +64,88 @@ impl Messaging<'_> {
 
     /// Stores a message and delivers it to every connection of every online member of the room
     /// on every instance, in id order per room. A repeated `client_id` returns the first message and delivers nothing.
-    pub async fn send(&self, msg: NewMessage) -> Result<InsertOutcome, ApiError> {
+    /// A reply must answer a message of the same room; the members it names (`@name`) are
+    /// looked up here, one query and only when it names anyone.
+    pub async fn send(&self, mut msg: NewMessage) -> Result<InsertOutcome, ApiError> {
         self.check_send_rate(msg.sender_id)?;
+        if let Some(answered) = msg.reply_to
+            && self
+                .store
+                .message_in_room(msg.room_id, Some(answered))
+                .await?
+                .is_none()
+        {
+            return Err(ApiError::NotFound(
+                "The message you reply to is not in this room".into(),
+            ));
+        }
+        msg.mentions = self.named_members(msg.room_id, &msg.content).await?;
         self.writer.send(msg).await
+    }
+
+    async fn named_members(&self, room: RoomId, content: &str) -> Result<Vec<UserId>, ApiError> {
+        let names = mentioned_names(content);
+        Ok(self.store.members_named(room, &names).await?)
+    }
+
+    /// The author changes a message's text: every member connection hears it, on every instance,
+    /// in log order with the messages around it.
+    pub async fn edit(
+        &self,
+        user: UserId,
+        message: MessageId,
+        content: &str,
+    ) -> Result<StoredChange, ApiError> {
+        let names = mentioned_names(content);
+        let outcome = self
+            .store
+            .edit_message(user, message, content, &names)
+            .await?;
+        self.changed(outcome, "Only its author can edit a message")
+    }
+
+    /// The author, or the group's admin, deletes a message: it becomes a tombstone everywhere.
+    pub async fn delete(&self, user: UserId, message: MessageId) -> Result<StoredChange, ApiError> {
+        let outcome = self.store.delete_message(user, message).await?;
+        self.changed(
+            outcome,
+            "Only its author or the group's admin can delete a message",
+        )
+    }
+
+    fn changed(&self, outcome: ChangeOutcome, not_allowed: &str) -> Result<StoredChange, ApiError> {
+        let change = match outcome {
+            ChangeOutcome::Changed(change) => change,
+            ChangeOutcome::NotFound => return Err(ApiError::NotFound("Message not found".into())),
+            ChangeOutcome::NotAllowed => return Err(ApiError::Forbidden(not_allowed.into())),
+            ChangeOutcome::Gone => {
+                return Err(ApiError::Conflict("The message was deleted".into()));
+            }
+        };
+        let body = change.to_change();
+        let frame = if body.deleted {
+            ServerFrame::MessageDeleted { change: body }
+        } else {
+            ServerFrame::MessageEdited { change: body }
+        };
+        self.outgoing.send(Event::MessageChanged {
+            at: change.position,
+            room: change.room_id,
+            frame: frame_json(&frame),
+        });
+        Ok(change)
+    }
+
+    /// Messages of `user`'s rooms that match, newest first.
+    pub async fn search(&self, user: UserId, query: &SearchQuery) -> Result<SearchReply, ApiError> {
+        let found = self.store.search(user, query).await?;
+        let next_before = (found.len() as i64 >= query.limit)
+            .then(|| found.last().map(|m| m.id))
+            .flatten();
+        Ok(SearchReply {
+            results: found.iter().map(|m| m.to_live_for(user)).collect(),
+            next_before,
+        })
     }
 
     /// Makes sure both people of a (possibly new) direct room receive its messages live.
@@ -129,10 +213,40 @@ impl Messaging<'_> {
         // Ids are handed out in commit order (`Store::begin_log_batch`): every id up to the newest
         // visible one is settled, so the query, run after, sees all of them that are stored.
         let settled = self.store.max_message_id().await?;
-        let mut rows = self.store.messages_since(user, since, limit + 1).await?;
-        let has_more = rows.len() as i64 > limit;
-        rows.truncate(limit as usize);
-        let last = rows.last().map_or(since, |m| m.id);
+        let (messages, changes) = tokio::try_join!(
+            self.store.messages_since(user, since, limit + 1),
+            self.store.changes_since(user, since, limit + 1),
+        )?;
+        // One log: messages and changes by position, the first `limit` of them.
+        let (mut messages, mut changes) = (
+            messages.into_iter().peekable(),
+            changes.into_iter().peekable(),
+        );
+        let mut page = Vec::new();
+        let mut last = since;
+        let mut has_more = false;
+        loop {
+            let next_message = messages.peek().map(|m| m.id);
+            let next_change = changes.peek().map(|c| c.position);
+            let take_message = match (next_message, next_change) {
+                (None, None) => break,
+                (Some(m), Some(c)) => m < c,
+                (m, _) => m.is_some(),
+            };
+            if page.len() as i64 == limit {
+                has_more = true;
+                break;
+            }
+            if take_message {
+                let m = messages.next().expect("peeked");
+                last = m.id;
+                page.push(Ok(m));
+            } else {
+                let c = changes.next().expect("peeked");
+                last = c.position;
+                page.push(Err(c));
+            }
+        }
         // Not beyond what this instance has delivered live: a client's live frames still to come
         // must stay above its cursor (a client skips ids at or below it as seen).
         let next_since = if has_more {
@@ -140,8 +254,18 @@ impl Messaging<'_> {
         } else {
             last.max(settled.min(self.hub.watermark())).max(since)
         };
+        let (messages, changes): (Vec<_>, Vec<_>) = page.into_iter().partition(Result::is_ok);
         Ok(SyncReply {
-            messages: rows.iter().map(StoredMessage::to_live).collect(),
+            messages: messages
+                .into_iter()
+                .flatten()
+                .map(|m| m.to_live_for(user))
+                .collect(),
+            changes: changes
+                .into_iter()
+                .filter_map(Result::err)
+                .map(|c| c.to_change())
+                .collect(),
             has_more,
             next_since,
         })

@@ -294,6 +294,8 @@ pub fn route_of(path: &str) -> &'static str {
         ["messages", "send"] => "/messages/send",
         ["messages", "chat", _] => "/messages/chat/{id}",
         ["messages", "chats"] => "/messages/chats",
+        ["messages", _] => "/messages/{id}",
+        ["search"] => "/search",
         ["groups", "create"] => "/groups/create",
         ["groups", "send"] => "/groups/send",
         ["groups", "my-groups"] => "/groups/my-groups",

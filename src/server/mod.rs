@@ -9,6 +9,7 @@ pub(crate) mod cluster;
 pub mod config;
 pub mod database;
 pub mod http;
+pub(crate) mod mentions;
 pub(crate) mod messaging;
 pub(crate) mod metrics;
 pub(crate) mod realtime;

@@ -5,9 +5,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::proto::{
-    AddMembersRequest, ChangePasswordRequest, CreateGroupRequest, FieldError, LoginRequest,
-    MarkReadRequest, MessageId, RefreshRequest, RegisterRequest, RemoveMemberRequest,
-    SendDirectRequest, SendGroupRequest,
+    AddMembersRequest, ChangePasswordRequest, CreateGroupRequest, EditRequest, FieldError,
+    LoginRequest, MarkReadRequest, MessageId, RefreshRequest, RegisterRequest, RemoveMemberRequest,
+    RoomId, SendDirectRequest, SendGroupRequest,
 };
 use crate::server::http::extract::Validate;
 
@@ -198,6 +198,54 @@ impl Validate for SendGroupRequest {
         let mut e = Errors::default();
         content(&mut e.0, "content", &self.content);
         client_id(&mut e.0, self.client_id.as_deref());
+        e.0
+    }
+}
+
+impl Validate for EditRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        content(&mut e.0, "content", &self.content);
+        e.0
+    }
+}
+
+/// `GET /search`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchParams {
+    /// Words to find (all of them), "a phrase", or -a word to leave out; 1 to 200 characters.
+    pub q: String,
+    /// Only this room (one of yours).
+    pub room_id: Option<RoomId>,
+    /// Only messages older than this id: the previous page's `next_before`.
+    pub before: Option<MessageId>,
+    /// Results in the page, 1 to 100 (default 20).
+    pub limit: Option<i64>,
+}
+
+impl Validate for SearchParams {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        e.length("q", &self.q, 1, 200);
+        if !self.q.is_empty() && self.q.trim().is_empty() {
+            e.push(
+                "string_blank",
+                "q",
+                "Search text must not be blank",
+                self.q.as_str(),
+            );
+        }
+        if let Some(limit) = self.limit
+            && !(1..=100).contains(&limit)
+        {
+            e.push(
+                "limit_range",
+                "limit",
+                "Input should be between 1 and 100",
+                limit,
+            );
+        }
         e.0
     }
 }

@@ -758,3 +758,57 @@ async fn listen_names_a_chat_that_starts_while_listening() {
     let line = listening.next_line().await;
     assert!(line.contains("@alice alice: first words"), "{line}");
 }
+
+#[tokio::test]
+async fn edit_delete_reply_and_search_from_the_command_line() {
+    let app = spawn_app().await;
+    let alice = Cli::for_app(&app);
+    let bob = Cli::for_app(&app);
+    alice.register("alice").await;
+    bob.register("bob").await;
+    alice
+        .run(&["groups", "create", "team", "--members", "@bob"])
+        .await
+        .ok();
+
+    // `send` says the id that edit, delete and --reply-to take.
+    let r = alice.run(&["send", "#team", "deploy on friday"]).await;
+    let said = r.ok().stderr.clone();
+    let id: String = said
+        .trim()
+        .strip_prefix("sent (message ")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{said}"))
+        .to_string();
+    bob.run(&["send", "#team", "--reply-to", &id, "fine by me @alice"])
+        .await
+        .ok();
+    let chats = alice.run(&["--json", "chats"]).await;
+    assert_eq!(chats.ok().json_lines()[0]["mention_count"], 1);
+
+    alice.run(&["edit", &id, "deploy on monday"]).await.ok();
+    let page = bob.run(&["history", "#team"]).await;
+    let out = page.ok().stdout.clone();
+    assert!(
+        out.contains(&format!("[{id}] alice: deploy on monday (edited)")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("↪ [{id}] alice: deploy on monday")),
+        "the reply quotes what it answers: {out}"
+    );
+
+    let found = bob.run(&["search", "monday"]).await;
+    let out = found.ok().stdout.clone();
+    assert!(out.contains("#team alice: deploy on monday"), "{out}");
+    let r = bob.run(&["edit", &id, "mine now"]).await;
+    assert_eq!(r.code, 1, "only the author edits: {}", r.stderr);
+
+    alice.run(&["delete", &id]).await.ok();
+    let page = bob.run(&["history", "#team"]).await;
+    let out = page.ok().stdout.clone();
+    assert!(out.contains("alice: (message deleted)"), "{out}");
+    assert!(!out.contains("monday"), "{out}");
+    let found = bob.run(&["search", "monday"]).await;
+    assert!(found.ok().stdout.is_empty());
+}

@@ -376,6 +376,14 @@ impl TestApp {
         self.send(req).await
     }
 
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        let mut req = self.client.patch(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
     pub async fn delete(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
         let mut req = self.client.delete(self.url(path)).json(&body);
         if let Some(t) = token {

@@ -7,6 +7,7 @@ mod authz;
 mod cli;
 mod cluster;
 mod concurrency;
+mod conversation;
 mod groups;
 mod limits;
 mod messages;

@@ -24,6 +24,27 @@ pub fn frame_json(frame: &ServerFrame) -> FrameJson {
     serde_json::to_string(frame).expect("frames always serialise")
 }
 
+/// The members a message names.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Mention {
+    pub message: MessageId,
+    pub users: Vec<UserId>,
+}
+
+impl Mention {
+    /// Who each of `messages` names, for those that name anyone.
+    pub fn of(messages: &[&crate::server::store::StoredMessage]) -> Vec<Mention> {
+        messages
+            .iter()
+            .filter(|m| !m.mentions.is_empty())
+            .map(|m| Mention {
+                message: m.id,
+                users: m.mentions.clone(),
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "e", rename_all = "snake_case")]
 pub enum Event {
@@ -33,6 +54,15 @@ pub enum Event {
         first: MessageId,
         last: MessageId,
         messages: Vec<LiveMessage>,
+        /// Who each message names: they get it marked `mention`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<Mention>,
+    },
+    /// A message was edited or deleted at log position `at`: its room hears `frame`.
+    MessageChanged {
+        at: MessageId,
+        room: RoomId,
+        frame: FrameJson,
     },
     /// `user` left or was removed from `room` at log position `at`: the room hears `frame`, then
     /// nothing more of the room reaches the user.
@@ -79,7 +109,7 @@ impl Event {
     pub fn log_range(&self) -> Option<(MessageId, MessageId)> {
         match self {
             Event::Messages { first, last, .. } => Some((*first, *last)),
-            Event::MemberRemoved { at, .. } => Some((*at, *at)),
+            Event::MemberRemoved { at, .. } | Event::MessageChanged { at, .. } => Some((*at, *at)),
             _ => None,
         }
     }

@@ -11,12 +11,12 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::bus::{Heard, unix_ms};
-use super::event::{Envelope, Event};
-use crate::proto::{LiveMessage, MessageId};
+use super::event::{Envelope, Event, Mention, frame_json};
+use crate::proto::{LiveMessage, MessageId, ServerFrame};
 use crate::server::metrics::METRICS;
 use crate::server::realtime::hub::Frame;
 use crate::server::state::AppState;
-use crate::server::store::StoreError;
+use crate::server::store::{StoreError, StoredChange, StoredMessage};
 
 /// How long a later log position waits for an earlier one before the earlier one is read from
 /// the database (envelopes of two publishers may arrive in either order, usually well within a
@@ -135,7 +135,7 @@ fn apply(state: &AppState, mine: bool, event: Event) {
             state.sessions.forget_user(user);
             hub.close_user(user);
         }
-        Event::Messages { .. } | Event::MemberRemoved { .. } => {
+        Event::Messages { .. } | Event::MemberRemoved { .. } | Event::MessageChanged { .. } => {
             tracing::error!("a log event reached apply: ignored")
         }
     }
@@ -145,8 +145,17 @@ fn apply(state: &AppState, mine: bool, event: Event) {
 fn apply_log(state: &AppState, events: Vec<Event>) {
     for event in events {
         match event {
-            Event::Messages { last, messages, .. } => {
-                state.hub.deliver_messages(messages, last);
+            Event::Messages {
+                last,
+                messages,
+                mentions,
+                ..
+            } => {
+                state.hub.deliver_messages(messages, &mentions, last);
+            }
+            Event::MessageChanged { at, room, frame } => {
+                state.hub.to_room(room, &Frame::from_json(frame), None);
+                state.hub.deliver_messages(Vec::new(), &[], at);
             }
             Event::MemberRemoved {
                 at,
@@ -156,7 +165,7 @@ fn apply_log(state: &AppState, events: Vec<Event>) {
             } => {
                 state.hub.to_room(room, &Frame::from_json(frame), None);
                 state.hub.member_removed(room, user);
-                state.hub.deliver_messages(Vec::new(), at);
+                state.hub.deliver_messages(Vec::new(), &[], at);
             }
             other => apply(state, false, other),
         }
@@ -177,16 +186,22 @@ async fn fill_upto(state: &AppState, log: &mut Log, upto: MessageId) {
     if upto < from {
         return;
     }
-    match state.store.messages_between(from, upto).await {
-        Ok(found) => {
-            let count = found.len();
+    let read = async {
+        let messages = state.store.messages_between(from, upto).await?;
+        let changes = state.store.changes_between(from, upto).await?;
+        Ok::<_, StoreError>((messages, changes))
+    };
+    match read.await {
+        Ok((found, changes)) => {
+            let count = found.len() + changes.len();
             METRICS
                 .bus_positions_filled
                 .inc_by((upto - from + 1) as u64);
             tracing::info!(
                 from,
                 upto,
-                messages = count,
+                messages = found.len(),
+                changes = changes.len(),
                 "log positions read from the database"
             );
             if (count as i64) < upto - from + 1 {
@@ -194,11 +209,29 @@ async fn fill_upto(state: &AppState, log: &mut Log, upto: MessageId) {
                 // The membership cache is read again so that a lost removal cannot linger.
                 reload_memberships(state).await;
             }
+            let stored: Vec<&StoredMessage> = found.iter().collect();
+            let mentions = Mention::of(&stored);
             let messages: Vec<LiveMessage> = found.iter().map(|m| m.to_live()).collect();
-            let ready = log.filled(upto, messages);
+            let changes = changes.iter().map(change_event).collect();
+            let ready = log.filled(upto, messages, mentions, changes);
             apply_log(state, ready);
         }
         Err(e) => tracing::warn!(error = %e, "could not read missing log positions; will retry"),
+    }
+}
+
+/// An edit or a deletion read from the database, as its event.
+fn change_event(change: &StoredChange) -> Event {
+    let body = change.to_change();
+    let frame = if body.deleted {
+        ServerFrame::MessageDeleted { change: body }
+    } else {
+        ServerFrame::MessageEdited { change: body }
+    };
+    Event::MessageChanged {
+        at: change.position,
+        room: change.room_id,
+        frame: frame_json(&frame),
     }
 }
 
@@ -256,14 +289,42 @@ impl Log {
         self.drain()
     }
 
-    /// Positions up to `upto` were read from the database: these are their messages.
-    fn filled(&mut self, upto: MessageId, messages: Vec<LiveMessage>) -> Vec<Event> {
+    /// Positions up to `upto` were read from the database: these are their messages and their
+    /// changes (`Event::MessageChanged`, in position order), delivered in log order.
+    fn filled(
+        &mut self,
+        upto: MessageId,
+        messages: Vec<LiveMessage>,
+        mentions: Vec<Mention>,
+        changes: Vec<Event>,
+    ) -> Vec<Event> {
         let mut ready = Vec::new();
-        if !messages.is_empty() || upto >= self.next {
+        let mut messages = messages.into_iter().peekable();
+        for change in changes {
+            let Some((at, _)) = change.log_range() else {
+                continue;
+            };
+            if at < self.next {
+                continue;
+            }
+            let before: Vec<LiveMessage> =
+                std::iter::from_fn(|| messages.next_if(|m| m.message_id < at)).collect();
+            ready.push(Event::Messages {
+                first: self.next,
+                last: at - 1,
+                messages: before,
+                mentions: mentions.clone(),
+            });
+            ready.push(change);
+            self.next = at + 1;
+        }
+        let rest: Vec<LiveMessage> = messages.collect();
+        if !rest.is_empty() || upto >= self.next {
             ready.push(Event::Messages {
                 first: self.next,
                 last: upto,
-                messages,
+                messages: rest,
+                mentions,
             });
         }
         self.next = self.next.max(upto + 1);
@@ -309,12 +370,14 @@ fn without_before(event: Event, next: MessageId) -> Event {
             first,
             last,
             mut messages,
+            mentions,
         } => {
             messages.retain(|m| m.message_id >= next);
             Event::Messages {
                 first: first.max(next),
                 last,
                 messages,
+                mentions,
             }
         }
         other => other,
@@ -330,6 +393,7 @@ mod tests {
             first,
             last,
             messages: (first..=last).map(live).collect(),
+            mentions: Vec::new(),
         }
     }
 
@@ -343,6 +407,7 @@ mod tests {
             content: format!("m{id}"),
             created_at: chrono::Utc::now().into(),
             client_id: None,
+            marks: Default::default(),
         }
     }
 
@@ -372,12 +437,12 @@ mod tests {
         let mut log = Log::new(1);
         assert!(log.offer(6, 6, messages(6, 6)).is_empty());
         // 1..=5 were lost on the bus and read from the database.
-        let ready = log.filled(5, (1..=5).map(live).collect());
+        let ready = log.filled(5, (1..=5).map(live).collect(), Vec::new(), Vec::new());
         assert_eq!(ids(&ready), [1, 2, 3, 4, 5, 6]);
         // The lost envelope turns up late: nothing of it is delivered twice.
         assert!(log.offer(1, 5, messages(1, 5)).is_empty());
         // The tail check read part of a batch whose envelope then arrives: only the rest.
-        let ready = log.filled(8, (7..=8).map(live).collect());
+        let ready = log.filled(8, (7..=8).map(live).collect(), Vec::new(), Vec::new());
         assert_eq!(ids(&ready), [7, 8]);
         assert_eq!(ids(&log.offer(7, 10, messages(7, 10))), [9, 10]);
         assert_eq!(log.next, 11);

@@ -151,7 +151,8 @@ async fn handle(
             room,
             content,
             client_id,
-        } => send_message(commands, caller, room, content, client_id).await,
+            reply_to,
+        } => send_message(commands, caller, room, content, client_id, reply_to).await,
         ClientFrame::Typing { room } => typing(commands, caller, room),
         ClientFrame::Read { room, message_id } => read(commands, caller, room, message_id).await,
         ClientFrame::Sync { since, limit } => sync(commands, caller, since, limit).await,
@@ -197,6 +198,7 @@ async fn send_message(
     room: RoomId,
     content: String,
     client_id: Option<String>,
+    reply_to: Option<MessageId>,
 ) -> Handled {
     let mut problems = Vec::new();
     validate::content(&mut problems, "content", &content);
@@ -212,6 +214,8 @@ async fn send_message(
             sender_id: caller.id(),
             content,
             client_id,
+            reply_to,
+            mentions: Vec::new(),
         })
         .await
         .map_err(api_error)?;

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::proto::CloseReason;
 use crate::proto::{LiveMessage, MessageId, RoomId, ServerFrame, UserId};
+use crate::server::cluster::event::Mention;
 use crate::server::metrics::METRICS;
 use crate::server::realtime::outbox::{Full, Outbox};
 use crate::server::store::RoomKind;
@@ -480,20 +481,46 @@ impl Hub {
     /// Delivers messages of the log, given in id order with nothing before them undelivered, each
     /// to its room's online members. Each frame's cursor is its own id: a client that has seen it
     /// has seen everything of its rooms up to it.
-    pub fn deliver_messages(&self, messages: Vec<LiveMessage>, delivered_upto: MessageId) -> usize {
+    /// A member a message names gets it marked `mention`.
+    pub fn deliver_messages(
+        &self,
+        messages: Vec<LiveMessage>,
+        mentions: &[Mention],
+        delivered_upto: MessageId,
+    ) -> usize {
         let mut st = self.lock();
         // Each connection's frames of the whole batch, queued together.
         let mut outgoing: HashMap<ConnId, Vec<Message>> = HashMap::new();
         for message in messages {
             let room = message.room_id;
             let sync_cursor = message.message_id;
+            let named: &[UserId] = mentions
+                .iter()
+                .find(|m| m.message == sync_cursor)
+                .map_or(&[], |m| &m.users);
+            // Only a message that names someone costs a second frame.
+            let marked = (!named.is_empty()).then(|| {
+                let mut marked = message.clone();
+                marked.marks.mention = true;
+                Frame::new(&ServerFrame::NewMessage {
+                    message: marked,
+                    sync_cursor,
+                })
+            });
             let frame = Frame::new(&ServerFrame::NewMessage {
                 message,
                 sync_cursor,
             });
-            if let Some(r) = st.rooms.get(&room) {
-                for conn in Self::conns_of_users(&st, r.online.iter()) {
-                    outgoing.entry(conn).or_default().push(frame.message());
+            let Some(r) = st.rooms.get(&room) else {
+                continue;
+            };
+            for user in &r.online {
+                let frame = match &marked {
+                    Some(marked) if named.contains(user) => marked,
+                    _ => &frame,
+                };
+                for conn in st.users.get(user).into_iter().flat_map(|u| &u.conns) {
+                    outgoing.entry(*conn).or_default().push(frame.message());
                 }
             }
         }

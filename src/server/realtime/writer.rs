@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::proto::MessageId;
+use crate::server::cluster::event::Mention;
 use crate::server::cluster::{Event, Outgoing};
 use crate::server::http::error::ApiError;
 use crate::server::metrics::METRICS;
@@ -254,6 +255,7 @@ fn publish(outgoing: &Outgoing, first: MessageId, last: MessageId, stored: &[&St
         first,
         last,
         messages: stored.iter().map(|m| m.to_live()).collect(),
+        mentions: Mention::of(&stored),
     });
 }
 

@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use super::messages::{MESSAGE_COLUMNS, from_row};
+use super::messages::{MESSAGE_COLUMNS, MESSAGE_JOINS, from_row};
 use super::{Store, StoreError, StoredMessage, room_kind};
 use crate::proto::{MessageId, RoomId, RoomKind, UserId};
 
@@ -174,7 +174,7 @@ impl Store {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN users u ON u.id = m.sender_id
+                "SELECT {MESSAGE_COLUMNS} FROM messages m {MESSAGE_JOINS}
                  WHERE m.id BETWEEN $1 AND $2 ORDER BY m.id"
             ))
             .await?;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
 
 use super::{RoomKind, Store, StoreError};
-use crate::proto::{MessageId, RoomId, UserId};
+use crate::proto::{LiveMessage, MessageId, MessageMarks, ReplyPreview, RoomId, UserId};
 
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -14,6 +14,10 @@ pub struct NewMessage {
     pub sender_id: UserId,
     pub content: String,
     pub client_id: Option<String>,
+    /// A message of the same room this one answers (checked before it is sent).
+    pub reply_to: Option<MessageId>,
+    /// Members named in it.
+    pub mentions: Vec<UserId>,
 }
 
 #[derive(Debug, Clone)]
@@ -26,6 +30,10 @@ pub struct StoredMessage {
     pub content: String,
     pub created_at: DateTime<Utc>,
     pub client_id: Option<String>,
+    pub reply_to: Option<ReplyPreview>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub deleted: bool,
+    pub mentions: Vec<UserId>,
 }
 
 impl StoredMessage {
@@ -37,9 +45,9 @@ impl StoredMessage {
             && self.client_id == sent.client_id
     }
 
-    /// The message as live frames and `sync` carry it.
-    pub fn to_live(&self) -> crate::proto::LiveMessage {
-        crate::proto::LiveMessage {
+    /// The message as live frames carry it to anyone it does not name.
+    pub fn to_live(&self) -> LiveMessage {
+        LiveMessage {
             room_id: self.room_id,
             message_id: self.id,
             sender_id: self.sender_id,
@@ -48,6 +56,24 @@ impl StoredMessage {
             content: self.content.clone(),
             created_at: self.created_at.into(),
             client_id: self.client_id.clone(),
+            marks: self.marks_for(None),
+        }
+    }
+
+    /// The message as `reader` sees it (`mention` when it names them).
+    pub fn to_live_for(&self, reader: UserId) -> LiveMessage {
+        let mut live = self.to_live();
+        live.marks.mention = self.mentions.contains(&reader);
+        live
+    }
+
+    /// Its marks, with `mention` set if it names `reader`.
+    pub fn marks_for(&self, reader: Option<UserId>) -> MessageMarks {
+        MessageMarks {
+            reply_to: self.reply_to.clone(),
+            edited_at: self.edited_at.map(Into::into),
+            deleted: self.deleted,
+            mention: reader.is_some_and(|r| self.mentions.contains(&r)),
         }
     }
 }
@@ -80,9 +106,16 @@ pub enum HistoryPage {
     },
 }
 
-pub(super) const MESSAGE_COLUMNS: &str = "m.id, m.chat_room_id, m.sender_id, u.username, u.full_name, m.content, m.created_at, m.client_id";
+/// A message's columns, read by `from_row`, from `messages m` joined with `MESSAGE_JOINS`.
+pub(super) const MESSAGE_COLUMNS: &str = "m.id, m.chat_room_id, m.sender_id, u.username, u.full_name, \
+     m.content, m.created_at, m.client_id, m.reply_to, ru.username, left(r.content, 80), \
+     r.deleted_at IS NOT NULL, m.edited_at, m.deleted_at IS NOT NULL, m.mentions";
+/// The sender, and the message answered with its sender.
+pub(super) const MESSAGE_JOINS: &str = "LEFT JOIN users u ON u.id = m.sender_id \
+     LEFT JOIN messages r ON r.id = m.reply_to LEFT JOIN users ru ON ru.id = r.sender_id";
 
 pub(super) fn from_row(r: &tokio_postgres::Row) -> StoredMessage {
+    let reply_to: Option<MessageId> = r.get(8);
     StoredMessage {
         id: r.get(0),
         room_id: r.get(1),
@@ -92,6 +125,15 @@ pub(super) fn from_row(r: &tokio_postgres::Row) -> StoredMessage {
         content: r.get(5),
         created_at: r.get(6),
         client_id: r.get(7),
+        reply_to: reply_to.map(|message_id| ReplyPreview {
+            message_id,
+            sender_username: r.get(9),
+            excerpt: r.get::<_, Option<String>>(10).unwrap_or_default(),
+            deleted: r.get(11),
+        }),
+        edited_at: r.get(12),
+        deleted: r.get(13),
+        mentions: r.get(14),
     }
 }
 
@@ -147,18 +189,21 @@ impl Store {
         let stmt = client
             .prepare_cached(&format!(
                 "WITH input AS (
-                    SELECT t.ord, t.room, t.sender, t.content, t.client_id, t.id
-                    FROM unnest($1::int[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[])
-                         WITH ORDINALITY AS t(room, kind, sender, content, client_id, id, ord)
+                    SELECT t.ord, t.room, t.sender, t.content, t.client_id, t.id, t.reply_to,
+                           t.mentions::int[] AS mentions
+                    FROM unnest($1::int[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[],
+                                $7::bigint[], $8::text[])
+                         WITH ORDINALITY AS t(room, kind, sender, content, client_id, id, reply_to, mentions, ord)
                     WHERE EXISTS (
                         SELECT 1 FROM chat_room_members mm JOIN chat_rooms r ON r.id = mm.chat_room_id
                         WHERE mm.chat_room_id = t.room AND mm.user_id = t.sender AND r.room_type = t.kind
                     )
                  ), ins AS (
-                    INSERT INTO messages (id, chat_room_id, sender_id, content, client_id)
-                    SELECT id, room, sender, content, client_id FROM input ORDER BY id
+                    INSERT INTO messages (id, chat_room_id, sender_id, content, client_id, reply_to, mentions)
+                    SELECT id, room, sender, content, client_id, reply_to, mentions FROM input ORDER BY id
                     ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
-                    RETURNING id, chat_room_id, sender_id, content, created_at, client_id
+                    RETURNING id, chat_room_id, sender_id, content, created_at, client_id, reply_to,
+                              edited_at, deleted_at, mentions
                  ), seen AS (
                     UPDATE chat_room_members mm SET last_read_message_id = w.last_id
                     FROM (SELECT chat_room_id, sender_id, max(id) AS last_id FROM ins GROUP BY 1, 2) w
@@ -166,7 +211,7 @@ impl Store {
                       AND mm.last_read_message_id < w.last_id
                  )
                  SELECT {MESSAGE_COLUMNS}, input.ord
-                 FROM ins m JOIN input ON input.id = m.id LEFT JOIN users u ON u.id = m.sender_id"
+                 FROM ins m JOIN input ON input.id = m.id {MESSAGE_JOINS}"
             ))
             .await?;
         let rooms: Vec<RoomId> = batch.iter().map(|m| m.room_id).collect();
@@ -174,17 +219,35 @@ impl Store {
         let senders: Vec<UserId> = batch.iter().map(|m| m.sender_id).collect();
         let contents: Vec<&str> = batch.iter().map(|m| m.content.as_str()).collect();
         let client_ids: Vec<Option<&str>> = batch.iter().map(|m| m.client_id.as_deref()).collect();
+        let replies: Vec<Option<MessageId>> = batch.iter().map(|m| m.reply_to).collect();
+        // An array per message, as PostgreSQL's array text: unnest cannot take an array of arrays
+        // of different lengths.
+        let mentions: Vec<String> = batch
+            .iter()
+            .map(|m| {
+                let ids: Vec<String> = m.mentions.iter().map(|id| id.to_string()).collect();
+                format!("{{{}}}", ids.join(","))
+            })
+            .collect();
         // The COMMIT is sent right behind the insert, without waiting for its answer (requests on
         // one connection run in the order sent; after a failed insert COMMIT only rolls back): the
         // log's order lock is held one round trip less.
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
-            [&rooms, &kinds, &senders, &contents, &client_ids, &ids];
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+            &rooms,
+            &kinds,
+            &senders,
+            &contents,
+            &client_ids,
+            &ids,
+            &replies,
+            &mentions,
+        ];
         let (rows, ()) = tokio::try_join!(client.query(&stmt, &params), async {
             client.batch_execute("COMMIT").await
         })?;
         let mut stored: Vec<Option<StoredMessage>> = batch.iter().map(|_| None).collect();
         for row in &rows {
-            let ord: i64 = row.get(8);
+            let ord: i64 = row.get("ord");
             if let Some(slot) = usize::try_from(ord - 1)
                 .ok()
                 .and_then(|i| stored.get_mut(i))
@@ -213,7 +276,7 @@ impl Store {
         if !retried.is_empty() {
             let stmt = client
                 .prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN users u ON u.id = m.sender_id
+                    "SELECT {MESSAGE_COLUMNS} FROM messages m {MESSAGE_JOINS}
                      WHERE (m.sender_id, m.client_id) IN (SELECT * FROM unnest($1::int[], $2::text[]))"
                 ))
                 .await?;
@@ -252,7 +315,7 @@ impl Store {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN users u ON u.id = m.sender_id
+                "SELECT {MESSAGE_COLUMNS} FROM messages m {MESSAGE_JOINS}
                  WHERE m.id = ANY($1) ORDER BY m.id"
             ))
             .await?;
@@ -279,7 +342,7 @@ impl Store {
             } => {
                 let stmt = client
                     .prepare_cached(&format!(
-                        "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN users u ON u.id = m.sender_id
+                        "SELECT {MESSAGE_COLUMNS} FROM messages m {MESSAGE_JOINS}
                          WHERE m.chat_room_id = $1 AND m.id < $2
                          ORDER BY m.id DESC LIMIT $3 OFFSET $4"
                     ))
@@ -301,7 +364,7 @@ impl Store {
             } => {
                 let stmt = client
                     .prepare_cached(&format!(
-                        "SELECT {MESSAGE_COLUMNS} FROM messages m LEFT JOIN users u ON u.id = m.sender_id
+                        "SELECT {MESSAGE_COLUMNS} FROM messages m {MESSAGE_JOINS}
                          WHERE m.chat_room_id = $1 AND m.id > $2 AND m.id < $3
                          ORDER BY m.id ASC LIMIT $4"
                     ))
@@ -336,7 +399,7 @@ impl Store {
                     WHERE x.chat_room_id = mm.chat_room_id AND x.id > $2
                     ORDER BY x.id LIMIT $3
                  ) m
-                 LEFT JOIN users u ON u.id = m.sender_id
+                 {MESSAGE_JOINS}
                  WHERE mm.user_id = $1
                  ORDER BY m.id LIMIT $3"
             ))

@@ -2,14 +2,18 @@
 //! these methods; no SQL lives anywhere else. Each method runs a fixed number of statements, whatever
 //! the size of the page or list (the seed's P1-P4).
 
+mod changes;
 mod cluster;
 mod messages;
 mod rooms;
+mod search;
 mod sessions;
 mod users;
 
+pub use changes::{ChangeOutcome, StoredChange};
 pub use messages::{HistoryPage, InsertOutcome, NewMessage, StoredMessage};
 pub use rooms::{RemoveOutcome, RoomAccess};
+pub use search::SearchQuery;
 pub use sessions::{NewRefresh, RotateOutcome};
 pub use users::{CreateUserOutcome, NewUser, UserRecord};
 

@@ -41,6 +41,8 @@ pub struct ChatRow {
     pub last_message: Option<String>,
     pub last_message_time: Option<DateTime<Utc>>,
     pub unread_count: i64,
+    /// Unread messages that name the user.
+    pub mention_count: i64,
 }
 
 #[derive(Debug)]
@@ -53,6 +55,8 @@ pub struct GroupRow {
     pub last_message: Option<String>,
     pub last_message_time: Option<DateTime<Utc>>,
     pub unread_count: i64,
+    /// Unread messages that name the user.
+    pub mention_count: i64,
 }
 
 #[derive(Debug)]
@@ -192,6 +196,7 @@ impl Store {
                 last_message: None,
                 last_message_time: None,
                 unread_count: 0,
+                mention_count: 0,
             })),
             Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => Ok(None),
             Err(e) => Err(e.into()),
@@ -333,9 +338,7 @@ impl Store {
         let stmt = client
             .prepare_cached(
                 "SELECT r.id, o.id, o.username, o.full_name, lm.content, lm.created_at,
-                        (SELECT count(*) FROM messages x
-                         WHERE x.chat_room_id = r.id AND x.id > me.last_read_message_id
-                           AND x.sender_id IS DISTINCT FROM $1)
+                        unread.n, unread.named
                  FROM chat_room_members me
                  JOIN chat_rooms r ON r.id = me.chat_room_id AND r.room_type = 'direct'
                  JOIN users o ON o.id = CASE WHEN r.direct_user_low = $1
@@ -344,6 +347,12 @@ impl Store {
                     SELECT content, created_at FROM messages
                     WHERE chat_room_id = r.id ORDER BY id DESC LIMIT 1
                  ) lm ON true
+                 CROSS JOIN LATERAL (
+                    SELECT count(*) AS n, count(*) FILTER (WHERE x.mentions @> ARRAY[$1::int]) AS named
+                    FROM messages x
+                    WHERE x.chat_room_id = r.id AND x.id > me.last_read_message_id
+                      AND x.sender_id IS DISTINCT FROM $1
+                 ) unread
                  WHERE me.user_id = $1
                  ORDER BY coalesce(lm.created_at, r.created_at) DESC, r.id DESC",
             )
@@ -360,6 +369,7 @@ impl Store {
                 last_message: r.get(4),
                 last_message_time: r.get(5),
                 unread_count: r.get(6),
+                mention_count: r.get(7),
             })
             .collect())
     }
@@ -372,15 +382,19 @@ impl Store {
                 "SELECT r.id, r.name, r.created_by, r.created_at,
                         (SELECT count(*) FROM chat_room_members c WHERE c.chat_room_id = r.id),
                         lm.content, lm.created_at,
-                        (SELECT count(*) FROM messages x
-                         WHERE x.chat_room_id = r.id AND x.id > me.last_read_message_id
-                           AND x.sender_id IS DISTINCT FROM $1)
+                        unread.n, unread.named
                  FROM chat_room_members me
                  JOIN chat_rooms r ON r.id = me.chat_room_id AND r.room_type = 'group'
                  LEFT JOIN LATERAL (
                     SELECT content, created_at FROM messages
                     WHERE chat_room_id = r.id ORDER BY id DESC LIMIT 1
                  ) lm ON true
+                 CROSS JOIN LATERAL (
+                    SELECT count(*) AS n, count(*) FILTER (WHERE x.mentions @> ARRAY[$1::int]) AS named
+                    FROM messages x
+                    WHERE x.chat_room_id = r.id AND x.id > me.last_read_message_id
+                      AND x.sender_id IS DISTINCT FROM $1
+                 ) unread
                  WHERE me.user_id = $1
                  ORDER BY coalesce(lm.created_at, r.created_at) DESC, r.id DESC",
             )
@@ -398,6 +412,7 @@ impl Store {
                 last_message: r.get(5),
                 last_message_time: r.get(6),
                 unread_count: r.get(7),
+                mention_count: r.get(8),
             })
             .collect())
     }

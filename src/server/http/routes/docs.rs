@@ -11,7 +11,7 @@ use warp::filters::BoxedFilter;
 use warp::http::{StatusCode, Uri};
 use warp::reply::{Reply, Response};
 
-use super::{accounts, groups, messages, meta, rooms, sync, users};
+use super::{accounts, changes, groups, messages, meta, rooms, search, sync, users};
 use crate::proto::{ErrorBody, ServerFrame};
 
 /// The WebSocket protocol, for the document's `/ws` operation (README "Real time" has it all).
@@ -56,6 +56,9 @@ unread counts, and live delivery over WebSocket. Errors are JSON: `{\"detail\": 
         messages::send,
         messages::history,
         messages::chats,
+        changes::edit,
+        changes::delete,
+        search::search,
         groups::create,
         groups::send,
         groups::my_groups,

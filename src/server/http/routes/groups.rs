@@ -178,6 +178,8 @@ pub(super) async fn send(
             sender_id: me.id(),
             content: req.content,
             client_id: req.client_id,
+            reply_to: req.reply_to,
+            mentions: Vec::new(),
         })
         .await?;
     match outcome {
@@ -241,6 +243,7 @@ pub(super) async fn my_groups(state: AppState, me: CurrentUser) -> Result<Respon
             last_message_time: g.last_message_time.map(Into::into),
             created_at: g.created_at.into(),
             unread_count: g.unread_count,
+            mention_count: g.mention_count,
         })
         .collect();
     Ok(json(&groups))

@@ -71,6 +71,7 @@ pub fn to_message(
         },
         created_at: m.created_at.into(),
         client_id: m.client_id.clone(),
+        marks: m.marks_for(Some(reader)),
     }
 }
 

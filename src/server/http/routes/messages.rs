@@ -103,6 +103,8 @@ pub(super) async fn send(
             sender_id: me.id(),
             content: req.content,
             client_id: req.client_id,
+            reply_to: req.reply_to,
+            mentions: Vec::new(),
         })
         .await?;
     match outcome {
@@ -177,6 +179,7 @@ pub(super) async fn chats(state: AppState, me: CurrentUser) -> Result<Response, 
             last_message: r.last_message.unwrap_or_default(),
             last_message_time: r.last_message_time.map(Into::into),
             unread_count: r.unread_count,
+            mention_count: r.mention_count,
         })
         .collect();
     Ok(json(&chats))

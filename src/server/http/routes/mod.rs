@@ -2,12 +2,14 @@
 //! log. Handlers are plain async functions returning `Result<Response, ApiError>`.
 
 mod accounts;
+mod changes;
 pub mod docs;
 mod groups;
 mod history;
 mod messages;
 mod meta;
 mod rooms;
+mod search;
 mod sync;
 mod users;
 
@@ -108,6 +110,8 @@ pub fn routes(
         meta::routes(state.clone(), metrics_here),
         accounts::routes(state.clone()),
         messages::routes(state.clone()),
+        changes::routes(state.clone()),
+        search::routes(state.clone()),
         groups::routes(state.clone()),
         users::routes(state.clone()),
         rooms::routes(state.clone()),
@@ -121,7 +125,7 @@ pub fn routes(
     } else {
         let cors = warp::cors()
             .allow_origins(cors_origins.iter().map(String::as_str))
-            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
             .allow_headers(["authorization", "content-type"])
             .max_age(600);
         api.with(cors).map(Reply::into_response).boxed()

@@ -1,0 +1,91 @@
+//! `PATCH /messages/{id}` and `DELETE /messages/{id}`: the author edits or deletes a message; a
+//! group's admin may delete any of the group's.
+
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+use super::docs::{BodyErrors, Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable};
+use super::{json, one_of, signed_in};
+use crate::proto::{ChangeReply, EditRequest, MessageId};
+use crate::server::http::error::{ApiError, respond};
+use crate::server::http::extract::{json_body, path_id};
+use crate::server::state::{AppState, CurrentUser};
+use crate::server::store::StoredChange;
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let me = || signed_in(state.clone());
+    one_of([
+        warp::path!("messages" / String)
+            .and(warp::patch().and(me()).and(json_body()))
+            .then(edit)
+            .map(respond)
+            .boxed(),
+        warp::path!("messages" / String)
+            .and(warp::delete().and(me()))
+            .then(delete)
+            .map(respond)
+            .boxed(),
+    ])
+}
+
+fn message_id(segment: &str) -> Result<MessageId, ApiError> {
+    path_id(segment, "message_id")?.ok_or_else(|| ApiError::NotFound("Message not found".into()))
+}
+
+fn reply(what: &str, change: &StoredChange) -> Response {
+    json(&ChangeReply {
+        message: what.into(),
+        data: change.to_change(),
+    })
+}
+
+/// Edit a message of yours: every member sees the new text, marked edited.
+#[utoipa::path(patch, path = "/messages/{id}", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The message's id")),
+    request_body = EditRequest,
+    responses(
+        (status = 200, description = "Edited", body = ChangeReply),
+        BodyErrors,
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Invalid),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn edit(
+    segment: String,
+    state: AppState,
+    me: CurrentUser,
+    req: EditRequest,
+) -> Result<Response, ApiError> {
+    let id = message_id(&segment)?;
+    let change = state.messaging().edit(me.id(), id, &req.content).await?;
+    Ok(reply("Message edited", &change))
+}
+
+/// Delete a message: yours, or any in a group you are the admin of. Its text is gone for good;
+/// history shows a tombstone.
+#[utoipa::path(delete, path = "/messages/{id}", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The message's id")),
+    responses(
+        (status = 200, description = "Deleted", body = ChangeReply),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Invalid),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn delete(
+    segment: String,
+    state: AppState,
+    me: CurrentUser,
+) -> Result<Response, ApiError> {
+    let id = message_id(&segment)?;
+    let change = state.messaging().delete(me.id(), id).await?;
+    Ok(reply("Message deleted", &change))
+}

@@ -1,0 +1,359 @@
+//! Edit, delete, reply, search and mentions (issue 14), over real sockets.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestUser, spawn_app};
+
+async fn say(app: &TestApp, who: &TestUser, group: i64, text: &str) -> i64 {
+    let r = app
+        .post(
+            "/groups/send",
+            Some(&who.access),
+            json!({"group_id": group, "content": text}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body["data"]["id"].as_i64().unwrap()
+}
+
+async fn history(app: &TestApp, who: &TestUser, group: i64) -> Vec<Value> {
+    let r = app
+        .get(&format!("/groups/{group}/messages"), Some(&who.access))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body.as_array().unwrap().clone()
+}
+
+async fn search(app: &TestApp, who: &TestUser, query: &str) -> Vec<Value> {
+    let r = app
+        .get(
+            &format!("/search?q={}", urlencode(query)),
+            Some(&who.access),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body["results"].as_array().unwrap().clone()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_author_edits_and_deletes_and_every_member_sees_it_live() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let carol = app.register("carol").await;
+    let g = app.create_group(&alice, "team", &[&bob, &carol]).await;
+    let mut bob_ws = app.ws(&bob.access).await;
+    let typo = say(&app, &bob, g, "the biuld is green").await;
+    bob_ws.recv_type("new_message").await;
+
+    let edited = app
+        .patch(
+            &format!("/messages/{typo}"),
+            Some(&bob.access),
+            json!({"content": "the build is green"}),
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
+    let live = bob_ws.recv_type("message_edited").await;
+    assert_eq!(live["message_id"], typo);
+    assert_eq!(live["content"], "the build is green");
+    let page = history(&app, &carol, g).await;
+    assert_eq!(page[0]["content"], "the build is green");
+    assert!(page[0]["edited_at"].is_string(), "{}", page[0]);
+
+    // Only the author edits; nobody outside the room even learns it exists.
+    for (who, status) in [
+        (&alice, StatusCode::FORBIDDEN),
+        (&carol, StatusCode::FORBIDDEN),
+    ] {
+        let r = app
+            .patch(
+                &format!("/messages/{typo}"),
+                Some(&who.access),
+                json!({"content": "x"}),
+            )
+            .await;
+        assert_eq!(r.status, status, "{}", r.body);
+    }
+    let stranger = app.register("mallory").await;
+    let r = app
+        .patch(
+            &format!("/messages/{typo}"),
+            Some(&stranger.access),
+            json!({"content": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = app
+        .delete("/messages/999999", Some(&bob.access), json!(null))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = app
+        .patch(
+            &format!("/messages/{typo}"),
+            Some(&bob.access),
+            json!({"content": "  "}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // A member deletes only their own; the group's admin (alice) may delete anyone's.
+    let r = app
+        .delete(
+            &format!("/messages/{typo}"),
+            Some(&carol.access),
+            json!(null),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .delete(
+            &format!("/messages/{typo}"),
+            Some(&alice.access),
+            json!(null),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let live = bob_ws.recv_type("message_deleted").await;
+    assert_eq!(live["message_id"], typo);
+    let page = history(&app, &carol, g).await;
+    assert_eq!(page[0]["deleted"], true);
+    assert_eq!(page[0]["content"], "", "no text kept");
+    let r = app
+        .patch(
+            &format!("/messages/{typo}"),
+            Some(&bob.access),
+            json!({"content": "back"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+
+    // Nothing of its text remains anywhere: not in the database, nor in search, nor in sync.
+    let db = app.sql().await;
+    let texts: Vec<Option<String>> = db
+        .query(
+            "SELECT content FROM messages WHERE id = $1
+             UNION ALL SELECT content FROM message_changes WHERE message_id = $1",
+            &[&typo],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        texts.iter().all(|t| t.as_deref().unwrap_or("").is_empty()),
+        "{texts:?}"
+    );
+    assert!(search(&app, &carol, "build").await.is_empty());
+    let synced = app.get("/sync?since=0", Some(&carol.access)).await;
+    assert!(
+        !synced.body.to_string().contains("build"),
+        "{}",
+        synced.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_made_while_away_reaches_a_member_once_after_sync() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let g = app.create_group(&alice, "team", &[&bob]).await;
+    let mut bob_ws = app.ws(&bob.access).await;
+    let id = say(&app, &alice, g, "meet at 10").await;
+    let seen = bob_ws.recv_type("new_message").await;
+    let cursor = seen["sync_cursor"].as_i64().unwrap();
+    drop(bob_ws);
+
+    app.patch(
+        &format!("/messages/{id}"),
+        Some(&alice.access),
+        json!({"content": "meet at 11"}),
+    )
+    .await;
+    let later = say(&app, &alice, g, "see you").await;
+    let r = app
+        .delete(
+            &format!("/messages/{later}"),
+            Some(&alice.access),
+            json!(null),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    let mut bob_ws = app.ws(&bob.access).await;
+    bob_ws.send(json!({"type": "sync", "since": cursor})).await;
+    let reply = bob_ws.recv_type("sync").await;
+    let changes = reply["changes"].as_array().unwrap();
+    let edits: Vec<&Value> = changes.iter().filter(|c| c["message_id"] == id).collect();
+    assert_eq!(edits.len(), 1, "the edit once: {reply}");
+    assert_eq!(edits[0]["content"], "meet at 11");
+    // The message sent and deleted while away comes as it is now: a tombstone, once.
+    let messages = reply["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{reply}");
+    assert_eq!(messages[0]["message_id"], later);
+    assert_eq!(messages[0]["deleted"], true);
+    // Resuming from where that sync ended brings nothing again.
+    let next = reply["next_since"].as_i64().unwrap();
+    bob_ws.send(json!({"type": "sync", "since": next})).await;
+    let again = bob_ws.recv_type("sync").await;
+    assert!(again.get("changes").is_none(), "{again}");
+    assert_eq!(again["messages"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_carries_a_quote_of_what_it_answers() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let g = app.create_group(&alice, "team", &[&bob]).await;
+    let other = app.create_group(&alice, "other", &[]).await;
+    let question = say(&app, &alice, g, "who takes the release on friday?").await;
+    let mut alice_ws = app.ws(&alice.access).await;
+    let r = app
+        .post(
+            "/groups/send",
+            Some(&bob.access),
+            json!({"group_id": g, "content": "I do", "reply_to": question}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let live = alice_ws.recv_type("new_message").await;
+    assert_eq!(live["reply_to"]["message_id"], question);
+    assert_eq!(live["reply_to"]["sender_username"], "alice");
+    assert_eq!(
+        live["reply_to"]["excerpt"],
+        "who takes the release on friday?"
+    );
+    let page = history(&app, &alice, g).await;
+    assert_eq!(page[1]["reply_to"]["message_id"], question);
+
+    // Only a message of the same room can be answered.
+    let elsewhere = say(&app, &alice, other, "private").await;
+    for bad in [elsewhere, 999_999] {
+        let r = app
+            .post(
+                "/groups/send",
+                Some(&alice.access),
+                json!({"group_id": g, "content": "re", "reply_to": bad}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_words_in_your_rooms_only_newest_first() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let carol = app.register("carol").await;
+    let g = app.create_group(&alice, "team", &[&bob]).await;
+    let secret = app.create_group(&carol, "secret", &[]).await;
+    let first = say(&app, &alice, g, "Deploy on Friday").await;
+    say(&app, &bob, g, "lunch?").await;
+    let second = say(&app, &bob, g, "the deploy went fine").await;
+    say(&app, &carol, secret, "deploy the secret thing").await;
+
+    let found = search(&app, &bob, "deploy").await;
+    let ids: Vec<i64> = found
+        .iter()
+        .map(|m| m["message_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [second, first],
+        "newest first, case-insensitive, not carol's room"
+    );
+    assert!(
+        search(&app, &bob, "\"friday deploy\"").await.is_empty(),
+        "a phrase is in order"
+    );
+
+    // Paging: one at a time, then the next older one.
+    let r = app.get("/search?q=deploy&limit=1", Some(&bob.access)).await;
+    assert_eq!(r.body["results"][0]["message_id"], second);
+    let older = r.body["next_before"].as_i64().unwrap();
+    let r = app
+        .get(
+            &format!("/search?q=deploy&limit=1&before={older}"),
+            Some(&bob.access),
+        )
+        .await;
+    assert_eq!(r.body["results"][0]["message_id"], first);
+
+    // Someone else's room: not found; bad input: 422.
+    let r = app
+        .get(
+            &format!("/search?q=deploy&room_id={secret}"),
+            Some(&bob.access),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    for q in ["/search?q=", "/search?q=x&limit=0", "/search"] {
+        let r = app.get(q, Some(&bob.access)).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{q}: {}",
+            r.body
+        );
+    }
+
+    // A member removed from the group finds nothing of it any more.
+    let r = app
+        .delete(
+            &format!("/groups/{g}/members"),
+            Some(&alice.access),
+            json!({"user_id": bob.id}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(search(&app, &bob, "deploy").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mention_is_flagged_for_the_named_member_and_counted() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let carol = app.register("carol").await;
+    let g = app.create_group(&alice, "team", &[&bob, &carol]).await;
+    let mut bob_ws = app.ws(&bob.access).await;
+    let mut carol_ws = app.ws(&carol.access).await;
+
+    say(
+        &app,
+        &alice,
+        g,
+        "@bob can you look at this? (mail bob@example.com)",
+    )
+    .await;
+    let to_bob = bob_ws.recv_type("new_message").await;
+    let to_carol = carol_ws.recv_type("new_message").await;
+    assert_eq!(to_bob["mention"], true);
+    assert!(to_carol.get("mention").is_none(), "{to_carol}");
+    say(&app, &alice, g, "no names here").await;
+
+    let groups = app.get("/groups/my-groups", Some(&bob.access)).await;
+    assert_eq!(groups.body[0]["unread_count"], 2);
+    assert_eq!(groups.body[0]["mention_count"], 1);
+    let groups = app.get("/groups/my-groups", Some(&carol.access)).await;
+    assert_eq!(groups.body[0]["mention_count"], 0);
+    // History marks it for the named reader only.
+    let page = history(&app, &bob, g).await;
+    assert_eq!(page[0]["mention"], true);
+    let page = history(&app, &carol, g).await;
+    assert!(page[0].get("mention").is_none());
+}
