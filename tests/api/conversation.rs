@@ -219,8 +219,10 @@ async fn a_reply_carries_a_quote_of_what_it_answers() {
     let bob = app.register("bob").await;
     let g = app.create_group(&alice, "team", &[&bob]).await;
     let other = app.create_group(&alice, "other", &[]).await;
-    let question = say(&app, &alice, g, "who takes the release on friday?").await;
     let mut alice_ws = app.ws(&alice.access).await;
+    let question = say(&app, &alice, g, "who takes the release on friday?").await;
+    let asked = alice_ws.recv_type("new_message").await;
+    assert!(asked.get("reply_to").is_none(), "{asked}");
     let r = app
         .post(
             "/groups/send",
