@@ -527,6 +527,13 @@ impl Api {
             true,
         )
         .await
+        .map_err(|e| match e {
+            // The seed's words, kept on the wire for its clients; "admin" is what we call it.
+            CliError::Refused(why) if why.contains("creator") => CliError::Refused(
+                "only the group's admin can add people (`rtchat groups members` shows who)".into(),
+            ),
+            other => other,
+        })
     }
 
     pub async fn remove_member(&self, group: RoomId, user: UserId) -> Result<Value, CliError> {

@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use super::api::{Api, Draft, Page, to_line};
 use super::error::CliError;
 use super::live::{self, Event};
-use super::render::{RoomNames, Shown, Style, group, message_line, person, snippet, table, when};
+use super::render::{
+    self, RoomNames, Shown, Style, group, message_line, person, snippet, table, when,
+};
 use super::session::SessionStore;
 use super::target::{self, Target};
 use crate::proto::{LiveMessage, MessageId, MessageWithSender, RoomId, ServerFrame};
@@ -694,6 +696,7 @@ async fn chats(api: &Api, out: &Out) -> Result<(), CliError> {
         .iter()
         .map(|(t, v)| {
             let unread = v["unread_count"].as_i64().unwrap_or(0);
+            let mentions = v["mention_count"].as_i64().unwrap_or(0);
             let name = v["name"].as_str().unwrap_or_default();
             let label = if v["kind"] == "group" {
                 format!("{name} ({})", v["room_id"])
@@ -706,11 +709,7 @@ async fn chats(api: &Api, out: &Out) -> Result<(), CliError> {
                 } else {
                     label
                 },
-                if unread > 0 {
-                    format!("{unread} unread")
-                } else {
-                    String::new()
-                },
+                render::unread(unread, mentions),
                 t.as_ref().map(when).unwrap_or_default(),
                 snippet(v["last_message"].as_str().unwrap_or_default(), 50),
             ]
@@ -734,11 +733,7 @@ async fn groups(api: &Api, out: &Out, cmd: GroupsCommand) -> Result<(), CliError
                             out.style.bold(&format!("#{}", g.id)),
                             g.name.clone(),
                             crate::client::render::count(g.member_count, "member", "members"),
-                            if g.unread_count > 0 {
-                                format!("{} unread", g.unread_count)
-                            } else {
-                                String::new()
-                            },
+                            render::unread(g.unread_count, g.mention_count),
                         ]
                     })
                     .collect();
@@ -863,6 +858,7 @@ async fn follow_live(
     let json = out.json;
     let mut names = room_names(api).await?;
     let me = api.session()?.username;
+    let mut connected = true;
     live::listen(api, None, |event| {
         match event {
             Event::Frame(frame) => {
@@ -884,13 +880,19 @@ async fn follow_live(
                     println!("{}", style.dim(&text));
                 }
             }
-            Event::Lost { retry_in } => {
+            // Once per loss, not at every attempt.
+            Event::Lost { retry_in } if connected => {
+                connected = false;
                 eprintln!(
-                    "connection lost; reconnecting in {:.1} s",
-                    retry_in.as_secs_f64()
+                    "connection lost; reconnecting (next try in {:.0} s)",
+                    retry_in.as_secs_f64().ceil()
                 );
             }
-            Event::Resumed { missed } => eprintln!("reconnected ({missed} missed messages shown)"),
+            Event::Lost { .. } => {}
+            Event::Resumed { missed } => {
+                connected = true;
+                eprintln!("reconnected ({missed} missed messages shown)");
+            }
         }
         true
     })

@@ -92,8 +92,19 @@ pub async fn listen(
 ) -> Result<(), CliError> {
     let mut seen = Seen::default();
     let mut failures: u32 = 0;
+    // Frames given while the connection was down, sent once it is back.
+    let mut held: Vec<ClientFrame> = Vec::new();
     loop {
-        match session(api, &mut seen, &mut outgoing, &mut on_event, failures > 0).await {
+        let flow = session(
+            api,
+            &mut seen,
+            &mut outgoing,
+            &mut held,
+            &mut on_event,
+            failures > 0,
+        )
+        .await;
+        match flow {
             Ok(Flow::Stop) => return Ok(()),
             Ok(Flow::Reconnect) => failures = 1,
             Err(e @ CliError::Auth(_)) => return Err(e),
@@ -103,15 +114,23 @@ pub async fn listen(
         if !on_event(Event::Lost { retry_in }) {
             return Ok(());
         }
-        tokio::time::sleep(retry_in).await;
+        // A frame to send (someone typing) means someone is waiting: try again at once.
+        tokio::select! {
+            _ = tokio::time::sleep(retry_in) => {}
+            frame = next_outgoing(&mut outgoing) => match frame {
+                Some(ClientFrame::Ping | ClientFrame::Typing { .. }) => {}
+                Some(frame) => held.push(frame),
+                None => return Ok(()),
+            },
+        }
     }
 }
 
-/// 0.5 s, 1 s, 2 s ... up to 30 s, each with up to 50% random jitter so clients do not reconnect in
+/// 0.5 s, 1 s, 2 s ... up to 10 s, each with up to 50% random jitter so clients do not reconnect in
 /// lockstep after a server restart.
 pub fn backoff(failures: u32) -> Duration {
     let base = Duration::from_millis(500) * 2u32.saturating_pow(failures.saturating_sub(1).min(6));
-    let base = base.min(Duration::from_secs(30));
+    let base = base.min(Duration::from_secs(10));
     let jitter = rand::rng().random_range(0.0..0.5);
     base.mul_f64(1.0 + jitter)
 }
@@ -135,6 +154,7 @@ async fn session(
     api: &Api,
     seen: &mut Seen,
     outgoing: &mut Option<mpsc::UnboundedReceiver<ClientFrame>>,
+    held: &mut Vec<ClientFrame>,
     on_event: &mut impl FnMut(Event) -> bool,
     resumed: bool,
 ) -> Result<Flow, CliError> {
@@ -159,6 +179,11 @@ async fn session(
     };
     if resumed && !on_event(Event::Resumed { missed }) {
         return Ok(Flow::Stop);
+    }
+    for frame in std::mem::take(held) {
+        if send_frame(&mut sink, &frame).await.is_err() {
+            return Ok(Flow::Reconnect);
+        }
     }
     loop {
         let message = tokio::select! {
@@ -308,6 +333,6 @@ mod tests {
         assert!(
             backoff(1) >= Duration::from_millis(500) && backoff(1) < Duration::from_millis(750)
         );
-        assert!(backoff(20) <= Duration::from_secs(45));
+        assert!(backoff(20) <= Duration::from_secs(15));
     }
 }

@@ -96,6 +96,15 @@ pub fn message_line(style: &Style, room: Option<&str>, m: &Shown<'_>) -> String 
     text
 }
 
+/// Unread counts as a chat list shows them: `2 unread, 1 mention`, or nothing.
+pub fn unread(count: i64, mentions: i64) -> String {
+    match (count, mentions) {
+        (0, _) => String::new(),
+        (n, 0) => format!("{n} unread"),
+        (n, m) => format!("{n} unread, {}", self::count(m, "mention", "mentions")),
+    }
+}
+
 /// A person as shown and typed: `@alice`.
 pub fn person(username: &str) -> String {
     format!("@{username}")
@@ -129,6 +138,11 @@ impl RoomNames {
 
     pub fn knows(&self, room: RoomId) -> bool {
         self.0.contains_key(&room)
+    }
+
+    /// How many known rooms show as `label` (two groups may share a name).
+    pub fn rooms_labelled(&self, label: &str) -> usize {
+        self.0.values().filter(|l| l.as_str() == label).count()
     }
 
     pub fn label(&self, room: RoomId) -> String {

@@ -14,10 +14,10 @@ use super::api::{Api, Draft, Page};
 use super::error::CliError;
 use super::line_editor::{Completions, Input, LineEditor};
 use super::live::{self, Event};
-use super::render::{RoomNames, Shown, Style, group, message_line, person, table};
+use super::render::{RoomNames, Shown, Style, group, message_line, person, table, unread, when};
 use super::session::Session;
 use super::target::{self, Target};
-use crate::proto::{ClientFrame, LiveMessage, MessageId, RoomId, ServerFrame, UserId};
+use crate::proto::{ClientFrame, LiveMessage, MessageId, RoomId, ServerFrame, Timestamp, UserId};
 
 const TYPING_EVERY: Duration = Duration::from_secs(3);
 const TYPING_SHOWN_FOR: Duration = Duration::from_secs(5);
@@ -137,6 +137,8 @@ struct Repl {
     resend_at: Option<Instant>,
     /// What `/edit` and `/delete` change when given no id.
     last_sent: Option<MessageId>,
+    /// The live connection is up (false from a loss until it is back).
+    connected: bool,
     to_server: mpsc::UnboundedSender<ClientFrame>,
     typing_sent: Option<Instant>,
     typing_shown: HashMap<(RoomId, UserId), Instant>,
@@ -176,6 +178,7 @@ pub async fn run(api: Api, target: Option<String>) -> Result<(), CliError> {
         pending: Vec::new(),
         resend_at: None,
         last_sent: None,
+        connected: true,
         to_server,
         typing_sent: None,
         typing_shown: HashMap::new(),
@@ -203,7 +206,10 @@ pub async fn run(api: Api, target: Option<String>) -> Result<(), CliError> {
                     }
                     editor.read(repl.prompt());
                 }
-                Some(Input::Typing) => repl.typing(),
+                Some(Input::Typing) => {
+                    repl.wake_connection();
+                    repl.typing();
+                }
                 Some(Input::Eof) | None => {
                     between_lines = true;
                     break Ok(());
@@ -232,6 +238,37 @@ pub async fn run(api: Api, target: Option<String>) -> Result<(), CliError> {
     live_task.abort();
     editor.finish(between_lines);
     outcome
+}
+
+/// What a mistyped /command gets: which command is unknown, or which argument is missing and
+/// how the command is used.
+fn slash_error(typed: &str, e: &clap::Error) -> String {
+    let name = typed.split_whitespace().next().unwrap_or_default();
+    let text = e.render().to_string();
+    match e.kind() {
+        clap::error::ErrorKind::InvalidSubcommand | clap::error::ErrorKind::UnknownArgument
+            if !HELP.contains(&format!("/{name} ")) =>
+        {
+            format!("unknown command /{name} (/help lists commands)")
+        }
+        clap::error::ErrorKind::MissingRequiredArgument => {
+            let missing: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with('<'))
+                .collect();
+            let usage = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Usage: "))
+                .unwrap_or(name);
+            format!("/{name} needs {}: /{usage}", missing.join(" "))
+        }
+        _ => {
+            let first = text.lines().next().unwrap_or("unknown command");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            format!("/{name}: {first} (/help lists commands)")
+        }
+    }
 }
 
 /// Resolves at `at`; never without it.
@@ -270,6 +307,11 @@ impl Repl {
 
     fn prompt(&self) -> String {
         match &self.current {
+            // Two groups of one name: the id tells them apart.
+            Some(Current {
+                target: Target::Group { id, name },
+                ..
+            }) if self.names.rooms_labelled(&group(name)) > 1 => format!("#{name} ({id})> "),
             Some(c) => format!("{}> ", c.target.label()),
             None => "> ".to_string(),
         }
@@ -328,11 +370,7 @@ impl Repl {
                     let result = self.command(slash.command).await;
                     self.command_result(result);
                 }
-                Err(e) => {
-                    let text = e.render().to_string();
-                    let first = text.lines().next().unwrap_or("unknown command").to_string();
-                    self.say(&format!("{first} (/help lists commands)"));
-                }
+                Err(e) => self.say(&slash_error(command, &e)),
             }
             return true;
         }
@@ -351,7 +389,12 @@ impl Repl {
             SlashCommand::Join { target } => self.join(&target).await?,
             SlashCommand::Msg { target, text } => {
                 let to = target::resolve(&self.api, &target).await?;
-                self.send(to, text.join(" ")).await;
+                let label = to.label();
+                let here = self.current.as_ref().map(|c| c.target.label());
+                // Its echo shows only in its own room: elsewhere, say that it went.
+                if self.send(to, text.join(" ")).await && here.as_ref() != Some(&label) {
+                    self.notice(&format!("sent to {label}"));
+                }
             }
             SlashCommand::Reply { id, text } => {
                 let Some(c) = &self.current else {
@@ -426,17 +469,20 @@ impl Repl {
     async fn chats(&mut self) -> Result<(), CliError> {
         let (chats, groups) = tokio::try_join!(self.api.chats(), self.api.groups())?;
         let mut rows: Vec<Vec<String>> = Vec::new();
+        let at = |t: Option<&Timestamp>| t.map(when).unwrap_or_default();
         for g in groups {
             rows.push(vec![
                 format!("#{} ({})", g.name, g.id),
-                unread_text(g.unread_count),
+                unread(g.unread_count, g.mention_count),
+                at(g.last_message_time.as_ref()),
                 g.last_message.unwrap_or_default(),
             ]);
         }
         for c in chats {
             rows.push(vec![
                 person(&c.other_user_username),
-                unread_text(c.unread_count),
+                unread(c.unread_count, c.mention_count),
+                at(c.last_message_time.as_ref()),
                 c.last_message,
             ]);
         }
@@ -594,11 +640,17 @@ impl Repl {
 
     /// Sends a message; kept as pending until the server confirms it, and retried with the same
     /// `client_id` after a reconnect if it could not be delivered now.
-    async fn send(&mut self, to: Target, content: String) {
-        self.send_reply(to, content, None).await;
+    /// Whether the server took it now.
+    async fn send(&mut self, to: Target, content: String) -> bool {
+        self.send_reply(to, content, None).await
     }
 
-    async fn send_reply(&mut self, to: Target, content: String, reply_to: Option<MessageId>) {
+    async fn send_reply(
+        &mut self,
+        to: Target,
+        content: String,
+        reply_to: Option<MessageId>,
+    ) -> bool {
         let pending = Pending {
             client_id: uuid::Uuid::new_v4().to_string(),
             to,
@@ -606,11 +658,12 @@ impl Repl {
             reply_to,
         };
         self.pending.push(pending.clone());
-        self.deliver(pending, true).await;
+        self.deliver(pending, true).await
     }
 
-    /// One attempt; a failure is told on the first (`first`), then retried quietly.
-    async fn deliver(&mut self, p: Pending, first: bool) {
+    /// One attempt, and whether the server took it; a failure is told on the first (`first`),
+    /// then retried quietly.
+    async fn deliver(&mut self, p: Pending, first: bool) -> bool {
         let result = match &p.to {
             Target::User(u) => self.api.send_direct(u.id, &p.draft()).await,
             Target::Group { id, .. } => self.api.send_group(*id, &p.draft()).await,
@@ -629,6 +682,7 @@ impl Repl {
                 {
                     c.room = Some(room);
                 }
+                true
             }
             Err(CliError::Server(_)) => {
                 if first {
@@ -636,11 +690,22 @@ impl Repl {
                 }
                 self.resend_at
                     .get_or_insert_with(|| Instant::now() + RESEND_AFTER);
+                self.wake_connection();
+                false
             }
             Err(e) => {
                 self.pending.retain(|q| q.client_id != p.client_id);
                 self.say(&format!("error: {e}"));
+                false
             }
+        }
+    }
+
+    /// While the connection is down, the person at the keyboard is not kept waiting for the
+    /// backoff: any frame wakes the listener, which tries again at once.
+    fn wake_connection(&mut self) {
+        if !self.connected {
+            let _ = self.to_server.send(ClientFrame::Ping);
         }
     }
 
@@ -664,11 +729,17 @@ impl Repl {
     async fn event(&mut self, event: Event) {
         match event {
             Event::Frame(frame) => self.frame(frame).await,
-            Event::Lost { retry_in } => self.notice(&format!(
-                "connection lost; reconnecting in {:.1} s",
-                retry_in.as_secs_f64()
-            )),
+            // Said once per loss, not at every attempt; typing retries at once.
+            Event::Lost { retry_in } if self.connected => {
+                self.connected = false;
+                self.notice(&format!(
+                    "connection lost; reconnecting in {:.0} s (or as soon as you type)",
+                    retry_in.as_secs_f64().ceil()
+                ));
+            }
+            Event::Lost { .. } => {}
             Event::Resumed { missed } => {
+                self.connected = true;
                 self.notice(&format!("reconnected ({missed} missed)"));
                 if let Some(room) = self.current_room() {
                     let _ = self.to_server.send(ClientFrame::JoinRoom { room });
@@ -714,7 +785,12 @@ impl Repl {
                 let label = self.names.label(room_id);
                 self.remember_word(person(&username));
                 if user_id == self.me.user_id {
-                    self.notice(&format!("you are now in {label}"));
+                    let here = self.current.as_ref().map(|c| c.target.label());
+                    if here.as_ref() != Some(&label) {
+                        self.notice(&format!(
+                            "you were added to {label}: /join {label} to talk there"
+                        ));
+                    }
                 } else {
                     self.notice(&format!("@{username} joined {label}"));
                 }
@@ -788,13 +864,5 @@ impl Repl {
                 super::render::snippet(&m.content, 60)
             ));
         }
-    }
-}
-
-fn unread_text(n: i64) -> String {
-    if n > 0 {
-        format!("{n} unread")
-    } else {
-        String::new()
     }
 }

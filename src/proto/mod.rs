@@ -555,6 +555,9 @@ pub struct ReadState {
     pub room_id: RoomId,
     pub last_read_message_id: MessageId,
     pub unread_count: i64,
+    /// Unread messages that name you (@you).
+    #[serde(default)]
+    pub mention_count: i64,
 }
 
 // ----- real time -----

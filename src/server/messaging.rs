@@ -20,7 +20,8 @@ use crate::server::metrics::{METRICS, Throttle};
 use crate::server::realtime::hub::{ConnId, Hub};
 use crate::server::realtime::writer::MessageWriter;
 use crate::server::store::{
-    ChangeOutcome, InsertOutcome, NewMessage, RoomKind, SearchQuery, Store, StoredChange,
+    ChangeOutcome, InsertOutcome, NewMessage, ReadPointer, RoomKind, SearchQuery, Store,
+    StoredChange,
 };
 
 /// A user's typing in a room is forwarded at most this often (the REPL sends one per 3 s).
@@ -159,15 +160,15 @@ impl Messaging<'_> {
     }
 
     /// A member read `room` up to `message_id` (None: its newest message), over REST or a `read`
-    /// frame; the membership check is the caller's. The pointer and the reader's unread count, or
-    /// None if the reader is no longer a member.
+    /// frame; the membership check is the caller's. The pointer and the reader's unread counts,
+    /// or None if the reader is no longer a member.
     pub async fn read(
         &self,
         reader: UserId,
         reader_name: &str,
         room: RoomId,
         message_id: Option<MessageId>,
-    ) -> Result<Option<(MessageId, i64)>, ApiError> {
+    ) -> Result<Option<ReadPointer>, ApiError> {
         let upto = self
             .store
             .message_in_room(room, message_id)
@@ -184,10 +185,11 @@ impl Messaging<'_> {
         reader_name: &str,
         room: RoomId,
         upto: MessageId,
-    ) -> Result<Option<(MessageId, i64)>, ApiError> {
-        let Some((pointer, unread)) = self.store.mark_read(room, reader, upto).await? else {
+    ) -> Result<Option<ReadPointer>, ApiError> {
+        let Some(read) = self.store.mark_read(room, reader, upto).await? else {
             return Ok(None);
         };
+        let (pointer, unread) = (read.last_read, read.unread);
         let receipt = |unread_count| ServerFrame::Read {
             room_id: room,
             user_id: reader,
@@ -204,7 +206,7 @@ impl Messaging<'_> {
             user: reader,
             frame: frame_json(&receipt(Some(unread))),
         });
-        Ok(Some((pointer, unread)))
+        Ok(Some(read))
     }
 
     /// Messages of the user's rooms after the page's `since`, in id order, at most its `limit`.

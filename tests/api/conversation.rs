@@ -335,27 +335,35 @@ async fn a_mention_is_flagged_for_the_named_member_and_counted() {
     let mut bob_ws = app.ws(&bob.access).await;
     let mut carol_ws = app.ws(&carol.access).await;
 
-    say(
-        &app,
-        &alice,
-        g,
-        "@bob can you look at this? (mail bob@example.com)",
-    )
-    .await;
+    let plain = say(&app, &alice, g, "no names here").await;
+    bob_ws.recv_type("new_message").await;
+    carol_ws.recv_type("new_message").await;
+    let text = "@bob can you look at this? (mail bob@example.com)";
+    say(&app, &alice, g, text).await;
     let to_bob = bob_ws.recv_type("new_message").await;
     let to_carol = carol_ws.recv_type("new_message").await;
     assert_eq!(to_bob["mention"], true);
     assert!(to_carol.get("mention").is_none(), "{to_carol}");
-    say(&app, &alice, g, "no names here").await;
 
     let groups = app.get("/groups/my-groups", Some(&bob.access)).await;
     assert_eq!(groups.body[0]["unread_count"], 2);
     assert_eq!(groups.body[0]["mention_count"], 1);
     let groups = app.get("/groups/my-groups", Some(&carol.access)).await;
     assert_eq!(groups.body[0]["mention_count"], 0);
+    // Reading the first leaves the mention unread, and says so.
+    let r = app
+        .post(
+            &format!("/rooms/{g}/read"),
+            Some(&bob.access),
+            json!({"message_id": plain}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["unread_count"], 1);
+    assert_eq!(r.body["mention_count"], 1);
     // History marks it for the named reader only.
     let page = history(&app, &bob, g).await;
-    assert_eq!(page[0]["mention"], true);
+    assert_eq!(page[1]["mention"], true);
     let page = history(&app, &carol, g).await;
-    assert!(page[0].get("mention").is_none());
+    assert!(page[1].get("mention").is_none());
 }

@@ -285,3 +285,45 @@ async fn register_says_the_password_rule_first() {
     });
     let _ = std::fs::remove_dir_all(config);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_edit_delete_search_and_mentions_in_the_repl() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    app.create_group(&alice, "team", &[&bob]).await;
+    let mut a = Terminal::open(&app, &alice, "alice", "#team");
+    let mut b = Terminal::open(&app, &bob, "bob", "#team");
+    app.wait_for_sockets(2).await;
+
+    // A message naming alice rings her terminal's bell; it shows with its [ID].
+    b.type_line("@alice the deploy is stuck");
+    a.expect("bob: @alice the deploy is stuck");
+    assert!(a.screen.contains('\x07'), "a bell: {:?}", a.screen);
+    let before = a.screen.rfind("] bob: @alice the deploy").unwrap();
+    let open = a.screen[..before].rfind('[').unwrap();
+    let id = a.screen[open + 1..before].to_string();
+    assert!(id.parse::<i64>().is_ok(), "{id}");
+
+    // /reply quotes what it answers, on both sides.
+    a.type_line(&format!("/reply {id} looking at it"));
+    b.expect(&format!("↪ [{id}] bob: @alice the deploy is stuck"));
+    b.expect("alice: looking at it");
+
+    // /edit and /delete change the last message sent by default.
+    a.type_line("/edit looking at it now");
+    b.expect("edited: looking at it now");
+    a.type_line("/delete");
+    b.expect("deleted");
+
+    a.type_line("/search deploy");
+    a.expect("#team bob: @alice the deploy is stuck");
+
+    // Mistakes say what is wrong; a message elsewhere says it went.
+    a.type_line("/msg @bob");
+    a.expect("/msg needs <TEXT>...");
+    a.type_line("/frobnicate");
+    a.expect("unknown command /frobnicate");
+    a.type_line("/msg @bob psst");
+    a.expect("sent to @bob");
+}

@@ -12,7 +12,7 @@ mod users;
 
 pub use changes::{ChangeOutcome, StoredChange};
 pub use messages::{HistoryPage, InsertOutcome, NewMessage, StoredMessage};
-pub use rooms::{RemoveOutcome, RoomAccess};
+pub use rooms::{ReadPointer, RemoveOutcome, RoomAccess};
 pub use search::SearchQuery;
 pub use sessions::{NewRefresh, RotateOutcome};
 pub use users::{CreateUserOutcome, NewUser, UserRecord};

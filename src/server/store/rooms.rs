@@ -32,6 +32,15 @@ pub struct DirectLookup {
     pub other_exists: bool,
 }
 
+/// A member's read pointer in a room, and what is still unread after it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadPointer {
+    pub last_read: MessageId,
+    pub unread: i64,
+    /// Unread messages that name the member.
+    pub mentions: i64,
+}
+
 #[derive(Debug)]
 pub struct ChatRow {
     pub room_id: RoomId,
@@ -309,7 +318,7 @@ impl Store {
         room_id: RoomId,
         user_id: UserId,
         upto: MessageId,
-    ) -> Result<Option<(MessageId, i64)>, StoreError> {
+    ) -> Result<Option<ReadPointer>, StoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
@@ -319,17 +328,23 @@ impl Store {
                     WHERE chat_room_id = $1 AND user_id = $2
                     RETURNING last_read_message_id
                  )
-                 SELECT upd.last_read_message_id,
-                        (SELECT count(*) FROM messages x
-                         WHERE x.chat_room_id = $1 AND x.id > upd.last_read_message_id
-                           AND x.sender_id IS DISTINCT FROM $2)
-                 FROM upd",
+                 SELECT upd.last_read_message_id, unread.n, unread.named
+                 FROM upd CROSS JOIN LATERAL (
+                    SELECT count(*) AS n, count(*) FILTER (WHERE x.mentions @> ARRAY[$2::int]) AS named
+                    FROM messages x
+                    WHERE x.chat_room_id = $1 AND x.id > upd.last_read_message_id
+                      AND x.sender_id IS DISTINCT FROM $2
+                 ) unread",
             )
             .await?;
         Ok(client
             .query_opt(&stmt, &[&room_id, &user_id, &upto])
             .await?
-            .map(|r| (r.get(0), r.get(1))))
+            .map(|r| ReadPointer {
+                last_read: r.get(0),
+                unread: r.get(1),
+                mentions: r.get(2),
+            }))
     }
 
     /// The user's direct chats, most recent activity first.

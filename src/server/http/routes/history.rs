@@ -37,12 +37,12 @@ pub async fn read_page(
     let mut last_read = access.last_read;
     if let Some(newest) = page.last().map(|m| m.id)
         && newest > last_read
-        && let Some((pointer, _)) = state
+        && let Some(read) = state
             .messaging()
             .mark_read(reader, &me.user.username, room_id, newest)
             .await?
     {
-        last_read = pointer;
+        last_read = read.last_read;
     }
     Ok(page
         .into_iter()

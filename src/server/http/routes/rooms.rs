@@ -55,7 +55,7 @@ pub(super) async fn mark_read(
             RoomKind::Group => ApiError::Forbidden("You are not a member of this room".into()),
         });
     }
-    let (pointer, unread) = state
+    let read = state
         .messaging()
         .read(me.id(), &me.user.username, room_id, req.message_id)
         .await?
@@ -63,7 +63,8 @@ pub(super) async fn mark_read(
     Ok(json(&ReadState {
         message: "Marked as read".into(),
         room_id,
-        last_read_message_id: pointer,
-        unread_count: unread,
+        last_read_message_id: read.last_read,
+        unread_count: read.unread,
+        mention_count: read.mentions,
     }))
 }
