@@ -114,6 +114,19 @@ enum Scenario {
         #[arg(long, default_value_t = 4)]
         sources: u8,
     },
+    /// Search latency with M messages stored over R rooms (seeded with COPY), the searcher a
+    /// member of a tenth of them: a rare word, a common word, a phrase, and one room.
+    Search {
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: i64,
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        /// The server's database, for seeding.
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 300)]
+        samples: usize,
+    },
     /// History page latency with M messages stored in one room (seeded with COPY).
     History {
         #[arg(long, default_value_t = 1_000_000)]
@@ -398,6 +411,12 @@ async fn scenario(client: Arc<Client>, s: Scenario) -> Value {
             database_url,
             samples,
         } => history(client, messages, &database_url, samples).await,
+        Scenario::Search {
+            messages,
+            rooms,
+            database_url,
+            samples,
+        } => search(client, messages, rooms, &database_url, samples).await,
     }
 }
 
@@ -1006,6 +1025,109 @@ async fn idle(client: Arc<Client>, n: usize, hold: u64, pid: Option<u32>, source
 /// Unmeasured requests before each measured kind of page (connections open, plans cached).
 const WARM_UP_REQUESTS: usize = 10;
 
+/// Starts a COPY of `m` messages whose ids the caller writes from the one returned: positions of
+/// the message log, taken from its head as the server takes them (`log_head`), so that the
+/// server's own sends never meet them.
+async fn seed(
+    db: &tokio_postgres::Client,
+    m: i64,
+) -> (tokio_postgres::CopyInSink<bytes::Bytes>, i64) {
+    let first: i64 = db
+        .query_one(
+            "UPDATE log_head SET next_position = next_position + $1 RETURNING next_position - $1",
+            &[&m],
+        )
+        .await
+        .expect("log positions")
+        .get(0);
+    let sink = db
+        .copy_in("COPY messages (id, chat_room_id, sender_id, content) FROM STDIN")
+        .await
+        .expect("copy");
+    (sink, first)
+}
+
+/// A word of the seeded vocabulary: `w0` is in every tenth message, `w4999` in about one in 600.
+fn seeded_word(rng: &mut impl rand::Rng) -> String {
+    // Zipf-like: small indexes far more often.
+    let x: f64 = rng.random_range(0.0..1.0);
+    format!("w{}", (5000f64.powf(x) as u32).saturating_sub(1))
+}
+
+async fn search(
+    client: Arc<Client>,
+    m: i64,
+    rooms: usize,
+    database_url: &str,
+    samples: usize,
+) -> Value {
+    let users = client.users(&format!("ls{}u", run_id()), 2).await;
+    // The searcher is in one room in ten; the others hold the rest of the messages.
+    let mut room_ids = Vec::with_capacity(rooms);
+    for r in 0..rooms {
+        let members = if r % 10 == 0 { &users[1..] } else { &[][..] };
+        room_ids.push(client.group(&users[0], &format!("s{r}"), members).await);
+    }
+    eprintln!("seeding {m} messages over {rooms} rooms with COPY...");
+    let cfg: tokio_postgres::Config = database_url.parse().expect("database url");
+    let (db, conn) = cfg.connect(tokio_postgres::NoTls).await.expect("database");
+    tokio::spawn(conn);
+    let t = Instant::now();
+    let (sink, first_id) = seed(&db, m).await;
+    let mut sink = std::pin::pin!(sink);
+    let mut rng = rand::rng();
+    let mut buf = String::with_capacity(1 << 20);
+    for i in 0..m {
+        let words: Vec<String> = (0..8).map(|_| seeded_word(&mut rng)).collect();
+        let extra = if i % 100_000 == 7 { " needle" } else { "" };
+        buf.push_str(&format!(
+            "{}\t{}\t{}\t{}{extra}\n",
+            first_id + i,
+            room_ids[i as usize % rooms],
+            users[0].id,
+            words.join(" ")
+        ));
+        if buf.len() > (1 << 20) - 200 {
+            sink.send(bytes::Bytes::from(std::mem::take(&mut buf)))
+                .await
+                .expect("copy chunk");
+        }
+    }
+    sink.send(bytes::Bytes::from(buf))
+        .await
+        .expect("copy chunk");
+    sink.as_mut().finish().await.expect("copy finish");
+    db.batch_execute("VACUUM (ANALYZE) messages")
+        .await
+        .expect("vacuum");
+    let seed_secs = t.elapsed().as_secs_f64();
+    let token = &users[1].token;
+    let measure = async |query: String| {
+        for _ in 0..WARM_UP_REQUESTS {
+            client.get(&query, token).await.expect("search");
+        }
+        let mut h = histogram();
+        let mut found = 0;
+        for _ in 0..samples {
+            let t = Instant::now();
+            let reply = client.get(&query, token).await.expect("search");
+            h.record(t.elapsed().as_micros().max(1) as u64).ok();
+            found = reply["results"].as_array().map_or(0, Vec::len);
+        }
+        json!({"query": query, "results": found, "p50_ms": ms(&h, 0.5), "p99_ms": ms(&h, 0.99)})
+    };
+    let results = vec![
+        measure("/search?q=needle".into()).await,
+        measure("/search?q=w4000".into()).await,
+        measure("/search?q=w0".into()).await,
+        measure("/search?q=w1+w2".into()).await,
+        measure("/search?q=%22w0+w1%22".into()).await,
+        measure(format!("/search?q=w100&room_id={}", room_ids[0])).await,
+    ];
+    json!({"scenario": "search", "messages": m, "rooms": rooms, "searchers_rooms": rooms.div_ceil(10),
+           "seed_seconds": seed_secs, "samples": samples, "queries": results})
+}
+
 async fn history(client: Arc<Client>, m: i64, database_url: &str, samples: usize) -> Value {
     let users = client.users(&format!("lh{}u", run_id()), 2).await;
     let room = client.group(&users[0], "history", &users[1..]).await;
@@ -1014,15 +1136,13 @@ async fn history(client: Arc<Client>, m: i64, database_url: &str, samples: usize
     let (db, conn) = cfg.connect(tokio_postgres::NoTls).await.expect("database");
     tokio::spawn(conn);
     let t = Instant::now();
-    let sink = db
-        .copy_in("COPY messages (chat_room_id, sender_id, content) FROM STDIN")
-        .await
-        .expect("copy");
+    let (sink, first_id) = seed(&db, m).await;
     let mut sink = std::pin::pin!(sink);
     let mut buf = String::with_capacity(1 << 20);
     for i in 0..m {
         buf.push_str(&format!(
-            "{room}\t{}\tmessage number {i}\n",
+            "{}\t{room}\t{}\tmessage number {i}\n",
+            first_id + i,
             users[(i % 2) as usize].id
         ));
         if buf.len() > (1 << 20) - 100 {

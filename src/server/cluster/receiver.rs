@@ -23,6 +23,8 @@ use crate::server::store::{StoreError, StoredChange, StoredMessage};
 /// millisecond). Short: everything behind the gap waits too, and is then delivered in one burst
 /// that a member's queue (256 frames) must hold.
 const GAP_WAIT: Duration = Duration::from_millis(20);
+/// The most log positions read from the database at once when filling a gap.
+const FILL_CHUNK: MessageId = 5_000;
 /// How often the database is asked whether the log moved on without the bus saying so.
 const TAIL_CHECK_EVERY: Duration = Duration::from_secs(1);
 
@@ -182,41 +184,41 @@ async fn fill_gap(state: &AppState, log: &mut Log) {
 /// Delivers the stored messages of positions `log.next..=upto` from the database, then whatever
 /// was waiting behind them.
 async fn fill_upto(state: &AppState, log: &mut Log, upto: MessageId) {
-    let from = log.next;
-    if upto < from {
-        return;
-    }
-    let read = async {
-        let messages = state.store.messages_between(from, upto).await?;
-        let changes = state.store.changes_between(from, upto).await?;
-        Ok::<_, StoreError>((messages, changes))
-    };
-    match read.await {
-        Ok((found, changes)) => {
-            let count = found.len() + changes.len();
-            METRICS
-                .bus_positions_filled
-                .inc_by((upto - from + 1) as u64);
-            tracing::info!(
-                from,
-                upto,
-                messages = found.len(),
-                changes = changes.len(),
-                "log positions read from the database"
-            );
-            if (count as i64) < upto - from + 1 {
-                // Positions without a message: failed batches, or a removal whose event was lost.
-                // The membership cache is read again so that a lost removal cannot linger.
-                reload_memberships(state).await;
+    // A chunk at a time: a long gap (a bulk import, a long bus outage) never sits in memory whole.
+    while log.next <= upto {
+        let from = log.next;
+        let to = upto.min(from + FILL_CHUNK - 1);
+        let read = async {
+            let messages = state.store.messages_between(from, to).await?;
+            let changes = state.store.changes_between(from, to).await?;
+            Ok::<_, StoreError>((messages, changes))
+        };
+        let (found, changes) = match read.await {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read missing log positions; will retry");
+                break;
             }
-            let stored: Vec<&StoredMessage> = found.iter().collect();
-            let mentions = Mention::of(&stored);
-            let messages: Vec<LiveMessage> = found.iter().map(|m| m.to_live()).collect();
-            let changes = changes.iter().map(change_event).collect();
-            let ready = log.filled(upto, messages, mentions, changes);
-            apply_log(state, ready);
+        };
+        METRICS.bus_positions_filled.inc_by((to - from + 1) as u64);
+        tracing::info!(
+            from,
+            upto = to,
+            messages = found.len(),
+            changes = changes.len(),
+            "log positions read from the database"
+        );
+        if ((found.len() + changes.len()) as i64) < to - from + 1 {
+            // Positions without a message: failed batches, or a removal whose event was lost.
+            // The membership cache is read again so that a lost removal cannot linger.
+            reload_memberships(state).await;
         }
-        Err(e) => tracing::warn!(error = %e, "could not read missing log positions; will retry"),
+        let stored: Vec<&StoredMessage> = found.iter().collect();
+        let mentions = Mention::of(&stored);
+        let messages: Vec<LiveMessage> = found.iter().map(|m| m.to_live()).collect();
+        let changes = changes.iter().map(change_event).collect();
+        let ready = log.filled(to, messages, mentions, changes);
+        apply_log(state, ready);
     }
 }
 
@@ -446,5 +448,34 @@ mod tests {
         assert_eq!(ids(&ready), [7, 8]);
         assert_eq!(ids(&log.offer(7, 10, messages(7, 10))), [9, 10]);
         assert_eq!(log.next, 11);
+    }
+
+    #[test]
+    fn edits_read_from_the_database_keep_their_place_among_the_messages() {
+        let mut log = Log::new(1);
+        let edit = Event::MessageChanged {
+            at: 3,
+            room: 1,
+            frame: "{}".into(),
+        };
+        let ready = log.filled(
+            5,
+            vec![live(1), live(2), live(4), live(5)],
+            Vec::new(),
+            vec![edit],
+        );
+        let order: Vec<String> = ready
+            .iter()
+            .map(|e| match e {
+                Event::Messages { messages, .. } => format!(
+                    "m{:?}",
+                    messages.iter().map(|m| m.message_id).collect::<Vec<_>>()
+                ),
+                Event::MessageChanged { at, .. } => format!("c{at}"),
+                _ => "?".into(),
+            })
+            .collect();
+        assert_eq!(order, ["m[1, 2]", "c3", "m[4, 5]"]);
+        assert_eq!(log.next, 6);
     }
 }

@@ -209,7 +209,7 @@ async fn store_in_order(
     let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
         return Err(StoreError::Unexpected("no log positions".into()));
     };
-    let stored = match Store::insert_messages(w.client, messages, &ids).await {
+    let mut stored = match Store::insert_messages(w.client, messages, &ids).await {
         Ok(stored) => stored,
         Err(e) if rolled_back(w.client, &e) => return Err(e),
         Err(e) => {
@@ -218,6 +218,17 @@ async fn store_in_order(
             return Ok(stored_as_sent(w.store, messages, &ids).await);
         }
     };
+    let mut replies: Vec<&mut StoredMessage> = stored
+        .iter_mut()
+        .flatten()
+        .filter(|m| m.reply_to.is_some())
+        .collect();
+    if !replies.is_empty()
+        && let Err(e) = w.store.quote_replies(&mut replies).await
+    {
+        // Stored all the same: the quote is only what the reply shows of the message it answers.
+        tracing::warn!(error = %e, "could not quote the messages replies answer");
+    }
     let published: Vec<&StoredMessage> = stored.iter().flatten().collect();
     publish(w.outgoing, first, last, &published);
     // Committed and published: what remains is telling each sender why a message was not stored.

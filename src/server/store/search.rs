@@ -26,9 +26,12 @@ impl Store {
         query: &SearchQuery,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS}
+        // Planned for these values every time, not cached: how common the words are decides the
+        // plan. A common word is found fastest walking messages newest first; a rare one through
+        // the full-text index. A generic plan picks one for all (measured: 485 ms instead of 1 ms
+        // for a word in a third of 1,000,000 messages).
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS}
                  FROM messages m
                  JOIN chat_room_members mm ON mm.chat_room_id = m.chat_room_id AND mm.user_id = $1
                  {MESSAGE_JOINS}
@@ -36,12 +39,11 @@ impl Store {
                    AND ($3::int IS NULL OR m.chat_room_id = $3)
                    AND m.id < $4
                  ORDER BY m.id DESC LIMIT $5"
-            ))
-            .await?;
+        );
         let before = query.before.unwrap_or(MessageId::MAX);
         Ok(client
             .query(
-                &stmt,
+                &sql,
                 &[&user, &query.text, &query.room, &before, &query.limit],
             )
             .await?
