@@ -812,3 +812,27 @@ async fn edit_delete_reply_and_search_from_the_command_line() {
     let found = bob.run(&["search", "monday"]).await;
     assert!(found.ok().stdout.is_empty());
 }
+
+#[tokio::test]
+async fn listen_mentions_prints_only_messages_that_name_you() {
+    let app = spawn_app().await;
+    let alice = Cli::for_app(&app);
+    let bob = Cli::for_app(&app);
+    alice.register("alice").await;
+    bob.register("bob").await;
+    alice
+        .run(&["groups", "create", "team", "--members", "@bob"])
+        .await
+        .ok();
+
+    let mut listening = Listening::start(&bob, &app, &["--mentions"]).await;
+    alice.run(&["send", "#team", "lunch?"]).await.ok();
+    alice.run(&["send", "#team", "@bob the deploy"]).await.ok();
+    let line = listening.next_line().await;
+    assert!(line.ends_with("alice: @bob the deploy"), "{line}");
+
+    // A member who is not the admin is told so in the README's words.
+    let r = bob.run(&["groups", "add", "#team", "@alice"]).await;
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("only the group's admin"), "{}", r.stderr);
+}
