@@ -868,7 +868,8 @@ async fn follow_live(
                 {
                     return true;
                 }
-                let named = matches!(&frame, ServerFrame::NewMessage { message, .. } if message.marks.mention);
+                let named =
+                    matches!(&frame, ServerFrame::NewMessage { message, .. } if message.mention);
                 if only == Only::Mentions && !named {
                     return true;
                 }

@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use chrono::{DateTime, Local, Utc};
 
 use crate::proto::{
-    ChatSummary, GroupSummary, LiveMessage, MessageId, MessageMarks, MessageWithSender, RoomId,
+    ChatSummary, GroupSummary, LiveMessage, MessageId, MessageWithSender, ReplyPreview, RoomId,
     ServerFrame, Timestamp,
 };
 
@@ -20,7 +20,9 @@ pub struct Shown<'a> {
     pub sender: Option<&'a str>,
     pub at: &'a Timestamp,
     pub content: &'a str,
-    pub marks: &'a MessageMarks,
+    pub reply_to: Option<&'a ReplyPreview>,
+    pub edited: bool,
+    pub deleted: bool,
 }
 
 impl<'a> Shown<'a> {
@@ -30,17 +32,22 @@ impl<'a> Shown<'a> {
             sender: m.sender_username.as_deref(),
             at: &m.created_at,
             content: &m.content,
-            marks: &m.marks,
+            reply_to: m.reply_to.as_ref(),
+            edited: m.edited_at.is_some(),
+            deleted: m.deleted,
         }
     }
 
     pub fn stored(m: &'a MessageWithSender) -> Shown<'a> {
+        let message = &m.message;
         Shown {
-            id: m.message.id,
+            id: message.id,
             sender: m.sender_username.as_deref(),
-            at: &m.message.created_at,
-            content: &m.message.content,
-            marks: &m.message.marks,
+            at: &message.created_at,
+            content: &message.content,
+            reply_to: message.reply_to.as_ref(),
+            edited: message.edited_at.is_some(),
+            deleted: message.deleted,
         }
     }
 }
@@ -50,7 +57,7 @@ impl<'a> Shown<'a> {
 /// what `edit`, `delete`, `--reply-to` and `--before` take.
 pub fn message_line(style: &Style, room: Option<&str>, m: &Shown<'_>) -> String {
     let mut text = String::new();
-    if let Some(quoted) = &m.marks.reply_to {
+    if let Some(quoted) = m.reply_to {
         let what = if quoted.deleted {
             "(deleted)".to_string()
         } else {
@@ -74,7 +81,7 @@ pub fn message_line(style: &Style, room: Option<&str>, m: &Shown<'_>) -> String 
         ),
     };
     let sender = m.sender.unwrap_or(DELETED_USER);
-    if m.marks.deleted {
+    if m.deleted {
         text.push_str(&format!(
             "{prefix}{}: {}",
             style.bold(sender),
@@ -89,7 +96,7 @@ pub fn message_line(style: &Style, room: Option<&str>, m: &Shown<'_>) -> String 
         text.push_str("\n    ");
         text.push_str(more);
     }
-    if m.marks.edited_at.is_some() {
+    if m.edited {
         text.push(' ');
         text.push_str(&style.dim("(edited)"));
     }
@@ -299,14 +306,15 @@ mod tests {
 
     #[test]
     fn a_message_is_one_line_per_line_of_text() {
-        let marks = MessageMarks::default();
         let t = at();
         let shown = |sender, content| Shown {
             id: 42,
             sender,
             at: &t,
             content,
-            marks: &marks,
+            reply_to: None,
+            edited: false,
+            deleted: false,
         };
         let line = message_line(&Style::plain(), Some("#ops"), &shown(Some("alice"), "a\nb"));
         assert!(line.ends_with(" [42] #ops alice: a\n    b"), "{line}");
@@ -336,7 +344,10 @@ mod tests {
                 content: "hi".into(),
                 created_at: at(),
                 client_id: None,
-                marks: Default::default(),
+                reply_to: None,
+                edited_at: None,
+                deleted: false,
+                mention: false,
             },
             sync_cursor: 1,
         };

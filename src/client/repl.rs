@@ -841,7 +841,7 @@ impl Repl {
                 c.room = Some(m.room_id);
             }
             let line = message_line(&self.style, None, &Shown::live(&m));
-            if m.marks.mention {
+            if m.mention {
                 // Named: the terminal's bell, and the line stands out.
                 self.say(&format!("\x07{}", self.style.mention(&line)));
             } else {

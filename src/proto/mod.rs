@@ -354,7 +354,10 @@ pub struct SendGroupRequest {
 }
 
 /// A stored message. `is_read` is seen from the reader's side: for others' messages, whether the
-/// reader has read it; for the reader's own, whether another member has.
+/// reader has read it; for the reader's own, whether another member has. The fields after
+/// `client_id` are left out when they do not apply, so the seed's clients see the shapes they
+/// know. (They are fields of their own, not a flattened struct: serde reads a flattened struct
+/// through a buffer, and every instance reads every message.)
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct Message {
     pub id: MessageId,
@@ -365,14 +368,6 @@ pub struct Message {
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    #[serde(flatten)]
-    pub marks: MessageMarks,
-}
-
-/// What a message may carry beyond the seed's fields. Each is left out when it does not apply, so
-/// the seed's clients see the shapes they know.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
-pub struct MessageMarks {
     /// The message this one answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<ReplyPreview>,
@@ -562,7 +557,8 @@ pub struct ReadState {
 
 // ----- real time -----
 
-/// A message as live clients receive it (`new_message`) and as `sync` returns it.
+/// A message as live clients receive it (`new_message`) and as `sync` returns it; its last four
+/// fields as in `Message`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct LiveMessage {
     pub room_id: RoomId,
@@ -574,8 +570,18 @@ pub struct LiveMessage {
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    #[serde(flatten)]
-    pub marks: MessageMarks,
+    /// The message this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ReplyPreview>,
+    /// When its author last changed its text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Timestamp>,
+    /// Deleted: a tombstone, its text gone (`content` is empty).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deleted: bool,
+    /// It names the reader (`@username`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub mention: bool,
 }
 
 /// `GET /sync?since=` and the WebSocket `sync` frame's answer.

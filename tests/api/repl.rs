@@ -327,3 +327,23 @@ async fn reply_edit_delete_search_and_mentions_in_the_repl() {
     a.type_line("/msg @bob psst");
     a.expect("sent to @bob");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_groups_of_one_name_show_their_ids_in_the_prompt() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    app.create_group(&alice, "team", &[&bob]).await;
+    let first = app.create_group(&alice, "ops", &[&bob]).await;
+    let second = app.create_group(&bob, "ops", &[&alice]).await;
+    app.group_send(&bob, second, "in the second ops").await;
+    let mut a = Terminal::open(&app, &alice, "alice", "#team");
+    a.type_line(&format!("/join #{first}"));
+    a.expect(&format!("#ops ({first})> "));
+    a.type_line(&format!("/join #{second}"));
+    a.expect("bob: in the second ops");
+    a.expect(&format!("#ops ({second})> "));
+    // /chats lists both, each with its id, unread count and the time of its last message.
+    a.type_line("/chats");
+    a.expect(&format!("#ops ({second})"));
+}

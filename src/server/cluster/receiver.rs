@@ -409,7 +409,10 @@ mod tests {
             content: format!("m{id}"),
             created_at: chrono::Utc::now().into(),
             client_id: None,
-            marks: Default::default(),
+            reply_to: None,
+            edited_at: None,
+            deleted: false,
+            mention: false,
         }
     }
 

@@ -501,7 +501,7 @@ impl Hub {
             // Only a message that names someone costs a second frame.
             let marked = (!named.is_empty()).then(|| {
                 let mut marked = message.clone();
-                marked.marks.mention = true;
+                marked.mention = true;
                 Frame::new(&ServerFrame::NewMessage {
                     message: marked,
                     sync_cursor,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
 
 use super::{RoomKind, Store, StoreError};
-use crate::proto::{LiveMessage, MessageId, MessageMarks, ReplyPreview, RoomId, UserId};
+use crate::proto::{LiveMessage, MessageId, ReplyPreview, RoomId, UserId};
 
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -56,25 +56,24 @@ impl StoredMessage {
             content: self.content.clone(),
             created_at: self.created_at.into(),
             client_id: self.client_id.clone(),
-            marks: self.marks_for(None),
+            reply_to: self.reply_to.clone(),
+            edited_at: self.edited_at.map(Into::into),
+            deleted: self.deleted,
+            mention: false,
         }
     }
 
     /// The message as `reader` sees it (`mention` when it names them).
     pub fn to_live_for(&self, reader: UserId) -> LiveMessage {
-        let mut live = self.to_live();
-        live.marks.mention = self.mentions.contains(&reader);
-        live
+        LiveMessage {
+            mention: self.names(reader),
+            ..self.to_live()
+        }
     }
 
-    /// Its marks, with `mention` set if it names `reader`.
-    pub fn marks_for(&self, reader: Option<UserId>) -> MessageMarks {
-        MessageMarks {
-            reply_to: self.reply_to.clone(),
-            edited_at: self.edited_at.map(Into::into),
-            deleted: self.deleted,
-            mention: reader.is_some_and(|r| self.mentions.contains(&r)),
-        }
+    /// Whether it names `reader` (@username).
+    pub fn names(&self, reader: UserId) -> bool {
+        self.mentions.contains(&reader)
     }
 }
 

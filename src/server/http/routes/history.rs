@@ -71,7 +71,10 @@ pub fn to_message(
         },
         created_at: m.created_at.into(),
         client_id: m.client_id.clone(),
-        marks: m.marks_for(Some(reader)),
+        reply_to: m.reply_to.clone(),
+        edited_at: m.edited_at.map(Into::into),
+        deleted: m.deleted,
+        mention: m.names(reader),
     }
 }
 
