@@ -71,10 +71,18 @@ impl Terminal {
                     .push_str(&String::from_utf8_lossy(found.before()));
                 self.screen.push_str(text);
             }
-            Err(e) => panic!(
-                "{text:?} never showed ({e}); the screen so far:\n{}",
-                self.screen
-            ),
+            Err(e) => {
+                // What did show instead, for the failure message.
+                let rest = self
+                    .pty
+                    .check(expectrl::Regex("(?s).+"))
+                    .map(|f| String::from_utf8_lossy(f.as_bytes()).into_owned())
+                    .unwrap_or_default();
+                panic!(
+                    "{text:?} never showed ({e}); the screen so far:\n{}\n-- then:\n{rest:?}",
+                    self.screen
+                )
+            }
         }
     }
 
@@ -136,6 +144,8 @@ async fn slash_commands() {
         app.group_send(&bob, g, &format!("old {i}")).await;
     }
     let mut a = Terminal::open(&app, &alice, "alice", "#team");
+    // Online (for /who) once the server holds the REPL's socket.
+    app.wait_for_sockets(1).await;
 
     a.type_line("/history 2");
     a.expect("bob: old 4");
