@@ -367,3 +367,91 @@ async fn a_mention_is_flagged_for_the_named_member_and_counted() {
     let page = history(&app, &carol, g).await;
     assert!(page[1].get("mention").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_to_edit_delete_reply_and_search_is_a_clear_4xx() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let g = app.create_group(&alice, "team", &[&bob]).await;
+    let id = say(&app, &alice, g, "original").await;
+    let bodies = [
+        "{",
+        "[]",
+        "null",
+        "42",
+        "{\"content\": []}",
+        "{\"content\": null}",
+        "{}",
+        "\u{0}\u{1}binary",
+    ];
+    for body in bodies {
+        let r = app
+            .send(
+                app.client
+                    .patch(app.url(&format!("/messages/{id}")))
+                    .bearer_auth(&alice.access)
+                    .header("content-type", "application/json")
+                    .body(body),
+            )
+            .await;
+        assert!(
+            r.status.is_client_error(),
+            "PATCH {body:?} -> {} {}",
+            r.status,
+            r.body
+        );
+    }
+    for path in [
+        "/messages/abc",
+        "/messages/99999999999999999999999",
+        "/messages/-1",
+    ] {
+        let r = app
+            .patch(path, Some(&alice.access), json!({"content": "x"}))
+            .await;
+        assert!(r.status.is_client_error(), "PATCH {path} -> {}", r.status);
+        let r = app.delete(path, Some(&alice.access), json!(null)).await;
+        assert!(r.status.is_client_error(), "DELETE {path} -> {}", r.status);
+    }
+    let r = app
+        .patch(&format!("/messages/{id}"), None, json!({"content": "x"}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    for reply_to in [json!("soon"), json!(1.5), json!(-3), json!([1])] {
+        let r = app
+            .post(
+                "/groups/send",
+                Some(&alice.access),
+                json!({"group_id": g, "content": "re", "reply_to": reply_to}),
+            )
+            .await;
+        assert!(
+            r.status.is_client_error(),
+            "reply_to {reply_to} -> {} {}",
+            r.status,
+            r.body
+        );
+    }
+    let long = "x".repeat(201);
+    for q in [
+        "/search?q=x&room_id=abc".to_string(),
+        "/search?q=x&before=soon".into(),
+        "/search?q=x&limit=1000".into(),
+        format!("/search?q={long}"),
+    ] {
+        let r = app.get(&q, Some(&alice.access)).await;
+        assert!(r.status.is_client_error(), "{q} -> {} {}", r.status, r.body);
+    }
+    // Any text is a query, never a syntax error.
+    for q in ["%22%22%22", "-", "%26%7C%21%28", "a%20OR%20-b"] {
+        let r = app
+            .get(&format!("/search?q={q}"), Some(&alice.access))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.body);
+    }
+    // Nothing was changed by any of it.
+    let page = history(&app, &alice, g).await;
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0]["content"], "original");
+}
