@@ -144,8 +144,20 @@ async fn slash_commands() {
         app.group_send(&bob, g, &format!("old {i}")).await;
     }
     let mut a = Terminal::open(&app, &alice, "alice", "#team");
-    // Online (for /who) once the server holds the REPL's socket.
-    app.wait_for_sockets(1).await;
+    // /who asks the server who is online: wait until it counts the REPL's socket.
+    let mut online = false;
+    for _ in 0..100 {
+        let r = app.get("/ws/online-users", Some(&bob.access)).await;
+        if r.body["online_users"]
+            .as_array()
+            .is_some_and(|ids| ids.contains(&alice.id.into()))
+        {
+            online = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(online, "alice's REPL came online");
 
     a.type_line("/history 2");
     a.expect("bob: old 4");
