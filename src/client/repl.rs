@@ -859,10 +859,16 @@ impl Repl {
             let n = *n;
             let label = self.label(m.room_id);
             let sender = m.sender_username.clone().unwrap_or_default();
-            self.notice(&format!(
+            let line = format!(
                 "[{label}] {sender}: {}  ({n} unread)",
                 super::render::snippet(&m.content, 60)
-            ));
+            );
+            if m.mention {
+                // Named elsewhere: that is when a bell matters most.
+                self.say(&format!("\x07{}", self.style.mention(&line)));
+            } else {
+                self.notice(&line);
+            }
         }
     }
 }

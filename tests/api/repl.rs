@@ -348,6 +348,12 @@ async fn reply_edit_delete_search_and_mentions_in_the_repl() {
     a.expect("unknown command /frobnicate");
     a.type_line("/msg @bob psst");
     a.expect("sent to @bob");
+
+    // Named in another room than the one he is in: bob's terminal rings too.
+    assert!(!b.screen.contains('\x07'), "no bell for bob yet");
+    a.type_line("/msg @bob @bob look at #team");
+    b.expect("alice: @bob look at #team");
+    assert!(b.screen.contains('\x07'), "a bell: {:?}", b.screen);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
