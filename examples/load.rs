@@ -1025,14 +1025,22 @@ async fn idle(client: Arc<Client>, n: usize, hold: u64, pid: Option<u32>, source
 /// Unmeasured requests before each measured kind of page (connections open, plans cached).
 const WARM_UP_REQUESTS: usize = 10;
 
-/// Starts a COPY of `m` messages whose ids the caller writes from the one returned: positions of
-/// the message log, taken from its head as the server takes them (`log_head`), so that the
-/// server's own sends never meet them.
-async fn seed(
-    db: &tokio_postgres::Client,
+/// Stores `m` messages straight into the server's database with COPY, `row(i)` giving the i-th
+/// as (room, sender, content), then runs `VACUUM (ANALYZE)` as one does after any bulk load (hint
+/// bits and the visibility map set now, so that the first readers do not pay for them, and no
+/// autovacuum woken by a million new rows runs during the measurement). Their ids are positions of
+/// the message log taken from its head as the server takes them (`log_head`), so that the server's
+/// own sends never meet them. The connection, and the seconds it took.
+async fn seed_messages(
+    database_url: &str,
     m: i64,
-) -> (tokio_postgres::CopyInSink<bytes::Bytes>, i64) {
-    let first: i64 = db
+    mut row: impl FnMut(i64) -> (RoomId, i64, String),
+) -> (tokio_postgres::Client, f64) {
+    let cfg: tokio_postgres::Config = database_url.parse().expect("database url");
+    let (db, conn) = cfg.connect(tokio_postgres::NoTls).await.expect("database");
+    tokio::spawn(conn);
+    let t = Instant::now();
+    let first_id: i64 = db
         .query_one(
             "UPDATE log_head SET next_position = next_position + $1 RETURNING next_position - $1",
             &[&m],
@@ -1044,10 +1052,29 @@ async fn seed(
         .copy_in("COPY messages (id, chat_room_id, sender_id, content) FROM STDIN")
         .await
         .expect("copy");
-    (sink, first)
+    let mut sink = std::pin::pin!(sink);
+    let mut buf = String::with_capacity(1 << 20);
+    for i in 0..m {
+        let (room, sender, content) = row(i);
+        buf.push_str(&format!("{}\t{room}\t{sender}\t{content}\n", first_id + i));
+        if buf.len() > (1 << 20) - 1024 {
+            sink.send(bytes::Bytes::from(std::mem::take(&mut buf)))
+                .await
+                .expect("copy chunk");
+        }
+    }
+    sink.send(bytes::Bytes::from(buf))
+        .await
+        .expect("copy chunk");
+    sink.as_mut().finish().await.expect("copy finish");
+    db.batch_execute("VACUUM (ANALYZE) messages")
+        .await
+        .expect("vacuum");
+    (db, t.elapsed().as_secs_f64())
 }
 
-/// A word of the seeded vocabulary: `w0` is in every tenth message, `w4999` in about one in 600.
+/// A word of the seeded vocabulary, `w0` to `w4998`, Zipf-like: `w0` is one word in 12 (in about
+/// half the 8-word messages), `w4000` one in 34,000.
 fn seeded_word(rng: &mut impl rand::Rng) -> String {
     // Zipf-like: small indexes far more often.
     let x: f64 = rng.random_range(0.0..1.0);
@@ -1069,38 +1096,14 @@ async fn search(
         room_ids.push(client.group(&users[0], &format!("s{r}"), members).await);
     }
     eprintln!("seeding {m} messages over {rooms} rooms with COPY...");
-    let cfg: tokio_postgres::Config = database_url.parse().expect("database url");
-    let (db, conn) = cfg.connect(tokio_postgres::NoTls).await.expect("database");
-    tokio::spawn(conn);
-    let t = Instant::now();
-    let (sink, first_id) = seed(&db, m).await;
-    let mut sink = std::pin::pin!(sink);
     let mut rng = rand::rng();
-    let mut buf = String::with_capacity(1 << 20);
-    for i in 0..m {
+    let (_db, seed_secs) = seed_messages(database_url, m, |i| {
         let words: Vec<String> = (0..8).map(|_| seeded_word(&mut rng)).collect();
         let extra = if i % 100_000 == 7 { " needle" } else { "" };
-        buf.push_str(&format!(
-            "{}\t{}\t{}\t{}{extra}\n",
-            first_id + i,
-            room_ids[i as usize % rooms],
-            users[0].id,
-            words.join(" ")
-        ));
-        if buf.len() > (1 << 20) - 200 {
-            sink.send(bytes::Bytes::from(std::mem::take(&mut buf)))
-                .await
-                .expect("copy chunk");
-        }
-    }
-    sink.send(bytes::Bytes::from(buf))
-        .await
-        .expect("copy chunk");
-    sink.as_mut().finish().await.expect("copy finish");
-    db.batch_execute("VACUUM (ANALYZE) messages")
-        .await
-        .expect("vacuum");
-    let seed_secs = t.elapsed().as_secs_f64();
+        let content = format!("{}{extra}", words.join(" "));
+        (room_ids[i as usize % rooms], users[0].id, content)
+    })
+    .await;
     let token = &users[1].token;
     let measure = async |query: String| {
         for _ in 0..WARM_UP_REQUESTS {
@@ -1132,36 +1135,14 @@ async fn history(client: Arc<Client>, m: i64, database_url: &str, samples: usize
     let users = client.users(&format!("lh{}u", run_id()), 2).await;
     let room = client.group(&users[0], "history", &users[1..]).await;
     eprintln!("seeding {m} messages with COPY...");
-    let cfg: tokio_postgres::Config = database_url.parse().expect("database url");
-    let (db, conn) = cfg.connect(tokio_postgres::NoTls).await.expect("database");
-    tokio::spawn(conn);
-    let t = Instant::now();
-    let (sink, first_id) = seed(&db, m).await;
-    let mut sink = std::pin::pin!(sink);
-    let mut buf = String::with_capacity(1 << 20);
-    for i in 0..m {
-        buf.push_str(&format!(
-            "{}\t{room}\t{}\tmessage number {i}\n",
-            first_id + i,
-            users[(i % 2) as usize].id
-        ));
-        if buf.len() > (1 << 20) - 100 {
-            sink.send(bytes::Bytes::from(std::mem::take(&mut buf)))
-                .await
-                .expect("copy chunk");
-        }
-    }
-    sink.send(bytes::Bytes::from(buf))
-        .await
-        .expect("copy chunk");
-    sink.as_mut().finish().await.expect("copy finish");
-    // What follows any bulk load: set hint bits and the visibility map now, so that the first
-    // readers do not pay for it, and an autovacuum woken by a million new rows does not run
-    // during the measurement.
-    db.batch_execute("VACUUM (ANALYZE) messages")
-        .await
-        .expect("vacuum");
-    let seed_secs = t.elapsed().as_secs_f64();
+    let (db, seed_secs) = seed_messages(database_url, m, |i| {
+        (
+            room,
+            users[(i % 2) as usize].id,
+            format!("message number {i}"),
+        )
+    })
+    .await;
     let first: i64 = db
         .query_one(
             "SELECT min(id) FROM messages WHERE chat_room_id = $1",

@@ -10,7 +10,7 @@ use super::api::{Api, Draft, Page, to_line};
 use super::error::CliError;
 use super::live::{self, Event};
 use super::render::{
-    self, RoomNames, Shown, Style, group, message_line, person, snippet, table, when,
+    self, RoomNames, Shown, Style, changed_line, group, message_line, person, snippet, table, when,
 };
 use super::session::SessionStore;
 use super::target::{self, Target};
@@ -858,7 +858,6 @@ async fn follow_live(
     let json = out.json;
     let mut names = room_names(api).await?;
     let me = api.session()?.username;
-    let mut connected = true;
     live::listen(api, None, |event| {
         match event {
             Event::Frame(frame) => {
@@ -881,19 +880,11 @@ async fn follow_live(
                     println!("{}", style.dim(&text));
                 }
             }
-            // Once per loss, not at every attempt.
-            Event::Lost { retry_in } if connected => {
-                connected = false;
-                eprintln!(
-                    "connection lost; reconnecting (next try in {:.0} s)",
-                    retry_in.as_secs_f64().ceil()
-                );
-            }
-            Event::Lost { .. } => {}
-            Event::Resumed { missed } => {
-                connected = true;
-                eprintln!("reconnected ({missed} missed messages shown)");
-            }
+            Event::Lost { retry_in } => eprintln!(
+                "connection lost; reconnecting (next try in {:.0} s)",
+                retry_in.as_secs_f64().ceil()
+            ),
+            Event::Resumed { missed } => eprintln!("reconnected ({missed} missed messages shown)"),
         }
         true
     })
@@ -944,21 +935,9 @@ fn notice(names: &RoomNames, frame: &ServerFrame) -> Option<String> {
         ServerFrame::MemberRemoved {
             room_id, username, ..
         } => Some(format!("@{username} left {}", room(room_id))),
-        ServerFrame::MessageEdited { change } => Some(changed_line(names, change)),
-        ServerFrame::MessageDeleted { change } => Some(changed_line(names, change)),
+        ServerFrame::MessageEdited { change } | ServerFrame::MessageDeleted { change } => {
+            Some(changed_line(names, change))
+        }
         _ => None,
-    }
-}
-
-/// An edit or a deletion as a line: `#ops [42] edited: new text`, `#ops [42] deleted`.
-pub fn changed_line(names: &RoomNames, change: &crate::proto::MessageChange) -> String {
-    let room = names.label(change.room_id);
-    match &change.content {
-        Some(text) => format!(
-            "{room} [{}] edited: {}",
-            change.message_id,
-            snippet(text, 60)
-        ),
-        None => format!("{room} [{}] deleted", change.message_id),
     }
 }

@@ -70,7 +70,8 @@ impl Seen {
 /// What the listener tells its caller.
 pub enum Event {
     Frame(ServerFrame),
-    /// The connection dropped; the listener is reconnecting after `retry_in`.
+    /// The connection dropped (or the first attempt failed); the listener tries again after
+    /// `retry_in`, then quietly with backoff until it is `Resumed`.
     Lost {
         retry_in: Duration,
     },
@@ -111,7 +112,8 @@ pub async fn listen(
             Err(_) => failures += 1,
         }
         let retry_in = backoff(failures);
-        if !on_event(Event::Lost { retry_in }) {
+        // Told once per loss (the first failed attempt), not at every attempt after it.
+        if failures == 1 && !on_event(Event::Lost { retry_in }) {
             return Ok(());
         }
         // A frame to send (someone typing) means someone is waiting: try again at once.

@@ -7,8 +7,8 @@ use std::io::IsTerminal;
 use chrono::{DateTime, Local, Utc};
 
 use crate::proto::{
-    ChatSummary, GroupSummary, LiveMessage, MessageId, MessageWithSender, ReplyPreview, RoomId,
-    ServerFrame, Timestamp,
+    ChatSummary, GroupSummary, LiveMessage, MessageChange, MessageId, MessageWithSender,
+    ReplyPreview, RoomId, ServerFrame, Timestamp,
 };
 
 /// What a message whose sender's account is gone shows as its sender.
@@ -67,19 +67,15 @@ pub fn message_line(style: &Style, room: Option<&str>, m: &Shown<'_>) -> String 
         text.push_str(&style.dim(&format!("  ↪ [{}] {who}: {what}", quoted.message_id)));
         text.push('\n');
     }
-    let prefix = match room {
-        Some(room) => format!(
-            "{} {} {} ",
-            style.dim(&when(m.at)),
-            style.dim(&format!("[{}]", m.id)),
-            style.accent(room)
-        ),
-        None => format!(
-            "{} {} ",
-            style.dim(&when(m.at)),
-            style.dim(&format!("[{}]", m.id))
-        ),
-    };
+    let mut prefix = format!(
+        "{} {} ",
+        style.dim(&when(m.at)),
+        style.dim(&format!("[{}]", m.id))
+    );
+    if let Some(room) = room {
+        prefix.push_str(&style.accent(room));
+        prefix.push(' ');
+    }
     let sender = m.sender.unwrap_or(DELETED_USER);
     if m.deleted {
         text.push_str(&format!(
@@ -109,6 +105,19 @@ pub fn unread(count: i64, mentions: i64) -> String {
         (0, _) => String::new(),
         (n, 0) => format!("{n} unread"),
         (n, m) => format!("{n} unread, {}", self::count(m, "mention", "mentions")),
+    }
+}
+
+/// An edit or a deletion as a line: `#ops [42] edited: new text`, `#ops [42] deleted`.
+pub fn changed_line(names: &RoomNames, change: &MessageChange) -> String {
+    let room = names.label(change.room_id);
+    match &change.content {
+        Some(text) => format!(
+            "{room} [{}] edited: {}",
+            change.message_id,
+            snippet(text, 60)
+        ),
+        None => format!("{room} [{}] deleted", change.message_id),
     }
 }
 

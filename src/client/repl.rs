@@ -14,7 +14,9 @@ use super::api::{Api, Draft, Page};
 use super::error::CliError;
 use super::line_editor::{Completions, Input, LineEditor};
 use super::live::{self, Event};
-use super::render::{RoomNames, Shown, Style, group, message_line, person, table, unread, when};
+use super::render::{
+    RoomNames, Shown, Style, changed_line, group, message_line, person, table, unread, when,
+};
 use super::session::Session;
 use super::target::{self, Target};
 use crate::proto::{ClientFrame, LiveMessage, MessageId, RoomId, ServerFrame, Timestamp, UserId};
@@ -292,6 +294,12 @@ impl Repl {
         let mut out = text.replace("\r\n", "\n").replace('\n', "\r\n");
         out.push_str("\r\n");
         let _ = self.printer.print(out);
+    }
+
+    /// A line that names the user: the terminal's bell, and the line stands out.
+    fn ring(&mut self, text: &str) {
+        let line = format!("\x07{}", self.style.mention(text));
+        self.say(&line);
     }
 
     fn notice(&mut self, text: &str) {
@@ -729,15 +737,13 @@ impl Repl {
     async fn event(&mut self, event: Event) {
         match event {
             Event::Frame(frame) => self.frame(frame).await,
-            // Said once per loss, not at every attempt; typing retries at once.
-            Event::Lost { retry_in } if self.connected => {
+            Event::Lost { retry_in } => {
                 self.connected = false;
                 self.notice(&format!(
                     "connection lost; reconnecting in {:.0} s (or as soon as you type)",
                     retry_in.as_secs_f64().ceil()
                 ));
             }
-            Event::Lost { .. } => {}
             Event::Resumed { missed } => {
                 self.connected = true;
                 self.notice(&format!("reconnected ({missed} missed)"));
@@ -756,7 +762,7 @@ impl Repl {
         match frame {
             ServerFrame::NewMessage { message, .. } => self.incoming(message),
             ServerFrame::MessageEdited { change } | ServerFrame::MessageDeleted { change } => {
-                let line = crate::client::cli::changed_line(&self.names, &change);
+                let line = changed_line(&self.names, &change);
                 self.notice(&line);
             }
             ServerFrame::UserTyping {
@@ -843,7 +849,7 @@ impl Repl {
             let line = message_line(&self.style, None, &Shown::live(&m));
             if m.mention {
                 // Named: the terminal's bell, and the line stands out.
-                self.say(&format!("\x07{}", self.style.mention(&line)));
+                self.ring(&line);
             } else {
                 self.say(&line);
             }
@@ -865,7 +871,7 @@ impl Repl {
             );
             if m.mention {
                 // Named elsewhere: that is when a bell matters most.
-                self.say(&format!("\x07{}", self.style.mention(&line)));
+                self.ring(&line);
             } else {
                 self.notice(&line);
             }

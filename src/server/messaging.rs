@@ -20,7 +20,7 @@ use crate::server::metrics::{METRICS, Throttle};
 use crate::server::realtime::hub::{ConnId, Hub};
 use crate::server::realtime::writer::MessageWriter;
 use crate::server::store::{
-    ChangeOutcome, InsertOutcome, NewMessage, ReadPointer, RoomKind, SearchQuery, Store,
+    ChangeOutcome, InsertOutcome, MessageSearch, NewMessage, ReadPointer, RoomKind, Store,
     StoredChange,
 };
 
@@ -123,22 +123,16 @@ impl Messaging<'_> {
                 return Err(ApiError::Conflict("The message was deleted".into()));
             }
         };
-        let body = change.to_change();
-        let frame = if body.deleted {
-            ServerFrame::MessageDeleted { change: body }
-        } else {
-            ServerFrame::MessageEdited { change: body }
-        };
-        self.outgoing.send(Event::MessageChanged {
-            at: change.position,
-            room: change.room_id,
-            frame: frame_json(&frame),
-        });
+        self.outgoing.send(Event::message_changed(&change));
         Ok(change)
     }
 
     /// Messages of `user`'s rooms that match, newest first.
-    pub async fn search(&self, user: UserId, query: &SearchQuery) -> Result<SearchReply, ApiError> {
+    pub async fn search(
+        &self,
+        user: UserId,
+        query: &MessageSearch,
+    ) -> Result<SearchReply, ApiError> {
         let found = self.store.search(user, query).await?;
         let next_before = (found.len() as i64 >= query.limit)
             .then(|| found.last().map(|m| m.id))
@@ -224,31 +218,26 @@ impl Messaging<'_> {
             messages.into_iter().peekable(),
             changes.into_iter().peekable(),
         );
-        let mut page = Vec::new();
+        let (mut page, mut changed) = (Vec::new(), Vec::new());
         let mut last = since;
-        let mut has_more = false;
-        loop {
-            let next_message = messages.peek().map(|m| m.id);
-            let next_change = changes.peek().map(|c| c.position);
-            let take_message = match (next_message, next_change) {
+        while page.len() + changed.len() < limit as usize {
+            let message_first = match (messages.peek(), changes.peek()) {
                 (None, None) => break,
-                (Some(m), Some(c)) => m < c,
+                (Some(m), Some(c)) => m.id < c.position,
                 (m, _) => m.is_some(),
             };
-            if page.len() as i64 == limit {
-                has_more = true;
-                break;
-            }
-            if take_message {
+            if message_first {
                 let m = messages.next().expect("peeked");
                 last = m.id;
-                page.push(Ok(m));
+                page.push(m.to_live_for(user));
             } else {
                 let c = changes.next().expect("peeked");
                 last = c.position;
-                page.push(Err(c));
+                changed.push(c.to_change());
             }
         }
+        // Each list was read one past the page: anything left is more.
+        let has_more = messages.peek().is_some() || changes.peek().is_some();
         // Not beyond what this instance has delivered live: a client's live frames still to come
         // must stay above its cursor (a client skips ids at or below it as seen).
         let next_since = if has_more {
@@ -256,18 +245,9 @@ impl Messaging<'_> {
         } else {
             last.max(settled.min(self.hub.watermark())).max(since)
         };
-        let (messages, changes): (Vec<_>, Vec<_>) = page.into_iter().partition(Result::is_ok);
         Ok(SyncReply {
-            messages: messages
-                .into_iter()
-                .flatten()
-                .map(|m| m.to_live_for(user))
-                .collect(),
-            changes: changes
-                .into_iter()
-                .filter_map(Result::err)
-                .map(|c| c.to_change())
-                .collect(),
+            messages: page,
+            changes: changed,
             has_more,
             next_since,
         })

@@ -57,6 +57,34 @@ impl Errors {
     }
 }
 
+impl Errors {
+    /// Text that is there but only spaces: `what` must not be blank.
+    fn not_blank(&mut self, field: &str, value: &str, what: &str) {
+        if !value.is_empty() && value.trim().is_empty() {
+            self.push(
+                "string_blank",
+                field,
+                format!("{what} must not be blank"),
+                value,
+            );
+        }
+    }
+
+    /// A page size, when given, from 1 to `max`.
+    fn limit(&mut self, value: Option<i64>, max: i64) {
+        if let Some(limit) = value
+            && !(1..=max).contains(&limit)
+        {
+            self.push(
+                "limit_range",
+                "limit",
+                format!("Input should be between 1 and {max}"),
+                limit,
+            );
+        }
+    }
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -98,9 +126,7 @@ fn password(errors: &mut Errors, field: &str, value: &str) {
 pub fn content(errors: &mut Vec<FieldError>, field: &str, value: &str) {
     let mut e = Errors(std::mem::take(errors));
     e.length(field, value, 1, MAX_MESSAGE_CHARS);
-    if !value.is_empty() && value.trim().is_empty() {
-        e.push("string_blank", field, "Message must not be blank", value);
-    }
+    e.not_blank(field, value, "Message");
     *errors = e.0;
 }
 
@@ -213,7 +239,7 @@ impl Validate for EditRequest {
 /// `GET /search`.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct SearchParams {
+pub struct MessageSearchQuery {
     /// Words to find (all of them), "a phrase", or -a word to leave out; 1 to 200 characters.
     pub q: String,
     /// Only this room (one of yours).
@@ -224,28 +250,12 @@ pub struct SearchParams {
     pub limit: Option<i64>,
 }
 
-impl Validate for SearchParams {
+impl Validate for MessageSearchQuery {
     fn validate(&self) -> Vec<FieldError> {
         let mut e = Errors::default();
         e.length("q", &self.q, 1, 200);
-        if !self.q.is_empty() && self.q.trim().is_empty() {
-            e.push(
-                "string_blank",
-                "q",
-                "Search text must not be blank",
-                self.q.as_str(),
-            );
-        }
-        if let Some(limit) = self.limit
-            && !(1..=100).contains(&limit)
-        {
-            e.push(
-                "limit_range",
-                "limit",
-                "Input should be between 1 and 100",
-                limit,
-            );
-        }
+        e.not_blank("q", &self.q, "Search text");
+        e.limit(self.limit, 100);
         e.0
     }
 }
@@ -254,14 +264,7 @@ impl Validate for CreateGroupRequest {
     fn validate(&self) -> Vec<FieldError> {
         let mut e = Errors::default();
         e.length("name", &self.name, 1, 100);
-        if !self.name.is_empty() && self.name.trim().is_empty() {
-            e.push(
-                "string_blank",
-                "name",
-                "Group name must not be blank",
-                self.name.as_str(),
-            );
-        }
+        e.not_blank("name", &self.name, "Group name");
         ids(&mut e, "member_ids", &self.member_ids, 0);
         e.0
     }
@@ -310,16 +313,7 @@ pub struct HistoryQuery {
 impl Validate for HistoryQuery {
     fn validate(&self) -> Vec<FieldError> {
         let mut e = Errors::default();
-        if let Some(limit) = self.limit
-            && !(1..=100).contains(&limit)
-        {
-            e.push(
-                "limit_range",
-                "limit",
-                "Input should be between 1 and 100",
-                limit,
-            );
-        }
+        e.limit(self.limit, 100);
         if self.offset.is_some_and(|o| o < 0) {
             e.push(
                 "greater_than_equal",
@@ -369,16 +363,7 @@ impl Validate for SearchQuery {
     fn validate(&self) -> Vec<FieldError> {
         let mut e = Errors::default();
         e.length("q", &self.q, 1, 50);
-        if let Some(limit) = self.limit
-            && !(1..=MAX_SEARCH_RESULTS).contains(&limit)
-        {
-            e.push(
-                "limit_range",
-                "limit",
-                format!("Input should be between 1 and {MAX_SEARCH_RESULTS}"),
-                limit,
-            );
-        }
+        e.limit(self.limit, MAX_SEARCH_RESULTS);
         e.0
     }
 }

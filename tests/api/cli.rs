@@ -759,17 +759,23 @@ async fn listen_names_a_chat_that_starts_while_listening() {
     assert!(line.contains("@alice alice: first words"), "{line}");
 }
 
-#[tokio::test]
-async fn edit_delete_reply_and_search_from_the_command_line() {
-    let app = spawn_app().await;
-    let alice = Cli::for_app(&app);
-    let bob = Cli::for_app(&app);
+/// alice and bob, registered from the command line, in alice's group #team.
+async fn team_of_two(app: &TestApp) -> (Cli, Cli) {
+    let alice = Cli::for_app(app);
+    let bob = Cli::for_app(app);
     alice.register("alice").await;
     bob.register("bob").await;
     alice
         .run(&["groups", "create", "team", "--members", "@bob"])
         .await
         .ok();
+    (alice, bob)
+}
+
+#[tokio::test]
+async fn edit_delete_reply_and_search_from_the_command_line() {
+    let app = spawn_app().await;
+    let (alice, bob) = team_of_two(&app).await;
 
     // `send` says the id that edit, delete and --reply-to take.
     let r = alice.run(&["send", "#team", "deploy on friday"]).await;
@@ -816,14 +822,7 @@ async fn edit_delete_reply_and_search_from_the_command_line() {
 #[tokio::test]
 async fn listen_mentions_prints_only_messages_that_name_you() {
     let app = spawn_app().await;
-    let alice = Cli::for_app(&app);
-    let bob = Cli::for_app(&app);
-    alice.register("alice").await;
-    bob.register("bob").await;
-    alice
-        .run(&["groups", "create", "team", "--members", "@bob"])
-        .await
-        .ok();
+    let (alice, bob) = team_of_two(&app).await;
 
     let mut listening = Listening::start(&bob, &app, &["--mentions"]).await;
     alice.run(&["send", "#team", "lunch?"]).await.ok();

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, spawn_app};
+use crate::helpers::{Reply, TestApp, TestUser, spawn_app};
 
 async fn say(app: &TestApp, who: &TestUser, group: i64, text: &str) -> i64 {
     let r = app
@@ -15,6 +15,22 @@ async fn say(app: &TestApp, who: &TestUser, group: i64, text: &str) -> i64 {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     r.body["data"]["id"].as_i64().unwrap()
+}
+
+/// `PATCH /messages/{id}` with new text, as `who`.
+async fn edit(app: &TestApp, who: &TestUser, id: i64, text: &str) -> Reply {
+    app.patch(
+        &format!("/messages/{id}"),
+        Some(&who.access),
+        json!({"content": text}),
+    )
+    .await
+}
+
+/// `DELETE /messages/{id}`, as `who`.
+async fn delete(app: &TestApp, who: &TestUser, id: i64) -> Reply {
+    app.delete(&format!("/messages/{id}"), Some(&who.access), json!(null))
+        .await
 }
 
 async fn history(app: &TestApp, who: &TestUser, group: i64) -> Vec<Value> {
@@ -56,13 +72,7 @@ async fn the_author_edits_and_deletes_and_every_member_sees_it_live() {
     let typo = say(&app, &bob, g, "the biuld is green").await;
     bob_ws.recv_type("new_message").await;
 
-    let edited = app
-        .patch(
-            &format!("/messages/{typo}"),
-            Some(&bob.access),
-            json!({"content": "the build is green"}),
-        )
-        .await;
+    let edited = edit(&app, &bob, typo, "the build is green").await;
     assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
     let live = bob_ws.recv_type("message_edited").await;
     assert_eq!(live["message_id"], typo);
@@ -76,66 +86,30 @@ async fn the_author_edits_and_deletes_and_every_member_sees_it_live() {
         (&alice, StatusCode::FORBIDDEN),
         (&carol, StatusCode::FORBIDDEN),
     ] {
-        let r = app
-            .patch(
-                &format!("/messages/{typo}"),
-                Some(&who.access),
-                json!({"content": "x"}),
-            )
-            .await;
+        let r = edit(&app, who, typo, "x").await;
         assert_eq!(r.status, status, "{}", r.body);
     }
     let stranger = app.register("mallory").await;
-    let r = app
-        .patch(
-            &format!("/messages/{typo}"),
-            Some(&stranger.access),
-            json!({"content": "x"}),
-        )
-        .await;
+    let r = edit(&app, &stranger, typo, "x").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = app
         .delete("/messages/999999", Some(&bob.access), json!(null))
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = app
-        .patch(
-            &format!("/messages/{typo}"),
-            Some(&bob.access),
-            json!({"content": "  "}),
-        )
-        .await;
+    let r = edit(&app, &bob, typo, "  ").await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     // A member deletes only their own; the group's admin (alice) may delete anyone's.
-    let r = app
-        .delete(
-            &format!("/messages/{typo}"),
-            Some(&carol.access),
-            json!(null),
-        )
-        .await;
+    let r = delete(&app, &carol, typo).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = app
-        .delete(
-            &format!("/messages/{typo}"),
-            Some(&alice.access),
-            json!(null),
-        )
-        .await;
+    let r = delete(&app, &alice, typo).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let live = bob_ws.recv_type("message_deleted").await;
     assert_eq!(live["message_id"], typo);
     let page = history(&app, &carol, g).await;
     assert_eq!(page[0]["deleted"], true);
     assert_eq!(page[0]["content"], "", "no text kept");
-    let r = app
-        .patch(
-            &format!("/messages/{typo}"),
-            Some(&bob.access),
-            json!({"content": "back"}),
-        )
-        .await;
+    let r = edit(&app, &bob, typo, "back").await;
     assert_eq!(r.status, StatusCode::CONFLICT);
 
     // Nothing of its text remains anywhere: not in the database, nor in search, nor in sync.
@@ -176,20 +150,9 @@ async fn an_edit_made_while_away_reaches_a_member_once_after_sync() {
     let cursor = seen["sync_cursor"].as_i64().unwrap();
     drop(bob_ws);
 
-    app.patch(
-        &format!("/messages/{id}"),
-        Some(&alice.access),
-        json!({"content": "meet at 11"}),
-    )
-    .await;
+    edit(&app, &alice, id, "meet at 11").await;
     let later = say(&app, &alice, g, "see you").await;
-    let r = app
-        .delete(
-            &format!("/messages/{later}"),
-            Some(&alice.access),
-            json!(null),
-        )
-        .await;
+    let r = delete(&app, &alice, later).await;
     assert_eq!(r.status, StatusCode::OK);
 
     let mut bob_ws = app.ws(&bob.access).await;

@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use crate::proto::{LiveMessage, MessageId, RoomId, RoomKind, ServerFrame, UserId};
 use crate::server::realtime::hub::ConnId;
+use crate::server::store::{StoredChange, StoredMessage};
 
 /// One publication: the events one instance had queued, in the order it queued them.
 #[derive(Debug, Serialize, Deserialize)]
@@ -33,9 +34,9 @@ pub struct Mention {
 
 impl Mention {
     /// Who each of `messages` names, for those that name anyone.
-    pub fn of(messages: &[&crate::server::store::StoredMessage]) -> Vec<Mention> {
+    pub fn of<'a>(messages: impl IntoIterator<Item = &'a StoredMessage>) -> Vec<Mention> {
         messages
-            .iter()
+            .into_iter()
             .filter(|m| !m.mentions.is_empty())
             .map(|m| Mention {
                 message: m.id,
@@ -105,6 +106,15 @@ pub enum Event {
 }
 
 impl Event {
+    /// An edit or a deletion, at its place in the log.
+    pub fn message_changed(change: &StoredChange) -> Event {
+        Event::MessageChanged {
+            at: change.position,
+            room: change.room_id,
+            frame: frame_json(&change.to_frame()),
+        }
+    }
+
     /// The log positions this event settles, for the events that are part of the ordered log.
     pub fn log_range(&self) -> Option<(MessageId, MessageId)> {
         match self {

@@ -11,12 +11,12 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::bus::{Heard, unix_ms};
-use super::event::{Envelope, Event, Mention, frame_json};
-use crate::proto::{LiveMessage, MessageId, ServerFrame};
+use super::event::{Envelope, Event, Mention};
+use crate::proto::{LiveMessage, MessageId};
 use crate::server::metrics::METRICS;
 use crate::server::realtime::hub::Frame;
 use crate::server::state::AppState;
-use crate::server::store::{StoreError, StoredChange, StoredMessage};
+use crate::server::store::StoreError;
 
 /// How long a later log position waits for an earlier one before the earlier one is read from
 /// the database (envelopes of two publishers may arrive in either order, usually well within a
@@ -213,27 +213,11 @@ async fn fill_upto(state: &AppState, log: &mut Log, upto: MessageId) {
             // The membership cache is read again so that a lost removal cannot linger.
             reload_memberships(state).await;
         }
-        let stored: Vec<&StoredMessage> = found.iter().collect();
-        let mentions = Mention::of(&stored);
+        let mentions = Mention::of(&found);
         let messages: Vec<LiveMessage> = found.iter().map(|m| m.to_live()).collect();
-        let changes = changes.iter().map(change_event).collect();
+        let changes = changes.iter().map(Event::message_changed).collect();
         let ready = log.filled(to, messages, mentions, changes);
         apply_log(state, ready);
-    }
-}
-
-/// An edit or a deletion read from the database, as its event.
-fn change_event(change: &StoredChange) -> Event {
-    let body = change.to_change();
-    let frame = if body.deleted {
-        ServerFrame::MessageDeleted { change: body }
-    } else {
-        ServerFrame::MessageEdited { change: body }
-    };
-    Event::MessageChanged {
-        at: change.position,
-        room: change.room_id,
-        frame: frame_json(&frame),
     }
 }
 

@@ -266,7 +266,7 @@ fn publish(outgoing: &Outgoing, first: MessageId, last: MessageId, stored: &[&St
         first,
         last,
         messages: stored.iter().map(|m| m.to_live()).collect(),
-        mentions: Mention::of(&stored),
+        mentions: Mention::of(stored.iter().copied()),
     });
 }
 

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Store, StoreError};
-use crate::proto::{MessageChange, MessageId, RoomId, UserId};
+use crate::proto::{MessageChange, MessageId, RoomId, ServerFrame, UserId};
 
 /// An edit or a deletion as stored.
 #[derive(Debug, Clone)]
@@ -19,6 +19,16 @@ pub struct StoredChange {
 }
 
 impl StoredChange {
+    /// The live frame: `message_edited`, or `message_deleted`.
+    pub fn to_frame(&self) -> ServerFrame {
+        let change = self.to_change();
+        if change.deleted {
+            ServerFrame::MessageDeleted { change }
+        } else {
+            ServerFrame::MessageEdited { change }
+        }
+    }
+
     pub fn to_change(&self) -> MessageChange {
         MessageChange {
             room_id: self.room_id,
@@ -98,13 +108,7 @@ impl Store {
         let tx = client.transaction().await?;
         // The position first, as the writer takes it (one lock order), then the message, locked
         // against a concurrent change. A refusal rolls back and gives the position back.
-        let at: MessageId = tx
-            .query_one(
-                "UPDATE log_head SET next_position = next_position + 1 RETURNING next_position - 1",
-                &[],
-            )
-            .await?
-            .get(0);
+        let at: MessageId = Store::take_log_position(&tx).await?;
         let found = tx
             .query_opt(
                 "SELECT m.chat_room_id, m.sender_id, m.deleted_at IS NOT NULL,

@@ -13,7 +13,7 @@ mod users;
 pub use changes::{ChangeOutcome, StoredChange};
 pub use messages::{HistoryPage, InsertOutcome, NewMessage, StoredMessage};
 pub use rooms::{ReadPointer, RemoveOutcome, RoomAccess};
-pub use search::SearchQuery;
+pub use search::MessageSearch;
 pub use sessions::{NewRefresh, RotateOutcome};
 pub use users::{CreateUserOutcome, NewUser, UserRecord};
 

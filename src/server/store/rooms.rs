@@ -251,13 +251,7 @@ impl Store {
         // A position in the message log, taken first (its row lock orders the log, and the
         // writer too takes it before touching members): every instance applies the removal after
         // the messages committed before it and before any committed after it.
-        let at: MessageId = tx
-            .query_one(
-                "UPDATE log_head SET next_position = next_position + 1 RETURNING next_position - 1",
-                &[],
-            )
-            .await?
-            .get(0);
+        let at: MessageId = Store::take_log_position(&tx).await?;
         let removed = tx
             .query_opt(
                 "DELETE FROM chat_room_members m USING users u

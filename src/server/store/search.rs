@@ -7,7 +7,7 @@ use crate::proto::{MessageId, RoomId, UserId};
 
 /// One page of a search.
 #[derive(Debug, Clone)]
-pub struct SearchQuery {
+pub struct MessageSearch {
     /// Words, "a phrase", -excluded, or (web search syntax, never a syntax error).
     pub text: String,
     /// Only this room (which must be the user's).
@@ -23,7 +23,7 @@ impl Store {
     pub async fn search(
         &self,
         user: UserId,
-        query: &SearchQuery,
+        query: &MessageSearch,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let client = self.client().await?;
         // Planned for these values every time, not cached: how common the words are decides the

@@ -10,8 +10,8 @@ use crate::proto::SearchReply;
 use crate::server::http::error::{ApiError, respond};
 use crate::server::http::extract::query;
 use crate::server::state::{AppState, CurrentUser};
-use crate::server::store::SearchQuery;
-use crate::server::validate::SearchParams;
+use crate::server::store::MessageSearch;
+use crate::server::validate::MessageSearchQuery;
 
 const DEFAULT_LIMIT: i64 = 20;
 
@@ -27,7 +27,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 /// plain letters aside, words match as written: no language's stemming.
 #[utoipa::path(get, path = "/search", tag = "messages",
     security(("bearer" = [])),
-    params(SearchParams),
+    params(MessageSearchQuery),
     responses(
         (status = 200, description = "Matching messages, newest first", body = SearchReply),
         (status = 401, response = Unauthorized),
@@ -38,7 +38,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 pub(super) async fn search(
     state: AppState,
     me: CurrentUser,
-    q: SearchParams,
+    q: MessageSearchQuery,
 ) -> Result<Response, ApiError> {
     if let Some(room) = q.room_id {
         let mine = state
@@ -50,7 +50,7 @@ pub(super) async fn search(
             return Err(ApiError::NotFound("Room not found".into()));
         }
     }
-    let query = SearchQuery {
+    let query = MessageSearch {
         text: q.q,
         room: q.room_id,
         before: q.before,
