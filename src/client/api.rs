@@ -63,7 +63,9 @@ impl Api {
             .timeout(std::time::Duration::from_secs(30));
         let ca_cert = match ca_cert {
             Some(path) => Some(tls::absolute(&path)),
-            None => store.get(&base)?.and_then(|s| s.ca_cert),
+            // A damaged credentials file is reported where a login is needed (a new login
+            // replaces it).
+            None => store.get(&base).ok().flatten().and_then(|s| s.ca_cert),
         };
         let tls = if base.starts_with("https://") {
             let config = tls::client_config(ca_cert.as_deref())?;
@@ -133,18 +135,10 @@ impl Api {
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
-        let response = req.send().await.map_err(|e| {
-            let why = if let Some(tls) = tls::explain(&e) {
-                tls
-            } else if e.is_connect() {
-                "connection refused".to_string()
-            } else if e.is_timeout() {
-                "timed out".to_string()
-            } else {
-                e.without_url().to_string()
-            };
-            CliError::Server(format!("cannot reach the server at {}: {why}", self.base))
-        })?;
+        let response = match req.send().await {
+            Ok(response) => response,
+            Err(e) => return Err(self.unreachable(e).await),
+        };
         let status = response.status();
         let bytes = response
             .bytes()
@@ -152,6 +146,25 @@ impl Api {
             .map_err(|e| CliError::Server(format!("reading the reply failed: {e}")))?;
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Ok((status, body))
+    }
+
+    /// Why a request did not reach the server, in the user's terms, with what to check.
+    async fn unreachable(&self, e: reqwest::Error) -> CliError {
+        let why = if let Some(tls) = tls::explain(&e) {
+            tls
+        } else if e.is_connect() {
+            "connection refused (is rtchat-server running there? check the address: --server \
+             or RTCHAT_SERVER)"
+                .to_string()
+        } else if e.is_timeout() {
+            "timed out".to_string()
+        } else if self.base.starts_with("http://") && tls::speaks_tls(&self.base).await {
+            let https = self.base.replacen("http://", "https://", 1);
+            format!("it speaks HTTPS: use --server {https}")
+        } else {
+            e.without_url().to_string()
+        };
+        CliError::Server(format!("cannot reach the server at {}: {why}", self.base))
     }
 
     /// One request; with `auth`, an expired access token is refreshed once and the request retried.

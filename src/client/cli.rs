@@ -9,12 +9,17 @@ use serde_json::{Value, json};
 use super::api::{Api, Draft, Page, to_line};
 use super::error::CliError;
 use super::live::{self, Event};
+use super::output::{out, outln};
+use super::password;
 use super::render::{
-    self, RoomNames, Shown, Style, changed_line, group, message_line, person, snippet, table, when,
+    self, RoomNames, Shown, Style, changed_line, group, message_line, person, removed_line, table,
+    when,
 };
 use super::session::SessionStore;
 use super::target::{self, Target};
-use crate::proto::{LiveMessage, MessageId, MessageWithSender, RoomId, ServerFrame};
+use crate::proto::{
+    LiveMessage, MAX_MESSAGE_CHARS, MessageId, MessageWithSender, RoomId, ServerFrame,
+};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -117,10 +122,10 @@ pub enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Find people by the start of their name (without QUERY: the people you have chats with).
-    #[command(after_help = "Examples:\n  rtchat users al\n  rtchat users")]
+    /// Find people by the start of their username (without QUERY: the people you have chats with).
+    #[command(after_help = "Examples:\n  rtchat users al      # alice, alan, ...\n  rtchat users")]
     Users {
-        /// Part of a username or name to look for.
+        /// The start of a username (`al` finds alice and alan).
         query: Option<String>,
         /// How many at most.
         #[arg(long, default_value_t = 20)]
@@ -277,7 +282,7 @@ struct Out {
 
 impl Out {
     fn line(&self, value: &impl serde::Serialize) {
-        println!("{}", to_line(value));
+        outln!("{}", to_line(value));
     }
 
     /// After a login or registration: the user (JSON) or one line on stderr.
@@ -332,7 +337,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             full_name,
             password_stdin,
         } => {
-            let password = new_password(password_stdin)?;
+            let password = if password_stdin {
+                password::new_from_stdin()?
+            } else {
+                password::new_password("Password").await?
+            };
             let reply = api
                 .register(&username, &email, &password, full_name.as_deref())
                 .await?;
@@ -343,9 +352,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             password_stdin,
         } => {
             let password = if password_stdin {
-                stdin_line()?
+                password::stdin_line()?
             } else {
-                prompt("Password: ")?
+                password::prompt("Password: ").await?
             };
             let reply = api.login(&login, &password).await?;
             out.signed_in(&api, &reply.user, "Logged in");
@@ -369,15 +378,21 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             reply_to,
         } => send(&api, &out, &target, &text, client_id, reply_to).await?,
         Command::Edit { id, text } => {
-            let change = api.edit(id, &text.join(" ")).await?;
+            let text = text.join(" ");
+            fits_in_a_message(&text)?;
+            let change = api.edit(id, &text).await?;
             if out.json {
                 out.line(&change);
+            } else {
+                eprintln!("edited (message {id})");
             }
         }
         Command::Delete { id } => {
             let change = api.delete(id).await?;
             if out.json {
                 out.line(&change);
+            } else {
+                eprintln!("deleted (message {id})");
             }
         }
         Command::Search {
@@ -398,6 +413,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let state = api.mark_read(room).await?;
             if out.json {
                 out.line(&state);
+            } else {
+                eprintln!("{target} marked read");
             }
         }
         Command::Groups(cmd) => groups(&api, &out, cmd).await?,
@@ -411,38 +428,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Chat { target } => super::repl::run(api, target).await?,
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "rtchat", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "rtchat", &mut script);
+            out!("{}", String::from_utf8_lossy(&script));
         }
     }
     Ok(())
-}
-
-/// The server's rule for passwords, said before asking for one.
-const PASSWORD_RULE: &str = "A password has 8 to 72 bytes (8 to 72 letters of plain ASCII).";
-
-/// A password that breaks the rule, refused here before it is typed a second time.
-fn follows_the_rule(password: &str) -> Result<(), CliError> {
-    match password.len() {
-        8..=72 => Ok(()),
-        n => Err(CliError::Usage(format!(
-            "that password has {n} bytes; {}",
-            PASSWORD_RULE.to_lowercase()
-        ))),
-    }
-}
-
-/// A new password: from stdin, or prompted twice (the rule said first).
-fn new_password(from_stdin: bool) -> Result<String, CliError> {
-    if from_stdin {
-        return stdin_line();
-    }
-    eprintln!("{PASSWORD_RULE}");
-    let p = prompt("Password: ")?;
-    follows_the_rule(&p)?;
-    if prompt("Repeat password: ")? != p {
-        return Err(CliError::Usage("the passwords differ".into()));
-    }
-    Ok(p)
 }
 
 async fn whoami(api: &Api, out: &Out) -> Result<(), CliError> {
@@ -455,7 +446,7 @@ async fn whoami(api: &Api, out: &Out) -> Result<(), CliError> {
             .as_deref()
             .map(|n| format!(" ({n})"))
             .unwrap_or_default();
-        println!("@{}{name} <{}> on {}", me.username, me.email, api.base());
+        outln!("@{}{name} <{}> on {}", me.username, me.email, api.base());
     }
     Ok(())
 }
@@ -471,13 +462,8 @@ async fn passwd(api: &Api, out: &Out, from_stdin: bool) -> Result<(), CliError> 
         };
         (next()?, next()?)
     } else {
-        let old = prompt("Current password: ")?;
-        eprintln!("{PASSWORD_RULE}");
-        let new = prompt("New password: ")?;
-        follows_the_rule(&new)?;
-        if prompt("Repeat new password: ")? != new {
-            return Err(CliError::Usage("the passwords differ".into()));
-        }
+        let old = password::prompt("Current password: ").await?;
+        let new = password::new_password("New password").await?;
         (old, new)
     };
     let reply = api.change_password(&old, &new).await?;
@@ -505,6 +491,7 @@ async fn send(
     } else {
         text.join(" ")
     };
+    fits_in_a_message(&content)?;
     let client_id = client_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let draft = Draft {
         content: &content,
@@ -520,6 +507,17 @@ async fn send(
     } else {
         // The id is what `edit`, `delete` and `--reply-to` take.
         eprintln!("sent (message {})", reply.data.id);
+    }
+    Ok(())
+}
+
+/// A message the server would refuse for its length, refused here before anything is sent.
+pub fn fits_in_a_message(text: &str) -> Result<(), CliError> {
+    let n = text.chars().count();
+    if n > MAX_MESSAGE_CHARS {
+        return Err(CliError::Usage(format!(
+            "a message has at most {MAX_MESSAGE_CHARS} characters; this one has {n}"
+        )));
     }
     Ok(())
 }
@@ -545,7 +543,7 @@ async fn status(store: &SessionStore, current: &Api, out: &Out) -> Result<(), Cl
         let api = match Api::new(&server, store.clone(), None) {
             Ok(api) => api,
             Err(e) => {
-                println!("{server}\n  logged in as @{} - {e}", session.username);
+                outln!("{server}\n  logged in as @{} - {e}", session.username);
                 continue;
             }
         };
@@ -560,31 +558,13 @@ async fn status(store: &SessionStore, current: &Api, out: &Out) -> Result<(), Cl
                 "state": state, "default": is_default, "current": server == current.base()}));
         } else {
             let mark = if is_default { " (default)" } else { "" };
-            println!(
+            outln!(
                 "{server}{mark}\n  logged in as @{} - {state}",
                 session.username
             );
         }
     }
     Ok(())
-}
-
-fn prompt(label: &str) -> Result<String, CliError> {
-    rpassword::prompt_password(label).map_err(|e| {
-        CliError::Usage(format!(
-            "cannot read a password from the terminal ({e}); use --password-stdin"
-        ))
-    })
-}
-
-fn stdin_line() -> Result<String, CliError> {
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    let line = line.trim_end_matches(['\n', '\r']).to_string();
-    if line.is_empty() {
-        return Err(CliError::Usage("no password on standard input".into()));
-    }
-    Ok(line)
 }
 
 async fn users(api: &Api, out: &Out, query: Option<String>, limit: u32) -> Result<(), CliError> {
@@ -615,7 +595,7 @@ async fn users(api: &Api, out: &Out, query: Option<String>, limit: u32) -> Resul
                 ]
             })
             .collect();
-        print!("{}", table(&rows));
+        out!("{}", table(&rows));
     }
     Ok(())
 }
@@ -624,7 +604,7 @@ fn print_history_message(out: &Out, m: &MessageWithSender) {
     if out.json {
         out.line(m);
     } else {
-        println!("{}", message_line(&out.style, None, &Shown::stored(m)));
+        outln!("{}", message_line(&out.style, None, &Shown::stored(m)));
     }
 }
 
@@ -674,6 +654,7 @@ async fn chats(api: &Api, out: &Out) -> Result<(), CliError> {
             c.last_message_time,
             json!({"kind": "direct", "room_id": c.chat_room_id, "name": person(&c.other_user_username),
                    "user_id": c.other_user_id, "last_message": c.last_message,
+                   "last_message_sender": c.last_message_sender,
                    "last_message_time": c.last_message_time, "unread_count": c.unread_count,
                    "mention_count": c.mention_count}),
         ));
@@ -683,6 +664,7 @@ async fn chats(api: &Api, out: &Out) -> Result<(), CliError> {
             g.last_message_time.or(Some(g.created_at)),
             json!({"kind": "group", "room_id": g.id, "name": group(&g.name),
                    "member_count": g.member_count, "last_message": g.last_message,
+                   "last_message_sender": g.last_message_sender,
                    "last_message_time": g.last_message_time, "unread_count": g.unread_count,
                    "mention_count": g.mention_count}),
         ));
@@ -697,11 +679,12 @@ async fn chats(api: &Api, out: &Out) -> Result<(), CliError> {
         .map(|(t, v)| {
             let unread = v["unread_count"].as_i64().unwrap_or(0);
             let mentions = v["mention_count"].as_i64().unwrap_or(0);
-            let name = v["name"].as_str().unwrap_or_default();
-            let label = if v["kind"] == "group" {
-                format!("{name} ({})", v["room_id"])
-            } else {
-                name.to_string()
+            let label = match (v["kind"].as_str(), v["room_id"].as_i64()) {
+                (Some("group"), Some(id)) => {
+                    let name = v["name"].as_str().unwrap_or_default();
+                    render::group_with_id(name.trim_start_matches('#'), id as RoomId)
+                }
+                _ => v["name"].as_str().unwrap_or_default().to_string(),
             };
             vec![
                 if unread > 0 {
@@ -711,11 +694,15 @@ async fn chats(api: &Api, out: &Out) -> Result<(), CliError> {
                 },
                 render::unread(unread, mentions),
                 t.as_ref().map(when).unwrap_or_default(),
-                snippet(v["last_message"].as_str().unwrap_or_default(), 50),
+                render::last_message(
+                    v["last_message_sender"].as_str(),
+                    v["last_message"].as_str().unwrap_or_default(),
+                    50,
+                ),
             ]
         })
         .collect();
-    print!("{}", table(&table_rows));
+    out!("{}", table(&table_rows));
     Ok(())
 }
 
@@ -726,18 +713,7 @@ async fn groups(api: &Api, out: &Out, cmd: GroupsCommand) -> Result<(), CliError
             if out.json {
                 groups.iter().for_each(|g| out.line(g));
             } else {
-                let rows: Vec<Vec<String>> = groups
-                    .iter()
-                    .map(|g| {
-                        vec![
-                            out.style.bold(&format!("#{}", g.id)),
-                            g.name.clone(),
-                            crate::client::render::count(g.member_count, "member", "members"),
-                            render::unread(g.unread_count, g.mention_count),
-                        ]
-                    })
-                    .collect();
-                print!("{}", table(&rows));
+                out!("{}", render::groups_table(&out.style, &groups));
             }
         }
         GroupsCommand::Create { name, members } => {
@@ -745,38 +721,65 @@ async fn groups(api: &Api, out: &Out, cmd: GroupsCommand) -> Result<(), CliError
             for m in members.iter().filter(|m| !m.trim().is_empty()) {
                 ids.push(target::resolve_user(api, m.trim()).await?.id);
             }
+            let namesakes = api
+                .groups()
+                .await?
+                .iter()
+                .filter(|g| g.name.eq_ignore_ascii_case(name.trim()))
+                .count();
             let reply = api.create_group(&name, &ids).await?;
+            let g = &reply.group;
             if out.json {
-                out.line(&reply.group);
+                out.line(g);
             } else {
-                println!("#{} {}", reply.group.id, reply.group.name);
+                outln!("{}", render::group_with_id(&g.name, g.id));
+            }
+            if namesakes > 0 {
+                // `#name` alone would name several groups now.
+                eprintln!(
+                    "note: you are in {} groups named {}; this one is #{}",
+                    namesakes + 1,
+                    group(&g.name),
+                    g.id
+                );
             }
         }
-        GroupsCommand::Add { group, users } => {
-            let (id, _) = target::resolve_group(api, &group).await?;
+        GroupsCommand::Add { group: g, users } => {
+            let (id, name) = target::resolve_group(api, &g).await?;
             let mut ids = Vec::new();
+            let mut names = Vec::new();
             for u in &users {
-                ids.push(target::resolve_user(api, u).await?.id);
+                let user = target::resolve_user(api, u).await?;
+                ids.push(user.id);
+                names.push(person(&user.username));
             }
             let reply = api.add_members(id, &ids).await?;
             if out.json {
                 out.line(&reply);
+            } else if reply.members_added == 0 {
+                eprintln!("already in {}: {}", group(&name), names.join(", "));
+            } else {
+                eprintln!("added to {}: {}", group(&name), names.join(", "));
             }
         }
-        GroupsCommand::Remove { group, user } => {
-            let (id, _) = target::resolve_group(api, &group).await?;
+        GroupsCommand::Remove { group: g, user } => {
+            let (id, name) = target::resolve_group(api, &g).await?;
             let user = target::resolve_user(api, &user).await?;
             let reply = api.remove_member(id, user.id).await?;
             if out.json {
                 out.line(&reply);
+            } else {
+                eprintln!("removed {} from {}", person(&user.username), group(&name));
             }
         }
-        GroupsCommand::Leave { group } => {
-            let (id, _) = target::resolve_group(api, &group).await?;
+        GroupsCommand::Leave { group: g } => {
+            let (id, name) = target::resolve_group(api, &g).await?;
             let me = api.session()?;
             let reply = api.remove_member(id, me.user_id).await?;
             if out.json {
                 out.line(&reply);
+            } else {
+                eprintln!("you left {}", group(&name));
             }
         }
         GroupsCommand::Members { group } => {
@@ -799,7 +802,7 @@ async fn groups(api: &Api, out: &Out, cmd: GroupsCommand) -> Result<(), CliError
                         ]
                     })
                     .collect();
-                print!("{}", table(&rows));
+                out!("{}", table(&rows));
             }
         }
     }
@@ -840,7 +843,7 @@ async fn search(
         eprintln!("no messages match");
     }
     for m in &reply.results {
-        println!("{}", live_line(&out.style, &names, m, true));
+        outln!("{}", live_line(&out.style, &names, m, true));
     }
     if let Some(older) = reply.next_before {
         eprintln!("more: rtchat search {query:?} --before {older}");
@@ -854,41 +857,82 @@ async fn follow_live(
     room: Option<RoomId>,
     only: Only,
 ) -> Result<(), CliError> {
-    let style = out.style;
-    let json = out.json;
     let mut names = room_names(api).await?;
     let me = api.session()?.username;
-    live::listen(api, None, |event| {
-        match event {
-            Event::Frame(frame) => {
-                names.learn(&me, &frame);
-                if let Some(r) = room
-                    && frame_room(&frame) != Some(r)
+    // The listener hands events over a channel, so that a room never seen before can be looked up
+    // (its name) before its first message is printed.
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let listening = live::listen(api, None, move |event| events_tx.send(event).is_ok());
+    let printing = async {
+        while let Some(event) = events.recv().await {
+            if let Event::Frame(frame) = &event {
+                names.learn(&me, frame);
+                if let ServerFrame::NewMessage { message, .. } = frame
+                    && !names.knows(message.room_id)
                 {
-                    return true;
-                }
-                let named =
-                    matches!(&frame, ServerFrame::NewMessage { message, .. } if message.mention);
-                if only == Only::Mentions && !named {
-                    return true;
-                }
-                if json {
-                    println!("{}", to_line(&frame));
-                } else if let ServerFrame::NewMessage { message, .. } = &frame {
-                    println!("{}", live_line(&style, &names, message, room.is_none()));
-                } else if let Some(text) = notice(&names, &frame) {
-                    println!("{}", style.dim(&text));
+                    // A new direct chat we started elsewhere, or a group unknown so far.
+                    if let Ok(fresh) = room_names(api).await {
+                        names = fresh;
+                    }
+                    // Asked once: a room still unnamed keeps its number.
+                    let label = names.label(message.room_id);
+                    names.insert(message.room_id, label);
                 }
             }
-            Event::Lost { retry_in } => eprintln!(
-                "connection lost; reconnecting (next try in {:.0} s)",
-                retry_in.as_secs_f64().ceil()
-            ),
-            Event::Resumed { missed } => eprintln!("reconnected ({missed} missed messages shown)"),
+            print_live(out, &names, &me, room, only, event);
         }
-        true
-    })
-    .await
+    };
+    tokio::select! {
+        listened = listening => listened,
+        () = printing => Ok(()),
+    }
+}
+
+/// One live event as `listen` (or `history --follow`) prints it.
+fn print_live(
+    out: &Out,
+    names: &RoomNames,
+    me: &str,
+    room: Option<RoomId>,
+    only: Only,
+    event: Event,
+) {
+    match event {
+        Event::Frame(frame) => {
+            if let Some(r) = room
+                && frame.room() != Some(r)
+            {
+                return;
+            }
+            let named =
+                matches!(&frame, ServerFrame::NewMessage { message, .. } if message.mention);
+            if only == Only::Mentions && !named {
+                return;
+            }
+            if out.json {
+                outln!("{}", to_line(&frame));
+            } else if let ServerFrame::NewMessage { message, .. } = &frame {
+                outln!("{}", live_line(&out.style, names, message, room.is_none()));
+            } else if let Some(text) = notice(names, me, &frame) {
+                outln!("{}", out.style.dim(&text));
+            }
+        }
+        Event::Lost {
+            retry_in,
+            restarting,
+        } => {
+            let why = if restarting {
+                "the server is restarting"
+            } else {
+                "connection lost"
+            };
+            eprintln!(
+                "{why}; reconnecting (next try in {:.0} s)",
+                retry_in.as_secs_f64().ceil()
+            );
+        }
+        Event::Resumed { missed } => eprintln!("reconnected ({missed} missed messages shown)"),
+    }
 }
 
 /// Room labels for live output.
@@ -897,28 +941,12 @@ async fn room_names(api: &Api) -> Result<RoomNames, CliError> {
     Ok(RoomNames::from_lists(&direct, &groups))
 }
 
-fn frame_room(frame: &ServerFrame) -> Option<RoomId> {
-    match frame {
-        ServerFrame::NewMessage { message, .. } => Some(message.room_id),
-        ServerFrame::MessageEdited { change } | ServerFrame::MessageDeleted { change } => {
-            Some(change.room_id)
-        }
-        ServerFrame::UserTyping { room_id, .. }
-        | ServerFrame::Read { room_id, .. }
-        | ServerFrame::MemberAdded { room_id, .. }
-        | ServerFrame::MemberRemoved { room_id, .. }
-        | ServerFrame::UserJoined { room_id, .. }
-        | ServerFrame::UserLeft { room_id, .. } => Some(*room_id),
-        _ => None,
-    }
-}
-
 fn live_line(style: &Style, names: &RoomNames, m: &LiveMessage, show_room: bool) -> String {
     let room = show_room.then(|| names.label(m.room_id));
     message_line(style, room.as_deref(), &Shown::live(m))
 }
 
-fn notice(names: &RoomNames, frame: &ServerFrame) -> Option<String> {
+fn notice(names: &RoomNames, me: &str, frame: &ServerFrame) -> Option<String> {
     let room = |id: &RoomId| names.label(*id);
     match frame {
         ServerFrame::MemberAdded {
@@ -933,8 +961,16 @@ fn notice(names: &RoomNames, frame: &ServerFrame) -> Option<String> {
                 .unwrap_or_else(|| room(room_id))
         )),
         ServerFrame::MemberRemoved {
-            room_id, username, ..
-        } => Some(format!("@{username} left {}", room(room_id))),
+            room_id,
+            username,
+            removed_by,
+            ..
+        } => Some(removed_line(
+            &room(room_id),
+            me,
+            username,
+            removed_by.as_deref(),
+        )),
         ServerFrame::MessageEdited { change } | ServerFrame::MessageDeleted { change } => {
             Some(changed_line(names, change))
         }

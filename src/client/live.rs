@@ -71,9 +71,11 @@ impl Seen {
 pub enum Event {
     Frame(ServerFrame),
     /// The connection dropped (or the first attempt failed); the listener tries again after
-    /// `retry_in`, then quietly with backoff until it is `Resumed`.
+    /// `retry_in`, then quietly with backoff until it is `Resumed`. `restarting`: the server said
+    /// it was shutting down (close code 1001), so it is tried again every second or so.
     Lost {
         retry_in: Duration,
+        restarting: bool,
     },
     /// Connected again and caught up with `missed` messages.
     Resumed {
@@ -93,6 +95,9 @@ pub async fn listen(
 ) -> Result<(), CliError> {
     let mut seen = Seen::default();
     let mut failures: u32 = 0;
+    // Since when the server has been restarting (it closed with 1001): retried quickly, so that
+    // its return is noticed within a second or two.
+    let mut restarting: Option<std::time::Instant> = None;
     // Frames given while the connection was down, sent once it is back.
     let mut held: Vec<ClientFrame> = Vec::new();
     loop {
@@ -107,13 +112,26 @@ pub async fn listen(
         .await;
         match flow {
             Ok(Flow::Stop) => return Ok(()),
-            Ok(Flow::Reconnect) => failures = 1,
+            Ok(Flow::Reconnect { server_restarting }) => {
+                failures = 1;
+                restarting = server_restarting.then(std::time::Instant::now);
+            }
             Err(e @ CliError::Auth(_)) => return Err(e),
             Err(_) => failures += 1,
         }
-        let retry_in = backoff(failures);
+        let quick = restarting.is_some_and(|since| since.elapsed() < RESTART_PATIENCE);
+        let retry_in = if quick {
+            restart_backoff()
+        } else {
+            backoff(failures)
+        };
         // Told once per loss (the first failed attempt), not at every attempt after it.
-        if failures == 1 && !on_event(Event::Lost { retry_in }) {
+        if failures == 1
+            && !on_event(Event::Lost {
+                retry_in,
+                restarting: quick,
+            })
+        {
             return Ok(());
         }
         // A frame to send (someone typing) means someone is waiting: try again at once.
@@ -128,19 +146,34 @@ pub async fn listen(
     }
 }
 
-/// 0.5 s, 1 s, 2 s ... up to 10 s, each with up to 50% random jitter so clients do not reconnect in
+/// How long a restarting server is tried every second or so before the usual backoff resumes.
+const RESTART_PATIENCE: Duration = Duration::from_secs(120);
+
+/// 0.5 s, 1 s, 2 s ... up to 5 s, each with up to 50% random jitter so clients do not reconnect in
 /// lockstep after a server restart.
 pub fn backoff(failures: u32) -> Duration {
     let base = Duration::from_millis(500) * 2u32.saturating_pow(failures.saturating_sub(1).min(6));
-    let base = base.min(Duration::from_secs(10));
+    let base = base.min(Duration::from_secs(5));
     let jitter = rand::rng().random_range(0.0..0.5);
     base.mul_f64(1.0 + jitter)
 }
 
+/// While a server restarts: 0.5 to 1 s (a refused connection costs it nothing).
+pub fn restart_backoff() -> Duration {
+    Duration::from_millis(500).mul_f64(1.0 + rand::rng().random_range(0.0..1.0))
+}
+
 enum Flow {
     Stop,
-    Reconnect,
+    /// The connection ended; `server_restarting` when the server said it was shutting down.
+    Reconnect {
+        server_restarting: bool,
+    },
 }
+
+const RECONNECT: Flow = Flow::Reconnect {
+    server_restarting: false,
+};
 
 /// The next frame to send, or never when there is no outgoing channel.
 async fn next_outgoing(
@@ -165,7 +198,7 @@ async fn session(
     // begun earlier could miss a message stored in between, which would then arrive neither way.
     loop {
         let Some(message) = stream.next().await else {
-            return Ok(Flow::Reconnect);
+            return Ok(RECONNECT);
         };
         match incoming(message)? {
             Incoming::Frame(frame) if matches!(*frame, ServerFrame::Connected { .. }) => {
@@ -173,7 +206,9 @@ async fn session(
                 break;
             }
             Incoming::Frame(_) | Incoming::Nothing => {}
-            Incoming::Gone => return Ok(Flow::Reconnect),
+            Incoming::Gone { server_restarting } => {
+                return Ok(Flow::Reconnect { server_restarting });
+            }
         }
     }
     let Some(missed) = catch_up(api, seen, on_event).await? else {
@@ -184,19 +219,19 @@ async fn session(
     }
     for frame in std::mem::take(held) {
         if send_frame(&mut sink, &frame).await.is_err() {
-            return Ok(Flow::Reconnect);
+            return Ok(RECONNECT);
         }
     }
     loop {
         let message = tokio::select! {
             message = stream.next() => match message {
                 Some(message) => message,
-                None => return Ok(Flow::Reconnect),
+                None => return Ok(RECONNECT),
             },
             frame = next_outgoing(outgoing) => match frame {
                 Some(frame) => {
                     if send_frame(&mut sink, &frame).await.is_err() {
-                        return Ok(Flow::Reconnect);
+                        return Ok(RECONNECT);
                     }
                     continue;
                 }
@@ -209,7 +244,9 @@ async fn session(
         let frame = match incoming(message)? {
             Incoming::Frame(frame) => *frame,
             Incoming::Nothing => continue,
-            Incoming::Gone => return Ok(Flow::Reconnect),
+            Incoming::Gone { server_restarting } => {
+                return Ok(Flow::Reconnect { server_restarting });
+            }
         };
         if seen.filter(&frame) && !on_event(Event::Frame(frame)) {
             let _ = sink.send(Message::Close(None)).await;
@@ -281,23 +318,32 @@ enum Incoming {
     Frame(Box<ServerFrame>),
     /// A ping, or a frame type newer than this client.
     Nothing,
-    /// Closed or broken: reconnect.
-    Gone,
+    /// Closed or broken: reconnect (soon, if the server is restarting).
+    Gone {
+        server_restarting: bool,
+    },
 }
 
 fn incoming(message: Result<Message, tungstenite::Error>) -> Result<Incoming, CliError> {
     let text = match message {
         Ok(Message::Text(text)) => text,
         Ok(Message::Close(frame)) => {
-            if frame.is_some_and(|f| u16::from(f.code) == CloseReason::SESSION_ENDED.code) {
+            let code = frame.map(|f| u16::from(f.code));
+            if code == Some(CloseReason::SESSION_ENDED.code) {
                 return Err(CliError::Auth(
                     "your session has ended: run `rtchat login USERNAME`".into(),
                 ));
             }
-            return Ok(Incoming::Gone);
+            return Ok(Incoming::Gone {
+                server_restarting: code == Some(CloseReason::GOING_AWAY.code),
+            });
         }
         Ok(_) => return Ok(Incoming::Nothing),
-        Err(_) => return Ok(Incoming::Gone),
+        Err(_) => {
+            return Ok(Incoming::Gone {
+                server_restarting: false,
+            });
+        }
     };
     Ok(serde_json::from_str::<ServerFrame>(&text)
         .map_or(Incoming::Nothing, |frame| Incoming::Frame(Box::new(frame))))
@@ -335,6 +381,7 @@ mod tests {
         assert!(
             backoff(1) >= Duration::from_millis(500) && backoff(1) < Duration::from_millis(750)
         );
-        assert!(backoff(20) <= Duration::from_secs(15));
+        assert!(backoff(20) <= Duration::from_millis(7500));
+        assert!(restart_backoff() <= Duration::from_secs(1));
     }
 }

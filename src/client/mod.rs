@@ -8,6 +8,8 @@ pub(crate) mod cli;
 pub(crate) mod error;
 pub(crate) mod line_editor;
 pub(crate) mod live;
+pub(crate) mod output;
+pub(crate) mod password;
 pub(crate) mod render;
 pub(crate) mod repl;
 pub mod session;

@@ -121,6 +121,50 @@ pub fn changed_line(names: &RoomNames, change: &MessageChange) -> String {
     }
 }
 
+/// A member leaving a group, or removed from it: `@carol left #crew`, `@bob removed @carol from
+/// #crew`; `you` when it is the reader (`me`).
+pub fn removed_line(room: &str, me: &str, member: &str, removed_by: Option<&str>) -> String {
+    let who = |name: &str| {
+        if name == me {
+            "you".to_string()
+        } else {
+            person(name)
+        }
+    };
+    match removed_by {
+        Some(admin) => format!("{} removed {} from {room}", who(admin), who(member)),
+        None => format!("{} left {room}", who(member)),
+    }
+}
+
+/// A group with its number, as lists show it: `#crew (#2)` (either is typed to name it).
+pub fn group_with_id(name: &str, id: RoomId) -> String {
+    format!("#{name} (#{id})")
+}
+
+/// A chat's last message in a list: `alice: text`, cut to `max` characters.
+pub fn last_message(sender: Option<&str>, text: &str, max: usize) -> String {
+    match sender {
+        Some(sender) if !text.is_empty() => snippet(&format!("{sender}: {text}"), max),
+        _ => snippet(text, max),
+    }
+}
+
+/// `groups list` and the REPL's `/groups`: each group with its number, size and unread count.
+pub fn groups_table(style: &Style, groups: &[GroupSummary]) -> String {
+    let rows: Vec<Vec<String>> = groups
+        .iter()
+        .map(|g| {
+            vec![
+                style.bold(&group_with_id(&g.name, g.id)),
+                count(g.member_count, "member", "members"),
+                unread(g.unread_count, g.mention_count),
+            ]
+        })
+        .collect();
+    table(&rows)
+}
+
 /// A person as shown and typed: `@alice`.
 pub fn person(username: &str) -> String {
     format!("@{username}")

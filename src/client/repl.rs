@@ -15,7 +15,8 @@ use super::error::CliError;
 use super::line_editor::{Completions, Input, LineEditor};
 use super::live::{self, Event};
 use super::render::{
-    RoomNames, Shown, Style, changed_line, group, message_line, person, table, unread, when,
+    RoomNames, Shown, Style, changed_line, group, group_with_id, groups_table, last_message,
+    message_line, person, removed_line, table, unread, when,
 };
 use super::session::Session;
 use super::target::{self, Target};
@@ -52,12 +53,12 @@ enum SlashCommand {
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
     },
-    /// Change the text of your last message, or of message ID.
+    /// Change the text of your last message in this room, or of message ID.
     Edit {
         #[arg(required = true, num_args = 1..)]
         words: Vec<String>,
     },
-    /// Delete your last message, or message ID.
+    /// Delete your last message in this room, or message ID.
     Delete { id: Option<MessageId> },
     /// Find messages of your rooms by their words.
     Search {
@@ -92,7 +93,7 @@ enum SlashCommand {
 const HELP: &str = "\
 /join @user|#group    talk there          /msg TARGET TEXT   send elsewhere
 /reply ID TEXT        answer message ID   /search WORDS      find messages
-/edit [ID] TEXT       change your last    /delete [ID]       delete your last
+/edit [ID] TEXT       edit your last here /delete [ID]       delete your last here
 /history [N]          last N messages     /who               members, who is online
 /chats                chats and unread    /groups            your groups
 /create NAME @a @b    new group           /add @c            add to this group
@@ -137,8 +138,9 @@ struct Repl {
     pending: Vec<Pending>,
     /// When to send the pending messages again.
     resend_at: Option<Instant>,
-    /// What `/edit` and `/delete` change when given no id.
-    last_sent: Option<MessageId>,
+    /// Your newest message in each room, as far as seen here: what `/edit` and `/delete` change
+    /// when given no id.
+    last_mine: HashMap<RoomId, MessageId>,
     /// The live connection is up (false from a loss until it is back).
     connected: bool,
     to_server: mpsc::UnboundedSender<ClientFrame>,
@@ -179,7 +181,7 @@ pub async fn run(api: Api, target: Option<String>) -> Result<(), CliError> {
         unread: HashMap::new(),
         pending: Vec::new(),
         resend_at: None,
-        last_sent: None,
+        last_mine: HashMap::new(),
         connected: true,
         to_server,
         typing_sent: None,
@@ -319,7 +321,9 @@ impl Repl {
             Some(Current {
                 target: Target::Group { id, name },
                 ..
-            }) if self.names.rooms_labelled(&group(name)) > 1 => format!("#{name} ({id})> "),
+            }) if self.names.rooms_labelled(&group(name)) > 1 => {
+                format!("{}> ", group_with_id(name, *id))
+            }
             Some(c) => format!("{}> ", c.target.label()),
             None => "> ".to_string(),
         }
@@ -412,25 +416,32 @@ impl Repl {
                 self.send_reply(to, text.join(" "), Some(id)).await;
             }
             SlashCommand::Edit { words } => {
-                // `/edit 42 new text`, or `/edit new text` for the last message sent.
+                // `/edit 42 new text`, or `/edit new text` for your last message here.
                 let (id, text) = match words.split_first() {
-                    Some((first, rest))
-                        if !rest.is_empty() && first.parse::<MessageId>().is_ok() =>
-                    {
+                    Some((first, rest)) if first.parse::<MessageId>().is_ok() => {
+                        if rest.is_empty() {
+                            return Err(CliError::Usage(format!(
+                                "/edit {first} needs the new text: /edit [ID] TEXT"
+                            )));
+                        }
                         (first.parse().ok(), rest.join(" "))
                     }
                     _ => (None, words.join(" ")),
                 };
-                let id = id
-                    .or(self.last_sent)
-                    .ok_or_else(|| CliError::Usage("nothing sent yet: /edit ID TEXT".into()))?;
+                super::cli::fits_in_a_message(&text)?;
+                let id = match id {
+                    Some(id) => id,
+                    None => self.my_last_here("edit").await?,
+                };
                 self.api.edit(id, &text).await?;
             }
             SlashCommand::Delete { id } => {
-                let id = id
-                    .or(self.last_sent)
-                    .ok_or_else(|| CliError::Usage("nothing sent yet: /delete ID".into()))?;
+                let id = match id {
+                    Some(id) => id,
+                    None => self.my_last_here("delete").await?,
+                };
                 self.api.delete(id).await?;
+                self.last_mine.retain(|_, mine| *mine != id);
             }
             SlashCommand::Search { words } => self.search(&words.join(" ")).await?,
             SlashCommand::History { n } => {
@@ -459,6 +470,46 @@ impl Repl {
         Ok(())
     }
 
+    /// Your newest message in the room you are in, for `/edit` and `/delete` without an id: the
+    /// one seen here, else the newest of yours in the room's recent history.
+    async fn my_last_here(&mut self, action: &str) -> Result<MessageId, CliError> {
+        let Some(c) = &self.current else {
+            return Err(CliError::Usage(format!(
+                "join a room first, or give the id: /{action} ID"
+            )));
+        };
+        let (target, room) = (c.target.clone(), c.room);
+        if let Some(id) = room.and_then(|r| self.last_mine.get(&r)) {
+            return Ok(*id);
+        }
+        let page = Page {
+            limit: Some(100),
+            ..Page::default()
+        };
+        let recent = match (&target, room) {
+            (_, None) => Vec::new(),
+            (Target::User(u), Some(_)) => self.api.direct_history(u.id, page).await?,
+            (Target::Group { id, .. }, Some(_)) => self.api.group_history(*id, page).await?,
+        };
+        recent
+            .iter()
+            .rev()
+            .find(|m| m.message.sender_id == Some(self.me.user_id) && !m.message.deleted)
+            .map(|m| m.message.id)
+            .ok_or_else(|| {
+                CliError::Usage(format!(
+                    "you have no recent message in {} to {action}: /{action} ID",
+                    target.label()
+                ))
+            })
+    }
+
+    /// `id` is a message of yours in `room`; the newest one counts.
+    fn note_mine(&mut self, room: RoomId, id: MessageId) {
+        let newest = self.last_mine.entry(room).or_insert(id);
+        *newest = (*newest).max(id);
+    }
+
     /// `/search WORDS`: the newest matches of all rooms, with their room.
     async fn search(&mut self, query: &str) -> Result<(), CliError> {
         let found = self.api.search(query, None, None, HISTORY_PAGE).await?;
@@ -480,10 +531,14 @@ impl Repl {
         let at = |t: Option<&Timestamp>| t.map(when).unwrap_or_default();
         for g in groups {
             rows.push(vec![
-                format!("#{} ({})", g.name, g.id),
+                group_with_id(&g.name, g.id),
                 unread(g.unread_count, g.mention_count),
                 at(g.last_message_time.as_ref()),
-                g.last_message.unwrap_or_default(),
+                last_message(
+                    g.last_message_sender.as_deref(),
+                    g.last_message.as_deref().unwrap_or_default(),
+                    50,
+                ),
             ]);
         }
         for c in chats {
@@ -491,7 +546,7 @@ impl Repl {
                 person(&c.other_user_username),
                 unread(c.unread_count, c.mention_count),
                 at(c.last_message_time.as_ref()),
-                c.last_message,
+                last_message(c.last_message_sender.as_deref(), &c.last_message, 50),
             ]);
         }
         let text = table(&rows);
@@ -499,20 +554,10 @@ impl Repl {
         Ok(())
     }
 
-    /// `/groups`: id, name and size of each.
+    /// `/groups`: each with its number, size and unread count.
     async fn groups(&mut self) -> Result<(), CliError> {
         let groups = self.api.groups().await?;
-        let rows: Vec<Vec<String>> = groups
-            .iter()
-            .map(|g| {
-                vec![
-                    format!("#{}", g.id),
-                    g.name.clone(),
-                    crate::client::render::count(g.member_count, "member", "members"),
-                ]
-            })
-            .collect();
-        let text = table(&rows);
+        let text = groups_table(&self.style, &groups);
         self.say(if text.is_empty() {
             "no groups"
         } else {
@@ -595,6 +640,9 @@ impl Repl {
             self.notice(&format!("no messages with {} yet", t.label()));
         }
         for m in messages {
+            if m.message.sender_id == Some(self.me.user_id) && !m.message.deleted {
+                self.note_mine(m.message.chat_room_id, m.message.id);
+            }
             let line = message_line(&self.style, None, &Shown::stored(&m));
             self.say(&line);
         }
@@ -659,6 +707,10 @@ impl Repl {
         content: String,
         reply_to: Option<MessageId>,
     ) -> bool {
+        if let Err(e) = super::cli::fits_in_a_message(&content) {
+            self.say(&format!("error: {e}"));
+            return false;
+        }
         let pending = Pending {
             client_id: uuid::Uuid::new_v4().to_string(),
             to,
@@ -679,8 +731,8 @@ impl Repl {
         match result {
             Ok(reply) => {
                 self.pending.retain(|q| q.client_id != p.client_id);
-                self.last_sent = Some(reply.data.id);
                 let room = reply.data.chat_room_id;
+                self.note_mine(room, reply.data.id);
                 if !self.names.knows(room) {
                     self.names.insert(room, p.to.label());
                 }
@@ -737,7 +789,17 @@ impl Repl {
     async fn event(&mut self, event: Event) {
         match event {
             Event::Frame(frame) => self.frame(frame).await,
-            Event::Lost { retry_in } => {
+            Event::Lost {
+                retry_in,
+                restarting: true,
+            } => {
+                self.connected = false;
+                self.notice(&format!(
+                    "the server is restarting; reconnecting (trying every {:.0} s)",
+                    retry_in.as_secs_f64().ceil()
+                ));
+            }
+            Event::Lost { retry_in, .. } => {
                 self.connected = false;
                 self.notice(&format!(
                     "connection lost; reconnecting in {:.0} s (or as soon as you type)",
@@ -756,12 +818,32 @@ impl Repl {
     }
 
     async fn frame(&mut self, frame: ServerFrame) {
+        if let ServerFrame::NewMessage { message, .. } = &frame
+            && !self.names.knows(message.room_id)
+        {
+            // A new direct chat (perhaps one we started elsewhere) or a group just joined: its
+            // name, before its first line is shown.
+            if let Err(e) = self.refresh_names().await {
+                self.notice(&format!("cannot read your chats: {e}"));
+            }
+            // The lists just read count this message already; `incoming` counts it again.
+            if message.sender_id != Some(self.me.user_id)
+                && let Some(n) = self.unread.get_mut(&message.room_id)
+            {
+                *n = (*n - 1).max(0);
+            }
+        }
         if let Some(label) = self.names.learn(&self.me.username, &frame) {
             self.remember_word(label);
         }
         match frame {
             ServerFrame::NewMessage { message, .. } => self.incoming(message),
-            ServerFrame::MessageEdited { change } | ServerFrame::MessageDeleted { change } => {
+            ServerFrame::MessageDeleted { change } => {
+                self.last_mine.retain(|_, mine| *mine != change.message_id);
+                let line = changed_line(&self.names, &change);
+                self.notice(&line);
+            }
+            ServerFrame::MessageEdited { change } => {
                 let line = changed_line(&self.names, &change);
                 self.notice(&line);
             }
@@ -805,12 +887,16 @@ impl Repl {
                 room_id,
                 username,
                 user_id,
+                removed_by,
+                ..
             } => {
                 let label = self.label(room_id);
                 if user_id == self.me.user_id && self.current_room() == Some(room_id) {
                     self.current = None;
                 }
-                self.notice(&format!("@{username} left {label}"));
+                let line =
+                    removed_line(&label, &self.me.username, &username, removed_by.as_deref());
+                self.notice(&line);
             }
             ServerFrame::Read {
                 room_id,
@@ -830,6 +916,9 @@ impl Repl {
 
     fn incoming(&mut self, m: LiveMessage) {
         let mine = m.sender_id == Some(self.me.user_id);
+        if mine && !m.deleted {
+            self.note_mine(m.room_id, m.message_id);
+        }
         if mine {
             // Delivered: whatever was pending with this client id is done.
             if let Some(cid) = &m.client_id {

@@ -81,12 +81,38 @@ impl SessionStore {
         Ok(Locked { _file: file })
     }
 
-    fn read(&self) -> Result<Credentials, CliError> {
+    /// The credentials file as it is: missing is empty; Err inside when it cannot be parsed.
+    fn load(&self) -> Result<Result<Credentials, serde_json::Error>, CliError> {
         match fs::read_to_string(self.path()) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| self.local("cannot read", e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Credentials::default()),
+            Ok(text) => Ok(serde_json::from_str(&text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ok(Credentials::default())),
             Err(e) => Err(self.local("cannot read", e)),
         }
+    }
+
+    fn read(&self) -> Result<Credentials, CliError> {
+        self.load()?.map_err(|e| {
+            CliError::Local(format!(
+                "{} is damaged ({e}): remove it and log in again (rtchat login USERNAME)",
+                self.path().display()
+            ))
+        })
+    }
+
+    /// The credentials, to change and write back. A damaged file is moved aside (and said so)
+    /// rather than blocking the login that replaces it.
+    fn read_for_update(&self) -> Result<Credentials, CliError> {
+        if let Ok(creds) = self.load()? {
+            return Ok(creds);
+        }
+        let aside = self.dir.join("credentials.json.damaged");
+        fs::rename(self.path(), &aside).map_err(|e| self.local("cannot move aside", e))?;
+        eprintln!(
+            "rtchat: {} was damaged; kept as {} and started anew",
+            self.path().display(),
+            aside.display()
+        );
+        Ok(Credentials::default())
     }
 
     fn write(&self, creds: &Credentials) -> Result<(), CliError> {
@@ -120,7 +146,7 @@ impl SessionStore {
 
     /// Saves (or with None forgets) the session for `server`. Call with the lock held.
     pub fn put(&self, server: &str, session: Option<&Session>) -> Result<(), CliError> {
-        let mut creds = self.read()?;
+        let mut creds = self.read_for_update()?;
         match session {
             Some(s) => creds.servers.insert(server.to_string(), s.clone()),
             None => creds.servers.remove(server),
@@ -131,15 +157,16 @@ impl SessionStore {
     /// Saves the session for `server` and makes it the server used when none is named. Call with
     /// the lock held.
     pub fn put_default(&self, server: &str, session: &Session) -> Result<(), CliError> {
-        let mut creds = self.read()?;
+        let mut creds = self.read_for_update()?;
         creds.servers.insert(server.to_string(), session.clone());
         creds.default_server = Some(server.to_string());
         self.write(&creds)
     }
 
-    /// The server used when none is named: the last one logged in to.
+    /// The server used when none is named: the last one logged in to (none when the file is
+    /// damaged: the command then says so when it needs a login).
     pub fn default_server(&self) -> Result<Option<String>, CliError> {
-        Ok(self.read()?.default_server)
+        Ok(self.load()?.ok().and_then(|creds| creds.default_server))
     }
 
     /// Every saved login, by server.

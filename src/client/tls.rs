@@ -113,3 +113,32 @@ fn describe(error: &rustls::Error) -> String {
 pub fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
+
+/// Whether the server at `base` (an `http://` URL) answers in TLS: a plain HTTP request to a TLS
+/// port is answered with a TLS alert (or handshake) record, whose first byte is 0x15 (or 0x16).
+pub async fn speaks_tls(base: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some((host, port)) = reqwest::Url::parse(base)
+        .ok()
+        .and_then(|u| Some((u.host_str()?.to_string(), u.port_or_known_default()?)))
+    else {
+        return false;
+    };
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .ok()?;
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: rtchat\r\n\r\n")
+            .await
+            .ok()?;
+        let mut first = [0u8; 1];
+        stream.read_exact(&mut first).await.ok()?;
+        Some(matches!(first[0], 0x15 | 0x16))
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(2), probe)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}

@@ -146,13 +146,39 @@ pub enum ServerFrame {
         user_id: UserId,
         username: String,
     },
-    /// A user left or was removed: sent to the remaining members and to that user.
+    /// A user left or was removed: sent to the remaining members and to that user. `removed_by`
+    /// names the admin who removed them; absent when they left.
     MemberRemoved {
         room_id: RoomId,
         user_id: UserId,
         username: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        removed_by_id: Option<UserId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        removed_by: Option<String>,
     },
     Sync(SyncReply),
+}
+
+impl ServerFrame {
+    /// The room a frame is about, for the frames that are about one.
+    pub fn room(&self) -> Option<RoomId> {
+        match self {
+            ServerFrame::NewMessage { message, .. } => Some(message.room_id),
+            ServerFrame::MessageEdited { change } | ServerFrame::MessageDeleted { change } => {
+                Some(change.room_id)
+            }
+            ServerFrame::UserTyping { room_id, .. }
+            | ServerFrame::Read { room_id, .. }
+            | ServerFrame::MemberAdded { room_id, .. }
+            | ServerFrame::MemberRemoved { room_id, .. }
+            | ServerFrame::UserJoined { room_id, .. }
+            | ServerFrame::UserLeft { room_id, .. }
+            | ServerFrame::RoomJoined { room_id, .. }
+            | ServerFrame::RoomLeft { room_id, .. } => Some(*room_id),
+            _ => None,
+        }
+    }
 }
 
 /// A frame a client sends. Built by the client and the load generator and written with serde;

@@ -14,6 +14,9 @@ pub type UserId = i32;
 pub type RoomId = i32;
 pub type MessageId = i64;
 
+/// The longest message, in characters (Unicode scalar values), that the server stores.
+pub const MAX_MESSAGE_CHARS: usize = 5000;
+
 /// An instant in UTC, written as ISO-8601 with microseconds and a `Z` (the seed wrote naive times).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Timestamp(pub DateTime<Utc>);
@@ -459,6 +462,9 @@ pub struct ChatSummary {
     /// Always a string (empty for a room without messages): the seed's web client slices it.
     pub last_message: String,
     pub last_message_time: Option<Timestamp>,
+    /// Who wrote `last_message` (absent when there is none, or its author's account is gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message_sender: Option<String>,
     pub unread_count: i64,
     /// Unread messages that name you (@you).
     #[serde(default)]
@@ -500,6 +506,9 @@ pub struct GroupSummary {
     pub member_count: i64,
     pub last_message: Option<String>,
     pub last_message_time: Option<Timestamp>,
+    /// Who wrote `last_message` (absent when there is none, or its author's account is gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message_sender: Option<String>,
     pub created_at: Timestamp,
     pub unread_count: i64,
     /// Unread messages that name you (@you).

@@ -17,6 +17,8 @@ use clap::builder::BoolishValueParser;
     version,
     about = "rtchat server: accounts, direct and group chats, history and live delivery over HTTP and WebSocket",
     long_about = None,
+    // `--db-pool-size -5` is a bad value to name, not an unknown flag.
+    allow_negative_numbers = true,
     after_help = "With no DATABASE_URL the server runs its own PostgreSQL (initdb and postgres must be installed) \
 in DATA_DIR/postgres, on a unix socket only, and stops it when it stops.\n\
 Every flag can also come from the environment variable shown, or from a .env file in the working directory."
@@ -112,6 +114,15 @@ pub struct Config {
     /// that). 0: no limit.
     #[arg(long, env = "RTCHAT_MAX_SEND_RATE", default_value_t = 10)]
     pub max_send_rate: u32,
+
+    /// Searches a user may run per second (with a burst of five times that). 0: no limit.
+    #[arg(long, env = "RTCHAT_MAX_SEARCH_RATE", default_value_t = 2)]
+    pub max_search_rate: u32,
+
+    /// Longest one search may run in the database before it is stopped (then 503: search fewer
+    /// rooms or rarer words).
+    #[arg(long, env = "RTCHAT_SEARCH_TIMEOUT", default_value = "2s", value_parser = duration)]
+    pub search_timeout: Duration,
 
     /// Largest number of database connections the server holds.
     #[arg(long, env = "RTCHAT_DB_POOL_SIZE", default_value_t = 16,
@@ -244,6 +255,8 @@ impl Config {
             cors_origins: Vec::new(),
             bcrypt_cost: 12,
             max_send_rate: 10,
+            max_search_rate: 2,
+            search_timeout: Duration::from_secs(2),
             db_pool_size: 16,
             message_writers: 1,
             bus: BusKind::Postgres,
@@ -333,6 +346,14 @@ mod tests {
             let e = Config::try_parse_from(["rtchat-server", "--algorithm", unknown]).unwrap_err();
             assert!(e.to_string().contains("HS256, HS384, HS512"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_negative_number_is_a_bad_value_not_an_unknown_flag() {
+        let e = Config::try_parse_from(["rtchat-server", "--access-token-expire-minutes", "-5"])
+            .unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{e}");
+        assert!(e.to_string().contains("-5"), "{e}");
     }
 
     #[test]

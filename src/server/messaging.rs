@@ -21,7 +21,7 @@ use crate::server::realtime::hub::{ConnId, Hub};
 use crate::server::realtime::writer::MessageWriter;
 use crate::server::store::{
     ChangeOutcome, InsertOutcome, MessageSearch, NewMessage, ReadPointer, RoomKind, Store,
-    StoredChange,
+    StoreError, StoredChange,
 };
 
 /// A user's typing in a room is forwarded at most this often (the REPL sends one per 3 s).
@@ -38,29 +38,49 @@ pub struct Messaging<'a> {
     pub hub: &'a Hub,
     pub sessions: &'a SessionCache,
     pub send_limiter: Option<&'a SendLimiter>,
+    /// Per-user search rate.
+    pub search_limiter: Option<&'a SendLimiter>,
+    /// How long one search may run in the database.
+    pub search_timeout: Duration,
     /// This instance's events, to every instance.
     pub outgoing: &'a Outgoing,
     /// This instance, for presence.
     pub instance: Uuid,
 }
 
-/// Per-user send rate: a token bucket per sender.
+/// Per-user send (or search) rate: a token bucket per user.
 pub type SendLimiter = governor::DefaultKeyedRateLimiter<UserId>;
 
+/// One more of `what` for `user` under `limiter` (none: no limit). Err carries how long to wait.
+fn within_rate(
+    limiter: Option<&SendLimiter>,
+    user: UserId,
+    throttle: Throttle,
+    what: &'static str,
+) -> Result<(), ApiError> {
+    let Some(limiter) = limiter else {
+        return Ok(());
+    };
+    limiter.check_key(&user).map_err(|not_until| {
+        METRICS.throttled(throttle);
+        let wait: Duration = not_until.wait_time_from(DefaultClock::default().now());
+        ApiError::TooManyRequests {
+            what,
+            retry_after_ms: wait.as_millis().max(1) as u64,
+        }
+    })
+}
+
 impl Messaging<'_> {
-    /// Per-user send rate (REST and WebSocket alike). Err carries how long to wait.
+    /// Per-user send rate (REST and WebSocket alike), for messages, edits and deletions together.
+    /// Err carries how long to wait.
     pub fn check_send_rate(&self, user: UserId) -> Result<(), ApiError> {
-        let Some(limiter) = &self.send_limiter else {
-            return Ok(());
-        };
-        limiter.check_key(&user).map_err(|not_until| {
-            METRICS.throttled(Throttle::Messages);
-            let wait: Duration = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::TooManyRequests {
-                what: "Too many messages",
-                retry_after_ms: wait.as_millis().max(1) as u64,
-            }
-        })
+        within_rate(
+            self.send_limiter,
+            user,
+            Throttle::Messages,
+            "Too many messages",
+        )
     }
 
     /// Stores a message and delivers it to every connection of every online member of the room
@@ -97,6 +117,8 @@ impl Messaging<'_> {
         message: MessageId,
         content: &str,
     ) -> Result<StoredChange, ApiError> {
+        // A change is delivered to every member like a message, and costs like one.
+        self.check_send_rate(user)?;
         let names = mentioned_names(content);
         let outcome = self
             .store
@@ -107,6 +129,7 @@ impl Messaging<'_> {
 
     /// The author, or the group's admin, deletes a message: it becomes a tombstone everywhere.
     pub async fn delete(&self, user: UserId, message: MessageId) -> Result<StoredChange, ApiError> {
+        self.check_send_rate(user)?;
         let outcome = self.store.delete_message(user, message).await?;
         self.changed(
             outcome,
@@ -133,7 +156,22 @@ impl Messaging<'_> {
         user: UserId,
         query: &MessageSearch,
     ) -> Result<SearchReply, ApiError> {
-        let found = self.store.search(user, query).await?;
+        within_rate(
+            self.search_limiter,
+            user,
+            Throttle::Searches,
+            "Too many searches",
+        )?;
+        let found = self
+            .store
+            .search(user, query, self.search_timeout)
+            .await
+            .map_err(|e| match e {
+                StoreError::Cancelled => {
+                    ApiError::Busy("The search took too long: add words, or search one room (--in)")
+                }
+                other => other.into(),
+            })?;
         let next_before = (found.len() as i64 >= query.limit)
             .then(|| found.last().map(|m| m.id))
             .flatten();
@@ -289,14 +327,22 @@ impl Messaging<'_> {
         }
     }
 
-    /// A member left or was removed at log position `at`: the room and the member hear of it,
-    /// then nothing more of the room reaches the member, on any instance. Messages committed
-    /// before the removal still reach them; none committed after it does.
-    pub fn member_removed(&self, room: RoomId, user: UserId, username: &str, at: MessageId) {
+    /// A member left (`by` None) or was removed by `by` at log position `at`: the room and the
+    /// member hear of it, then nothing more of the room reaches the member, on any instance.
+    /// Messages committed before the removal still reach them; none committed after it does.
+    pub fn member_removed(
+        &self,
+        room: RoomId,
+        (user, username): (UserId, &str),
+        by: Option<(UserId, &str)>,
+        at: MessageId,
+    ) {
         let frame = frame_json(&ServerFrame::MemberRemoved {
             room_id: room,
             user_id: user,
             username: username.to_string(),
+            removed_by_id: by.map(|(id, _)| id),
+            removed_by: by.map(|(_, name)| name.to_string()),
         });
         self.outgoing.send(Event::MemberRemoved {
             at,

@@ -34,6 +34,7 @@ pub struct KindLabel {
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Throttle {
     Messages,
+    Searches,
     Frames,
     LoginAccount,
     AuthAddress,
@@ -45,6 +46,7 @@ impl Throttle {
     fn label(self) -> &'static str {
         match self {
             Throttle::Messages => "messages",
+            Throttle::Searches => "searches",
             Throttle::Frames => "frames",
             Throttle::LoginAccount => "login_account",
             Throttle::AuthAddress => "auth_address",

@@ -88,45 +88,81 @@ struct Cluster {
     publishing: tokio::task::JoinHandle<()>,
 }
 
+/// What a server opens and checks before any other work: its listening sockets, its TLS, every
+/// setting that can be wrong, and a NATS bus. A mistake in any of them is reported before a data
+/// directory, a database or a key is created.
+pub struct Doors {
+    listener: TcpListener,
+    tls: Option<tls::Tls>,
+    /// `--metrics-bind`'s listener.
+    metrics: Option<TcpListener>,
+    /// The NATS connection, for `--bus nats://...` (the PostgreSQL bus needs the database first).
+    nats: Option<cluster::nats_bus::NatsBus>,
+}
+
+impl Doors {
+    /// Binds `config.bind` first (a port in use is the commonest mistake), then reads the TLS
+    /// files, checks the settings no flag parser could, binds `--metrics-bind` and connects to NATS.
+    pub async fn open(config: &Config) -> Result<Doors, ServerError> {
+        let listener = listen_on(config.bind)?;
+        let tls = load_tls(config)?;
+        routes::check_cors_origins(&config.cors_origins).map_err(ServerError::Config)?;
+        let metrics = config.metrics_bind.map(listen_on).transpose()?;
+        let nats = match &config.bus {
+            cluster::BusKind::Postgres => None,
+            cluster::BusKind::Nats(url) => Some(cluster::nats_bus::NatsBus::connect(url).await?),
+        };
+        Ok(Doors {
+            listener,
+            tls,
+            metrics,
+            nats,
+        })
+    }
+}
+
 impl Server {
-    /// Migrates the database, opens the pool and binds `config.bind` (port 0 picks a free port).
+    /// Opens the doors (`Doors::open`), migrates the database, opens the pool and binds
+    /// `config.bind` (port 0 picks a free port).
     pub async fn bind(
         config: &Config,
         database: tokio_postgres::Config,
         secret: &[u8],
     ) -> Result<Server, ServerError> {
-        Self::on(
-            listen_on(config.bind)?,
-            load_tls(config)?,
-            config,
-            database,
-            secret,
-        )
+        Self::on(Doors::open(config).await?, config, database, || {
+            Ok(secret.to_vec())
+        })
         .await
     }
 
-    /// As `bind`, on a socket already listening and with the TLS already read (both done first, so
-    /// that a port in use or a bad certificate is reported before any other work).
+    /// As `bind`, with the doors already open (done first, so that a port in use, a bad
+    /// certificate or setting, or an unreachable bus is reported before any other work).
+    ///
+    /// `secret` gives the signing key; it is asked for once the database has answered, so that a
+    /// server that cannot reach its database generates no key.
     pub async fn on(
-        listener: TcpListener,
-        tls: Option<tls::Tls>,
+        doors: Doors,
         config: &Config,
         database: tokio_postgres::Config,
-        secret: &[u8],
+        secret: impl FnOnce() -> Result<Vec<u8>, ServerError>,
     ) -> Result<Server, ServerError> {
-        routes::check_cors_origins(&config.cors_origins).map_err(ServerError::Config)?;
+        let Doors {
+            listener,
+            tls,
+            metrics,
+            nats,
+        } = doors;
         db::migrate(&database).await?;
+        let secret = secret()?;
         let pool =
             db::connect_pool(database.clone(), config.db_pool_size, config.db_timeout).await?;
         let store = Store::new(pool.clone());
-        let bus: Arc<dyn cluster::Bus> = match &config.bus {
-            cluster::BusKind::Postgres => Arc::new(cluster::postgres_bus::PostgresBus::new(
+        let bus: Arc<dyn cluster::Bus> = match nats {
+            Some(nats) => Arc::new(nats),
+            None => Arc::new(cluster::postgres_bus::PostgresBus::new(
                 database.clone(),
                 pool,
             )),
-            cluster::BusKind::Nats(url) => {
-                Arc::new(cluster::nats_bus::NatsBus::connect(url).await?)
-            }
         };
         // Listening before the log's end is read: whatever commits later arrives on the bus.
         let heard = bus.listen().await?;
@@ -136,7 +172,9 @@ impl Server {
         let instance = uuid::Uuid::new_v4();
         store.instance_heartbeat(instance).await.map_err(reading)?;
         let hasher = PasswordHasher::new(config.bcrypt_cost, config.max_hashing_queue as usize);
-        let dummy_hash = hasher.hash("not anybody's password".into()).await?;
+        let dummy_hash = hasher
+            .hash("not anybody's password".into(), auth::Source::SERVER)
+            .await?;
         let hub = Arc::new(Hub::new(ws::QUEUE_CAPACITY, settled));
         let (outgoing, publishing) = cluster::Outgoing::start(bus.clone(), instance);
         let writer = MessageWriter::start(
@@ -150,14 +188,16 @@ impl Server {
             outgoing,
             instance,
             keys: TokenKeys::new(
-                secret,
+                &secret,
                 config.algorithm,
                 config.access_token_expire_minutes,
                 config.refresh_token_expire_days,
             ),
             hub,
             sessions: Default::default(),
-            send_limiter: send_limiter(config.max_send_rate),
+            send_limiter: per_user_limiter(config.max_send_rate, 2),
+            search_limiter: per_user_limiter(config.max_search_rate, 5),
+            search_timeout: config.search_timeout,
             hasher,
             auth_throttle: AuthThrottle::new(
                 config.login_rate_per_account,
@@ -180,10 +220,7 @@ impl Server {
             &config.cors_origins,
             config.metrics_bind.is_none(),
         );
-        let metrics = match config.metrics_bind {
-            Some(address) => Some((listen_on(address)?, routes::metrics_only(state.clone()))),
-            None => None,
-        };
+        let metrics = metrics.map(|listener| (listener, routes::metrics_only(state.clone())));
         let limits = listener::Limits {
             max_connections: listener::connection_cap(config.max_connections),
             max_per_ip: config.max_connections_per_ip,
@@ -309,6 +346,10 @@ impl Server {
         }
         self.cluster.receiving.abort();
         self.cluster.publishing.abort();
+        // Gone before the database stops: the bus's listener then knows nobody listens any more,
+        // and a database going away is not news worth a warning.
+        let _ = self.cluster.receiving.await;
+        let _ = self.cluster.publishing.await;
     }
 }
 
@@ -358,9 +399,10 @@ fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-fn send_limiter(per_second: u32) -> Option<messaging::SendLimiter> {
+/// `per_second` per user, with a burst of `burst` seconds' worth; None when 0 (no limit).
+fn per_user_limiter(per_second: u32, burst: u32) -> Option<messaging::SendLimiter> {
     let rate = std::num::NonZeroU32::new(per_second)?;
-    let burst = rate.saturating_mul(std::num::NonZeroU32::new(2).expect("2 is not zero"));
+    let burst = rate.saturating_mul(std::num::NonZeroU32::new(burst).expect("a burst of seconds"));
     Some(governor::RateLimiter::keyed(
         governor::Quota::per_second(rate).allow_burst(burst),
     ))
@@ -385,10 +427,14 @@ async fn housekeeping(state: AppState) {
     let mut every = tokio::time::interval(Duration::from_secs(60));
     loop {
         every.tick().await;
-        if let Some(limiter) = &state.send_limiter {
+        for limiter in [&state.send_limiter, &state.search_limiter]
+            .into_iter()
+            .flatten()
+        {
             limiter.retain_recent();
         }
         state.auth_throttle.retain_recent();
+        state.hasher.retain_recent();
         give_back_freed_memory();
     }
 }
@@ -409,9 +455,8 @@ fn give_back_freed_memory() {}
 /// database that dies and cannot be restarted ends the server with an error.
 pub async fn run(config: Config) -> Result<(), ServerError> {
     raise_open_file_limit();
-    // Before any other work: a port in use is the commonest mistake.
-    let listener = listen_on(config.bind)?;
-    let tls = load_tls(&config)?;
+    // Before any other work: nothing is created or started for a server that cannot run.
+    let doors = Doors::open(&config).await?;
     let data_dir = config.data_dir();
     let mut supervisor = None;
     let database = match &config.database_url {
@@ -437,14 +482,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             cfg
         }
     };
-    let served = serve(
-        (listener, tls),
-        &config,
-        &data_dir,
-        database,
-        supervisor.as_ref(),
-    )
-    .await;
+    let served = serve(doors, &config, &data_dir, database, supervisor.as_ref()).await;
     let stopped = match supervisor {
         Some(s) => s.stop().await.map_err(ServerError::from),
         None => Ok(()),
@@ -453,22 +491,22 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
 }
 
 async fn serve(
-    (listener, tls): (TcpListener, Option<tls::Tls>),
+    doors: Doors,
     config: &Config,
     data_dir: &Path,
     database: tokio_postgres::Config,
     supervisor: Option<&supervisor::Supervisor>,
 ) -> Result<(), ServerError> {
-    let secret = match &config.secret_key {
+    let secret = || match &config.secret_key {
         Some(key) => {
             if key.len() < 32 {
                 tracing::warn!("SECRET_KEY is shorter than 32 bytes; tokens are easier to forge");
             }
-            key.clone().into_bytes()
+            Ok(key.clone().into_bytes())
         }
-        None => load_or_create_secret(data_dir)?,
+        None => load_or_create_secret(data_dir),
     };
-    let server = Server::on(listener, tls, config, database, &secret).await?;
+    let server = Server::on(doors, config, database, secret).await?;
     tracing::info!(
         address = %server.local_addr(),
         tls = server.tls().is_some(),

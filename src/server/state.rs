@@ -33,6 +33,10 @@ pub struct Shared {
     pub instance: Uuid,
     /// Per-user send rate; None when unlimited.
     pub send_limiter: Option<crate::server::messaging::SendLimiter>,
+    /// Per-user search rate; None when unlimited.
+    pub search_limiter: Option<crate::server::messaging::SendLimiter>,
+    /// How long one search may run in the database.
+    pub search_timeout: std::time::Duration,
     /// bcrypt, off the async workers and behind a bounded queue.
     pub hasher: PasswordHasher,
     /// Login and registration attempts, throttled before any hashing.
@@ -86,6 +90,8 @@ impl AppState {
             hub: &self.hub,
             sessions: &self.sessions,
             send_limiter: self.send_limiter.as_ref(),
+            search_limiter: self.search_limiter.as_ref(),
+            search_timeout: self.search_timeout,
             outgoing: &self.outgoing,
             instance: self.instance,
         }
@@ -123,7 +129,15 @@ impl AppState {
             });
         }
         let read_at = std::time::Instant::now();
-        match self.store.session_user(user_id, claims.sid).await? {
+        // Bounded here, not only by the request's deadline: a route checks its caller before it
+        // reads the body, and the request's database clock starts only once the body is in.
+        let found = tokio::time::timeout(
+            self.db_timeout,
+            self.store.session_user(user_id, claims.sid),
+        )
+        .await
+        .map_err(|_| ApiError::unavailable("checking the session took too long (database)"))?;
+        match found? {
             Some(user) => {
                 self.sessions.put(claims.sid, user.clone(), read_at);
                 Ok(CurrentUser {

@@ -11,7 +11,7 @@ use crate::proto::{
 };
 use crate::server::http::extract::Validate;
 
-pub const MAX_MESSAGE_CHARS: usize = 5000;
+pub use crate::proto::MAX_MESSAGE_CHARS;
 pub const MAX_CLIENT_ID_CHARS: usize = 100;
 pub const MAX_GROUP_MEMBERS_PER_REQUEST: usize = 1000;
 

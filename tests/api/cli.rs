@@ -373,14 +373,14 @@ async fn groups_from_the_command_line() {
         .run(&["groups", "create", "team", "--members", "@bob"])
         .await;
     r.ok();
+    // One notation everywhere: `#team (#ID)`.
     let id = r
         .stdout
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_start_matches('#')
+        .trim()
+        .strip_prefix("#team (#")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{:?}", r.stdout))
         .to_string();
-    assert!(r.stdout.trim().ends_with("team"));
     alice.run(&["send", "#team", "hello", "team"]).await.ok();
     let by_id = format!("#{id}");
     let r = bob.run(&["history", &by_id]).await;
@@ -509,6 +509,12 @@ async fn a_server_that_is_down_is_one_line_and_exit_5() {
     let r = down.run(&["chats"]).await;
     r.failed_with(5);
     assert!(r.stderr.contains("cannot reach the server"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("is rtchat-server running there? check the address"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[tokio::test]
@@ -738,11 +744,16 @@ async fn the_cli_over_tls_with_a_private_ca_remembered_per_server() {
     let history = alice.run(&["--json", "history", "@bob"]).await;
     assert_eq!(history.ok().json_lines()[0]["content"], "over TLS");
 
-    // Plain http:// to the TLS port is no server at all.
+    // Plain http:// to the TLS port: said so, with the address to use.
     let plain = Cli::new(&app.address.replacen("https://", "http://", 1));
     let r = plain.try_register("eve").await;
     r.failed_with(5);
-    assert!(r.stderr.contains("cannot reach the server"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("it speaks HTTPS: use --server {}", app.address)),
+        "{}",
+        r.stderr
+    );
 }
 
 #[tokio::test]
@@ -834,4 +845,174 @@ async fn listen_mentions_prints_only_messages_that_name_you() {
     let r = bob.run(&["groups", "add", "#team", "@alice"]).await;
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("only the group's admin"), "{}", r.stderr);
+}
+
+/// A reader that goes away (`| head -0`, `| true`) ends a command quietly: no panic, exit 0.
+#[tokio::test]
+async fn a_closed_pipe_ends_a_command_quietly() {
+    let app = spawn_app().await;
+    let (alice, _bob) = team_of_two(&app).await;
+    for _ in 0..3 {
+        alice
+            .run(&["send", "#team", "something to list"])
+            .await
+            .ok();
+    }
+    for args in [
+        &["chats"][..],
+        &["history", "#team"],
+        &["--json", "history", "#team"],
+        &["completions", "zsh"],
+        &["groups", "list"],
+    ] {
+        let mut child = alice
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader is gone before anything is written
+        let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
+
+/// `listen` names a direct chat that starts while it listens by the other person, also when the
+/// listener started it from elsewhere; removals say who removed whom.
+#[tokio::test]
+async fn listen_names_new_chats_and_says_who_removed_whom() {
+    let app = spawn_app().await;
+    let (alice, bob) = team_of_two(&app).await;
+    let carol = Cli::for_app(&app);
+    carol.register("carol").await;
+    alice.run(&["groups", "add", "#team", "@carol"]).await.ok();
+
+    let mut listening = Listening::start(&alice, &app, &[]).await;
+    // Alice writes to carol from another terminal: a new chat, carol's.
+    alice
+        .run(&["send", "@carol", "a word in private"])
+        .await
+        .ok();
+    let line = listening.next_line().await;
+    assert!(line.contains("@carol alice: a word in private"), "{line}");
+
+    let mut bobs = Listening::start(&bob, &app, &[]).await;
+    alice
+        .run(&["groups", "remove", "#team", "@carol"])
+        .await
+        .ok();
+    let line = bobs.next_line().await;
+    assert!(line.contains("@alice removed @carol from #team"), "{line}");
+    let line = listening.next_line().await;
+    assert!(line.contains("you removed @carol from #team"), "{line}");
+    bob.run(&["groups", "leave", "#team"]).await.ok();
+    let line = listening.next_line().await;
+    assert!(line.contains("@bob left #team"), "{line}");
+}
+
+/// What a person does is confirmed in a line (on stderr, as `send` does), groups are written one
+/// way everywhere, a second group of one name is pointed out, and `chats` says who wrote last.
+#[tokio::test]
+async fn every_change_is_confirmed_and_groups_are_named_one_way() {
+    let app = spawn_app().await;
+    let (alice, bob) = team_of_two(&app).await;
+    let carol = Cli::for_app(&app);
+    carol.register("carol").await;
+
+    let r = alice.run(&["send", "#team", "first"]).await;
+    let id = r
+        .ok()
+        .stderr
+        .trim()
+        .strip_prefix("sent (message ")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap()
+        .to_string();
+    let r = alice.run(&["edit", &id, "first, edited"]).await;
+    assert_eq!(r.ok().stderr.trim(), format!("edited (message {id})"));
+    let r = alice.run(&["groups", "add", "#team", "@carol"]).await;
+    assert_eq!(r.ok().stderr.trim(), "added to #team: @carol");
+    let r = alice.run(&["groups", "remove", "#team", "@carol"]).await;
+    assert_eq!(r.ok().stderr.trim(), "removed @carol from #team");
+    let r = bob.run(&["read", "#team"]).await;
+    assert_eq!(r.ok().stderr.trim(), "#team marked read");
+
+    // `chats` shows who wrote the last message, and the group as `groups list` does.
+    let chats = bob.run(&["chats"]).await;
+    let list = bob.run(&["groups", "list"]).await;
+    let team = format!("#team (#{})", group_id(&alice, "team").await);
+    assert!(chats.ok().stdout.contains(&team), "{}", chats.stdout);
+    assert!(
+        chats.stdout.contains("alice: first, edited"),
+        "{}",
+        chats.stdout
+    );
+    assert!(list.ok().stdout.contains(&team), "{}", list.stdout);
+
+    let r = alice.run(&["delete", &id]).await;
+    assert_eq!(r.ok().stderr.trim(), format!("deleted (message {id})"));
+
+    // A second group of the same name: created, with a note saying how to tell them apart.
+    let r = alice.run(&["groups", "create", "team"]).await;
+    let second = r.ok().stdout.trim().to_string();
+    assert!(second.starts_with("#team (#") && second != team, "{second}");
+    assert!(
+        r.stderr
+            .contains("you are in 2 groups named #team; this one is #"),
+        "{}",
+        r.stderr
+    );
+    // A message too long is refused before it is sent, with the limit.
+    let long = "x".repeat(5001);
+    let r = alice.run(&["send", "@bob", &long]).await;
+    r.failed_with(2);
+    assert!(r.stderr.contains("at most 5000 characters"), "{}", r.stderr);
+}
+
+async fn group_id(cli: &Cli, name: &str) -> i64 {
+    let r = cli.run(&["--json", "groups", "list"]).await;
+    r.ok()
+        .json_lines()
+        .iter()
+        .find(|g| g["name"] == name)
+        .and_then(|g| g["id"].as_i64())
+        .unwrap()
+}
+
+/// A damaged credentials file is named with what to do, and does not stand in the way of the
+/// login that replaces it.
+#[tokio::test]
+async fn a_damaged_credentials_file_is_named_and_replaced_by_a_login() {
+    let app = spawn_app().await;
+    let alice = Cli::for_app(&app);
+    alice.register("alice").await;
+    let file = alice.config.join("credentials.json");
+    std::fs::write(&file, "{ not json").unwrap();
+    let r = alice.run(&["chats"]).await;
+    r.failed_with(1);
+    assert!(
+        r.stderr.contains(&format!("{} is damaged", file.display()))
+            && r.stderr.contains("remove it and log in again"),
+        "{}",
+        r.stderr
+    );
+    let r = alice
+        .run_with_stdin(
+            &["login", "alice", "--password-stdin"],
+            Some("a fine password\n"),
+        )
+        .await;
+    assert!(
+        r.ok().stderr.contains("was damaged; kept as"),
+        "{}",
+        r.stderr
+    );
+    alice.run(&["chats"]).await.ok();
+    assert!(alice.config.join("credentials.json.damaged").exists());
 }

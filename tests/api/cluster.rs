@@ -340,6 +340,41 @@ async fn a_dead_instance_does_not_keep_its_users_online() {
     assert_eq!(left, 0);
 }
 
+/// An instance paused long enough to be taken for dead (another instance removed it, and its
+/// users' presence with it, telling their peers they went offline) comes back: its next
+/// heartbeat writes its users' presence again and announces them online.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_taken_for_dead_announces_its_users_online_again() {
+    let apps = spawn_cluster(2, on_postgres()).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let alice = a.register("alice").await;
+    let carol = a.register("carol").await;
+    a.create_group(&alice, "team", &[&carol]).await;
+    let mut carol_ws = b.ws(&carol.access).await;
+    let _alice_ws = a.ws(&alice.access).await;
+    assert_eq!(
+        presence_of(&mut carol_ws, alice.id).await["status"],
+        "online"
+    );
+    // What another instance's reaper does to an instance whose heartbeat stopped.
+    let db = a.sql().await;
+    db.execute(
+        "DELETE FROM server_instances WHERE id = $1",
+        &[&a.state.instance],
+    )
+    .await
+    .unwrap();
+    let online = b.get("/ws/online-users", Some(&carol.access)).await;
+    assert_eq!(online.body["online_users"], json!([carol.id]));
+    // Within a heartbeat, the paused instance is back, and so is alice.
+    assert_eq!(
+        presence_of(&mut carol_ws, alice.id).await["status"],
+        "online"
+    );
+    let online = b.get("/ws/online-users", Some(&carol.access)).await;
+    assert_eq!(online.body["online_users"], json!([alice.id, carol.id]));
+}
+
 /// Every instance's LISTEN connection is cut (as a PostgreSQL restart or a network fault would)
 /// while messages are sent: what the bus lost is read from the database, each message once, in
 /// order, and the instances say they resynchronised.

@@ -406,8 +406,18 @@ async fn bad_input_to_edit_delete_reply_and_search_is_a_clear_4xx() {
         let r = app.get(&q, Some(&alice.access)).await;
         assert!(r.status.is_client_error(), "{q} -> {} {}", r.status, r.body);
     }
-    // Any text is a query, never a syntax error.
-    for q in ["%22%22%22", "-", "%26%7C%21%28", "a%20OR%20-b"] {
+    // Any text is a query, never a syntax error (33 `-` in a row were a 500 once).
+    let dashes = "-".repeat(40);
+    let spaced = "-%20".repeat(66);
+    for q in [
+        "%22%22%22",
+        "-",
+        "%26%7C%21%28",
+        "a%20OR%20-b",
+        &dashes,
+        &spaced,
+        "or%20or%20or",
+    ] {
         let r = app
             .get(&format!("/search?q={q}"), Some(&alice.access))
             .await;
@@ -417,4 +427,132 @@ async fn bad_input_to_edit_delete_reply_and_search_is_a_clear_4xx() {
     let page = history(&app, &alice, g).await;
     assert_eq!(page.len(), 1);
     assert_eq!(page[0]["content"], "original");
+}
+
+/// A deleted message counts for nothing: neither unread nor mentions, and the chat lists show
+/// the newest message still standing, with who wrote it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_message_is_neither_unread_nor_the_last_message() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let g = app.create_group(&alice, "crew", &[&bob]).await;
+    say(&app, &alice, g, "first").await;
+    let second = say(&app, &alice, g, "@bob second").await;
+    assert_eq!(delete(&app, &alice, second).await.status, StatusCode::OK);
+    let first_dm = app.dm(&alice, &bob, "one").await;
+    let second_dm = app.dm(&alice, &bob, "two").await["id"].as_i64().unwrap();
+    assert_eq!(delete(&app, &alice, second_dm).await.status, StatusCode::OK);
+
+    let groups = app.get("/groups/my-groups", Some(&bob.access)).await;
+    let crew = &groups.body[0];
+    assert_eq!(crew["unread_count"], 1, "{crew}");
+    assert_eq!(crew["mention_count"], 0, "{crew}");
+    assert_eq!(crew["last_message"], "first", "{crew}");
+    assert_eq!(crew["last_message_sender"], "alice", "{crew}");
+    let chats = app.get("/messages/chats", Some(&bob.access)).await;
+    let with_alice = &chats.body[0];
+    assert_eq!(with_alice["unread_count"], 1, "{with_alice}");
+    assert_eq!(with_alice["last_message"], "one", "{with_alice}");
+    assert_eq!(with_alice["last_message_sender"], "alice", "{with_alice}");
+    assert_eq!(
+        with_alice["last_message_time"], first_dm["created_at"],
+        "{with_alice}"
+    );
+    // Reading up to the first leaves nothing unread.
+    let read = app
+        .post(&format!("/rooms/{g}/read"), Some(&bob.access), json!({}))
+        .await;
+    assert_eq!(read.body["unread_count"], 0, "{}", read.body);
+}
+
+/// Edits and deletions are delivered to every member like messages, and count against the same
+/// per-user rate: a loop of edits is refused, and the members hear only those that were made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_and_deletions_count_against_the_send_rate() {
+    let mut config = crate::helpers::test_config();
+    config.max_send_rate = 2; // a burst of 4
+    let app = crate::helpers::spawn_app_with(config).await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let g = app.create_group(&alice, "crew", &[&bob]).await;
+    let mut bob_ws = app.ws(&bob.access).await;
+    let id = say(&app, &alice, g, "draft").await;
+    let mut made = 0;
+    let mut refused = 0;
+    for i in 0..20 {
+        let r = edit(&app, &alice, id, &format!("draft {i}")).await;
+        match r.status {
+            StatusCode::OK => made += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                refused += 1;
+                assert!(r.detail().starts_with("Too many messages"), "{}", r.body);
+                assert!(r.headers.contains_key("retry-after"));
+            }
+            other => panic!("{other}: {}", r.body),
+        }
+    }
+    assert!(made <= 3, "{made} edits in a burst of 4 with one send");
+    assert!(refused >= 17);
+    assert_eq!(
+        delete(&app, &alice, id).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let mut heard = 0;
+    while let Some(frame) = bob_ws
+        .next_frame(std::time::Duration::from_millis(500))
+        .await
+    {
+        if frame["type"] == "message_edited" {
+            heard += 1;
+        }
+    }
+    assert_eq!(heard, made);
+    let db = app.sql().await;
+    let changes: i64 = db
+        .query_one("SELECT count(*) FROM message_changes", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(changes, made as i64);
+}
+
+/// Search has a per-user budget (2 a second, a burst of 10) and a deadline of its own in the
+/// database: past it, the search is stopped and the user is told how to narrow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_has_a_budget_and_a_deadline() {
+    let app = spawn_app().await;
+    let bob = app.register("bob").await;
+    // Bob's budget: 10 at once, then 429.
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let r = app.get("/search?q=zebra", Some(&bob.access)).await;
+        statuses.push(r.status);
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(r.detail().starts_with("Too many searches"), "{}", r.body);
+        }
+    }
+    assert_eq!(statuses[..10], [StatusCode::OK; 10]);
+    assert_eq!(statuses[10..], [StatusCode::TOO_MANY_REQUESTS; 2]);
+    // A search the database cannot finish within the deadline (1 ms here, over 50,000
+    // messages) is stopped: 503, and what to do about it.
+    let mut config = crate::helpers::test_config();
+    config.search_timeout = std::time::Duration::from_millis(1);
+    let app = crate::helpers::spawn_app_with(config).await;
+    let alice = app.register("alice").await;
+    let g = app.create_group(&alice, "crew", &[]).await;
+    let db = app.sql().await;
+    db.execute(
+        "INSERT INTO messages (chat_room_id, sender_id, content)
+         SELECT $1, $2, 'needle ' || i FROM generate_series(1, 50000) i",
+        &[&(g as i32), &(alice.id as i32)],
+    )
+    .await
+    .unwrap();
+    db.batch_execute("ANALYZE messages").await.unwrap();
+    let r = app
+        .get("/search?q=needle%20-needle", Some(&alice.access))
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert!(r.detail().contains("took too long"), "{}", r.body);
 }

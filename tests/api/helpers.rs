@@ -632,6 +632,27 @@ impl WsClient {
         }
     }
 
+    /// Every JSON frame until the server closes, and the close code (None: closed without a
+    /// close frame, or reset).
+    pub async fn frames_until_close(&mut self) -> (Vec<Value>, Option<u16>) {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let mut frames = Vec::new();
+        loop {
+            match tokio::time::timeout(WS_WAIT, self.stream.next()).await {
+                Err(_) => panic!("not closed within {WS_WAIT:?}"),
+                Ok(None) | Ok(Some(Err(_))) => return (frames, None),
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return (frames, frame.map(|f| u16::from(f.code)));
+                }
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    frames.push(serde_json::from_str(&t).expect("JSON frame"))
+                }
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
     /// A round trip: proves the socket is open and answering.
     pub async fn ping(&mut self) {
         self.send(json!({"type": "ping"})).await;

@@ -213,6 +213,120 @@ async fn password_guessing_is_throttled_before_hashing() {
     );
 }
 
+/// An HTTP client whose connections come from `source` (any 127.x.y.z address is this machine).
+fn client_from(source: &str) -> reqwest::Client {
+    crate::helpers::http()
+        .local_address(Some(source.parse().unwrap()))
+        .build()
+        .unwrap()
+}
+
+async fn login_from(
+    app: &TestApp,
+    client: &reqwest::Client,
+    name: &str,
+    password: &str,
+) -> StatusCode {
+    app.send(
+        client
+            .post(app.url("/auth/login"))
+            .json(&json!({"username": name, "password": password})),
+    )
+    .await
+    .status
+}
+
+/// A stranger guessing an account's password from elsewhere spends the account's shared budget,
+/// not the owner's: the owner keeps signing in from where they signed in before.
+#[tokio::test]
+async fn a_stranger_guessing_cannot_lock_the_owner_out() {
+    let mut config = test_config();
+    config.login_rate_per_account = 5;
+    config.auth_rate_per_ip = 0;
+    let app = spawn_app_with(config).await;
+    app.register("victim").await; // from 127.0.0.1: a known address of the account
+    let owner = client_from("127.0.0.1");
+    let stranger = client_from("127.0.0.2");
+
+    let mut refused = 0;
+    for i in 0..10 {
+        let status = login_from(&app, &stranger, "victim", &format!("guess {i}")).await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            refused += 1;
+        } else {
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    assert_eq!(refused, 5, "the shared budget: 5 a minute");
+    for _ in 0..3 {
+        assert_eq!(
+            login_from(&app, &owner, "VICTIM", PASSWORD).await,
+            StatusCode::OK,
+            "the owner, from an address they signed in from"
+        );
+    }
+    // A third address the account never signed in from shares the spent budget.
+    let elsewhere = client_from("127.0.0.3");
+    assert_eq!(
+        login_from(&app, &elsewhere, "victim", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+/// Eight addresses each sending a login a second for names that do not exist, within their
+/// limits, fill the hashing queue; a person signing in from an address of their own still gets
+/// in every time, because the queue goes to the least demanding address first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_many_addresses_cannot_keep_a_person_out() {
+    let mut config = test_config();
+    config.max_hashing_queue = 8;
+    config.bcrypt_cost = 12;
+    config.auth_rate_per_ip = 60;
+    let app = std::sync::Arc::new(spawn_app_with(config).await);
+    app.register("someone").await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut flooders = Vec::new();
+    for n in 0..8 {
+        let (app, stop) = (app.clone(), stop.clone());
+        flooders.push(tokio::spawn(async move {
+            let client = client_from(&format!("127.0.1.{}", n + 1));
+            let mut every = tokio::time::interval(Duration::from_millis(250));
+            let mut attempts = Vec::new();
+            while !stop.is_cancelled() {
+                every.tick().await;
+                let (app, client) = (app.clone(), client.clone());
+                // Not waiting for the answer: a login a quarter second, each a new name.
+                attempts.push(tokio::spawn(async move {
+                    let name = format!("nobody{}", uuid::Uuid::new_v4().simple());
+                    login_from(&app, &client, &name, "guess").await
+                }));
+            }
+            let mut busy = 0;
+            for a in attempts {
+                if a.await.unwrap() == StatusCode::SERVICE_UNAVAILABLE {
+                    busy += 1;
+                }
+            }
+            busy
+        }));
+    }
+    // Let the flood fill the queue.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let person = client_from("127.0.0.1");
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(login_from(&app, &person, "someone", PASSWORD).await);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop.cancel();
+    let mut refused = 0;
+    for f in flooders {
+        refused += f.await.unwrap();
+    }
+    assert!(refused > 0, "the flood filled the queue");
+    assert_eq!(statuses, [StatusCode::OK; 6], "the person's logins");
+}
+
 #[tokio::test]
 async fn registrations_and_logins_are_throttled_per_address() {
     let mut config = test_config();
@@ -278,21 +392,22 @@ async fn a_typing_flood_reaches_nobody_and_closes_nobody_else() {
             break; // closed for flooding
         }
     }
-    // The flooder hears that he is sending too much (or is closed for it) ...
+    // The flooder hears that he is sending too much, then is closed for it with 4029: the close
+    // frame and the answers before it reach him (not a reset that loses them) ...
+    let (frames, code) = ws.frames_until_close().await;
     let mut told = false;
-    while let Some(frame) = ws.next_frame(Duration::from_secs(2)).await {
-        if frame["type"] == "error" {
-            assert!(
-                frame["message"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("Too many frames")
-            );
-            assert!(frame["retry_after_ms"].as_u64().unwrap() > 0);
-            told = true;
-        }
+    for frame in frames.iter().filter(|f| f["type"] == "error") {
+        assert!(
+            frame["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Too many frames")
+        );
+        assert!(frame["retry_after_ms"].as_u64().unwrap() > 0);
+        told = true;
     }
-    assert!(told);
+    assert!(told, "{frames:?}");
+    assert_eq!(code, Some(4029));
     // ... while each member heard of his typing once, and still gets messages.
     app.group_send(&others[0], g, "still here").await;
     for w in &mut watchers {
@@ -307,6 +422,52 @@ async fn a_typing_flood_reaches_nobody_and_closes_nobody_else() {
         }
         assert_eq!(typing, 1, "typing is forwarded at most every few seconds");
     }
+}
+
+/// A flooding client that reads slowly is still told why it is closed: the server sends 4029 and
+/// then reads (and drops) what the client keeps sending until the client answers the close. A
+/// socket closed with unread data in it is reset, and a reset throws away whatever the server had
+/// not yet delivered: the close frame, and the messages and answers queued before it.
+#[tokio::test]
+async fn a_flooder_that_reads_slowly_still_gets_its_close_frame() {
+    let mut config = test_config();
+    config.max_send_rate = 0;
+    let app = spawn_app_with(config).await;
+    let flooder = app.register("flooder").await;
+    let other = app.register("other").await;
+    let g = app.create_group(&other, "busy", &[&flooder]).await;
+    // A connection with a small receive window, which reads nothing for a while.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(addr(&app)).await.unwrap();
+    let (stream, _) = tokio_tungstenite::client_async(
+        app.ws_url(&format!("/ws/{}", flooder.access)),
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp),
+    )
+    .await
+    .unwrap();
+    let mut ws = crate::helpers::WsClient::from_stream(stream);
+    app.wait_for_sockets(1).await;
+    // Messages pile up for it, more than its window holds.
+    for i in 0..40 {
+        let text = format!("{i} {}", "x".repeat(2000));
+        assert_eq!(
+            app.group_send(&other, g, &text).await.status,
+            StatusCode::CREATED
+        );
+    }
+    let typing = format!(r#"{{"type":"typing","room_id":{g}}}"#);
+    for _ in 0..3000 {
+        if !ws.try_send_text(&typing).await {
+            break;
+        }
+    }
+    // Only now it reads: every message, the refusals, then the close frame.
+    let (frames, code) = ws.frames_until_close().await;
+    let messages = frames.iter().filter(|f| f["type"] == "new_message").count();
+    assert_eq!(messages, 40);
+    assert!(frames.iter().any(|f| f["type"] == "error"));
+    assert_eq!(code, Some(4029));
 }
 
 #[tokio::test]

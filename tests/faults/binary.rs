@@ -304,6 +304,45 @@ async fn a_server_killed_and_started_at_once_waits_for_its_old_postgres() {
     assert!(postgres_processes(&dir.0).is_empty());
 }
 
+/// `kill -9` of the server and its postmaster at once, then a start half a second later: the
+/// old postmaster is a zombie until whoever adopted it collects it, and its backends linger a
+/// moment. The new server waits for them and starts; its data is all there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_and_its_postgres_killed_together_start_again() {
+    let dir = DataDir::new("killboth");
+    let port = free_port();
+    let mut server = start_healthy(&dir, port, &[]).await;
+    server.register("keeper").await;
+    for round in 0..3 {
+        let postmaster = postmaster_pid(&dir).expect("a postmaster");
+        server.signal(libc::SIGKILL);
+        // SAFETY: kill(2) on the server's own PostgreSQL.
+        unsafe { libc::kill(postmaster, libc::SIGKILL) };
+        assert!(server.exited_within(Duration::from_secs(5)).await.is_some());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        server = start(&dir, port, &[]);
+        assert!(
+            server.healthy_within(Duration::from_secs(60)).await,
+            "round {round}: {}",
+            server.log()
+        );
+    }
+    let (status, _) = server
+        .post(
+            "/auth/login",
+            json!({"username": "keeper", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    server.signal(libc::SIGTERM);
+    assert!(
+        server
+            .exited_within(Duration::from_secs(30))
+            .await
+            .is_some_and(|s| s.success())
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_in_bounded_time_whatever_clients_do() {
     let dir = DataDir::new("sigterm");
@@ -426,6 +465,37 @@ async fn the_log_has_a_line_per_request_with_its_id_and_never_a_secret() {
     let mut ws = WsClient::from_stream(stream);
     ws.recv().await;
     drop(ws);
+    // A base URL ending in `/` doubles the slash: still the WebSocket.
+    let (stream, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}//ws/{token}"))
+            .await
+            .unwrap();
+    let mut ws = WsClient::from_stream(stream);
+    assert_eq!(ws.recv().await["type"], "connected");
+    drop(ws);
+    // Mistyped and hostile paths that carry the token anywhere: 404s, logged without it.
+    for path in [
+        format!("/./ws/{token}"),
+        format!("/WS/{token}"),
+        format!("/%77s/{token}"),
+        format!("/ws%2f{token}"),
+        format!("/x/../ws/{token}"),
+    ] {
+        // Sent as written (a URL parser would resolve the dots).
+        let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        raw.write_all(
+            format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut reply = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut raw, &mut reply)
+            .await
+            .unwrap();
+        assert!(reply.starts_with("HTTP/1.1 404"), "{path}: {reply}");
+    }
 
     // A request that fails inside: PostgreSQL frozen, the handler's deadline passes.
     let frozen = frozen_postgres(&dir);
@@ -598,6 +668,34 @@ async fn start_up_mistakes_get_one_clear_line_before_any_work() {
         "no work done before the certificate was read"
     );
 
+    // A bad CORS origin and an unreachable NATS bus: named before PostgreSQL, initdb or a key.
+    let unreachable_nats = format!("nats://127.0.0.1:{}", free_port());
+    for (flag, value, says) in [
+        ("--cors-origins", "chat.example.com", "invalid CORS origin"),
+        ("--bus", unreachable_nats.as_str(), "the NATS bus at"),
+        ("--metrics-bind", taken.as_str(), "cannot listen on"),
+    ] {
+        let (code, err) = run_to_end(
+            &[
+                "--bind",
+                &free,
+                "--data-dir",
+                other.0.to_str().unwrap(),
+                flag,
+                value,
+            ],
+            &[],
+        )
+        .await;
+        assert_eq!(code, Some(1), "{flag}: {err}");
+        assert!(err.contains(says), "{flag}: {err}");
+        assert_eq!(err.lines().count(), 1, "{flag}: {err}");
+        assert!(
+            !other.0.exists(),
+            "{flag}: no data directory, database or key made for a server that cannot run"
+        );
+    }
+
     // SIGHUP (`systemctl reload`) without TLS: nothing to reload, and the server carries on.
     first.signal(libc::SIGHUP);
     assert!(
@@ -607,8 +705,15 @@ async fn start_up_mistakes_get_one_clear_line_before_any_work() {
     );
     assert!(first.healthy_within(Duration::from_secs(5)).await);
 
+    // A clean stop is not news: no warning in its log.
     first.signal(libc::SIGTERM);
     first.exited_within(Duration::from_secs(30)).await;
+    let log = first.log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .collect();
+    assert!(warnings.is_empty(), "a clean stop warns: {warnings:?}");
 }
 
 /// A client of the binary's https:// port that trusts `ca` only.

@@ -241,6 +241,9 @@ async fn a_frozen_database_answers_503_in_seconds_and_recovers() {
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let g = app.create_group(&alice, "Frozen", &[&bob]).await;
+    // Carol's token has never been checked: her request's first step is a database lookup, made
+    // before the body is read.
+    let carol = app.register("carol").await;
     let mut bob_ws = app.ws(&bob.access).await;
     let mut alice_ws = app.ws(&alice.access).await;
 
@@ -261,6 +264,16 @@ async fn a_frozen_database_answers_503_in_seconds_and_recovers() {
         .unwrap();
     assert_eq!(send.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(send.headers()["retry-after"], "1");
+    // Its body sent in full, a send whose token is not known yet waits at most the database
+    // deadline too: 503, not 408 once the body deadline has passed as well.
+    let unchecked = client
+        .post(app.url("/messages/send"))
+        .bearer_auth(&carol.access)
+        .json(&json!({"recipient_id": bob.id, "content": "cold"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unchecked.status(), StatusCode::SERVICE_UNAVAILABLE);
     let history = client
         .get(app.url(&format!("/groups/{g}/messages")))
         .bearer_auth(&alice.access)

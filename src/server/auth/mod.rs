@@ -1,12 +1,15 @@
-//! Credentials: bcrypt password hashing (off the async runtime, behind a bounded queue) and JWT
-//! access and refresh tokens that name their session. The bearer check itself, with its session
-//! cache, is `AppState::authenticate`.
+//! Credentials: JWT access and refresh tokens that name their session. The bearer check itself,
+//! with its session cache, is `AppState::authenticate`.
 //!
-//! Beside it: the cache of sessions checked in the last seconds (`session_cache`) and the throttles
-//! on guessing (`throttle`).
+//! Beside it: bcrypt behind a queue shared fairly between clients (`hashing`), the cache of
+//! sessions checked in the last seconds (`session_cache`) and the throttles on guessing
+//! (`throttle`).
 
+pub mod hashing;
 pub mod session_cache;
 pub mod throttle;
+
+pub use hashing::{PasswordHasher, Source};
 
 use chrono::{Duration, Utc};
 use jsonwebtoken::errors::ErrorKind;
@@ -199,89 +202,6 @@ impl TokenKeys {
 /// random-bearing JWTs, so a fast hash is enough, unlike passwords.)
 pub fn hash_refresh_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// Password hashing that cannot starve the rest of the server. bcrypt takes ~250 ms of CPU at cost
-/// 12: it runs on the blocking pool (never on the async workers), on at most all cores but one (so
-/// a burst of logins queues instead of taking every core from message delivery), at a lower CPU
-/// priority than the workers, and behind a bounded queue: one more than it holds is refused at once
-/// (a client retrying later beats everyone waiting seconds behind an attacker).
-pub struct PasswordHasher {
-    cost: u32,
-    permits: tokio::sync::Semaphore,
-    /// Hashes running or waiting.
-    queued: std::sync::atomic::AtomicUsize,
-    max_queued: usize,
-}
-
-/// A place in the hashing queue, given back on drop.
-struct QueuePlace<'a>(&'a std::sync::atomic::AtomicUsize);
-
-impl Drop for QueuePlace<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-    }
-}
-
-impl PasswordHasher {
-    pub fn new(cost: u32, max_queued: usize) -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        PasswordHasher {
-            cost,
-            permits: tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)),
-            queued: Default::default(),
-            max_queued: max_queued.max(1),
-        }
-    }
-
-    /// Hashes running or waiting now.
-    pub fn queued(&self) -> usize {
-        self.queued.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    pub async fn hash(&self, password: String) -> Result<String, AuthError> {
-        let cost = self.cost;
-        self.run(move || bcrypt::hash(password, cost))
-            .await?
-            .map_err(Into::into)
-    }
-
-    pub async fn verify(&self, password: String, hash: String) -> Result<bool, AuthError> {
-        // A malformed stored hash is a failed login, not a server error.
-        self.run(move || bcrypt::verify(password, &hash).unwrap_or(false))
-            .await
-    }
-
-    async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, AuthError> {
-        use std::sync::atomic::Ordering;
-        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.max_queued {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            crate::server::metrics::METRICS
-                .throttled(crate::server::metrics::Throttle::HashingQueue);
-            return Err(AuthError::Busy);
-        }
-        let _place = QueuePlace(&self.queued);
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
-        Ok(tokio::task::spawn_blocking(move || {
-            // SAFETY: get/setpriority on this thread's own id; a failure leaves the priority as it was.
-            unsafe {
-                let tid = libc::gettid() as libc::id_t;
-                let before = libc::getpriority(libc::PRIO_PROCESS, tid);
-                libc::setpriority(libc::PRIO_PROCESS, tid, 10);
-                let result = work();
-                libc::setpriority(libc::PRIO_PROCESS, tid, before);
-                result
-            }
-        })
-        .await?)
-    }
 }
 
 #[cfg(test)]

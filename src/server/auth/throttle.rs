@@ -12,7 +12,12 @@ use crate::server::http::error::ApiError;
 use crate::server::metrics::{METRICS, Throttle};
 
 pub struct AuthThrottle {
+    /// Attempts on an account from addresses it has not signed in from.
     per_account: Option<DefaultKeyedRateLimiter<String>>,
+    /// Attempts on an account from one address it has signed in from: a budget of their own, so
+    /// that a stranger spending the account's shared budget cannot lock its owner out (OWASP:
+    /// throttle by account and source).
+    per_known_source: Option<DefaultKeyedRateLimiter<(String, IpAddr)>>,
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
@@ -39,6 +44,7 @@ impl AuthThrottle {
     pub fn new(login_per_account: u32, per_ip: u32) -> Self {
         AuthThrottle {
             per_account: per_minute(login_per_account),
+            per_known_source: per_minute(login_per_account),
             per_ip: per_minute(per_ip),
         }
     }
@@ -54,22 +60,33 @@ impl AuthThrottle {
         }
     }
 
-    /// One more login attempt on the account named `login` (a username or an email, in any case).
-    pub fn login_attempt(&self, login: &str) -> Result<(), ApiError> {
-        match &self.per_account {
-            Some(limiter) => limiter
-                .check_key(&login.trim().to_lowercase())
-                .map_err(|n| {
-                    METRICS.throttled(Throttle::LoginAccount);
-                    refused("Too many login attempts for this account", n)
-                }),
-            None => Ok(()),
-        }
+    /// One more login attempt on the account named `login` (a username or an email, in any case)
+    /// from `source`; `known` when the account has signed in from there before (or the caller is
+    /// signed in already), which draws on that address's own budget.
+    pub fn login_attempt(
+        &self,
+        login: &str,
+        source: Option<IpAddr>,
+        known: bool,
+    ) -> Result<(), ApiError> {
+        let account = login.trim().to_lowercase();
+        let checked = match (&self.per_account, &self.per_known_source, source) {
+            (_, Some(limiter), Some(ip)) if known => limiter.check_key(&(account, ip)),
+            (Some(limiter), _, _) => limiter.check_key(&account),
+            _ => Ok(()),
+        };
+        checked.map_err(|n| {
+            METRICS.throttled(Throttle::LoginAccount);
+            refused("Too many login attempts for this account", n)
+        })
     }
 
     /// Forgets keys that have been quiet long enough to be back at a full burst.
     pub fn retain_recent(&self) {
         if let Some(l) = &self.per_account {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.per_known_source {
             l.retain_recent();
         }
         if let Some(l) = &self.per_ip {

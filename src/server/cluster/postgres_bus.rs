@@ -151,6 +151,9 @@ async fn keep_listening(
             }
         }
         drop(client);
+        if heard.is_closed() {
+            return; // this instance is stopping: the database may go away with it
+        }
         tracing::warn!("the PostgreSQL bus connection was lost; reconnecting");
         // Not at once: a database that is restarting refuses for a while anyway.
         tokio::time::sleep(wait).await;

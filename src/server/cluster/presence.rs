@@ -1,5 +1,7 @@
 //! Presence across instances: this instance's heartbeat, and the removal of instances whose
 //! heartbeat stopped (their users go offline unless another instance holds a socket of theirs).
+//! An instance taken for dead that beats again (it was paused) writes its users' presence again
+//! and announces them online.
 //! Who is online where lives in the database (`online_presence`), written when a user's first
 //! socket here opens and their last one closes.
 
@@ -24,8 +26,16 @@ pub async fn heartbeat(state: AppState, instance: Uuid) {
             Ok(false) => {
                 tracing::warn!("this instance had been taken for dead; writing its presence again");
                 let users = state.hub.online_users();
-                if let Err(e) = state.store.presence_restore(&users, instance).await {
-                    tracing::warn!(error = %e, "could not write presence again");
+                match state.store.presence_restore(&users, instance).await {
+                    // They were announced offline meanwhile: they are online again.
+                    Ok(back) => {
+                        let commands = state.messaging();
+                        for (user, username) in back {
+                            let rooms = state.hub.rooms_of(user);
+                            commands.tell_presence(user, &username, rooms, Presence::Online);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not write presence again"),
                 }
             }
             Err(e) => tracing::warn!(error = %e, "heartbeat failed"),

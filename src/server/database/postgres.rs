@@ -124,6 +124,8 @@ impl ManagedPostgres {
         }
 
         let log_path = data_dir.parent().unwrap_or(data_dir).join("postgres.log");
+        // Where this start's lines begin: a failure quotes them, not an earlier run's.
+        let log_start = fs::metadata(&log_path).map_or(0, |m| m.len());
         let cmd = postmaster_command(&bins, data_dir, run_as, options, &log_path)?;
         let (pid, exit_rx) = spawn_watched(cmd).map_err(|e| match e {
             Spawn::Thread(e) => io_err("spawning the postgres supervisor thread")(e),
@@ -134,7 +136,7 @@ impl ManagedPostgres {
             pid,
             exited: Some(exit_rx),
         };
-        if let Err(e) = pg.wait_ready(&log_path) {
+        if let Err(e) = pg.wait_ready(&log_path, log_start) {
             pg.stop();
             return Err(e);
         }
@@ -193,7 +195,7 @@ impl ManagedPostgres {
         }
     }
 
-    fn wait_ready(&mut self, log_path: &Path) -> Result<(), PostgresError> {
+    fn wait_ready(&mut self, log_path: &Path, log_start: u64) -> Result<(), PostgresError> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let pid_file = self.data_dir.join("postmaster.pid");
         loop {
@@ -211,7 +213,7 @@ impl ManagedPostgres {
                 }
                 return Err(PostgresError::StartFailed {
                     log: log_path.to_path_buf(),
-                    tail: log_tail(log_path),
+                    tail: log_tail(log_path, log_start),
                 });
             }
             thread::sleep(Duration::from_millis(20));
@@ -253,7 +255,8 @@ fn wait_for_previous_postmaster(data_dir: &Path) -> Result<(), PostgresError> {
     }
     let deadline = Instant::now() + PREVIOUS_POSTMASTER_GRACE;
     let mut told = false;
-    while is_postgres(pid) {
+    // Its backends outlive a postmaster killed with it (they notice its death within moments).
+    while is_postgres(pid) || !processes_in(data_dir).is_empty() {
         if Instant::now() > deadline {
             return Err(PostgresError::InUse {
                 dir: data_dir.to_path_buf(),
@@ -269,7 +272,47 @@ fn wait_for_previous_postmaster(data_dir: &Path) -> Result<(), PostgresError> {
         }
         thread::sleep(Duration::from_millis(100));
     }
+    // Killed together with its server, the postmaster stays a zombie until whoever adopted it
+    // collects it, and PostgreSQL takes a zombie's pid in the lock file for a live postmaster. No
+    // process works in the directory any more: the lock file is stale.
+    if is_zombie(pid) {
+        tracing::info!(
+            pid,
+            "removing the lock files of a PostgreSQL that was killed"
+        );
+        let socket_lock = data_dir.join(format!(".s.PGSQL.{PORT}.lock"));
+        for lock in [&pid_file, &socket_lock] {
+            match fs::remove_file(lock) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(format!("removing {}", lock.display()))(e)),
+            }
+        }
+    }
     Ok(())
+}
+
+/// Live processes whose working directory is `dir`: a postmaster and its backends all work in
+/// their data directory.
+fn processes_in(dir: &Path) -> Vec<i32> {
+    let Ok(dir) = fs::canonicalize(dir) else {
+        return Vec::new();
+    };
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == dir)
+                && !is_zombie(*pid)
+        })
+        .collect()
+}
+
+fn is_zombie(pid: i32) -> bool {
+    state_and_parent(pid).is_some_and(|(state, _)| state == 'Z')
 }
 
 /// A process's state letter and parent, from `/proc/PID/stat` (the fields after the command name,
@@ -319,16 +362,18 @@ fn is_postgres(pid: i32) -> bool {
         return false;
     };
     // A zombie has exited already; only its parent has not collected it yet.
-    let zombie = state_and_parent(pid).is_some_and(|(state, _)| state == 'Z');
-    !zombie
+    !is_zombie(pid)
         && cmdline
             .split(|b| *b == 0)
             .next()
             .is_some_and(|arg0| String::from_utf8_lossy(arg0).contains("postgres"))
 }
 
-fn log_tail(path: &Path) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
+/// The last lines `path` gained after its first `from` bytes.
+fn log_tail(path: &Path, from: u64) -> String {
+    let bytes = fs::read(path).unwrap_or_default();
+    let start = usize::try_from(from).unwrap_or(usize::MAX).min(bytes.len());
+    let text = String::from_utf8_lossy(&bytes[start..]);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
 }

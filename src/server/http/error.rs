@@ -110,6 +110,7 @@ impl From<StoreError> for ApiError {
             // The database went away mid-request: the next attempt gets a fresh connection.
             StoreError::Query(e) if connection_lost(&e) => ApiError::Unavailable(Cause::of(e)),
             StoreError::Query(e) => ApiError::Internal(Cause::of(e)),
+            StoreError::Cancelled => ApiError::Busy("The database took too long; try again"),
             StoreError::Unexpected(e) => ApiError::Internal(Cause::msg(e)),
         }
     }

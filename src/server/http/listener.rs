@@ -76,13 +76,69 @@ fn method_label(method: &warp::http::Method) -> String {
     }
 }
 
-/// The path as logged: `/ws/{token}` carries an access token (the seed's form), never written out.
-fn loggable_path(path: &str) -> &str {
-    if path.starts_with("/ws/") && path != "/ws/online-users" {
-        "/ws/<token>"
-    } else {
-        path
+/// Shortest run of token characters taken for a token in a logged path (every token we issue is
+/// longer; no route's path segment is this long).
+const TOKEN_SHAPED: usize = 32;
+
+/// The path as logged: anything token-shaped in it (a run of `TOKEN_SHAPED` or more characters
+/// that tokens and their percent-encodings are made of) becomes `<token>`, wherever it is.
+/// `/ws/{token}` is the seed's form, but a mistyped or hostile path carries one anywhere
+/// (`/WS/...`, `/%77s/...`, `/ws%2f...`).
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let tokenish = |c: char| c.is_ascii_alphanumeric() || "-_.~+=%".contains(c);
+    let mut out = String::new();
+    let mut run_start = None;
+    let mut redacted = false;
+    for (i, c) in path
+        .char_indices()
+        .chain(std::iter::once((path.len(), '/')))
+    {
+        match (tokenish(c) && i < path.len(), run_start) {
+            (true, None) => run_start = Some(i),
+            (true, Some(_)) => {}
+            (false, start) => {
+                if let Some(start) = start {
+                    if i - start >= TOKEN_SHAPED {
+                        out.push_str("<token>");
+                        redacted = true;
+                    } else {
+                        out.push_str(&path[start..i]);
+                    }
+                    run_start = None;
+                }
+                if i < path.len() {
+                    out.push(c);
+                }
+            }
+        }
     }
+    if redacted {
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(path)
+    }
+}
+
+/// The request's path with runs of slashes made one (`//ws/TOKEN`, from a client whose base URL
+/// ends in `/`, is `/ws/TOKEN`). None when it has none.
+fn without_double_slashes(uri: &warp::http::Uri) -> Option<warp::http::Uri> {
+    let path = uri.path();
+    if !path.contains("//") {
+        return None;
+    }
+    let mut collapsed = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && collapsed.ends_with('/')) {
+            collapsed.push(c);
+        }
+    }
+    if let Some(query) = uri.query() {
+        collapsed.push('?');
+        collapsed.push_str(query);
+    }
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = collapsed.parse().ok();
+    warp::http::Uri::from_parts(parts).ok()
 }
 
 /// What one connection and one request may take.
@@ -305,9 +361,12 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
         let started = std::time::Instant::now();
         let id = request_id(&parts.headers);
         let log = RequestLog::default();
+        if let Some(uri) = without_double_slashes(&parts.uri) {
+            parts.uri = uri;
+        }
         let (method, path) = (
             parts.method.clone(),
-            loggable_path(parts.uri.path()).to_string(),
+            loggable_path(parts.uri.path()).into_owned(),
         );
         let peer = self.peer;
         parts.extensions.insert(PeerAddr(self.peer));
@@ -458,5 +517,52 @@ impl Body for TimedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg";
+
+    #[test]
+    fn token_shaped_parts_of_any_path_are_redacted() {
+        for path in [
+            format!("/ws/{TOKEN}"),
+            format!("//ws/{TOKEN}"),
+            format!("/./ws/{TOKEN}"),
+            format!("/WS/{TOKEN}"),
+            format!("/%77s/{TOKEN}"),
+            format!("/ws%2f{TOKEN}"),
+            format!("/x/../ws/{TOKEN}"),
+            format!("/messages/{TOKEN}/x"),
+        ] {
+            let logged = loggable_path(&path);
+            assert!(!logged.contains("eyJ"), "{path} -> {logged}");
+            assert!(logged.contains("<token>"), "{path} -> {logged}");
+        }
+        assert_eq!(loggable_path(&format!("/ws/{TOKEN}")), "/ws/<token>");
+    }
+
+    #[test]
+    fn ordinary_paths_are_logged_as_they_are() {
+        for path in [
+            "/",
+            "/ws/online-users",
+            "/groups/12/messages",
+            "/docs/swagger-ui-standalone-preset.js",
+            "/users/by-username/alice",
+        ] {
+            assert_eq!(loggable_path(path), path);
+        }
+    }
+
+    #[test]
+    fn double_slashes_are_made_one() {
+        let uri: warp::http::Uri = "//ws//x?a=1".parse().unwrap();
+        assert_eq!(without_double_slashes(&uri).unwrap(), "/ws/x?a=1");
+        let plain: warp::http::Uri = "/ws/x".parse().unwrap();
+        assert!(without_double_slashes(&plain).is_none());
     }
 }

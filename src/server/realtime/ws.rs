@@ -207,16 +207,35 @@ async fn write_frame(sink: &mut Sink, frame: &ServerFrame) -> Result<(), ()> {
     write(sink, Frame::new(frame).message()).await
 }
 
-async fn close(sink: &mut Sink, reason: CloseReason) {
+/// How long a closing socket keeps reading what the client still sends, waiting for its answer to
+/// the close frame.
+const CLOSE_DRAIN: Duration = Duration::from_secs(2);
+
+/// Sends the close frame, then reads (and drops) whatever the client still sends until it answers
+/// the close or `CLOSE_DRAIN` passes. A socket closed with unread data in it is reset by the
+/// kernel, and a reset makes the client lose what it had not read yet: the close frame, and the
+/// answers written before it (a flooding client would never learn why it was closed).
+async fn close(sink: &mut Sink, stream: &mut Stream, reason: CloseReason) {
     let frame = protocol::CloseFrame {
         code: reason.code.into(),
         reason: reason.reason.into(),
     };
-    let _ = tokio::time::timeout(
+    let sent = tokio::time::timeout(
         Duration::from_secs(1),
         sink.send(Message::Close(Some(frame))),
     )
     .await;
+    // A silent client (no heartbeat) reads nothing either: nothing to wait for.
+    if matches!(sent, Ok(Ok(()))) && reason != CloseReason::NO_HEARTBEAT {
+        let _ = tokio::time::timeout(CLOSE_DRAIN, async {
+            while let Some(Ok(message)) = stream.next().await {
+                if message.is_close() {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
 }
 
@@ -255,7 +274,7 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
         Some(user) => user,
         None => match Box::pin(first_frame_auth(&mut stream, &state)).await {
             Ok(user) => user,
-            Err(reason) => return close(&mut sink, reason).await,
+            Err(reason) => return close(&mut sink, &mut stream, reason).await,
         },
     };
     // Read before registering: whatever is delivered from now on comes after it.
@@ -268,7 +287,7 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
         Err(reason) => {
             tracing::info!(target: "rtchat::ws", user_id = user.id(), code = reason.code,
                 reason = reason.reason, "websocket refused");
-            return close(&mut sink, reason).await;
+            return close(&mut sink, &mut stream, reason).await;
         }
     };
     let conn = reg.conn;
@@ -317,7 +336,7 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
         Some(reason) => {
             tracing::info!(target: "rtchat::ws", conn, user_id = user.id(), code = reason.code,
                 reason = reason.reason, "websocket closed");
-            close(&mut sink, reason).await
+            close(&mut sink, &mut stream, reason).await
         }
         None => {
             tracing::info!(target: "rtchat::ws", conn, user_id = user.id(), "websocket closed by the client");

@@ -128,22 +128,33 @@ impl Store {
         Ok(!elsewhere)
     }
 
-    /// Writes again the presence of an instance the others had taken for dead.
+    /// Writes again the presence of an instance the others had taken for dead. Returns those of
+    /// `users` online on no other live instance, with their names: the others announced them
+    /// offline when they took this instance for dead.
     pub async fn presence_restore(
         &self,
         users: &[UserId],
         instance: Uuid,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<(UserId, String)>, StoreError> {
         let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO online_presence (user_id, instance_id)
-                 SELECT u, $2 FROM unnest($1::int[]) u
-                 ON CONFLICT DO NOTHING",
-                &[&users, &instance],
+        let rows = client
+            .query(
+                "WITH restored AS (
+                    INSERT INTO online_presence (user_id, instance_id)
+                    SELECT u, $2 FROM unnest($1::int[]) u
+                    ON CONFLICT DO NOTHING
+                    RETURNING user_id
+                 )
+                 SELECT r.user_id, u.username FROM restored r JOIN users u ON u.id = r.user_id
+                 WHERE NOT EXISTS (
+                    SELECT 1 FROM online_presence p JOIN server_instances i ON i.id = p.instance_id
+                    WHERE p.user_id = r.user_id AND p.instance_id <> $2
+                      AND i.heartbeat_at >= now() - make_interval(secs => $3)
+                 )",
+                &[&users, &instance, &INSTANCE_EXPIRY_SECONDS],
             )
             .await?;
-        Ok(())
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// Everyone with a socket on a live instance.

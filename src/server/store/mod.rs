@@ -27,6 +27,9 @@ pub enum StoreError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("query failed: {0}")]
     Query(#[from] tokio_postgres::Error),
+    /// A statement ran past its own deadline and was stopped.
+    #[error("the statement took too long and was cancelled")]
+    Cancelled,
     /// A value the schema allows but this code does not know (a newer server's data?).
     #[error("unexpected data: {0}")]
     Unexpected(String),

@@ -47,8 +47,10 @@ pub struct ChatRow {
     pub other_id: UserId,
     pub other_username: String,
     pub other_full_name: Option<String>,
+    /// The newest message still standing (deleted ones are skipped), its time and its sender.
     pub last_message: Option<String>,
     pub last_message_time: Option<DateTime<Utc>>,
+    pub last_sender: Option<String>,
     pub unread_count: i64,
     /// Unread messages that name the user.
     pub mention_count: i64,
@@ -61,8 +63,10 @@ pub struct GroupRow {
     pub created_by: Option<UserId>,
     pub created_at: DateTime<Utc>,
     pub member_count: i64,
+    /// The newest message still standing (deleted ones are skipped), its time and its sender.
     pub last_message: Option<String>,
     pub last_message_time: Option<DateTime<Utc>>,
+    pub last_sender: Option<String>,
     pub unread_count: i64,
     /// Unread messages that name the user.
     pub mention_count: i64,
@@ -206,6 +210,7 @@ impl Store {
                 last_message_time: None,
                 unread_count: 0,
                 mention_count: 0,
+                last_sender: None,
             })),
             Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => Ok(None),
             Err(e) => Err(e.into()),
@@ -327,7 +332,7 @@ impl Store {
                     SELECT count(*) AS n, count(*) FILTER (WHERE x.mentions @> ARRAY[$2::int]) AS named
                     FROM messages x
                     WHERE x.chat_room_id = $1 AND x.id > upd.last_read_message_id
-                      AND x.sender_id IS DISTINCT FROM $2
+                      AND x.sender_id IS DISTINCT FROM $2 AND x.deleted_at IS NULL
                  ) unread",
             )
             .await?;
@@ -347,20 +352,22 @@ impl Store {
         let stmt = client
             .prepare_cached(
                 "SELECT r.id, o.id, o.username, o.full_name, lm.content, lm.created_at,
-                        unread.n, unread.named
+                        unread.n, unread.named, lm.sender
                  FROM chat_room_members me
                  JOIN chat_rooms r ON r.id = me.chat_room_id AND r.room_type = 'direct'
                  JOIN users o ON o.id = CASE WHEN r.direct_user_low = $1
                                              THEN r.direct_user_high ELSE r.direct_user_low END
                  LEFT JOIN LATERAL (
-                    SELECT content, created_at FROM messages
-                    WHERE chat_room_id = r.id ORDER BY id DESC LIMIT 1
+                    SELECT x.content, x.created_at, s.username AS sender
+                    FROM messages x LEFT JOIN users s ON s.id = x.sender_id
+                    WHERE x.chat_room_id = r.id AND x.deleted_at IS NULL
+                    ORDER BY x.id DESC LIMIT 1
                  ) lm ON true
                  CROSS JOIN LATERAL (
                     SELECT count(*) AS n, count(*) FILTER (WHERE x.mentions @> ARRAY[$1::int]) AS named
                     FROM messages x
                     WHERE x.chat_room_id = r.id AND x.id > me.last_read_message_id
-                      AND x.sender_id IS DISTINCT FROM $1
+                      AND x.sender_id IS DISTINCT FROM $1 AND x.deleted_at IS NULL
                  ) unread
                  WHERE me.user_id = $1
                  ORDER BY coalesce(lm.created_at, r.created_at) DESC, r.id DESC",
@@ -379,6 +386,7 @@ impl Store {
                 last_message_time: r.get(5),
                 unread_count: r.get(6),
                 mention_count: r.get(7),
+                last_sender: r.get(8),
             })
             .collect())
     }
@@ -391,18 +399,20 @@ impl Store {
                 "SELECT r.id, r.name, r.created_by, r.created_at,
                         (SELECT count(*) FROM chat_room_members c WHERE c.chat_room_id = r.id),
                         lm.content, lm.created_at,
-                        unread.n, unread.named
+                        unread.n, unread.named, lm.sender
                  FROM chat_room_members me
                  JOIN chat_rooms r ON r.id = me.chat_room_id AND r.room_type = 'group'
                  LEFT JOIN LATERAL (
-                    SELECT content, created_at FROM messages
-                    WHERE chat_room_id = r.id ORDER BY id DESC LIMIT 1
+                    SELECT x.content, x.created_at, s.username AS sender
+                    FROM messages x LEFT JOIN users s ON s.id = x.sender_id
+                    WHERE x.chat_room_id = r.id AND x.deleted_at IS NULL
+                    ORDER BY x.id DESC LIMIT 1
                  ) lm ON true
                  CROSS JOIN LATERAL (
                     SELECT count(*) AS n, count(*) FILTER (WHERE x.mentions @> ARRAY[$1::int]) AS named
                     FROM messages x
                     WHERE x.chat_room_id = r.id AND x.id > me.last_read_message_id
-                      AND x.sender_id IS DISTINCT FROM $1
+                      AND x.sender_id IS DISTINCT FROM $1 AND x.deleted_at IS NULL
                  ) unread
                  WHERE me.user_id = $1
                  ORDER BY coalesce(lm.created_at, r.created_at) DESC, r.id DESC",
@@ -422,6 +432,7 @@ impl Store {
                 last_message_time: r.get(6),
                 unread_count: r.get(7),
                 mention_count: r.get(8),
+                last_sender: r.get(9),
             })
             .collect())
     }

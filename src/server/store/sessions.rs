@@ -56,15 +56,23 @@ impl Store {
         }))
     }
 
+    /// A login: a new session with its first refresh token, and `source` (the client's address)
+    /// remembered as one the account signs in from.
     pub async fn start_session(
         &self,
         user_id: UserId,
         refresh: &NewRefresh,
+        source: Option<std::net::IpAddr>,
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "WITH s AS (INSERT INTO auth_sessions (id, user_id) VALUES ($1, $2))
+                "WITH s AS (INSERT INTO auth_sessions (id, user_id) VALUES ($1, $2)),
+                      src AS (
+                        INSERT INTO login_sources (user_id, address)
+                        SELECT $2, $5 WHERE $5::inet IS NOT NULL
+                        ON CONFLICT (user_id, address) DO UPDATE SET last_success_at = now()
+                      )
                  INSERT INTO refresh_tokens (user_id, session_id, token_hash, expires_at)
                  VALUES ($2, $1, $3, $4)",
             )
@@ -77,6 +85,7 @@ impl Store {
                     &user_id,
                     &refresh.token_hash,
                     &refresh.expires_at,
+                    &source,
                 ],
             )
             .await?;
@@ -189,6 +198,13 @@ impl Store {
                  WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens rt WHERE rt.session_id = s.id)
                    AND s.created_at < now() - interval '1 day'",
                 &[],
+            )
+            .await?;
+        client
+            .execute(
+                "DELETE FROM login_sources
+                 WHERE last_success_at < now() - make_interval(days => $1)",
+                &[&super::users::KNOWN_SOURCE_DAYS],
             )
             .await?;
         Ok(tokens)

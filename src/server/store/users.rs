@@ -1,5 +1,7 @@
 //! Accounts: registration, lookup by id, name, login and prefix.
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -9,6 +11,17 @@ use crate::proto::{self, UserId};
 use crate::server::store::sessions::NewRefresh;
 
 const USER_COLUMNS: &str = "id, username, email, full_name, is_active, is_verified, created_at";
+
+/// How long an address an account signed in from stays known to it.
+pub const KNOWN_SOURCE_DAYS: i32 = 90;
+
+/// An account as a login attempt finds it.
+pub struct LoginRecord {
+    pub user: UserRecord,
+    pub password_hash: String,
+    /// The account signed in from the attempt's address lately.
+    pub known_source: bool,
+}
 
 #[derive(Debug, Clone)]
 pub struct UserRecord {
@@ -62,6 +75,8 @@ pub struct NewUser<'a> {
     pub email: &'a str,
     pub password_hash: &'a str,
     pub full_name: Option<&'a str>,
+    /// Where the registration came from: a known address for the new account's logins.
+    pub source: Option<IpAddr>,
 }
 
 #[derive(Debug)]
@@ -123,6 +138,9 @@ impl Store {
                  ), t AS (
                     INSERT INTO refresh_tokens (user_id, session_id, token_hash, expires_at)
                     SELECT id, $6, $7, $8 FROM u
+                 ), src AS (
+                    INSERT INTO login_sources (user_id, address)
+                    SELECT id, $9 FROM u WHERE $9::inet IS NOT NULL
                  )
                  SELECT {USER_COLUMNS} FROM u"
             ))
@@ -139,6 +157,7 @@ impl Store {
                     &session.session_id,
                     &session.token_hash,
                     &session.expires_at,
+                    &user.source,
                 ],
             )
             .await;
@@ -160,22 +179,34 @@ impl Store {
     }
 
     /// The account a login names (by username or email, any case), with its password hash.
+    /// The account a login names (username or email, any case), its password hash, and whether
+    /// it has signed in from `source` lately (`KNOWN_SOURCE_DAYS`).
     pub async fn find_login(
         &self,
         login: &str,
-    ) -> Result<Option<(UserRecord, String)>, StoreError> {
+        source: Option<IpAddr>,
+    ) -> Result<Option<LoginRecord>, StoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(&format!(
-                "SELECT {USER_COLUMNS}, hashed_password FROM users
+                "SELECT {USER_COLUMNS}, hashed_password,
+                        EXISTS (SELECT 1 FROM login_sources s
+                                WHERE s.user_id = users.id AND s.address = $2
+                                  AND s.last_success_at > now() - make_interval(days => $3))
+                            AS known_source
+                 FROM users
                  WHERE lower(username) = lower($1) OR lower(email) = lower($1)
                  LIMIT 1"
             ))
             .await?;
         Ok(client
-            .query_opt(&stmt, &[&login])
+            .query_opt(&stmt, &[&login, &source, &KNOWN_SOURCE_DAYS])
             .await?
-            .map(|row| (UserRecord::from_row(&row), row.get("hashed_password"))))
+            .map(|row| LoginRecord {
+                user: UserRecord::from_row(&row),
+                password_hash: row.get("hashed_password"),
+                known_source: row.get("known_source"),
+            }))
     }
 
     pub async fn password_hash(&self, user_id: UserId) -> Result<Option<String>, StoreError> {

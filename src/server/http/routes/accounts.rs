@@ -14,7 +14,7 @@ use crate::proto::{
     AuthReply, ChangePasswordRequest, ErrorBody, LoginRequest, LogoutAllReply, MessageReply,
     RefreshRequest, RegisterRequest, Tokens, User,
 };
-use crate::server::auth::{self, AuthError, TokenKind};
+use crate::server::auth::{self, AuthError, Source, TokenKind};
 use crate::server::http::error::{ApiError, respond};
 use crate::server::http::extract::json_body;
 use crate::server::state::{AppState, CurrentUser};
@@ -105,7 +105,7 @@ pub(super) async fn register(
     if let Some(outcome) = state.store.name_taken(&req.username, &email).await? {
         return Err(taken(outcome));
     }
-    let hash = state.hasher.hash(req.password).await?;
+    let hash = state.hasher.hash(req.password, Source::of(peer)).await?;
     let id = state.store.reserve_user_id().await?;
     let issued = state.keys.issue(id, Uuid::new_v4())?;
     let full_name = req
@@ -119,6 +119,7 @@ pub(super) async fn register(
         email: &email,
         password_hash: &hash,
         full_name,
+        source: peer,
     };
     match state.store.create_user(&new_user, &issued.refresh).await? {
         CreateUserOutcome::Created(user) => Ok(created(&AuthReply {
@@ -146,13 +147,20 @@ pub(super) async fn login(
     req: LoginRequest,
 ) -> Result<Response, ApiError> {
     state.auth_throttle.from_address(peer)?;
-    state.auth_throttle.login_attempt(&req.username)?;
-    let found = state.store.find_login(req.username.trim()).await?;
+    let found = state.store.find_login(req.username.trim(), peer).await?;
+    // Before any hashing; an unknown name is throttled as an account is.
+    let known_source = found.as_ref().is_some_and(|f| f.known_source);
+    state
+        .auth_throttle
+        .login_attempt(&req.username, peer, known_source)?;
     let (user, hash) = match found {
-        Some((user, hash)) => (Some(user), hash),
+        Some(found) => (Some(found.user), found.password_hash),
         None => (None, state.dummy_hash.clone()),
     };
-    let password_ok = state.hasher.verify(req.password, hash).await?;
+    let password_ok = state
+        .hasher
+        .verify(req.password, hash, Source::of(peer))
+        .await?;
     let Some(user) = user.filter(|_| password_ok) else {
         return Err(ApiError::Unauthorized(
             "Invalid username or password".into(),
@@ -162,7 +170,10 @@ pub(super) async fn login(
         return Err(ApiError::Unauthorized("Account is inactive".into()));
     }
     let issued = state.keys.issue(user.id, Uuid::new_v4())?;
-    state.store.start_session(user.id, &issued.refresh).await?;
+    state
+        .store
+        .start_session(user.id, &issued.refresh, peer)
+        .await?;
     Ok(json(&AuthReply {
         message: "Login successful".into(),
         user: user.to_proto(),
@@ -272,17 +283,27 @@ pub(super) async fn change_password(
     req: ChangePasswordRequest,
 ) -> Result<Response, ApiError> {
     state.auth_throttle.from_address(peer)?;
-    // The old password is guessable here too, by whoever holds a stolen access token.
-    state.auth_throttle.login_attempt(&me.user.username)?;
+    // The old password is guessable here too, by whoever holds a stolen access token; a signed-in
+    // caller draws on its address's own budget.
+    state
+        .auth_throttle
+        .login_attempt(&me.user.username, peer, true)?;
     let current = state
         .store
         .password_hash(me.id())
         .await?
         .ok_or_else(|| ApiError::Unauthorized("Invalid authentication credentials".into()))?;
-    if !state.hasher.verify(req.old_password, current).await? {
+    if !state
+        .hasher
+        .verify(req.old_password, current, Source::of(peer))
+        .await?
+    {
         return Err(ApiError::BadRequest("Current password is incorrect".into()));
     }
-    let hash = state.hasher.hash(req.new_password).await?;
+    let hash = state
+        .hasher
+        .hash(req.new_password, Source::of(peer))
+        .await?;
     state.store.change_password(me.id(), &hash).await?;
     state.messaging().user_sessions_ended(me.id());
     Ok(json(&MessageReply {

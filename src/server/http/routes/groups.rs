@@ -241,6 +241,7 @@ pub(super) async fn my_groups(state: AppState, me: CurrentUser) -> Result<Respon
             member_count: g.member_count,
             last_message: g.last_message,
             last_message_time: g.last_message_time.map(Into::into),
+            last_message_sender: g.last_sender,
             created_at: g.created_at.into(),
             unread_count: g.unread_count,
             mention_count: g.mention_count,
@@ -353,9 +354,10 @@ pub(super) async fn remove_member(
     // member, on any instance.
     match state.store.remove_member(id, req.user_id).await? {
         RemoveOutcome::Removed { username, at } => {
+            let by = (req.user_id != me.id()).then_some((me.id(), me.user.username.as_str()));
             state
                 .messaging()
-                .member_removed(id, req.user_id, &username, at);
+                .member_removed(id, (req.user_id, &username), by, at);
             Ok(json(&MessageReply {
                 message: "Member removed successfully".into(),
             }))

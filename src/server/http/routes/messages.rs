@@ -178,6 +178,7 @@ pub(super) async fn chats(state: AppState, me: CurrentUser) -> Result<Response, 
             other_user_full_name: r.other_full_name,
             last_message: r.last_message.unwrap_or_default(),
             last_message_time: r.last_message_time.map(Into::into),
+            last_message_sender: r.last_sender,
             unread_count: r.unread_count,
             mention_count: r.mention_count,
         })
