@@ -134,8 +134,12 @@ enum Scenario {
         /// The server's database, for seeding.
         #[arg(long)]
         database_url: String,
+        /// Requests per kind of page, by each reader.
         #[arg(long, default_value_t = 300)]
         samples: usize,
+        /// Members reading pages at once, each in a loop (each its own account).
+        #[arg(long, default_value_t = 1)]
+        readers: usize,
     },
 }
 
@@ -410,7 +414,8 @@ async fn scenario(client: Arc<Client>, s: Scenario) -> Value {
             messages,
             database_url,
             samples,
-        } => history(client, messages, &database_url, samples).await,
+            readers,
+        } => history(client, messages, &database_url, samples, readers).await,
         Scenario::Search {
             messages,
             rooms,
@@ -1131,8 +1136,16 @@ async fn search(
            "seed_seconds": seed_secs, "samples": samples, "queries": results})
 }
 
-async fn history(client: Arc<Client>, m: i64, database_url: &str, samples: usize) -> Value {
-    let users = client.users(&format!("lh{}u", run_id()), 2).await;
+async fn history(
+    client: Arc<Client>,
+    m: i64,
+    database_url: &str,
+    samples: usize,
+    readers: usize,
+) -> Value {
+    let users = client
+        .users(&format!("lh{}u", run_id()), readers.max(1) + 1)
+        .await;
     let room = client.group(&users[0], "history", &users[1..]).await;
     eprintln!("seeding {m} messages with COPY...");
     let (db, seed_secs) = seed_messages(database_url, m, |i| {
@@ -1151,19 +1164,30 @@ async fn history(client: Arc<Client>, m: i64, database_url: &str, samples: usize
         .await
         .unwrap()
         .get(0);
-    let token = &users[1].token;
+    let tokens: Vec<String> = users[1..].iter().map(|u| u.token.clone()).collect();
+    // Every reader asks for the page `samples` times in a loop, all at once.
     let measure = async |path: String, samples: usize| {
-        for _ in 0..WARM_UP_REQUESTS {
-            client.get(&path, token).await.expect("page");
+        let pages = tokens.iter().map(|token| {
+            let (client, path, token) = (client.clone(), path.clone(), token.clone());
+            async move {
+                for _ in 0..WARM_UP_REQUESTS {
+                    client.get(&path, &token).await.expect("page");
+                }
+                let mut h = histogram();
+                for _ in 0..samples {
+                    let t = Instant::now();
+                    let page = client.get(&path, &token).await.expect("page");
+                    assert_eq!(page.as_array().map(Vec::len), Some(50));
+                    h.record(t.elapsed().as_micros().max(1) as u64).ok();
+                }
+                h
+            }
+        });
+        let mut all = histogram();
+        for h in futures_util::future::join_all(pages).await {
+            all.add(&h).ok();
         }
-        let mut h = histogram();
-        for _ in 0..samples {
-            let t = Instant::now();
-            let page = client.get(&path, token).await.expect("page");
-            assert_eq!(page.as_array().map(Vec::len), Some(50));
-            h.record(t.elapsed().as_micros().max(1) as u64).ok();
-        }
-        json!({"p50_ms": ms(&h, 0.5), "p99_ms": ms(&h, 0.99)})
+        json!({"p50_ms": ms(&all, 0.5), "p99_ms": ms(&all, 0.99)})
     };
     let newest = measure(format!("/groups/{room}/messages?limit=50"), samples).await;
     let deep_cursor = measure(
@@ -1181,7 +1205,8 @@ async fn history(client: Arc<Client>, m: i64, database_url: &str, samples: usize
     )
     .await;
     json!({"scenario": "history", "messages": m, "seed_seconds": seed_secs, "samples": samples,
-           "newest_page": newest, "deep_before_id_page": deep_cursor, "deep_offset_page": deep_offset})
+           "readers": readers, "newest_page": newest, "deep_before_id_page": deep_cursor,
+           "deep_offset_page": deep_offset})
 }
 
 fn raise_fd_limit() {

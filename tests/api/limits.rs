@@ -449,12 +449,18 @@ async fn a_flooder_that_reads_slowly_still_gets_its_close_frame() {
     let mut ws = crate::helpers::WsClient::from_stream(stream);
     app.wait_for_sockets(1).await;
     // Messages pile up for it, more than its window holds.
+    let mut last = 0;
     for i in 0..40 {
         let text = format!("{i} {}", "x".repeat(2000));
-        assert_eq!(
-            app.group_send(&other, g, &text).await.status,
-            StatusCode::CREATED
-        );
+        let sent = app.group_send(&other, g, &text).await;
+        assert_eq!(sent.status, StatusCode::CREATED);
+        last = sent.body["data"]["id"].as_i64().unwrap();
+    }
+    // Every one queued on its socket (the bus brings them) before the flood starts.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app.state.hub.watermark() < last {
+        assert!(tokio::time::Instant::now() < deadline, "not delivered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let typing = format!(r#"{{"type":"typing","room_id":{g}}}"#);
     for _ in 0..3000 {

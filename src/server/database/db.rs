@@ -44,11 +44,28 @@ pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, DbError> {
 /// A pool of at most `size` connections, where a request waits at most `timeout` for a connection
 /// (and for a new one to open). One connection is opened now so that a wrong address fails at
 /// start, not at the first request.
+///
+/// Its statements are planned once per connection (`plan_cache_mode = force_generic_plan`): a
+/// history page, with the message it quotes and both senders, took three times as long to plan as
+/// to run, and PostgreSQL planned it again for every request (the cost it gives a plan for an
+/// unknown LIMIT is always above the one for LIMIT 50). Measured: history p50 1.46 ms -> 0.95 ms
+/// with 4 readers (BENCHMARKS.md). A statement whose best plan depends on its values (search)
+/// asks for its own plan in its transaction.
+///
+/// And no statement is run in parallel (`max_parallel_workers_per_gather = 0`): a plan made for
+/// an unknown LIMIT expects a tenth of a large room and runs in parallel workers, whose start
+/// alone took longer than the page (history p50 14 ms over 1,000,000 messages, measured).
 pub async fn connect_pool(
-    config: tokio_postgres::Config,
+    mut config: tokio_postgres::Config,
     size: u32,
     timeout: Duration,
 ) -> Result<Pool, DbError> {
+    let planned_once = "-c plan_cache_mode=force_generic_plan -c max_parallel_workers_per_gather=0";
+    let options = match config.get_options() {
+        Some(given) if !given.trim().is_empty() => format!("{given} {planned_once}"),
+        _ => planned_once.to_string(),
+    };
+    config.options(options);
     let manager = Manager::from_config(
         config,
         NoTls,

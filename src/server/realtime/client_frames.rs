@@ -212,6 +212,8 @@ async fn send_message(
             room_id: room,
             kind,
             sender_id: caller.id(),
+            sender_username: caller.user.user.username.clone(),
+            sender_full_name: caller.user.user.full_name.clone(),
             content,
             client_id,
             reply_to,

@@ -1,5 +1,6 @@
 //! Group commit for messages: sends wait in a queue per shard, and each shard stores everything
-//! waiting in one transaction, then publishes it on the bus.
+//! waiting in one transaction, then publishes it on the bus (and hands the senders' read pointer
+//! moves to `read_pointers`).
 //!
 //! Under light load a batch is one message and costs what a lone insert did; under heavy load the
 //! commits per message fall instead of capping throughput. Each batch takes its ids under the
@@ -20,6 +21,7 @@ use crate::server::cluster::event::Mention;
 use crate::server::cluster::{Event, Outgoing};
 use crate::server::http::error::ApiError;
 use crate::server::metrics::METRICS;
+use crate::server::realtime::read_pointers::ReadPointers;
 use crate::server::store::{InsertOutcome, NewMessage, Store, StoreError, StoredMessage};
 use tokio_postgres::error::Severity;
 
@@ -43,18 +45,22 @@ impl MessageWriter {
     /// Starts `shards` writer tasks (at least one). They end when the writer is dropped or drained.
     pub fn start(store: Store, outgoing: Outgoing, shards: usize) -> MessageWriter {
         let (stopping, _) = watch::channel(false);
-        let (shards, running) = (0..shards.max(1))
+        let (read_pointers, moving) = ReadPointers::start(store.clone());
+        let (shards, mut running): (Vec<_>, Vec<_>) = (0..shards.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
                 let task = tokio::spawn(run_shard(
                     rx,
                     store.clone(),
                     outgoing.clone(),
+                    read_pointers.clone(),
                     stopping.subscribe(),
                 ));
                 (tx, task)
             })
             .unzip();
+        // Last: it ends once every shard has, with their last moves applied.
+        running.push(moving);
         MessageWriter {
             shards,
             stopping,
@@ -91,6 +97,7 @@ async fn run_shard(
     mut queue: mpsc::Receiver<Pending>,
     store: Store,
     outgoing: Outgoing,
+    read_pointers: ReadPointers,
     mut stopping: watch::Receiver<bool>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -126,6 +133,7 @@ async fn run_shard(
                 client,
                 store: &store,
                 outgoing: &outgoing,
+                read_pointers: &read_pointers,
             };
             write_batch(&writer, batch).await;
         }
@@ -143,6 +151,7 @@ struct Writer<'a> {
     client: &'a Object,
     store: &'a Store,
     outgoing: &'a Outgoing,
+    read_pointers: &'a ReadPointers,
 }
 
 async fn write_batch(w: &Writer<'_>, batch: Vec<Pending>) {
@@ -231,6 +240,12 @@ async fn store_in_order(
     }
     let published: Vec<&StoredMessage> = stored.iter().flatten().collect();
     publish(w.outgoing, first, last, &published);
+    w.read_pointers.moved(
+        published
+            .iter()
+            .filter_map(|m| Some((m.room_id, m.sender_id?, m.id)))
+            .collect(),
+    );
     // Committed and published: what remains is telling each sender why a message was not stored.
     Ok(match Store::not_stored(w.client, messages, stored).await {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),

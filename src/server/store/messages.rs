@@ -12,6 +12,10 @@ pub struct NewMessage {
     pub room_id: RoomId,
     pub kind: RoomKind,
     pub sender_id: UserId,
+    /// The sender's names, as the message carries them to its readers (from the sender's
+    /// authentication: the insert looks nobody up).
+    pub sender_username: String,
+    pub sender_full_name: Option<String>,
     pub content: String,
     pub client_id: Option<String>,
     /// A message of the same room this one answers (checked before it is sent).
@@ -119,12 +123,15 @@ macro_rules! message_columns {
 /// A message's columns, from `messages m` joined with `MESSAGE_JOINS`.
 pub(super) const MESSAGE_COLUMNS: &str =
     message_columns!("ru.username, left(r.content, 80), r.deleted_at IS NOT NULL");
-/// `MESSAGE_COLUMNS` of a message just inserted, but the quote of the message it answers
-/// (`Store::quote_replies` adds it). The writer's statement keeps one generic plan, made when the
-/// table may have been empty: a join to `messages` in it could stay a sequential scan while the
-/// table grows (measured: 3,600 sends/s falling to 1,260/s over three 10-second runs, 8,600/s once
-/// planned again).
-const INSERTED_COLUMNS: &str = message_columns!("NULL::text, NULL::text, false");
+/// `MESSAGE_COLUMNS` of a message just inserted, but its sender's names (the sender's own, from
+/// `NewMessage`) and the quote of the message it answers (`Store::quote_replies` adds it). The
+/// writer's statement keeps one generic plan, made when the tables may have been empty: a join in
+/// it could stay a scan of a whole table while the table grows (measured: 3,600 sends/s falling to
+/// 1,260/s over three 10-second runs, 8,600/s once planned again, with a join to `messages`; a
+/// join to `users` scanned every user for each batch).
+const INSERTED_COLUMNS: &str = "m.id, m.chat_room_id, m.sender_id, NULL::text, NULL::text, \
+     m.content, m.created_at, m.client_id, m.reply_to, m.edited_at, m.deleted_at IS NOT NULL, \
+     m.mentions, NULL::text, NULL::text, false";
 /// The sender, and the message answered with its sender.
 pub(super) const MESSAGE_JOINS: &str = "LEFT JOIN users u ON u.id = m.sender_id \
      LEFT JOIN messages r ON r.id = m.reply_to LEFT JOIN users ru ON ru.id = r.sender_id";
@@ -162,30 +169,30 @@ impl Store {
     /// connection the writer can still look for what it stored.
     pub async fn begin_log_batch(client: &Object, n: usize) -> Result<Vec<MessageId>, StoreError> {
         let n = n.clamp(1, i32::MAX as usize) as i64;
-        // One round trip; `n` is a number we format, not input.
-        let replies = match client
-            .simple_query(&format!(
-                "BEGIN; UPDATE log_head SET next_position = next_position + {n}
-                 RETURNING next_position - {n}"
-            ))
-            .await
-        {
-            Ok(replies) => replies,
+        let began = async {
+            let stmt = client
+                .prepare_cached(
+                    "UPDATE log_head SET next_position = next_position + $1
+                     RETURNING next_position - $1",
+                )
+                .await?;
+            // BEGIN and the prepared UPDATE sent together: one round trip, nothing to parse.
+            let count: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&n];
+            let (begun, head) = tokio::join!(
+                client.batch_execute("BEGIN"),
+                client.query_one(&stmt, &count)
+            );
+            begun?;
+            Ok::<MessageId, tokio_postgres::Error>(head?.get(0))
+        };
+        match began.await {
+            Ok(first) => Ok((first..first + n).collect()),
             Err(e) => {
                 // A connection that is still open must not stay in a failed transaction.
                 let _ = client.batch_execute("ROLLBACK").await;
-                return Err(e.into());
+                Err(e.into())
             }
-        };
-        let first = replies.iter().find_map(|reply| match reply {
-            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse::<MessageId>().ok(),
-            _ => None,
-        });
-        let Some(first) = first else {
-            let _ = client.batch_execute("ROLLBACK").await;
-            return Err(StoreError::Unexpected("the message log has no head".into()));
-        };
-        Ok((first..first + n).collect())
+        }
     }
 
     /// One position in the log for a change made in `tx` (a removal, an edit, a deletion), from
@@ -204,10 +211,10 @@ impl Store {
     }
 
     /// Stores a batch of messages in one statement and commits the transaction `begin_log_batch`
-    /// opened, message `i` with id `ids[i]`, each only if its sender is a member of its room, and
-    /// moves each sender's read pointer past what they wrote (whoever writes has read what came
-    /// before). Returns, in the batch's order, each message as stored, or None for one not stored
-    /// (`not_stored` says why). `Ok` means committed.
+    /// opened, message `i` with id `ids[i]`, each only if its sender is a member of its room.
+    /// Returns, in the batch's order, each message as stored, or None for one not stored
+    /// (`not_stored` says why). `Ok` means committed. (The senders' read pointers are moved after,
+    /// off this transaction: `move_read_pointers`.)
     ///
     /// `client` is a connection the caller holds (see `Store::writer_connection`): statements sent
     /// on one connection without waiting run one after another, in the order sent.
@@ -219,11 +226,11 @@ impl Store {
         let stmt = client
             .prepare_cached(&format!(
                 "WITH input AS (
-                    SELECT t.ord, t.room, t.sender, t.content, t.client_id, t.id, t.reply_to,
+                    SELECT t.room, t.sender, t.content, t.client_id, t.id, t.reply_to,
                            t.mentions::int[] AS mentions
                     FROM unnest($1::int[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[],
                                 $7::bigint[], $8::text[])
-                         WITH ORDINALITY AS t(room, kind, sender, content, client_id, id, reply_to, mentions, ord)
+                         AS t(room, kind, sender, content, client_id, id, reply_to, mentions)
                     WHERE EXISTS (
                         SELECT 1 FROM chat_room_members mm JOIN chat_rooms r ON r.id = mm.chat_room_id
                         WHERE mm.chat_room_id = t.room AND mm.user_id = t.sender AND r.room_type = t.kind
@@ -234,14 +241,8 @@ impl Store {
                     ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
                     RETURNING id, chat_room_id, sender_id, content, created_at, client_id, reply_to,
                               edited_at, deleted_at, mentions
-                 ), seen AS (
-                    UPDATE chat_room_members mm SET last_read_message_id = w.last_id
-                    FROM (SELECT chat_room_id, sender_id, max(id) AS last_id FROM ins GROUP BY 1, 2) w
-                    WHERE mm.chat_room_id = w.chat_room_id AND mm.user_id = w.sender_id
-                      AND mm.last_read_message_id < w.last_id
                  )
-                 SELECT {INSERTED_COLUMNS}, input.ord
-                 FROM ins m JOIN input ON input.id = m.id LEFT JOIN users u ON u.id = m.sender_id"
+                 SELECT {INSERTED_COLUMNS} FROM ins m"
             ))
             .await?;
         let rooms: Vec<RoomId> = batch.iter().map(|m| m.room_id).collect();
@@ -275,17 +276,55 @@ impl Store {
         let (rows, ()) = tokio::try_join!(client.query(&stmt, &params), async {
             client.batch_execute("COMMIT").await
         })?;
+        // Message `i` has id `ids[i]`: where each stored one goes, and who sent it.
+        let first = ids.first().copied().unwrap_or_default();
         let mut stored: Vec<Option<StoredMessage>> = batch.iter().map(|_| None).collect();
         for row in &rows {
-            let ord: i64 = row.get("ord");
-            if let Some(slot) = usize::try_from(ord - 1)
+            let m = from_row(row);
+            if let Some(i) = usize::try_from(m.id - first)
                 .ok()
-                .and_then(|i| stored.get_mut(i))
+                .filter(|&i| i < batch.len())
             {
-                *slot = Some(from_row(row));
+                stored[i] = Some(StoredMessage {
+                    sender_username: Some(batch[i].sender_username.clone()),
+                    sender_full_name: batch[i].sender_full_name.clone(),
+                    ..m
+                });
             }
         }
         Ok(stored)
+    }
+
+    /// A connection for moving read pointers (`move_read_pointers`), kept by its task. Its commits
+    /// do not wait for the disk: a move lost in a crash only leaves a room's earlier messages
+    /// unread for their sender.
+    pub async fn read_pointer_connection(&self) -> Result<Object, StoreError> {
+        let client = self.client().await?;
+        client
+            .batch_execute(
+                "SET synchronous_commit = off; SET application_name = 'rtchat-read-pointers'",
+            )
+            .await?;
+        Ok(client)
+    }
+
+    /// Moves each `users[i]`'s read pointer in `rooms[i]` forward to `upto[i]` (never back).
+    pub async fn move_read_pointers(
+        client: &Object,
+        rooms: &[RoomId],
+        users: &[UserId],
+        upto: &[MessageId],
+    ) -> Result<(), StoreError> {
+        let stmt = client
+            .prepare_cached(
+                "UPDATE chat_room_members mm SET last_read_message_id = v.upto
+                 FROM unnest($1::int[], $2::int[], $3::bigint[]) AS v(room, member, upto)
+                 WHERE mm.chat_room_id = v.room AND mm.user_id = v.member
+                   AND mm.last_read_message_id < v.upto",
+            )
+            .await?;
+        client.execute(&stmt, &[&rooms, &users, &upto]).await?;
+        Ok(())
     }
 
     /// One outcome per message of a committed batch, given what `insert_messages` stored: a

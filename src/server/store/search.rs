@@ -47,7 +47,7 @@ impl Store {
         // the others' history and sends) for long.
         let tx = client.transaction().await?;
         tx.batch_execute(&format!(
-            "SET LOCAL statement_timeout = {}",
+            "SET LOCAL statement_timeout = {}; SET LOCAL plan_cache_mode = force_custom_plan",
             deadline.as_millis().max(1)
         ))
         .await?;

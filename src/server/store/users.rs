@@ -250,7 +250,7 @@ impl Store {
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         );
-        let client = self.client().await?;
+        let mut client = self.client().await?;
         let stmt = client
             .prepare_cached(&format!(
                 "SELECT {USER_COLUMNS} FROM users
@@ -258,12 +258,19 @@ impl Store {
                  ORDER BY lower(username) LIMIT $2"
             ))
             .await?;
-        Ok(client
+        // Planned for this prefix: only a plan that knows it walks just the names that start
+        // with it (`users_username_prefix_idx`).
+        let tx = client.transaction().await?;
+        tx.batch_execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            .await?;
+        let found = tx
             .query(&stmt, &[&pattern, &limit])
             .await?
             .iter()
             .map(UserRecord::from_row)
-            .collect())
+            .collect();
+        tx.commit().await?;
+        Ok(found)
     }
 
     /// Of `ids`, those that name no active user, in the order given.

@@ -176,6 +176,8 @@ pub(super) async fn send(
             room_id: req.group_id,
             kind: RoomKind::Group,
             sender_id: me.id(),
+            sender_username: me.user.username.clone(),
+            sender_full_name: me.user.full_name.clone(),
             content: req.content,
             client_id: req.client_id,
             reply_to: req.reply_to,

@@ -101,6 +101,8 @@ pub(super) async fn send(
             room_id,
             kind: RoomKind::Direct,
             sender_id: me.id(),
+            sender_username: me.user.username.clone(),
+            sender_full_name: me.user.full_name.clone(),
             content: req.content,
             client_id: req.client_id,
             reply_to: req.reply_to,
