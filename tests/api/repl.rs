@@ -28,23 +28,27 @@ impl Drop for Terminal {
     }
 }
 
+/// What `rtchat login` would have saved for `user` in the config directory `config`.
+fn save_login(config: &std::path::Path, app: &TestApp, user: &TestUser, name: &str) {
+    SessionStore::at(config.to_path_buf())
+        .put(
+            &app.address,
+            Some(&Login {
+                username: name.into(),
+                user_id: user.id as i32,
+                access_token: user.access.clone(),
+                refresh_token: user.refresh.clone(),
+                ca_cert: None,
+            }),
+        )
+        .unwrap();
+}
+
 impl Terminal {
     fn open(app: &TestApp, user: &TestUser, name: &str, target: &str) -> Terminal {
         let config =
             std::env::temp_dir().join(format!("rtchat-repl-{}", uuid::Uuid::new_v4().simple()));
-        let store = SessionStore::at(config.clone());
-        store
-            .put(
-                &app.address,
-                Some(&Login {
-                    username: name.into(),
-                    user_id: user.id as i32,
-                    access_token: user.access.clone(),
-                    refresh_token: user.refresh.clone(),
-                    ca_cert: None,
-                }),
-            )
-            .unwrap();
+        save_login(&config, app, user, name);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rtchat"));
         cmd.args(["chat", target])
             .env("RTCHAT_SERVER", &app.address)
@@ -296,18 +300,7 @@ fn at_a_terminal(
 ) -> (expectrl::session::OsSession, PathBuf) {
     let config = std::env::temp_dir().join(format!("rtchat-tty-{}", uuid::Uuid::new_v4().simple()));
     if let Some((user, name)) = as_user {
-        SessionStore::at(config.clone())
-            .put(
-                &app.address,
-                Some(&Login {
-                    username: name.into(),
-                    user_id: user.id as i32,
-                    access_token: user.access.clone(),
-                    refresh_token: user.refresh.clone(),
-                    ca_cert: None,
-                }),
-            )
-            .unwrap();
+        save_login(&config, app, user, name);
     }
     let mut cmd = Command::new("sh");
     cmd.args([
