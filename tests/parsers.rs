@@ -8,9 +8,10 @@ use rtchat::proto::{
     AddMembersRequest, ChangePasswordRequest, CreateGroupRequest, LoginRequest, MarkReadRequest,
     RefreshRequest, RegisterRequest, RemoveMemberRequest, SendDirectRequest, SendGroupRequest,
 };
-use rtchat::server::http::error::ApiError;
-use rtchat::server::http::extract::{Validate, parse_json, parse_query};
-use rtchat::server::validate::{HistoryQuery, SearchQuery};
+use rtchat::server::commands::ApiError;
+use rtchat::server::commands::validate::Validate;
+use rtchat::server::commands::validate::{HistoryQuery, SearchQuery};
+use rtchat::server::http::extract::{parse_json, parse_query};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 

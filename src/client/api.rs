@@ -638,3 +638,15 @@ fn encode_segment(s: &str) -> String {
 pub fn to_line<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
+
+/// A message the server would refuse for its length, refused here before anything is sent.
+pub fn fits_in_a_message(text: &str) -> Result<(), CliError> {
+    let n = text.chars().count();
+    if n > crate::proto::MAX_MESSAGE_CHARS {
+        return Err(CliError::Usage(format!(
+            "a message has at most {} characters; this one has {n}",
+            crate::proto::MAX_MESSAGE_CHARS
+        )));
+    }
+    Ok(())
+}

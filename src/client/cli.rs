@@ -6,7 +6,7 @@ use std::io::{BufRead, Read};
 use clap::{CommandFactory, Parser, Subcommand};
 use serde_json::{Value, json};
 
-use super::api::{Api, Draft, Page, to_line};
+use super::api::{Api, Draft, Page, fits_in_a_message, to_line};
 use super::error::CliError;
 use super::live::{self, Event};
 use super::output::{out, outln};
@@ -17,9 +17,7 @@ use super::render::{
 };
 use super::session::SessionStore;
 use super::target::{self, Target};
-use crate::proto::{
-    LiveMessage, MAX_MESSAGE_CHARS, MessageId, MessageWithSender, RoomId, ServerFrame,
-};
+use crate::proto::{LiveMessage, MessageId, MessageWithSender, RoomId, ServerFrame};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -507,17 +505,6 @@ async fn send(
     } else {
         // The id is what `edit`, `delete` and `--reply-to` take.
         eprintln!("sent (message {})", reply.data.id);
-    }
-    Ok(())
-}
-
-/// A message the server would refuse for its length, refused here before anything is sent.
-pub fn fits_in_a_message(text: &str) -> Result<(), CliError> {
-    let n = text.chars().count();
-    if n > MAX_MESSAGE_CHARS {
-        return Err(CliError::Usage(format!(
-            "a message has at most {MAX_MESSAGE_CHARS} characters; this one has {n}"
-        )));
     }
     Ok(())
 }

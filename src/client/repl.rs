@@ -428,7 +428,7 @@ impl Repl {
                     }
                     _ => (None, words.join(" ")),
                 };
-                super::cli::fits_in_a_message(&text)?;
+                super::api::fits_in_a_message(&text)?;
                 let id = match id {
                     Some(id) => id,
                     None => self.my_last_here("edit").await?,
@@ -707,7 +707,7 @@ impl Repl {
         content: String,
         reply_to: Option<MessageId>,
     ) -> bool {
-        if let Err(e) = super::cli::fits_in_a_message(&content) {
+        if let Err(e) = super::api::fits_in_a_message(&content) {
             self.say(&format!("error: {e}"));
             return false;
         }

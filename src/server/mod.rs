@@ -6,16 +6,15 @@
 
 pub mod auth;
 pub(crate) mod cluster;
+pub mod commands;
 pub mod config;
 pub mod database;
+pub(crate) mod delivery;
 pub mod http;
-pub(crate) mod mentions;
-pub(crate) mod messaging;
 pub(crate) mod metrics;
-pub(crate) mod realtime;
 pub mod state;
 pub(crate) mod store;
-pub mod validate;
+pub(crate) mod ws;
 
 use std::future::Future;
 use std::io::Write;
@@ -36,13 +35,12 @@ use crate::proto;
 use crate::server::auth::throttle::AuthThrottle;
 use crate::server::auth::{PasswordHasher, TokenKeys};
 use crate::server::database::postgres::ManagedPostgres;
-use crate::server::realtime::hub::Hub;
-use crate::server::realtime::writer::MessageWriter;
+use crate::server::delivery::hub::Hub;
+use crate::server::delivery::writer::MessageWriter;
 use crate::server::state::{AppState, Shared};
 use crate::server::store::Store;
 use database::{db, postgres, supervisor};
 use http::{listener, routes, tls};
-use realtime::ws;
 use tokio_util::task::TaskTracker;
 
 #[derive(Debug, thiserror::Error)]
@@ -175,7 +173,7 @@ impl Server {
         let dummy_hash = hasher
             .hash("not anybody's password".into(), auth::Source::SERVER)
             .await?;
-        let hub = Arc::new(Hub::new(ws::QUEUE_CAPACITY, settled));
+        let hub = Arc::new(Hub::new(delivery::outbox::QUEUE_CAPACITY, settled));
         let (outgoing, publishing) = cluster::Outgoing::start(bus.clone(), instance);
         let writer = MessageWriter::start(
             store.clone(),
@@ -207,7 +205,7 @@ impl Server {
             db_timeout: config.db_timeout,
             max_sockets_per_user: config.max_sockets_per_user as usize,
             max_frame_rate: config.max_frame_rate,
-            ws_timings: ws::Timings {
+            ws_timings: state::SocketTimings {
                 ping_every: config.ws_ping_interval,
                 silence_limit: config.ws_idle_timeout,
                 auth_timeout: config.ws_auth_timeout,
@@ -229,8 +227,12 @@ impl Server {
             handler_timeout: config.db_timeout,
         };
         tracing::info!(bus = %config.bus, %instance, "listening on the bus");
-        let receiving = tokio::spawn(cluster::receiver::run(
-            state.clone(),
+        let receiving = tokio::spawn(delivery::receiver::run(
+            delivery::receiver::Receiver {
+                store: state.store.clone(),
+                hub: state.hub.clone(),
+                sessions: state.sessions.clone(),
+            },
             instance,
             heard,
             settled,
@@ -276,9 +278,13 @@ impl Server {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let janitor = tokio::spawn(purge_expired_sessions(self.state.clone()));
         let housekeeper = tokio::spawn(housekeeping(self.state.clone()));
-        let heartbeat = tokio::spawn(cluster::presence::heartbeat(
-            self.state.clone(),
-            self.state.instance,
+        let heartbeat = tokio::spawn(delivery::presence::heartbeat(
+            delivery::presence::Heartbeat {
+                store: self.state.store.clone(),
+                hub: self.state.hub.clone(),
+                outgoing: self.state.outgoing.clone(),
+                instance: self.state.instance,
+            },
         ));
         let state = self.state.clone();
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -400,7 +406,7 @@ fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// `per_second` per user, with a burst of `burst` seconds' worth; None when 0 (no limit).
-fn per_user_limiter(per_second: u32, burst: u32) -> Option<messaging::SendLimiter> {
+fn per_user_limiter(per_second: u32, burst: u32) -> Option<commands::messaging::SendLimiter> {
     let rate = std::num::NonZeroU32::new(per_second)?;
     let burst = rate.saturating_mul(std::num::NonZeroU32::new(burst).expect("a burst of seconds"));
     Some(governor::RateLimiter::keyed(

@@ -11,10 +11,10 @@ use tokio_util::task::TaskTracker;
 use crate::server::auth::session_cache::SessionCache;
 use crate::server::auth::throttle::AuthThrottle;
 use crate::server::auth::{AuthError, PasswordHasher, TokenKeys, TokenKind};
-use crate::server::http::error::ApiError;
-use crate::server::messaging::Messaging;
-use crate::server::realtime::hub::Hub;
-use crate::server::realtime::writer::MessageWriter;
+use crate::server::commands::ApiError;
+use crate::server::commands::messaging::Messaging;
+use crate::server::delivery::hub::Hub;
+use crate::server::delivery::writer::MessageWriter;
 use crate::server::store::{Store, UserRecord};
 
 #[derive(Clone)]
@@ -26,15 +26,15 @@ pub struct Shared {
     pub hub: Arc<Hub>,
     /// Stores and publishes messages, many per commit under load.
     pub writer: MessageWriter,
-    pub sessions: SessionCache,
+    pub sessions: Arc<SessionCache>,
     /// This instance's events, published on the bus to every instance.
     pub outgoing: crate::server::cluster::Outgoing,
     /// This instance among the others on the database (presence, its own events).
     pub instance: Uuid,
     /// Per-user send rate; None when unlimited.
-    pub send_limiter: Option<crate::server::messaging::SendLimiter>,
+    pub send_limiter: Option<crate::server::commands::messaging::SendLimiter>,
     /// Per-user search rate; None when unlimited.
-    pub search_limiter: Option<crate::server::messaging::SendLimiter>,
+    pub search_limiter: Option<crate::server::commands::messaging::SendLimiter>,
     /// How long one search may run in the database.
     pub search_timeout: std::time::Duration,
     /// bcrypt, off the async workers and behind a bounded queue.
@@ -46,7 +46,7 @@ pub struct Shared {
     /// Frames per second one WebSocket client may send (messages aside); 0: no limit.
     pub max_frame_rate: u32,
     /// The WebSocket's clocks: ping interval, idle limit, first-frame auth limit.
-    pub ws_timings: crate::server::realtime::ws::Timings,
+    pub ws_timings: SocketTimings,
     /// WebSocket connections one user may hold at once.
     pub max_sockets_per_user: usize,
     /// How long a WebSocket frame's handler may wait for the database.
@@ -62,6 +62,15 @@ impl std::ops::Deref for AppState {
     fn deref(&self) -> &Shared {
         &self.0
     }
+}
+
+/// A socket's clocks (`--ws-ping-interval`, `--ws-idle-timeout`, `--ws-auth-timeout`).
+#[derive(Debug, Clone, Copy)]
+pub struct SocketTimings {
+    pub ping_every: std::time::Duration,
+    /// Nothing at all from the client (not even a pong) for this long: the connection is dead.
+    pub silence_limit: std::time::Duration,
+    pub auth_timeout: std::time::Duration,
 }
 
 /// The signed-in user of a request, and the session its token belongs to.

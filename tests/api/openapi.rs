@@ -19,7 +19,7 @@ fn routes_in_code() -> BTreeSet<(String, String)> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    files.push(format!("{dir}/realtime/ws.rs").into());
+    files.push(format!("{dir}/ws/connection.rs").into());
     let mut routes = BTreeSet::new();
     for file in files {
         let code = std::fs::read_to_string(&file).unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::server::http::error::ApiError;
+use crate::server::commands::ApiError;
 use crate::server::metrics::{METRICS, Throttle};
 
 pub struct AuthThrottle {

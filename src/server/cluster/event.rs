@@ -3,9 +3,12 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::proto::{LiveMessage, MessageId, RoomId, RoomKind, ServerFrame, UserId};
-use crate::server::realtime::hub::ConnId;
+use crate::proto::{LiveMessage, MessageId, Presence, RoomId, RoomKind, ServerFrame, UserId};
+
 use crate::server::store::{StoredChange, StoredMessage};
+
+/// A WebSocket connection of this instance, as the hub and the events that must skip it name it.
+pub type ConnId = u64;
 
 /// One publication: the events one instance had queued, in the order it queued them.
 #[derive(Debug, Serialize, Deserialize)]
@@ -103,6 +106,18 @@ pub enum Event {
     SessionEnded { session: Uuid },
     /// Every session of a user ended (logout-all, password change).
     UserSessionsEnded { user: UserId },
+}
+
+impl Event {
+    /// `user`'s peers in `rooms`, on every instance, hear their new status.
+    pub fn presence(user: UserId, username: &str, rooms: Vec<RoomId>, status: Presence) -> Event {
+        let frame = frame_json(&ServerFrame::Presence {
+            user_id: user,
+            username: username.to_string(),
+            status,
+        });
+        Event::Presence { user, rooms, frame }
+    }
 }
 
 impl Event {

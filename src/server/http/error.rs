@@ -1,180 +1,23 @@
-//! The API's one error type and the rejection handler: every failure becomes a JSON body
-//! `{"detail": ...}` with the right status. A 5xx tells the client nothing internal; its cause, with
-//! the whole chain of errors behind it, goes on the request's access-log line.
+//! The HTTP answer to a command's error, and the rejection handler: every failure becomes a JSON
+//! body `{"detail": ...}` with the right status. A 5xx's cause, with the whole chain of errors behind
+//! it, goes on the request's access-log line.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
 use warp::{Rejection, reject};
 
-use crate::proto::FieldError;
-use crate::server::auth::AuthError;
-use crate::server::store::StoreError;
-
-/// What made a request fail inside the server, kept whole (the error and its sources) for the log;
-/// never shown to the client. Shared, so that one failure can answer a whole batch of senders.
-#[derive(Debug, Clone)]
-pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
-
-/// A cause that is only words (no error value behind it).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Words(String);
-
-impl Cause {
-    pub fn of(error: impl std::error::Error + Send + Sync + 'static) -> Cause {
-        Cause(Arc::new(error))
-    }
-
-    pub fn msg(words: impl Into<String>) -> Cause {
-        Cause::of(Words(words.into()))
-    }
-}
-
-/// The error, then each source in turn: `db error: ERROR: deadlock detected`.
-impl std::fmt::Display for Cause {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(e) = source {
-            write!(f, ": {e}")?;
-            source = e.source();
-        }
-        Ok(())
-    }
-}
+use crate::server::commands::{ApiError, Cause};
 
 /// A failed response's cause, carried in its extensions to the access log.
 #[derive(Debug, Clone)]
 pub struct FailedBecause(pub Cause);
 
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    BadRequest(String),
-    /// Missing, malformed, expired or revoked credentials: 401 with `WWW-Authenticate: Bearer`.
-    #[error("{0}")]
-    Unauthorized(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("validation failed")]
-    Validation(Vec<FieldError>),
-    #[error("request body too large")]
-    PayloadTooLarge(usize),
-    /// Too many attempts (messages, logins, registrations): retry after `retry_after_ms`.
-    #[error("{what}; retry in {} s", retry_after_ms.div_ceil(1000))]
-    TooManyRequests {
-        what: &'static str,
-        retry_after_ms: u64,
-    },
-    /// The request body did not arrive within the body deadline.
-    #[error("Request body not received in time")]
-    RequestTimeout,
-    /// A JSON body sent as something else (a form, text): a browser may send those cross-site.
-    #[error("Content-Type must be application/json")]
-    UnsupportedMediaType,
-    /// Busy right now (the password hashing queue is full): 503 with `Retry-After: 1`.
-    #[error("{0}")]
-    Busy(&'static str),
-    #[error("service unavailable: {0}")]
-    Unavailable(Cause),
-    #[error("internal error: {0}")]
-    Internal(Cause),
-}
-
 impl reject::Reject for ApiError {}
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        crate::server::metrics::METRICS.db_errors.inc();
-        match e {
-            // Named: a pool timeout's own words ("Timeout occurred while creating a new object")
-            // do not say what it was waiting for.
-            StoreError::Pool(e) => ApiError::Unavailable(Cause::msg(format!(
-                "no database connection: {}",
-                Cause::of(e)
-            ))),
-            // Text that slipped past validation with a NUL in it (a path or query string, say).
-            StoreError::Query(e)
-                if e.code()
-                    == Some(&tokio_postgres::error::SqlState::CHARACTER_NOT_IN_REPERTOIRE) =>
-            {
-                ApiError::BadRequest("Text must not contain NUL (\\u0000) characters".into())
-            }
-            // The database went away mid-request: the next attempt gets a fresh connection.
-            StoreError::Query(e) if connection_lost(&e) => ApiError::Unavailable(Cause::of(e)),
-            StoreError::Query(e) => ApiError::Internal(Cause::of(e)),
-            StoreError::Cancelled => ApiError::Busy("The database took too long; try again"),
-            StoreError::Unexpected(e) => ApiError::Internal(Cause::msg(e)),
-        }
-    }
-}
-
-fn connection_lost(e: &tokio_postgres::Error) -> bool {
-    use tokio_postgres::error::SqlState;
-    e.is_closed()
-        || e.code().is_some_and(|code| {
-            [
-                SqlState::ADMIN_SHUTDOWN,
-                SqlState::CRASH_SHUTDOWN,
-                SqlState::CANNOT_CONNECT_NOW,
-            ]
-            .contains(code)
-        })
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::Expired | AuthError::Invalid | AuthError::WrongType => {
-                ApiError::Unauthorized("Invalid authentication credentials".into())
-            }
-            AuthError::Busy => ApiError::Busy("Too many sign-ins at once; try again in a moment"),
-            other => ApiError::Internal(Cause::of(other)),
-        }
-    }
-}
-
+/// HTTP's side of the command error: its status, and the response that carries it.
 impl ApiError {
-    /// A 503 for a reason in words.
-    pub fn unavailable(why: impl Into<String>) -> ApiError {
-        ApiError::Unavailable(Cause::msg(why))
-    }
-
-    /// A 500 for a reason in words (a state the code should never reach).
-    pub fn internal(why: impl Into<String>) -> ApiError {
-        ApiError::Internal(Cause::msg(why))
-    }
-
-    /// The cause of a 5xx, for the log.
-    pub fn cause(&self) -> Option<&Cause> {
-        match self {
-            ApiError::Unavailable(cause) | ApiError::Internal(cause) => Some(cause),
-            _ => None,
-        }
-    }
-
-    /// A 422 for one field, shaped like pydantic's error list.
-    pub fn field(
-        kind: &str,
-        loc: &[&str],
-        msg: impl Into<String>,
-        input: serde_json::Value,
-    ) -> Self {
-        ApiError::Validation(vec![FieldError {
-            kind: kind.into(),
-            loc: loc.iter().map(|s| serde_json::Value::from(*s)).collect(),
-            msg: msg.into(),
-            input,
-        }])
-    }
-
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -190,32 +33,6 @@ impl ApiError {
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// What a client may be told, as one line.
-    pub fn public_message(&self) -> String {
-        match self.detail() {
-            serde_json::Value::String(s) => s,
-            serde_json::Value::Array(errors) => errors
-                .first()
-                .and_then(|e| e["msg"].as_str())
-                .unwrap_or("Invalid request")
-                .to_string(),
-            other => other.to_string(),
-        }
-    }
-
-    fn detail(&self) -> serde_json::Value {
-        match self {
-            ApiError::Validation(errors) => serde_json::to_value(errors).unwrap_or_default(),
-            ApiError::PayloadTooLarge(limit) => {
-                format!("Request body too large (limit {limit} bytes)").into()
-            }
-            // Never the cause: it may name tables, values or tokens.
-            ApiError::Unavailable(_) => "Service temporarily unavailable, try again".into(),
-            ApiError::Internal(_) => "Internal server error".into(),
-            other => other.to_string().into(),
         }
     }
 

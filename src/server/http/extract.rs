@@ -7,7 +7,8 @@ use serde::de::DeserializeOwned;
 use warp::{Filter, Rejection};
 
 use crate::proto::FieldError;
-use crate::server::http::error::ApiError;
+use crate::server::commands::ApiError;
+use crate::server::commands::validate::Validate;
 use crate::server::http::listener::BodyTimedOut;
 
 /// Largest request body accepted. A message is at most 5,000 characters (20 kB of UTF-8).
@@ -258,11 +259,4 @@ pub fn path_id<T: TryFrom<i64>>(segment: &str, name: &str) -> Result<Option<T>, 
         )
     })?;
     Ok(T::try_from(n).ok())
-}
-
-/// Request-specific rules checked after the shape is right (lengths, formats).
-pub trait Validate {
-    fn validate(&self) -> Vec<FieldError> {
-        Vec::new()
-    }
 }

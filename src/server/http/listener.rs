@@ -26,7 +26,8 @@ use warp::filters::BoxedFilter;
 use warp::http::{Request, StatusCode};
 use warp::reply::Response;
 
-use crate::server::http::error::{ApiError, FailedBecause};
+use crate::server::commands::ApiError;
+use crate::server::http::error::FailedBecause;
 use crate::server::metrics::{METRICS, RequestLabels, RouteLabel, Throttle, route_of};
 
 /// Descriptors kept free for the database pool, the log and files, whatever clients do.

@@ -14,7 +14,7 @@ pub use changes::{ChangeOutcome, StoredChange};
 pub use messages::{HistoryPage, InsertOutcome, NewMessage, StoredMessage};
 pub use rooms::{ReadPointer, RemoveOutcome, RoomAccess};
 pub use search::MessageSearch;
-pub use sessions::{NewRefresh, RotateOutcome};
+pub use sessions::RotateOutcome;
 pub use users::{CreateUserOutcome, NewUser, UserRecord};
 
 use deadpool_postgres::{Object, Pool};
@@ -80,4 +80,13 @@ impl Store {
         self.client().await?.simple_query("SELECT 1").await?;
         Ok(())
     }
+}
+
+/// A refresh token about to be stored (only its hash is kept): made by `sessions` and, for an
+/// account's first session, by `users`.
+#[derive(Debug, Clone)]
+pub struct NewRefresh {
+    pub session_id: uuid::Uuid,
+    pub token_hash: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
 }

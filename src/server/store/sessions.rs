@@ -1,20 +1,11 @@
 //! Sessions and their refresh tokens: start, rotate (with reuse detection), revoke, and the check
 //! every authenticated request makes.
 
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::users::UserRecord;
-use super::{Store, StoreError};
+use super::{NewRefresh, Store, StoreError};
 use crate::proto::UserId;
-
-/// A refresh token about to be stored: only its hash is kept.
-#[derive(Debug, Clone)]
-pub struct NewRefresh {
-    pub session_id: Uuid,
-    pub token_hash: String,
-    pub expires_at: DateTime<Utc>,
-}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum RotateOutcome {

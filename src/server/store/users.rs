@@ -8,7 +8,7 @@ use tokio_postgres::error::SqlState;
 
 use super::{Store, StoreError};
 use crate::proto::{self, UserId};
-use crate::server::store::sessions::NewRefresh;
+use crate::server::store::NewRefresh;
 
 const USER_COLUMNS: &str = "id, username, email, full_name, is_active, is_verified, created_at";
 

@@ -8,18 +8,19 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::docs::{BodyErrors, Conflict, TooManyRequests, Unauthorized, Unavailable};
+use super::responses::{BodyErrors, Conflict, TooManyRequests, Unauthorized, Unavailable};
 use super::{authenticated, created, json, one_of, peer_ip, signed_in, with_state};
 use crate::proto::{
     AuthReply, ChangePasswordRequest, ErrorBody, LoginRequest, LogoutAllReply, MessageReply,
     RefreshRequest, RegisterRequest, Tokens, User,
 };
 use crate::server::auth::{self, AuthError, Source, TokenKind};
-use crate::server::http::error::{ApiError, respond};
+use crate::server::commands::ApiError;
+use crate::server::commands::validate::normalise_email;
+use crate::server::http::error::respond;
 use crate::server::http::extract::json_body;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::{CreateUserOutcome, NewUser, RotateOutcome};
-use crate::server::validate::normalise_email;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let s = || with_state(state.clone());

@@ -5,10 +5,13 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::docs::{BodyErrors, Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable};
+use super::responses::{
+    BodyErrors, Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable,
+};
 use super::{json, one_of, signed_in};
 use crate::proto::{ChangeReply, EditRequest, MessageId};
-use crate::server::http::error::{ApiError, respond};
+use crate::server::commands::ApiError;
+use crate::server::http::error::respond;
 use crate::server::http::extract::{json_body, path_id};
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::StoredChange;

@@ -4,24 +4,25 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::docs::{
+use super::history::read_page;
+use super::messages::sent;
+use super::responses::{
     BadRequest, BodyErrors, Conflict, Forbidden, Invalid, NotFound, TooManyRequests, Unauthorized,
     Unavailable,
 };
-use super::history::read_page;
-use super::messages::sent;
 use super::{created, json, one_of, signed_in};
 use crate::proto::{
     AddMembersReply, AddMembersRequest, CreateGroupReply, CreateGroupRequest, Group, GroupSummary,
     Member, MessageReply, MessageWithSender, RemoveMemberRequest, RoomId, SendGroupRequest,
     SendReply, UserId,
 };
-use crate::server::http::error::{ApiError, respond};
+use crate::server::commands::ApiError;
+use crate::server::commands::messaging;
+use crate::server::commands::validate::HistoryQuery;
+use crate::server::http::error::respond;
 use crate::server::http::extract::{json_body, path_id, query};
-use crate::server::messaging;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::{InsertOutcome, NewMessage, RemoveOutcome, RoomAccess, RoomKind};
-use crate::server::validate::HistoryQuery;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let me = || signed_in(state.clone());

@@ -2,10 +2,10 @@
 //! reader's read pointer moved past it, then each message's `is_read` as the reader now sees it.
 
 use crate::proto::{Message, MessageId, MessageWithSender, RoomId, UserId};
-use crate::server::http::error::ApiError;
+use crate::server::commands::ApiError;
+use crate::server::commands::validate::HistoryQuery;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::{HistoryPage, RoomAccess, StoredMessage};
-use crate::server::validate::HistoryQuery;
 
 pub const DEFAULT_PAGE: i64 = 50;
 

@@ -4,18 +4,19 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::docs::{
+use super::history::{read_page, to_message};
+use super::responses::{
     BadRequest, BodyErrors, Conflict, Invalid, NotFound, TooManyRequests, Unauthorized, Unavailable,
 };
-use super::history::{read_page, to_message};
 use super::{authenticated, created, json, with_state};
 use crate::proto::{ChatSummary, MessageWithSender, SendDirectRequest, SendReply, UserId};
-use crate::server::http::error::{ApiError, respond};
+use crate::server::commands::ApiError;
+use crate::server::commands::messaging;
+use crate::server::commands::validate::HistoryQuery;
+use crate::server::http::error::respond;
 use crate::server::http::extract::{json_body, path_id, query};
-use crate::server::messaging;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::{InsertOutcome, NewMessage, RoomKind, StoredMessage};
-use crate::server::validate::HistoryQuery;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let s = || with_state(state.clone());

@@ -7,7 +7,8 @@ use warp::reply::{Reply, Response};
 
 use super::{authenticated, json, with_state};
 use crate::proto::{Health, OnlineUsers, RootInfo};
-use crate::server::http::error::{ApiError, respond};
+use crate::server::commands::ApiError;
+use crate::server::http::error::respond;
 use crate::server::metrics::METRICS;
 use crate::server::state::{AppState, CurrentUser};
 
@@ -100,7 +101,7 @@ pub(super) async fn health(state: AppState) -> Response {
 /// `--metrics-bind` gives it a listener of its own).
 #[utoipa::path(get, path = "/metrics", tag = "meta", responses(
     (status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text"),
-    (status = 404, response = crate::server::http::routes::docs::NotFound)))]
+    (status = 404, response = crate::server::http::routes::responses::NotFound)))]
 pub(super) fn metrics(state: AppState) -> Response {
     let m = &METRICS;
     let pool = state.store.pool_status();
@@ -123,8 +124,8 @@ pub(super) fn metrics(state: AppState) -> Response {
 /// anyone, S11).
 #[utoipa::path(get, path = "/ws/online-users", tag = "realtime", security(("bearer" = [])), responses(
     (status = 200, body = OnlineUsers),
-    (status = 401, response = crate::server::http::routes::docs::Unauthorized),
-    (status = 503, response = crate::server::http::routes::docs::Unavailable)))]
+    (status = 401, response = crate::server::http::routes::responses::Unauthorized),
+    (status = 503, response = crate::server::http::routes::responses::Unavailable)))]
 pub(super) async fn online_users(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
     let online = state.store.online_users().await?;
     let visible = if online.is_empty() {

@@ -8,6 +8,7 @@ mod groups;
 mod history;
 mod messages;
 mod meta;
+mod responses;
 mod rooms;
 mod search;
 mod sync;
@@ -141,7 +142,7 @@ pub fn routes(
         under(&["users"], users::routes(state.clone())),
         under(&["rooms"], rooms::routes(state.clone())),
         under(&["sync"], sync::routes(state.clone())),
-        under(&["ws"], crate::server::realtime::ws::routes(state)),
+        under(&["ws"], crate::server::ws::connection::routes(state)),
         under(&["docs", "openapi.json", "redoc"], docs::routes()),
     ]);
 

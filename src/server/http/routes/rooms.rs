@@ -4,10 +4,11 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::docs::{BodyErrors, Forbidden, NotFound, Unauthorized, Unavailable};
+use super::responses::{BodyErrors, Forbidden, NotFound, Unauthorized, Unavailable};
 use super::{authenticated, json, with_state};
 use crate::proto::{MarkReadRequest, ReadState, RoomId};
-use crate::server::http::error::{ApiError, respond};
+use crate::server::commands::ApiError;
+use crate::server::http::error::respond;
 use crate::server::http::extract::{optional_json_body, path_id};
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::RoomKind;

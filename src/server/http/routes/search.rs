@@ -4,14 +4,15 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::docs::{Invalid, NotFound, Unauthorized, Unavailable};
+use super::responses::{Invalid, NotFound, Unauthorized, Unavailable};
 use super::{json, signed_in};
 use crate::proto::SearchReply;
-use crate::server::http::error::{ApiError, respond};
+use crate::server::commands::ApiError;
+use crate::server::commands::validate::MessageSearchQuery;
+use crate::server::http::error::respond;
 use crate::server::http::extract::query;
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::MessageSearch;
-use crate::server::validate::MessageSearchQuery;
 
 const DEFAULT_LIMIT: i64 = 20;
 

@@ -6,12 +6,14 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::docs::{Invalid, Unauthorized, Unavailable};
+use super::responses::{Invalid, Unauthorized, Unavailable};
 use super::{authenticated, json, with_state};
 use crate::proto::{FieldError, MessageId, SyncReply};
-use crate::server::http::error::{ApiError, respond};
-use crate::server::http::extract::{Validate, query};
-use crate::server::messaging::SyncPage;
+use crate::server::commands::ApiError;
+use crate::server::commands::messaging::SyncPage;
+use crate::server::commands::validate::Validate;
+use crate::server::http::error::respond;
+use crate::server::http::extract::query;
 use crate::server::state::{AppState, CurrentUser};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -4,13 +4,14 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::docs::{Invalid, NotFound, Unauthorized, Unavailable};
+use super::responses::{Invalid, NotFound, Unauthorized, Unavailable};
 use super::{authenticated, json, with_state};
 use crate::proto::PublicUser;
-use crate::server::http::error::{ApiError, respond};
+use crate::server::commands::ApiError;
+use crate::server::commands::validate::SearchQuery;
+use crate::server::http::error::respond;
 use crate::server::http::extract::query;
 use crate::server::state::{AppState, CurrentUser};
-use crate::server::validate::SearchQuery;
 
 const DEFAULT_SEARCH_RESULTS: i64 = 20;
 

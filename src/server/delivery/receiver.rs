@@ -5,17 +5,20 @@
 //! database, so every message reaches every connection once, in order, whatever the bus dropped.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::bus::{Heard, unix_ms};
-use super::event::{Envelope, Event, Mention};
 use crate::proto::{LiveMessage, MessageId};
+use crate::server::auth::session_cache::SessionCache;
+use crate::server::cluster::bus::{Heard, unix_ms};
+use crate::server::cluster::event::{Envelope, Event, Mention};
+use crate::server::delivery::hub::Frame;
+use crate::server::delivery::hub::Hub;
 use crate::server::metrics::METRICS;
-use crate::server::realtime::hub::Frame;
-use crate::server::state::AppState;
+use crate::server::store::Store;
 use crate::server::store::StoreError;
 
 /// How long a later log position waits for an earlier one before the earlier one is read from
@@ -28,10 +31,19 @@ const FILL_CHUNK: MessageId = 5_000;
 /// How often the database is asked whether the log moved on without the bus saying so.
 const TAIL_CHECK_EVERY: Duration = Duration::from_secs(1);
 
+/// What the receiver works on: the database it fills gaps from, this instance's connections, and
+/// the session cache that ended sessions are taken out of.
+#[derive(Clone)]
+pub struct Receiver {
+    pub store: Store,
+    pub hub: Arc<Hub>,
+    pub sessions: Arc<SessionCache>,
+}
+
 /// Applies what the bus brings until the bus is gone. `settled` is the newest log position
 /// already in the database when this instance started listening.
 pub async fn run(
-    state: AppState,
+    state: Receiver,
     instance: Uuid,
     mut heard: mpsc::Receiver<Heard>,
     settled: MessageId,
@@ -81,7 +93,7 @@ pub async fn run(
 }
 
 /// Applies an envelope's events outside the log at once; returns the log events now in order.
-fn receive(state: &AppState, instance: Uuid, json: &str, log: &mut Log) -> Vec<Event> {
+fn receive(state: &Receiver, instance: Uuid, json: &str, log: &mut Log) -> Vec<Event> {
     let envelope: Envelope = match serde_json::from_str(json) {
         Ok(envelope) => envelope,
         Err(e) => {
@@ -103,7 +115,7 @@ fn receive(state: &AppState, instance: Uuid, json: &str, log: &mut Log) -> Vec<E
     ready
 }
 
-fn apply(state: &AppState, mine: bool, event: Event) {
+fn apply(state: &Receiver, mine: bool, event: Event) {
     let hub = &state.hub;
     match event {
         Event::MembersAdded { room, kind, users } => hub.members_added(room, kind, &users),
@@ -144,7 +156,7 @@ fn apply(state: &AppState, mine: bool, event: Event) {
 }
 
 /// Applies log events given in order.
-fn apply_log(state: &AppState, events: Vec<Event>) {
+fn apply_log(state: &Receiver, events: Vec<Event>) {
     for event in events {
         match event {
             Event::Messages {
@@ -175,7 +187,7 @@ fn apply_log(state: &AppState, events: Vec<Event>) {
 }
 
 /// Reads the missing positions before the first waiting envelope from the database.
-async fn fill_gap(state: &AppState, log: &mut Log) {
+async fn fill_gap(state: &Receiver, log: &mut Log) {
     if let Some(upto) = log.first_waiting().map(|first| first - 1) {
         fill_upto(state, log, upto).await;
     }
@@ -183,7 +195,7 @@ async fn fill_gap(state: &AppState, log: &mut Log) {
 
 /// Delivers the stored messages of positions `log.next..=upto` from the database, then whatever
 /// was waiting behind them.
-async fn fill_upto(state: &AppState, log: &mut Log, upto: MessageId) {
+async fn fill_upto(state: &Receiver, log: &mut Log, upto: MessageId) {
     // A chunk at a time: a long gap (a bulk import, a long bus outage) never sits in memory whole.
     while log.next <= upto {
         let from = log.next;
@@ -223,7 +235,7 @@ async fn fill_upto(state: &AppState, log: &mut Log, upto: MessageId) {
 
 /// After the bus lost events: no cached session is trusted, the sockets of sessions ended
 /// meanwhile close, and the membership cache is read again.
-async fn resync(state: &AppState) {
+async fn resync(state: &Receiver) {
     state.sessions.clear();
     let result = async {
         let sessions = state.hub.sessions();
@@ -240,7 +252,7 @@ async fn resync(state: &AppState) {
     reload_memberships(state).await;
 }
 
-async fn reload_memberships(state: &AppState) {
+async fn reload_memberships(state: &Receiver) {
     let users = state.hub.online_users();
     match state.store.rooms_of_users(&users).await {
         Ok(memberships) => state.hub.replace_rooms(&users, &memberships),

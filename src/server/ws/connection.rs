@@ -19,30 +19,18 @@ use warp::{Filter, Rejection};
 use crate::proto::ClientFrame;
 use crate::proto::CloseReason;
 use crate::proto::ServerFrame;
-use crate::server::http::error::ApiError;
+use crate::server::commands::ApiError;
+use crate::server::delivery::hub::Frame;
+use crate::server::delivery::outbox::Outbox;
 use crate::server::http::listener::{ConnectionSlot, RequestLog};
 use crate::server::metrics::METRICS;
-use crate::server::realtime::client_frames::{self, Admission, Caller, admit};
-use crate::server::realtime::frame_budget::FrameBudget;
-use crate::server::realtime::hub::Frame;
-use crate::server::realtime::outbox::Outbox;
 use crate::server::state::with_state;
 use crate::server::state::{AppState, CurrentUser};
+use crate::server::ws::client_frames::{self, Admission, Caller, admit};
+use crate::server::ws::frame_budget::FrameBudget;
 
-/// Frames waiting for one connection; a reader this far behind is closed and catches up with `sync`.
-/// Room for several full batches (256 messages each): after a gap in the log, everything that
-/// waited behind it is delivered at once. Memory is taken only while frames wait.
-pub const QUEUE_CAPACITY: usize = 1024;
 /// Largest frame a client may send; larger ones close the connection with 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
-/// A socket's clocks (`--ws-ping-interval`, `--ws-idle-timeout`, `--ws-auth-timeout`).
-#[derive(Debug, Clone, Copy)]
-pub struct Timings {
-    pub ping_every: Duration,
-    /// Nothing at all from the client (not even a pong) for this long: the connection is dead.
-    pub silence_limit: Duration,
-    pub auth_timeout: Duration,
-}
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames written with one flush at most, and the bytes buffered before a write happens anyway.
 const MAX_FRAMES_PER_WRITE: usize = 64;
@@ -359,7 +347,7 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
 async fn serve(
     state: &AppState,
     caller: Caller<'_>,
-    reg: &mut crate::server::realtime::hub::Registration,
+    reg: &mut crate::server::delivery::hub::Registration,
     sink: &mut Sink,
     stream: &mut Stream,
 ) -> Option<CloseReason> {

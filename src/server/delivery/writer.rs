@@ -19,9 +19,9 @@ use tokio::task::JoinHandle;
 use crate::proto::MessageId;
 use crate::server::cluster::event::Mention;
 use crate::server::cluster::{Event, Outgoing};
-use crate::server::http::error::ApiError;
+use crate::server::commands::ApiError;
+use crate::server::delivery::read_pointers::ReadPointers;
 use crate::server::metrics::METRICS;
-use crate::server::realtime::read_pointers::ReadPointers;
 use crate::server::store::{InsertOutcome, NewMessage, Store, StoreError, StoredMessage};
 use tokio_postgres::error::Severity;
 

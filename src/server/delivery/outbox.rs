@@ -5,6 +5,11 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+/// Frames waiting for one connection; a reader this far behind is closed and catches up with `sync`.
+/// Room for several full batches (256 messages each): after a gap in the log, everything that
+/// waited behind it is delivered at once. Memory is taken only while frames wait.
+pub const QUEUE_CAPACITY: usize = 1024;
+
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 

@@ -16,11 +16,11 @@ use uuid::Uuid;
 use crate::proto::CloseReason;
 use crate::proto::{LiveMessage, MessageId, RoomId, ServerFrame, UserId};
 use crate::server::cluster::event::Mention;
+use crate::server::delivery::outbox::{Full, Outbox};
 use crate::server::metrics::METRICS;
-use crate::server::realtime::outbox::{Full, Outbox};
 use crate::server::store::RoomKind;
 
-pub type ConnId = u64;
+pub use crate::server::cluster::event::ConnId;
 
 /// A frame serialised once, shared by every recipient (cloning only bumps a reference count).
 #[derive(Clone)]

@@ -5,14 +5,14 @@ use std::time::{Duration, Instant};
 
 use crate::proto::frames::Refused;
 use crate::proto::{ClientFrame, CloseReason, FieldError, MessageId, RoomId, ServerFrame};
-use crate::server::http::error::ApiError;
-use crate::server::messaging::{self, Messaging, SyncPage};
+use crate::server::commands::ApiError;
+use crate::server::commands::messaging::{self, Messaging, SyncPage};
+use crate::server::commands::validate;
+use crate::server::delivery::hub::ConnId;
 use crate::server::metrics::{KindLabel, METRICS, Throttle};
-use crate::server::realtime::frame_budget::{FrameBudget, Spent, cost_of};
-use crate::server::realtime::hub::ConnId;
 use crate::server::state::CurrentUser;
 use crate::server::store::{InsertOutcome, NewMessage, RoomKind};
-use crate::server::validate;
+use crate::server::ws::frame_budget::{FrameBudget, Spent, cost_of};
 
 /// Who sent a frame: the signed-in user, on which of their connections.
 #[derive(Clone, Copy)]

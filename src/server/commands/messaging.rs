@@ -14,11 +14,11 @@ use crate::proto::{
 use crate::server::auth::session_cache::SessionCache;
 use crate::server::cluster::event::frame_json;
 use crate::server::cluster::{Event, Outgoing};
-use crate::server::http::error::ApiError;
-use crate::server::mentions::mentioned_names;
+use crate::server::commands::ApiError;
+use crate::server::commands::mentions::mentioned_names;
+use crate::server::delivery::hub::{ConnId, Hub};
+use crate::server::delivery::writer::MessageWriter;
 use crate::server::metrics::{METRICS, Throttle};
-use crate::server::realtime::hub::{ConnId, Hub};
-use crate::server::realtime::writer::MessageWriter;
 use crate::server::store::{
     ChangeOutcome, InsertOutcome, MessageSearch, NewMessage, ReadPointer, RoomKind, Store,
     StoreError, StoredChange,
@@ -413,12 +413,8 @@ impl Messaging<'_> {
         rooms: Vec<RoomId>,
         status: Presence,
     ) {
-        let frame = frame_json(&ServerFrame::Presence {
-            user_id: user,
-            username: username.to_string(),
-            status,
-        });
-        self.outgoing.send(Event::Presence { user, rooms, frame });
+        self.outgoing
+            .send(Event::presence(user, username, rooms, status));
     }
 
     /// A connection started (`looking`) or stopped looking at a room; the room's other viewers

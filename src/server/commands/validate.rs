@@ -9,11 +9,17 @@ use crate::proto::{
     LoginRequest, MarkReadRequest, MessageId, RefreshRequest, RegisterRequest, RemoveMemberRequest,
     RoomId, SendDirectRequest, SendGroupRequest,
 };
-use crate::server::http::extract::Validate;
 
 pub use crate::proto::MAX_MESSAGE_CHARS;
 pub const MAX_CLIENT_ID_CHARS: usize = 100;
 pub const MAX_GROUP_MEMBERS_PER_REQUEST: usize = 1000;
+
+/// Request-specific rules checked after the shape is right (lengths, formats).
+pub trait Validate {
+    fn validate(&self) -> Vec<FieldError> {
+        Vec::new()
+    }
+}
 
 /// Collects field errors in pydantic's shape.
 #[derive(Default)]
