@@ -283,6 +283,16 @@ impl Out {
         outln!("{}", to_line(value));
     }
 
+    /// What a command changed: the server's answer as JSON, or a confirmation on stderr (so that
+    /// a script reading stdout sees only what it asked for).
+    fn done(&self, value: &impl serde::Serialize, words: std::fmt::Arguments) {
+        if self.json {
+            self.line(value);
+        } else {
+            eprintln!("{words}");
+        }
+    }
+
     /// After a login or registration: the user (JSON) or one line on stderr.
     fn signed_in(&self, api: &Api, user: &crate::proto::User, done: &str) {
         if self.json {
@@ -335,35 +345,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             full_name,
             password_stdin,
         } => {
-            let password = if password_stdin {
-                password::new_from_stdin()?
-            } else {
-                password::new_password("Password").await?
-            };
-            let reply = api
-                .register(&username, &email, &password, full_name.as_deref())
-                .await?;
-            out.signed_in(&api, &reply.user, "Registered and logged in");
+            let account = (username.as_str(), email.as_str(), full_name.as_deref());
+            register(&api, &out, account, password_stdin).await?
         }
         Command::Login {
             login,
             password_stdin,
-        } => {
-            let password = if password_stdin {
-                password::stdin_line()?
-            } else {
-                password::prompt("Password: ").await?
-            };
-            let reply = api.login(&login, &password).await?;
-            out.signed_in(&api, &reply.user, "Logged in");
-        }
+        } => sign_in(&api, &out, &login, password_stdin).await?,
         Command::Logout { all } => {
             let reply = api.logout(all).await?;
-            if out.json {
-                out.line(&reply);
-            } else {
-                eprintln!("Logged out of {}", api.base());
-            }
+            out.done(&reply, format_args!("Logged out of {}", api.base()));
         }
         Command::Status => status(&store, &api, &out).await?,
         Command::Whoami => whoami(&api, &out).await?,
@@ -379,19 +370,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let text = text.join(" ");
             fits_in_a_message(&text)?;
             let change = api.edit(id, &text).await?;
-            if out.json {
-                out.line(&change);
-            } else {
-                eprintln!("edited (message {id})");
-            }
+            out.done(&change, format_args!("edited (message {id})"));
         }
         Command::Delete { id } => {
             let change = api.delete(id).await?;
-            if out.json {
-                out.line(&change);
-            } else {
-                eprintln!("deleted (message {id})");
-            }
+            out.done(&change, format_args!("deleted (message {id})"));
         }
         Command::Search {
             query,
@@ -409,21 +392,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Read { target } => {
             let room = existing_room(&api, &target).await?;
             let state = api.mark_read(room).await?;
-            if out.json {
-                out.line(&state);
-            } else {
-                eprintln!("{target} marked read");
-            }
+            out.done(&state, format_args!("{target} marked read"));
         }
         Command::Groups(cmd) => groups(&api, &out, cmd).await?,
-        Command::Listen { target, mentions } => {
-            let room = match target {
-                Some(t) => Some(existing_room(&api, &t).await?),
-                None => None,
-            };
-            let only = if mentions { Only::Mentions } else { Only::All };
-            follow_live(&api, &out, room, only).await?;
-        }
+        Command::Listen { target, mentions } => listen(&api, &out, target, mentions).await?,
         Command::Chat { target } => super::repl::run(api, target).await?,
         Command::Completions { shell } => {
             let mut script = Vec::new();
@@ -432,6 +404,48 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// `(username, email, full name)`, with a password asked twice (or read from stdin).
+async fn register(
+    api: &Api,
+    out: &Out,
+    (username, email, full_name): (&str, &str, Option<&str>),
+    password_stdin: bool,
+) -> Result<(), CliError> {
+    let password = if password_stdin {
+        password::new_from_stdin()?
+    } else {
+        password::new_password("Password").await?
+    };
+    let reply = api.register(username, email, &password, full_name).await?;
+    out.signed_in(api, &reply.user, "Registered and logged in");
+    Ok(())
+}
+
+async fn sign_in(api: &Api, out: &Out, login: &str, password_stdin: bool) -> Result<(), CliError> {
+    let password = if password_stdin {
+        password::stdin_line()?
+    } else {
+        password::prompt("Password: ").await?
+    };
+    let reply = api.login(login, &password).await?;
+    out.signed_in(api, &reply.user, "Logged in");
+    Ok(())
+}
+
+async fn listen(
+    api: &Api,
+    out: &Out,
+    target: Option<String>,
+    mentions: bool,
+) -> Result<(), CliError> {
+    let room = match target {
+        Some(t) => Some(existing_room(api, &t).await?),
+        None => None,
+    };
+    let only = if mentions { Only::Mentions } else { Only::All };
+    follow_live(api, out, room, only).await
 }
 
 async fn whoami(api: &Api, out: &Out) -> Result<(), CliError> {
@@ -465,11 +479,10 @@ async fn passwd(api: &Api, out: &Out, from_stdin: bool) -> Result<(), CliError> 
         (old, new)
     };
     let reply = api.change_password(&old, &new).await?;
-    if out.json {
-        out.line(&reply);
-    } else {
-        eprintln!("Password changed; every session has ended. Run `rtchat login` again.");
-    }
+    out.done(
+        &reply,
+        format_args!("Password changed; every session has ended. Run `rtchat login` again."),
+    );
     Ok(())
 }
 
@@ -693,6 +706,42 @@ async fn chats(api: &Api, out: &Out) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Creates a group, with a note when the name now names several of yours.
+async fn create_group(
+    api: &Api,
+    out: &Out,
+    name: &str,
+    members: &[String],
+) -> Result<(), CliError> {
+    let mut ids = Vec::new();
+    for m in members.iter().filter(|m| !m.trim().is_empty()) {
+        ids.push(target::resolve_user(api, m.trim()).await?.id);
+    }
+    let namesakes = api
+        .groups()
+        .await?
+        .iter()
+        .filter(|g| g.name.eq_ignore_ascii_case(name.trim()))
+        .count();
+    let reply = api.create_group(name, &ids).await?;
+    let g = &reply.group;
+    if out.json {
+        out.line(g);
+    } else {
+        outln!("{}", render::group_with_id(&g.name, g.id));
+    }
+    if namesakes > 0 {
+        // `#name` alone would name several groups now.
+        eprintln!(
+            "note: you are in {} groups named {}; this one is #{}",
+            namesakes + 1,
+            group(&g.name),
+            g.id
+        );
+    }
+    Ok(())
+}
+
 async fn groups(api: &Api, out: &Out, cmd: GroupsCommand) -> Result<(), CliError> {
     match cmd {
         GroupsCommand::List => {
@@ -703,34 +752,7 @@ async fn groups(api: &Api, out: &Out, cmd: GroupsCommand) -> Result<(), CliError
                 out!("{}", render::groups_table(&out.style, &groups));
             }
         }
-        GroupsCommand::Create { name, members } => {
-            let mut ids = Vec::new();
-            for m in members.iter().filter(|m| !m.trim().is_empty()) {
-                ids.push(target::resolve_user(api, m.trim()).await?.id);
-            }
-            let namesakes = api
-                .groups()
-                .await?
-                .iter()
-                .filter(|g| g.name.eq_ignore_ascii_case(name.trim()))
-                .count();
-            let reply = api.create_group(&name, &ids).await?;
-            let g = &reply.group;
-            if out.json {
-                out.line(g);
-            } else {
-                outln!("{}", render::group_with_id(&g.name, g.id));
-            }
-            if namesakes > 0 {
-                // `#name` alone would name several groups now.
-                eprintln!(
-                    "note: you are in {} groups named {}; this one is #{}",
-                    namesakes + 1,
-                    group(&g.name),
-                    g.id
-                );
-            }
-        }
+        GroupsCommand::Create { name, members } => create_group(api, out, &name, &members).await?,
         GroupsCommand::Add { group: g, users } => {
             let (id, name) = target::resolve_group(api, &g).await?;
             let mut ids = Vec::new();
@@ -753,21 +775,14 @@ async fn groups(api: &Api, out: &Out, cmd: GroupsCommand) -> Result<(), CliError
             let (id, name) = target::resolve_group(api, &g).await?;
             let user = target::resolve_user(api, &user).await?;
             let reply = api.remove_member(id, user.id).await?;
-            if out.json {
-                out.line(&reply);
-            } else {
-                eprintln!("removed {} from {}", person(&user.username), group(&name));
-            }
+            let (who, from) = (person(&user.username), group(&name));
+            out.done(&reply, format_args!("removed {who} from {from}"));
         }
         GroupsCommand::Leave { group: g } => {
             let (id, name) = target::resolve_group(api, &g).await?;
             let me = api.session()?;
             let reply = api.remove_member(id, me.user_id).await?;
-            if out.json {
-                out.line(&reply);
-            } else {
-                eprintln!("you left {}", group(&name));
-            }
+            out.done(&reply, format_args!("you left {}", group(&name)));
         }
         GroupsCommand::Members { group } => {
             let (id, _) = target::resolve_group(api, &group).await?;

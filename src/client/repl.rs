@@ -171,33 +171,8 @@ pub async fn run(api: Api, target: Option<String>) -> Result<(), CliError> {
         .await
     });
 
-    let mut repl = Repl {
-        api,
-        me,
-        style: Style::detect(),
-        printer,
-        current: None,
-        names: RoomNames::default(),
-        unread: HashMap::new(),
-        pending: Vec::new(),
-        resend_at: None,
-        last_mine: HashMap::new(),
-        connected: true,
-        to_server,
-        typing_sent: None,
-        typing_shown: HashMap::new(),
-        words,
-    };
-    repl.refresh_names().await?;
-    repl.say(&format!(
-        "Connected as @{} to {}. /help lists commands.",
-        repl.me.username,
-        repl.api.base()
-    ));
-    if let Some(t) = target {
-        let joined = repl.join(&t).await;
-        repl.command_result(joined);
-    }
+    let mut repl = Repl::new(api, me, printer, to_server, words);
+    repl.greet(target).await?;
     editor.read(repl.prompt());
     let mut between_lines = false;
     let outcome = loop {
@@ -242,6 +217,49 @@ pub async fn run(api: Api, target: Option<String>) -> Result<(), CliError> {
     live_task.abort();
     editor.finish(between_lines);
     outcome
+}
+
+impl Repl {
+    fn new(
+        api: Arc<Api>,
+        me: Session,
+        printer: Box<dyn rustyline::ExternalPrinter + Send>,
+        to_server: mpsc::UnboundedSender<ClientFrame>,
+        words: Completions,
+    ) -> Repl {
+        Repl {
+            api,
+            me,
+            style: Style::detect(),
+            printer,
+            current: None,
+            names: RoomNames::default(),
+            unread: HashMap::new(),
+            pending: Vec::new(),
+            resend_at: None,
+            last_mine: HashMap::new(),
+            connected: true,
+            to_server,
+            typing_sent: None,
+            typing_shown: HashMap::new(),
+            words,
+        }
+    }
+
+    /// Learns the room names, says who and where you are, and opens `target` if one was given.
+    async fn greet(&mut self, target: Option<String>) -> Result<(), CliError> {
+        self.refresh_names().await?;
+        self.say(&format!(
+            "Connected as @{} to {}. /help lists commands.",
+            self.me.username,
+            self.api.base()
+        ));
+        if let Some(t) = target {
+            let joined = self.join(&t).await;
+            self.command_result(joined);
+        }
+        Ok(())
+    }
 }
 
 /// What a mistyped /command gets: which command is unknown, or which argument is missing and
@@ -851,16 +869,7 @@ impl Repl {
                 room_id,
                 user_id,
                 username,
-            } => {
-                if Some(room_id) != self.current_room() || user_id == self.me.user_id {
-                    return;
-                }
-                let shown = self.typing_shown.get(&(room_id, user_id));
-                if shown.is_none_or(|t| t.elapsed() > TYPING_SHOWN_FOR) {
-                    self.typing_shown.insert((room_id, user_id), Instant::now());
-                    self.notice(&format!("{username} is typing…"));
-                }
-            }
+            } => self.someone_typing(room_id, user_id, &username),
             ServerFrame::Presence {
                 username, status, ..
             } => self.notice(&format!("@{username} is {status}")),
@@ -869,20 +878,7 @@ impl Repl {
                 username,
                 user_id,
                 ..
-            } => {
-                let label = self.names.label(room_id);
-                self.remember_word(person(&username));
-                if user_id == self.me.user_id {
-                    let here = self.current.as_ref().map(|c| c.target.label());
-                    if here.as_ref() != Some(&label) {
-                        self.notice(&format!(
-                            "you were added to {label}: /join {label} to talk there"
-                        ));
-                    }
-                } else {
-                    self.notice(&format!("@{username} joined {label}"));
-                }
-            }
+            } => self.member_added(room_id, user_id, &username),
             ServerFrame::MemberRemoved {
                 room_id,
                 username,
@@ -912,6 +908,33 @@ impl Repl {
 
     fn label(&self, room: RoomId) -> String {
         self.names.label(room)
+    }
+
+    /// Someone typing in the room you are in, shown once every few seconds.
+    fn someone_typing(&mut self, room_id: RoomId, user_id: UserId, username: &str) {
+        if Some(room_id) != self.current_room() || user_id == self.me.user_id {
+            return;
+        }
+        let shown = self.typing_shown.get(&(room_id, user_id));
+        if shown.is_none_or(|t| t.elapsed() > TYPING_SHOWN_FOR) {
+            self.typing_shown.insert((room_id, user_id), Instant::now());
+            self.notice(&format!("{username} is typing…"));
+        }
+    }
+
+    fn member_added(&mut self, room_id: RoomId, user_id: UserId, username: &str) {
+        let label = self.names.label(room_id);
+        self.remember_word(person(username));
+        if user_id == self.me.user_id {
+            let here = self.current.as_ref().map(|c| c.target.label());
+            if here.as_ref() != Some(&label) {
+                self.notice(&format!(
+                    "you were added to {label}: /join {label} to talk there"
+                ));
+            }
+        } else {
+            self.notice(&format!("@{username} joined {label}"));
+        }
     }
 
     fn incoming(&mut self, m: LiveMessage) {

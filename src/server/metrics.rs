@@ -99,6 +99,13 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 18))
 }
 
+/// Registers each field of `$metrics` under its name and help text: one line a metric.
+macro_rules! register {
+    ($registry:ident, $metrics:ident, $( $field:ident: $name:literal, $help:literal; )*) => {
+        $( $registry.register($name, $help, $metrics.$field.clone()); )*
+    };
+}
+
 impl Metrics {
     fn new() -> Metrics {
         let mut registry = Registry::with_prefix("rtchat");
@@ -129,127 +136,32 @@ impl Metrics {
             hashing_queued: Gauge::default(),
             registry: Registry::default(),
         };
-        let r = &mut registry;
-        r.register(
-            "http_requests",
-            "HTTP requests answered, by route and status",
-            m.requests.clone(),
-        );
-        r.register(
-            "http_request_duration_seconds",
-            "Time to answer an HTTP request, by route",
-            m.request_seconds.clone(),
-        );
-        r.register(
-            "http_connections",
-            "HTTP connections open (WebSockets included)",
-            m.http_connections.clone(),
-        );
-        r.register(
-            "ws_connections",
-            "WebSocket connections registered",
-            m.ws_connections.clone(),
-        );
-        r.register(
-            "ws_opened",
-            "WebSocket connections opened",
-            m.ws_opened.clone(),
-        );
-        r.register(
-            "ws_frames_received",
-            "Frames received from WebSocket clients, by type",
-            m.ws_frames_received.clone(),
-        );
-        r.register(
-            "messages_stored",
-            "Messages stored",
-            m.messages_stored.clone(),
-        );
-        r.register(
-            "messages_delivered",
-            "new_message frames queued to sockets",
-            m.messages_delivered.clone(),
-        );
-        r.register(
-            "writer_batch_messages",
-            "Messages stored per writer statement",
-            m.writer_batch_messages.clone(),
-        );
-        r.register(
-            "store_to_queue_seconds",
-            "From a batch's insert to its commit and hand-over to the bus",
-            m.store_to_queue_seconds.clone(),
-        );
-        r.register(
-            "bus_lag_seconds",
-            "From an envelope's publication by any instance to its arrival here",
-            m.bus_lag_seconds.clone(),
-        );
-        r.register(
-            "bus_envelopes_published",
-            "Envelopes this instance published on the bus",
-            m.bus_envelopes_published.clone(),
-        );
-        r.register(
-            "bus_publish_failures",
-            "Failed attempts to publish on the bus (each retried)",
-            m.bus_publish_failures.clone(),
-        );
-        r.register(
-            "bus_events_dropped",
-            "Events dropped because the bus was too far behind",
-            m.bus_events_dropped.clone(),
-        );
-        r.register(
-            "bus_resyncs",
-            "Bus interruptions after which sessions and memberships were checked again",
-            m.bus_resyncs.clone(),
-        );
-        r.register(
-            "bus_positions_filled",
-            "Message log positions read from the database because the bus had not brought them",
-            m.bus_positions_filled.clone(),
-        );
-        r.register(
-            "slow_reader_closes",
-            "Sockets closed for not reading (4008)",
-            m.slow_reader_closes.clone(),
-        );
-        r.register(
-            "db_errors",
-            "Requests that failed on the database (503 or 500)",
-            m.db_errors.clone(),
-        );
-        r.register(
-            "tls_handshake_failures",
-            "TLS connections that failed or timed out in their handshake",
-            m.tls_handshake_failures.clone(),
-        );
-        r.register(
-            "db_pool_size",
-            "Database connections open",
-            m.db_pool_size.clone(),
-        );
-        r.register(
-            "db_pool_available",
-            "Database connections idle in the pool",
-            m.db_pool_available.clone(),
-        );
-        r.register(
-            "db_pool_waiting",
-            "Requests waiting for a database connection",
-            m.db_pool_waiting.clone(),
-        );
-        r.register(
-            "hashing_queued",
-            "Password hashes running or waiting",
-            m.hashing_queued.clone(),
-        );
-        r.register(
-            "throttled",
-            "Requests and frames refused by a limit, by reason",
-            m.throttled.clone(),
-        );
+        register! { registry, m,
+            requests: "http_requests", "HTTP requests answered, by route and status";
+            request_seconds: "http_request_duration_seconds", "Time to answer an HTTP request, by route";
+            http_connections: "http_connections", "HTTP connections open (WebSockets included)";
+            ws_connections: "ws_connections", "WebSocket connections registered";
+            ws_opened: "ws_opened", "WebSocket connections opened";
+            ws_frames_received: "ws_frames_received", "Frames received from WebSocket clients, by type";
+            messages_stored: "messages_stored", "Messages stored";
+            messages_delivered: "messages_delivered", "new_message frames queued to sockets";
+            writer_batch_messages: "writer_batch_messages", "Messages stored per writer statement";
+            store_to_queue_seconds: "store_to_queue_seconds", "From a batch's insert to its commit and hand-over to the bus";
+            bus_lag_seconds: "bus_lag_seconds", "From an envelope's publication by any instance to its arrival here";
+            bus_envelopes_published: "bus_envelopes_published", "Envelopes this instance published on the bus";
+            bus_publish_failures: "bus_publish_failures", "Failed attempts to publish on the bus (each retried)";
+            bus_events_dropped: "bus_events_dropped", "Events dropped because the bus was too far behind";
+            bus_resyncs: "bus_resyncs", "Bus interruptions after which sessions and memberships were checked again";
+            bus_positions_filled: "bus_positions_filled", "Message log positions read from the database because the bus had not brought them";
+            slow_reader_closes: "slow_reader_closes", "Sockets closed for not reading (4008)";
+            db_errors: "db_errors", "Requests that failed on the database (503 or 500)";
+            tls_handshake_failures: "tls_handshake_failures", "TLS connections that failed or timed out in their handshake";
+            db_pool_size: "db_pool_size", "Database connections open";
+            db_pool_available: "db_pool_available", "Database connections idle in the pool";
+            db_pool_waiting: "db_pool_waiting", "Requests waiting for a database connection";
+            hashing_queued: "hashing_queued", "Password hashes running or waiting";
+            throttled: "throttled", "Requests and frames refused by a limit, by reason";
+        }
         Metrics { registry, ..m }
     }
 

@@ -157,10 +157,7 @@ impl Server {
         let store = Store::new(pool.clone());
         let bus: Arc<dyn cluster::Bus> = match nats {
             Some(nats) => Arc::new(nats),
-            None => Arc::new(cluster::postgres_bus::PostgresBus::new(
-                database.clone(),
-                pool,
-            )),
+            None => Arc::new(cluster::postgres_bus::PostgresBus::new(database, pool)),
         };
         // Listening before the log's end is read: whatever commits later arrives on the bus.
         let heard = bus.listen().await?;
@@ -169,63 +166,14 @@ impl Server {
         let settled = store.max_message_id().await.map_err(reading)?;
         let instance = uuid::Uuid::new_v4();
         store.instance_heartbeat(instance).await.map_err(reading)?;
-        let hasher = PasswordHasher::new(config.bcrypt_cost, config.max_hashing_queue as usize);
-        let dummy_hash = hasher
-            .hash("not anybody's password".into(), auth::Source::SERVER)
-            .await?;
-        let hub = Arc::new(Hub::new(delivery::outbox::QUEUE_CAPACITY, settled));
-        let (outgoing, publishing) = cluster::Outgoing::start(bus.clone(), instance);
-        let writer = MessageWriter::start(
-            store.clone(),
-            outgoing.clone(),
-            config.message_writers as usize,
-        );
-        let state = AppState::new(Shared {
-            store,
-            writer,
-            outgoing,
-            instance,
-            keys: TokenKeys::new(
-                &secret,
-                config.algorithm,
-                config.access_token_expire_minutes,
-                config.refresh_token_expire_days,
-            ),
-            hub,
-            sessions: Default::default(),
-            send_limiter: per_user_limiter(config.max_send_rate, 2),
-            search_limiter: per_user_limiter(config.max_search_rate, 5),
-            search_timeout: config.search_timeout,
-            hasher,
-            auth_throttle: AuthThrottle::new(
-                config.login_rate_per_account,
-                config.auth_rate_per_ip,
-            ),
-            tasks: TaskTracker::new(),
-            db_timeout: config.db_timeout,
-            max_sockets_per_user: config.max_sockets_per_user as usize,
-            max_frame_rate: config.max_frame_rate,
-            ws_timings: state::SocketTimings {
-                ping_every: config.ws_ping_interval,
-                silence_limit: config.ws_idle_timeout,
-                auth_timeout: config.ws_auth_timeout,
-            },
-            app_name: config.app_name.clone(),
-            dummy_hash,
-        });
+        let (state, publishing) =
+            shared_parts(config, store, &secret, bus, instance, settled).await?;
         let routes = routes::routes(
             state.clone(),
             &config.cors_origins,
             config.metrics_bind.is_none(),
         );
         let metrics = metrics.map(|listener| (listener, routes::metrics_only(state.clone())));
-        let limits = listener::Limits {
-            max_connections: listener::connection_cap(config.max_connections),
-            max_per_ip: config.max_connections_per_ip,
-            header_timeout: config.header_timeout,
-            body_timeout: config.body_timeout,
-            handler_timeout: config.db_timeout,
-        };
         tracing::info!(bus = %config.bus, %instance, "listening on the bus");
         let receiving = tokio::spawn(delivery::receiver::run(
             delivery::receiver::Receiver {
@@ -247,7 +195,7 @@ impl Server {
             },
             state,
             routes,
-            limits,
+            limits: connection_limits(config),
             shutdown_timeout: config.shutdown_timeout,
         })
     }
@@ -276,16 +224,7 @@ impl Server {
     /// accepting, sends every WebSocket a 1001 close frame, lets requests in flight finish, and stores
     /// and publishes every message already taken. Whatever is still running after that is dropped.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
-        let janitor = tokio::spawn(purge_expired_sessions(self.state.clone()));
-        let housekeeper = tokio::spawn(housekeeping(self.state.clone()));
-        let heartbeat = tokio::spawn(delivery::presence::heartbeat(
-            delivery::presence::Heartbeat {
-                store: self.state.store.clone(),
-                hub: self.state.hub.clone(),
-                outgoing: self.state.outgoing.clone(),
-                instance: self.state.instance,
-            },
-        ));
+        let chores = Chores::start(&self.state);
         let state = self.state.clone();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let when_stopped = move || {
@@ -315,47 +254,155 @@ impl Server {
         ));
         shutdown.await;
         stop.send_replace(true);
-        let grace = self.shutdown_timeout;
-        tracing::info!(
+        drain(&state, serving, self.shutdown_timeout).await;
+        chores.stop();
+        leave_cluster(&state, self.cluster).await;
+    }
+}
+
+/// The server's periodic work: purging expired sessions, housekeeping, the presence heartbeat.
+struct Chores {
+    janitor: tokio::task::JoinHandle<()>,
+    housekeeper: tokio::task::JoinHandle<()>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl Chores {
+    fn start(state: &AppState) -> Chores {
+        Chores {
+            janitor: tokio::spawn(purge_expired_sessions(state.clone())),
+            housekeeper: tokio::spawn(housekeeping(state.clone())),
+            heartbeat: tokio::spawn(delivery::presence::heartbeat(
+                delivery::presence::Heartbeat {
+                    store: state.store.clone(),
+                    hub: state.hub.clone(),
+                    outgoing: state.outgoing.clone(),
+                    instance: state.instance,
+                },
+            )),
+        }
+    }
+
+    fn stop(self) {
+        self.janitor.abort();
+        self.housekeeper.abort();
+        self.heartbeat.abort();
+    }
+}
+
+/// Once the listener has stopped accepting: sends every WebSocket a 1001 close frame, lets
+/// requests in flight finish, and stores and publishes every message already taken, within
+/// `grace`. Whatever is still running after that is dropped.
+async fn drain(
+    state: &AppState,
+    serving: tokio::task::JoinHandle<Result<(), std::convert::Infallible>>,
+    grace: Duration,
+) {
+    tracing::info!(
+        ?grace,
+        sockets = state.hub.connection_count(),
+        "shutting down"
+    );
+    // Upgraded sockets are not the HTTP server's to drain: close them ourselves.
+    state.hub.close_all(proto::CloseReason::GOING_AWAY);
+    state.tasks.close();
+    let drained = tokio::time::timeout(grace, async {
+        let _ = serving.await;
+        // Every HTTP connection and WebSocket task, each finishing what it was doing.
+        state.tasks.wait().await;
+        state.writer.drain().await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
             ?grace,
-            sockets = state.hub.connection_count(),
-            "shutting down"
+            connections = state.tasks.len(),
+            "shutdown timeout: dropping what is still open"
         );
-        // Upgraded sockets are not the HTTP server's to drain: close them ourselves.
-        state.hub.close_all(proto::CloseReason::GOING_AWAY);
-        state.tasks.close();
-        let drained = tokio::time::timeout(grace, async {
-            let _ = serving.await;
-            // Every HTTP connection and WebSocket task, each finishing what it was doing.
-            state.tasks.wait().await;
-            state.writer.drain().await;
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                ?grace,
-                connections = state.tasks.len(),
-                "shutdown timeout: dropping what is still open"
-            );
-        }
-        janitor.abort();
-        housekeeper.abort();
-        heartbeat.abort();
-        // The last events (the sockets' goodbyes, the last messages) go out before the instance
-        // leaves; then it is removed, and its presence with it.
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            state.outgoing.flushed().await;
-        })
-        .await;
-        if let Err(e) = state.store.instance_stopped(state.instance).await {
-            tracing::warn!(error = %e, "could not remove this instance from the database");
-        }
-        self.cluster.receiving.abort();
-        self.cluster.publishing.abort();
-        // Gone before the database stops: the bus's listener then knows nobody listens any more,
-        // and a database going away is not news worth a warning.
-        let _ = self.cluster.receiving.await;
-        let _ = self.cluster.publishing.await;
+    }
+}
+
+/// The last events (the sockets' goodbyes, the last messages) go out before the instance leaves;
+/// then it is removed, and its presence with it.
+async fn leave_cluster(state: &AppState, cluster: Cluster) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        state.outgoing.flushed().await;
+    })
+    .await;
+    if let Err(e) = state.store.instance_stopped(state.instance).await {
+        tracing::warn!(error = %e, "could not remove this instance from the database");
+    }
+    cluster.receiving.abort();
+    cluster.publishing.abort();
+    // Gone before the database stops: the bus's listener then knows nobody listens any more,
+    // and a database going away is not news worth a warning.
+    let _ = cluster.receiving.await;
+    let _ = cluster.publishing.await;
+}
+
+/// The configuration made into the parts every handler shares: the hashing queue (and the
+/// hash an unknown name is checked against), the fan-out hub, the bus's publisher, the message
+/// writer, the token keys, the limits. Returns them with the publisher's task.
+async fn shared_parts(
+    config: &Config,
+    store: Store,
+    secret: &[u8],
+    bus: Arc<dyn cluster::Bus>,
+    instance: uuid::Uuid,
+    settled: proto::MessageId,
+) -> Result<(AppState, tokio::task::JoinHandle<()>), ServerError> {
+    let hasher = PasswordHasher::new(config.bcrypt_cost, config.max_hashing_queue as usize);
+    let dummy_hash = hasher
+        .hash("not anybody's password".into(), auth::Source::SERVER)
+        .await?;
+    let hub = Arc::new(Hub::new(delivery::outbox::QUEUE_CAPACITY, settled));
+    let (outgoing, publishing) = cluster::Outgoing::start(bus, instance);
+    let writer = MessageWriter::start(
+        store.clone(),
+        outgoing.clone(),
+        config.message_writers as usize,
+    );
+    let state = AppState::new(Shared {
+        store,
+        writer,
+        outgoing,
+        instance,
+        keys: TokenKeys::new(
+            secret,
+            config.algorithm,
+            config.access_token_expire_minutes,
+            config.refresh_token_expire_days,
+        ),
+        hub,
+        sessions: Default::default(),
+        send_limiter: per_user_limiter(config.max_send_rate, 2),
+        search_limiter: per_user_limiter(config.max_search_rate, 5),
+        search_timeout: config.search_timeout,
+        hasher,
+        auth_throttle: AuthThrottle::new(config.login_rate_per_account, config.auth_rate_per_ip),
+        tasks: TaskTracker::new(),
+        db_timeout: config.db_timeout,
+        max_sockets_per_user: config.max_sockets_per_user as usize,
+        max_frame_rate: config.max_frame_rate,
+        ws_timings: state::SocketTimings {
+            ping_every: config.ws_ping_interval,
+            silence_limit: config.ws_idle_timeout,
+            auth_timeout: config.ws_auth_timeout,
+        },
+        app_name: config.app_name.clone(),
+        dummy_hash,
+    });
+    Ok((state, publishing))
+}
+
+/// What one connection may take: the caps on connections and the deadlines of a request.
+fn connection_limits(config: &Config) -> listener::Limits {
+    listener::Limits {
+        max_connections: listener::connection_cap(config.max_connections),
+        max_per_ip: config.max_connections_per_ip,
+        header_timeout: config.header_timeout,
+        body_timeout: config.body_timeout,
+        handler_timeout: config.db_timeout,
     }
 }
 

@@ -532,11 +532,25 @@ async fn the_log_has_a_line_per_request_with_its_id_and_never_a_secret() {
     assert!(fields["micros"].is_u64());
     assert!(fields["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
     assert!(lines.iter().any(|l| l["fields"]["path"] == "/ws/<token>"));
-    assert!(
-        lines
-            .iter()
-            .any(|l| l["fields"]["message"] == "websocket opened")
+    // A socket's lines carry its span: the request that opened it, the user, the connection.
+    let opened = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "websocket opened")
+        .expect("the socket's opening line");
+    assert_eq!(opened["span"]["name"], "ws", "{opened}");
+    assert_eq!(
+        opened["span"]["user_id"], registered["user"]["id"],
+        "{opened}"
     );
+    assert!(opened["span"]["conn"].is_u64(), "{opened}");
+    let request = &opened["spans"][0];
+    assert_eq!(request["name"], "request", "{opened}");
+    assert!(
+        request["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
+    assert_eq!(request["path"], "/ws/<token>", "{opened}");
     assert!(
         lines
             .iter()

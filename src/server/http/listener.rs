@@ -22,6 +22,7 @@ use tokio::sync::{Notify, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
+use tracing::Instrument;
 use warp::filters::BoxedFilter;
 use warp::http::{Request, StatusCode};
 use warp::reply::Response;
@@ -46,9 +47,10 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    /// The request's signed-in user.
+    /// The request's signed-in user, for its access line and the span of everything it logs.
     pub fn user(&self, id: i32) {
         let _ = self.user.set(id);
+        tracing::Span::current().record("user_id", id);
     }
 }
 
@@ -360,27 +362,34 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
-        let started = std::time::Instant::now();
-        let id = request_id(&parts.headers);
-        let log = RequestLog::default();
         if let Some(uri) = without_double_slashes(&parts.uri) {
             parts.uri = uri;
         }
-        let (method, path) = (
-            parts.method.clone(),
-            loggable_path(parts.uri.path()).into_owned(),
-        );
-        let peer = self.peer;
+        let request = Requested {
+            started: std::time::Instant::now(),
+            id: request_id(&parts.headers),
+            method: parts.method.clone(),
+            path: loggable_path(parts.uri.path()).into_owned(),
+            peer: self.peer,
+            log: RequestLog::default(),
+        };
+        // Every line logged while the request is handled (and by a WebSocket it opens) says
+        // which request it belongs to; the access line below carries the same fields itself.
+        let span = tracing::info_span!("request", request_id = %request.id,
+            method = %request.method, path = %request.path, peer = %request.peer,
+            user_id = tracing::field::Empty);
         parts.extensions.insert(PeerAddr(self.peer));
         parts.extensions.insert(self.slot.clone());
-        parts.extensions.insert(log.clone());
+        parts.extensions.insert(request.log.clone());
         let progress = Arc::new(BodyProgress::new(body.is_end_stream()));
         let body = TimedBody {
             inner: body,
             deadline: Box::pin(tokio::time::sleep(self.body_timeout)),
             progress: progress.clone(),
         };
-        let handled = warp::service(self.routes.clone()).call(Request::from_parts(parts, body));
+        let handled = span
+            .in_scope(|| warp::service(self.routes.clone()).call(Request::from_parts(parts, body)))
+            .instrument(span);
         let (body_timeout, handler_timeout) = (self.body_timeout, self.handler_timeout);
         Box::pin(async move {
             // The handler's clock starts when its body is in; a handler that never reads its body
@@ -400,52 +409,69 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
                     ApiError::RequestTimeout.into_response()
                 },
             };
-            // One line per request; a 5xx carries its cause (with the errors behind it) and is
-            // logged as a warning (503) or an error (500), so that it can be found by level.
-            let status = reply.status();
-            let error = reply
-                .extensions()
-                .get::<FailedBecause>()
-                .map(|failed| tracing::field::display(failed.0.clone()));
-            macro_rules! access_line {
-                ($level:expr) => {
-                    tracing::event!(
-                        target: "rtchat::access",
-                        $level,
-                        request_id = %id,
-                        %method,
-                        path = %path,
-                        status = status.as_u16(),
-                        micros = started.elapsed().as_micros() as u64,
-                        user_id = log.user.get().copied(),
-                        %peer,
-                        error,
-                    )
-                };
-            }
-            match status {
-                StatusCode::INTERNAL_SERVER_ERROR => access_line!(tracing::Level::ERROR),
-                s if s.is_server_error() && error.is_some() => access_line!(tracing::Level::WARN),
-                _ => access_line!(tracing::Level::INFO),
-            }
-            let route = route_of(&path);
-            METRICS
-                .requests
-                .get_or_create(&RequestLabels {
-                    method: method_label(&method),
-                    route,
-                    status: reply.status().as_u16(),
-                })
-                .inc();
-            METRICS
-                .request_seconds
-                .get_or_create(&RouteLabel { route })
-                .observe(started.elapsed().as_secs_f64());
-            if let Ok(value) = warp::http::HeaderValue::from_str(&id) {
+            request.answered(&reply);
+            if let Ok(value) = warp::http::HeaderValue::from_str(&request.id) {
                 reply.headers_mut().insert("x-request-id", value);
             }
             Ok(reply)
         })
+    }
+}
+
+/// A request as the access log and the metrics see it.
+struct Requested {
+    started: std::time::Instant,
+    id: String,
+    method: warp::http::Method,
+    /// With anything token-shaped redacted.
+    path: String,
+    peer: SocketAddr,
+    log: RequestLog,
+}
+
+impl Requested {
+    /// One line per request; a 5xx carries its cause (with the errors behind it) and is logged as
+    /// a warning (503) or an error (500), so that it can be found by level. Then the metrics.
+    fn answered(&self, reply: &Response) {
+        let status = reply.status();
+        let error = reply
+            .extensions()
+            .get::<FailedBecause>()
+            .map(|failed| tracing::field::display(failed.0.clone()));
+        macro_rules! access_line {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "rtchat::access",
+                    $level,
+                    request_id = %self.id,
+                    method = %self.method,
+                    path = %self.path,
+                    status = status.as_u16(),
+                    micros = self.started.elapsed().as_micros() as u64,
+                    user_id = self.log.user.get().copied(),
+                    peer = %self.peer,
+                    error,
+                )
+            };
+        }
+        match status {
+            StatusCode::INTERNAL_SERVER_ERROR => access_line!(tracing::Level::ERROR),
+            s if s.is_server_error() && error.is_some() => access_line!(tracing::Level::WARN),
+            _ => access_line!(tracing::Level::INFO),
+        }
+        let route = route_of(&self.path);
+        METRICS
+            .requests
+            .get_or_create(&RequestLabels {
+                method: method_label(&self.method),
+                route,
+                status: status.as_u16(),
+            })
+            .inc();
+        METRICS
+            .request_seconds
+            .get_or_create(&RouteLabel { route })
+            .observe(self.started.elapsed().as_secs_f64());
     }
 }
 

@@ -137,36 +137,7 @@ impl Store {
         if deleted {
             return Ok(ChangeOutcome::Gone);
         }
-        let content = match change {
-            Change::Edit { content, names } => {
-                let lowered: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
-                tx.execute(
-                    "UPDATE messages m SET content = $2, edited_at = now(), mentions = ARRAY(
-                        SELECT u.id FROM users u
-                        JOIN chat_room_members mm ON mm.user_id = u.id
-                        WHERE mm.chat_room_id = m.chat_room_id AND lower(u.username) = ANY($3)
-                        ORDER BY u.id)
-                     WHERE id = $1",
-                    &[&message, &content, &lowered],
-                )
-                .await?;
-                Some(content)
-            }
-            Change::Delete => {
-                tx.execute(
-                    "UPDATE messages SET content = '', mentions = '{}', deleted_at = now()
-                     WHERE id = $1",
-                    &[&message],
-                )
-                .await?;
-                tx.execute(
-                    "UPDATE message_changes SET content = NULL WHERE message_id = $1",
-                    &[&message],
-                )
-                .await?;
-                None
-            }
-        };
+        let content = apply_change(&tx, message, change).await?;
         let row = tx
             .query_one(
                 &format!(
@@ -254,4 +225,42 @@ impl Store {
         let rows = client.query(&stmt, &[&room, &lowered]).await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
+}
+
+/// The message's row as the change leaves it; the text it now has (None once deleted).
+async fn apply_change<'a>(
+    tx: &tokio_postgres::Transaction<'_>,
+    message: MessageId,
+    change: Change<'a>,
+) -> Result<Option<&'a str>, StoreError> {
+    Ok(match change {
+        Change::Edit { content, names } => {
+            let lowered: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
+            tx.execute(
+                "UPDATE messages m SET content = $2, edited_at = now(), mentions = ARRAY(
+                    SELECT u.id FROM users u
+                    JOIN chat_room_members mm ON mm.user_id = u.id
+                    WHERE mm.chat_room_id = m.chat_room_id AND lower(u.username) = ANY($3)
+                    ORDER BY u.id)
+                 WHERE id = $1",
+                &[&message, &content, &lowered],
+            )
+            .await?;
+            Some(content)
+        }
+        Change::Delete => {
+            tx.execute(
+                "UPDATE messages SET content = '', mentions = '{}', deleted_at = now()
+                 WHERE id = $1",
+                &[&message],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE message_changes SET content = NULL WHERE message_id = $1",
+                &[&message],
+            )
+            .await?;
+            None
+        }
+    })
 }

@@ -11,6 +11,7 @@ use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{self, Message, protocol};
+use tracing::Instrument;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
@@ -20,7 +21,7 @@ use crate::proto::ClientFrame;
 use crate::proto::CloseReason;
 use crate::proto::ServerFrame;
 use crate::server::commands::ApiError;
-use crate::server::delivery::hub::Frame;
+use crate::server::delivery::hub::{Frame, Registration};
 use crate::server::delivery::outbox::Outbox;
 use crate::server::http::listener::{ConnectionSlot, RequestLog};
 use crate::server::metrics::METRICS;
@@ -131,7 +132,18 @@ fn upgrade(ws: Upgrade, state: AppState, user: Option<CurrentUser>) -> Response 
         log.user(user.id());
     }
     let slot = ws.slot;
-    state.tasks.clone().spawn(async move {
+    let tasks = state.tasks.clone();
+    // A child of the request's span: every line the socket logs names the request that opened
+    // it, the user (once known) and the connection (once registered).
+    let span = tracing::info_span!(
+        "ws",
+        user_id = tracing::field::Empty,
+        conn = tracing::field::Empty
+    );
+    if let Some(user) = &user {
+        span.record("user_id", user.id());
+    }
+    let task = async move {
         let _slot = slot;
         match ws.on_upgrade.await {
             Ok(upgraded) => {
@@ -145,7 +157,8 @@ fn upgrade(ws: Upgrade, state: AppState, user: Option<CurrentUser>) -> Response 
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
-    });
+    };
+    tasks.spawn(task.instrument(span));
     let mut response = warp::reply().into_response();
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
@@ -261,7 +274,10 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
     let user = match user {
         Some(user) => user,
         None => match Box::pin(first_frame_auth(&mut stream, &state)).await {
-            Ok(user) => user,
+            Ok(user) => {
+                tracing::Span::current().record("user_id", user.id());
+                user
+            }
             Err(reason) => return close(&mut sink, &mut stream, reason).await,
         },
     };
@@ -273,15 +289,54 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
     {
         Ok(reg) => reg,
         Err(reason) => {
-            tracing::info!(target: "rtchat::ws", user_id = user.id(), code = reason.code,
-                reason = reason.reason, "websocket refused");
+            tracing::info!(target: "rtchat::ws", code = reason.code, reason = reason.reason,
+                "websocket refused");
             return close(&mut sink, &mut stream, reason).await;
         }
     };
     let conn = reg.conn;
+    tracing::Span::current().record("conn", conn);
     let commands = state.messaging();
     METRICS.ws_opened.inc();
-    tracing::info!(target: "rtchat::ws", conn, user_id = user.id(), "websocket opened");
+    tracing::info!(target: "rtchat::ws", "websocket opened");
+    let connected = ServerFrame::Connected {
+        user_id: user.id(),
+        username: user.user.username.clone(),
+        message: "Connected to chat server".into(),
+        sync_cursor,
+    };
+    let outcome = match Box::pin(ready(&state, &user, &reg)).await {
+        Some(reason) => Some(reason),
+        None if write_frame(&mut sink, &connected).await.is_err() => None,
+        None => {
+            let caller = Caller { user: &user, conn };
+            serve(&state, caller, &mut reg, &mut sink, &mut stream).await
+        }
+    };
+    match outcome {
+        Some(reason) => {
+            tracing::info!(target: "rtchat::ws", code = reason.code, reason = reason.reason,
+                "websocket closed");
+            close(&mut sink, &mut stream, reason).await
+        }
+        None => {
+            tracing::info!(target: "rtchat::ws", "websocket closed by the client");
+            let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+        }
+    }
+    if let Err(e) = commands
+        .connection_closed(conn, user.id(), &user.user.username)
+        .await
+    {
+        tracing::warn!(error = %e, "could not record presence");
+    }
+}
+
+/// A registered connection made ready before the client hears `connected`: its rooms loaded
+/// (first socket here), its session still open, its user online everywhere. Returns why it must
+/// close instead, if it must.
+async fn ready(state: &AppState, user: &CurrentUser, reg: &Registration) -> Option<CloseReason> {
+    let commands = state.messaging();
     let ready = async {
         if reg.first {
             commands.load_rooms(user.id(), reg.generation).await?;
@@ -298,45 +353,13 @@ async fn connection(socket: Socket, state: AppState, user: Option<CurrentUser>) 
         }
         Ok::<_, ApiError>(())
     };
-    let outcome = match Box::pin(ready).await {
+    match ready.await {
         Ok(_) => None,
         Err(ApiError::Unauthorized(_)) => Some(CloseReason::SESSION_ENDED),
         Err(e) => {
             tracing::warn!(error = %e, "websocket setup failed");
             Some(CloseReason::GOING_AWAY)
         }
-    };
-    let connected = ServerFrame::Connected {
-        user_id: user.id(),
-        username: user.user.username.clone(),
-        message: "Connected to chat server".into(),
-        sync_cursor,
-    };
-    let outcome = match outcome {
-        Some(reason) => Some(reason),
-        None if write_frame(&mut sink, &connected).await.is_err() => None,
-        None => {
-            let caller = Caller { user: &user, conn };
-            serve(&state, caller, &mut reg, &mut sink, &mut stream).await
-        }
-    };
-    match outcome {
-        Some(reason) => {
-            tracing::info!(target: "rtchat::ws", conn, user_id = user.id(), code = reason.code,
-                reason = reason.reason, "websocket closed");
-            close(&mut sink, &mut stream, reason).await
-        }
-        None => {
-            tracing::info!(target: "rtchat::ws", conn, user_id = user.id(), "websocket closed by the client");
-            let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
-        }
-    }
-
-    if let Err(e) = commands
-        .connection_closed(conn, user.id(), &user.user.username)
-        .await
-    {
-        tracing::warn!(error = %e, "could not record presence");
     }
 }
 
