@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, spawn_app};
+use crate::common::{PASSWORD, spawn_app};
 
 #[tokio::test]
 async fn register_returns_the_user_and_tokens() {
@@ -145,13 +145,7 @@ async fn refresh_rotates_and_a_reused_token_ends_the_session() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
 
-    let r = app
-        .post(
-            "/auth/refresh",
-            None,
-            json!({"refresh_token": alice.refresh}),
-        )
-        .await;
+    let r = app.refresh(&alice.refresh).await;
     assert_eq!(r.status, StatusCode::OK);
     let new_access = r.body["access_token"].as_str().unwrap().to_string();
     let new_refresh = r.body["refresh_token"].as_str().unwrap().to_string();
@@ -163,17 +157,9 @@ async fn refresh_rotates_and_a_reused_token_ends_the_session() {
     );
 
     // Somebody replays the old token: the whole session is revoked.
-    let r = app
-        .post(
-            "/auth/refresh",
-            None,
-            json!({"refresh_token": alice.refresh}),
-        )
-        .await;
+    let r = app.refresh(&alice.refresh).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let r = app
-        .post("/auth/refresh", None, json!({"refresh_token": new_refresh}))
-        .await;
+    let r = app.refresh(&new_refresh).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         app.get("/auth/me", Some(&new_access)).await.status,
@@ -198,9 +184,7 @@ async fn refresh_rejects_garbage_and_access_tokens() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
     for token in ["garbage", alice.access.as_str()] {
-        let r = app
-            .post("/auth/refresh", None, json!({"refresh_token": token}))
-            .await;
+        let r = app.refresh(token).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
         assert_eq!(r.detail(), "Invalid refresh token");
     }
@@ -258,13 +242,7 @@ async fn logout_ends_that_session_and_its_access_token() {
         .await;
     assert_eq!(again.status, StatusCode::BAD_REQUEST);
     assert_eq!(again.detail(), "Invalid refresh token");
-    let r = app
-        .post(
-            "/auth/refresh",
-            None,
-            json!({"refresh_token": alice.refresh}),
-        )
-        .await;
+    let r = app.refresh(&alice.refresh).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 

@@ -6,7 +6,7 @@ use rtchat::server::auth::TokenKeys;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{PASSWORD, TestApp, spawn_app};
+use crate::common::{PASSWORD, TestApp, spawn_app};
 
 struct Route {
     method: Method,
@@ -22,7 +22,7 @@ fn route(method: Method, path: impl Into<String>, body: Value) -> Route {
     }
 }
 
-async fn call(app: &TestApp, r: &Route, authorization: Option<&str>) -> crate::helpers::Reply {
+async fn call(app: &TestApp, r: &Route, authorization: Option<&str>) -> crate::common::Reply {
     let mut req = app.client.request(r.method.clone(), app.url(&r.path));
     if r.method != Method::GET {
         req = req.json(&r.body);

@@ -8,7 +8,7 @@ use rtchat::client::session::{Session, SessionStore};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::helpers::{TestApp, TestCa, spawn_app, spawn_tls_app};
+use crate::common::{TestApp, TestCa, spawn_app, spawn_tls_app};
 
 /// One person's `rtchat`: its own config directory, pointed at the test server.
 struct Cli {
@@ -524,7 +524,7 @@ async fn an_expired_access_token_is_refreshed_and_the_new_tokens_kept() {
     alice.register("alice").await;
     let before = alice.session();
     // Age the saved access token past its expiry, as an hour's wait would.
-    let user = crate::helpers::TestUser {
+    let user = crate::common::TestUser {
         id: before.user_id.into(),
         access: before.access_token.clone(),
         refresh: before.refresh_token.clone(),

@@ -11,7 +11,7 @@ use rtchat::server::Config;
 use rtchat::server::config::BusKind;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, nats_url, spawn_cluster, test_config};
+use crate::common::{TestApp, nats_url, spawn_cluster, test_config};
 
 fn on_postgres() -> Config {
     test_config()
@@ -24,7 +24,7 @@ fn on_nats() -> Option<Config> {
 }
 
 /// The next presence frame about `user`.
-async fn presence_of(ws: &mut crate::helpers::WsClient, user: i64) -> Value {
+async fn presence_of(ws: &mut crate::common::WsClient, user: i64) -> Value {
     loop {
         let p = ws.recv_type("presence").await;
         if p["user_id"] == user {
@@ -140,7 +140,7 @@ async fn sync_is_exact_with_two_writers(config: Config) {
 
     const PER_WRITER: usize = 300;
     const IN_FLIGHT: usize = 12;
-    let write = |app: &TestApp, who: crate::helpers::TestUser, tag: &'static str| {
+    let write = |app: &TestApp, who: crate::common::TestUser, tag: &'static str| {
         let (client, url) = (app.client.clone(), app.url("/groups/send"));
         async move {
             use futures_util::StreamExt;
@@ -292,7 +292,7 @@ async fn a_stopped_instance_loses_and_doubles_nothing_on_nats() {
 /// others see its heartbeat stop; then their peers hear they are offline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_instance_does_not_keep_its_users_online() {
-    let app = crate::helpers::spawn_app().await;
+    let app = crate::common::spawn_app().await;
     let alice = app.register("alice").await;
     let carol = app.register("carol").await;
     app.create_group(&alice, "team", &[&carol]).await;

@@ -2,7 +2,7 @@ use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::common::spawn_app;
 
 #[tokio::test]
 async fn simultaneous_first_messages_share_one_room() {
@@ -67,7 +67,7 @@ async fn simultaneous_registrations_of_one_name_make_one_user() {
             json!({
                 "username": if i % 2 == 0 { "Popular" } else { "popular" },
                 "email": format!("popular{i}@example.com"),
-                "password": crate::helpers::PASSWORD,
+                "password": crate::common::PASSWORD,
             }),
         )
     });
@@ -93,9 +93,9 @@ async fn simultaneous_registrations_of_one_name_make_one_user() {
 #[tokio::test]
 async fn simultaneous_sends_to_many_rooms_each_store_once() {
     // One writer: every send of the burst goes through the same queue, so they share statements.
-    let mut config = crate::helpers::test_config();
+    let mut config = crate::common::test_config();
     config.message_writers = 1;
-    let app = crate::helpers::spawn_app_with(config).await;
+    let app = crate::common::spawn_app_with(config).await;
     let outsider = app.register("outsider").await;
     let mut rooms = Vec::new();
     for i in 0..6 {
@@ -107,7 +107,7 @@ async fn simultaneous_sends_to_many_rooms_each_store_once() {
         rooms.push((sender, reader, group));
     }
     let app = &app;
-    let send = |user: &crate::helpers::TestUser, group: i64, mut body: serde_json::Value| {
+    let send = |user: &crate::common::TestUser, group: i64, mut body: serde_json::Value| {
         let token = user.access.clone();
         body["group_id"] = group.into();
         async move { app.post("/groups/send", Some(&token), body).await }
@@ -148,7 +148,7 @@ async fn simultaneous_sends_to_many_rooms_each_store_once() {
         let page = app
             .get(&format!("/groups/{group}/messages"), Some(&reader.access))
             .await;
-        let mut texts = crate::helpers::contents(&page.body);
+        let mut texts = crate::common::contents(&page.body);
         texts.sort_unstable();
         assert_eq!(texts, ["m0", "m1", "m2", "m3", "m4", "retried"]);
     }

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Reply, TestApp, TestUser, spawn_app};
+use crate::common::{Reply, TestApp, TestUser, spawn_app};
 
 async fn say(app: &TestApp, who: &TestUser, group: i64, text: &str) -> i64 {
     let r = app
@@ -470,9 +470,9 @@ async fn a_deleted_message_is_neither_unread_nor_the_last_message() {
 /// per-user rate: a loop of edits is refused, and the members hear only those that were made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_and_deletions_count_against_the_send_rate() {
-    let mut config = crate::helpers::test_config();
+    let mut config = crate::common::test_config();
     config.max_send_rate = 2; // a burst of 4
-    let app = crate::helpers::spawn_app_with(config).await;
+    let app = crate::common::spawn_app_with(config).await;
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let g = app.create_group(&alice, "crew", &[&bob]).await;
@@ -536,9 +536,9 @@ async fn search_has_a_budget_and_a_deadline() {
     assert_eq!(statuses[10..], [StatusCode::TOO_MANY_REQUESTS; 2]);
     // A search the database cannot finish within the deadline (1 ms here, over 50,000
     // messages) is stopped: 503, and what to do about it.
-    let mut config = crate::helpers::test_config();
+    let mut config = crate::common::test_config();
     config.search_timeout = std::time::Duration::from_millis(1);
-    let app = crate::helpers::spawn_app_with(config).await;
+    let app = crate::common::spawn_app_with(config).await;
     let alice = app.register("alice").await;
     let g = app.create_group(&alice, "crew", &[]).await;
     let db = app.sql().await;

@@ -3,6 +3,8 @@
 //! WebSocket floods, and a socket's delivery while its own frame waits on the database.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -11,7 +13,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::helpers::{PASSWORD, TestApp, spawn_app, spawn_app_with, test_config};
+use crate::common::{PASSWORD, TestApp, eventually, spawn_app, spawn_app_with, test_config};
 
 fn addr(app: &TestApp) -> SocketAddr {
     app.address.trim_start_matches("http://").parse().unwrap()
@@ -104,9 +106,7 @@ async fn connections_are_capped_per_address_and_in_all() {
     for _ in 0..3 {
         held.push(connect_from(&app, "127.0.0.1").await);
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut refused = connect_from(&app, "127.0.0.1").await;
-    let reply = read_until_closed(&mut refused, Duration::from_secs(5)).await;
+    let reply = refused_from(&app, "127.0.0.1").await;
     assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
     assert!(reply.contains("Too many connections"), "{reply}");
 
@@ -123,15 +123,31 @@ async fn connections_are_capped_per_address_and_in_all() {
     for source in ["127.0.0.3", "127.0.0.3", "127.0.0.4"] {
         held.push(connect_from(&app, source).await);
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut over = connect_from(&app, "127.0.0.5").await;
-    let reply = read_until_closed(&mut over, Duration::from_secs(5)).await;
+    let reply = refused_from(&app, "127.0.0.5").await;
     assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
 
-    // A place given back can be taken again.
+    // A place given back can be taken again (once the server has seen the connections close).
     drop(held);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(app.get("/health", None).await.status, StatusCode::OK);
+    let healthy = || async { app.get("/health", None).await.status == StatusCode::OK };
+    assert!(eventually(healthy).await);
+}
+
+/// Asks for /health from `source` until the answer is a refusal, and returns the last answer: the
+/// server counts a connection once it has accepted it, a moment after the client's connect
+/// returns.
+async fn refused_from(app: &TestApp, source: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut probe = connect_from(app, source).await;
+        let _ = probe
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await;
+        let reply = read_until_closed(&mut probe, Duration::from_secs(5)).await;
+        if reply.starts_with("HTTP/1.1 503") || tokio::time::Instant::now() >= deadline {
+            return reply;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]
@@ -215,7 +231,7 @@ async fn password_guessing_is_throttled_before_hashing() {
 
 /// An HTTP client whose connections come from `source` (any 127.x.y.z address is this machine).
 fn client_from(source: &str) -> reqwest::Client {
-    crate::helpers::http()
+    crate::common::http()
         .local_address(Some(source.parse().unwrap()))
         .build()
         .unwrap()
@@ -282,12 +298,13 @@ async fn a_flood_from_many_addresses_cannot_keep_a_person_out() {
     config.max_hashing_queue = 8;
     config.bcrypt_cost = 12;
     config.auth_rate_per_ip = 60;
-    let app = std::sync::Arc::new(spawn_app_with(config).await);
+    let app = Arc::new(spawn_app_with(config).await);
     app.register("someone").await;
     let stop = tokio_util::sync::CancellationToken::new();
+    let queue_full = Arc::new(AtomicBool::new(false));
     let mut flooders = Vec::new();
     for n in 0..8 {
-        let (app, stop) = (app.clone(), stop.clone());
+        let (app, stop, queue_full) = (app.clone(), stop.clone(), queue_full.clone());
         flooders.push(tokio::spawn(async move {
             let client = client_from(&format!("127.0.1.{}", n + 1));
             let mut every = tokio::time::interval(Duration::from_millis(250));
@@ -295,10 +312,15 @@ async fn a_flood_from_many_addresses_cannot_keep_a_person_out() {
             while !stop.is_cancelled() {
                 every.tick().await;
                 let (app, client) = (app.clone(), client.clone());
+                let queue_full = queue_full.clone();
                 // Not waiting for the answer: a login a quarter second, each a new name.
                 attempts.push(tokio::spawn(async move {
                     let name = format!("nobody{}", uuid::Uuid::new_v4().simple());
-                    login_from(&app, &client, &name, "guess").await
+                    let status = login_from(&app, &client, &name, "guess").await;
+                    if status == StatusCode::SERVICE_UNAVAILABLE {
+                        queue_full.store(true, Ordering::SeqCst);
+                    }
+                    status
                 }));
             }
             let mut busy = 0;
@@ -310,8 +332,8 @@ async fn a_flood_from_many_addresses_cannot_keep_a_person_out() {
             busy
         }));
     }
-    // Let the flood fill the queue.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Once the flood has filled the queue (a flooder was refused with 503), the person signs in.
+    assert!(eventually(|| async { queue_full.load(Ordering::SeqCst) }).await);
     let person = client_from("127.0.0.1");
     let mut statuses = Vec::new();
     for _ in 0..6 {
@@ -446,7 +468,7 @@ async fn a_flooder_that_reads_slowly_still_gets_its_close_frame() {
     )
     .await
     .unwrap();
-    let mut ws = crate::helpers::WsClient::from_stream(stream);
+    let mut ws = crate::common::WsClient::from_stream(stream);
     app.wait_for_sockets(1).await;
     // Messages pile up for it, more than its window holds.
     let mut last = 0;
@@ -491,7 +513,7 @@ async fn a_user_holds_a_bounded_number_of_sockets() {
     // The ones held still work, and a freed place can be taken.
     held[0].ping().await;
     drop(held.pop());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.wait_for_sockets(2).await;
     app.ws(&alice.access).await.ping().await;
 }
 
@@ -518,7 +540,18 @@ async fn a_socket_keeps_receiving_while_its_own_frame_waits_on_the_database() {
     ws.recv_type("new_message").await;
     ws.send(json!({"type": "read", "room_id": g, "message_id": message_id}))
         .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waiting = || async {
+        let db = app.sql().await;
+        let row = db
+            .query_one("SELECT count(*) FROM pg_locks WHERE NOT granted", &[])
+            .await
+            .unwrap();
+        row.get::<_, i64>(0) > 0
+    };
+    assert!(
+        eventually(waiting).await,
+        "the read frame waits on the lock"
+    );
 
     // While that frame waits, bob's messages still reach her.
     app.group_send(&bob, g, "while you wait").await;

@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{contents, spawn_app};
+use crate::common::{contents, spawn_app};
 
 #[tokio::test]
 async fn send_a_direct_message() {

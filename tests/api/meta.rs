@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::common::spawn_app;
 
 #[tokio::test]
 async fn root_and_health_answer() {
@@ -38,9 +38,9 @@ async fn online_users_needs_a_login_and_lists_nobody_without_sockets() {
 
 #[tokio::test]
 async fn cors_headers_only_for_configured_origins() {
-    let mut config = crate::helpers::test_config();
+    let mut config = crate::common::test_config();
     config.cors_origins = vec!["https://chat.example.com".into()];
-    let app = crate::helpers::spawn_app_with(config).await;
+    let app = crate::common::spawn_app_with(config).await;
     let allowed = app
         .client
         .get(app.url("/health"))

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, spawn_app_with, test_config};
+use crate::common::{PASSWORD, TestApp, spawn_app_with, test_config};
 
 /// Every sample of a scrape: `name{labels}` -> value. (The counters are the process's, shared by
 /// every test server in this binary: assertions compare before and after, or look for at least.)

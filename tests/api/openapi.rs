@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::{PASSWORD, spawn_app};
+use crate::common::{PASSWORD, spawn_app};
 
 /// `(METHOD, /path/{})` for every route defined in the server's code: each `warp::path!(...)` with the
 /// method filter of its chain (or `websocket_upgrade()`, a GET), `warp::path::end()` for `/`, and
@@ -161,7 +161,7 @@ async fn every_documented_operation_is_served_with_a_documented_status() {
     let bob = app.register("bob").await;
     let group = app.create_group(&alice, "team", &[&bob]).await;
     // A redirect is an answer of its own.
-    let client = crate::helpers::http()
+    let client = crate::common::http()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -217,7 +217,7 @@ async fn every_documented_operation_is_served_with_a_documented_status() {
 #[tokio::test]
 async fn swagger_ui_and_redoc_are_served_from_the_binary() {
     let app = spawn_app().await;
-    let no_redirects = crate::helpers::http()
+    let no_redirects = crate::common::http()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use expectrl::{Expect, Session};
 use rtchat::client::session::{Session as Login, SessionStore};
 
-use crate::helpers::{TestApp, TestUser, spawn_app};
+use crate::common::{TestApp, TestUser, spawn_app};
 
 /// One person at a terminal running `rtchat chat`.
 struct Terminal {
@@ -286,7 +286,7 @@ async fn ctrl_c_clears_the_line_and_ctrl_d_leaves() {
     let page = app
         .get(&format!("/groups/{g}/messages"), Some(&bob.access))
         .await;
-    let contents = crate::helpers::contents(&page.body);
+    let contents = crate::common::contents(&page.body);
     assert_eq!(contents, ["sent"]);
 }
 

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::spawn_app;
+use crate::common::spawn_app;
 
 #[tokio::test]
 async fn malformed_bodies_on_every_post_route() {
@@ -188,9 +188,9 @@ async fn statements_per_request_do_not_grow_with_the_data() {
     };
 
     async fn cost(
-        app: &crate::helpers::TestApp,
+        app: &crate::common::TestApp,
         db: &tokio_postgres::Client,
-        f: impl std::future::Future<Output = crate::helpers::Reply>,
+        f: impl std::future::Future<Output = crate::common::Reply>,
     ) -> i64 {
         let before = statements(db).await.unwrap();
         let r = f.await;
@@ -386,13 +386,13 @@ async fn dropped_database_connections_cost_a_retry_not_a_message() {
     let page = app
         .get(&format!("/groups/{group}/messages"), Some(&bob.access))
         .await;
-    let texts = crate::helpers::contents(&page.body);
+    let texts = crate::common::contents(&page.body);
     assert_eq!(texts, ["before", "after"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tests_database_is_dropped_when_the_test_ends() {
-    let app = crate::helpers::spawn_app().await;
+    let app = crate::common::spawn_app().await;
     let name = app.db.get_dbname().unwrap().to_string();
     let admin = app.admin();
     drop(app);

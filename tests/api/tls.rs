@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use rtchat::server::{Server, ServerError};
 use serde_json::json;
 
-use crate::helpers::{SECRET, TestCa, spawn_tls_app, test_config};
+use crate::common::{SECRET, TestCa, spawn_tls_app, test_config};
 
 #[tokio::test]
 async fn rest_and_websocket_over_tls() {
@@ -40,7 +40,7 @@ async fn clients_that_do_not_trust_the_certificate_or_speak_plain_http_get_nothi
 
     // Trusting another authority: the handshake fails, no request is made.
     let stranger = TestCa::new();
-    let untrusting = crate::helpers::http()
+    let untrusting = crate::common::http()
         .tls_backend_preconfigured(rustls::ClientConfig::clone(&stranger.client_config()))
         .build()
         .unwrap();
@@ -49,7 +49,7 @@ async fn clients_that_do_not_trust_the_certificate_or_speak_plain_http_get_nothi
 
     // Plain HTTP to the TLS port: no HTTP answer at all (and the server carries on).
     let plain = app.address.replacen("https://", "http://", 1);
-    let answered = crate::helpers::http()
+    let answered = crate::common::http()
         .build()
         .unwrap()
         .get(format!("{plain}/health"))
@@ -76,7 +76,7 @@ async fn a_silent_client_cannot_hold_a_handshake_open() {
     let ca = TestCa::new();
     let mut config = ca.server_config();
     config.header_timeout = Duration::from_millis(500);
-    let mut app = crate::helpers::spawn_app_with(config).await;
+    let mut app = crate::common::spawn_app_with(config).await;
     app.trust(&ca);
     let address = app.address.trim_start_matches("https://").to_string();
     let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
@@ -101,7 +101,7 @@ async fn a_renewed_certificate_is_served_after_a_reload_and_a_bad_one_is_not() {
     std::fs::copy(&renewed.cert_file, &first.cert_file).unwrap();
     std::fs::copy(&renewed.key_file, &first.key_file).unwrap();
     let trusting = |ca: &TestCa| {
-        crate::helpers::http()
+        crate::common::http()
             .tls_backend_preconfigured(rustls::ClientConfig::clone(&ca.client_config()))
             .build()
             .unwrap()

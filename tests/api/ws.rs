@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::{PASSWORD, spawn_app, spawn_app_with, test_config};
+use crate::common::{PASSWORD, spawn_app, spawn_app_with, test_config};
 
 #[tokio::test]
 async fn connect_with_the_token_in_the_path() {
@@ -31,7 +31,7 @@ async fn connect_with_an_authorization_header() {
         format!("Bearer {}", alice.access).parse().unwrap(),
     );
     let (stream, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let mut ws = crate::helpers::WsClient::from_stream(stream);
+    let mut ws = crate::common::WsClient::from_stream(stream);
     assert_eq!(ws.recv().await["type"], "connected");
 }
 
@@ -57,19 +57,19 @@ async fn connect_with_a_first_auth_frame() {
 
 #[tokio::test]
 async fn silence_instead_of_an_auth_frame_is_closed() {
-    let mut config = crate::helpers::test_config();
+    let mut config = crate::common::test_config();
     config.ws_auth_timeout = Duration::from_millis(300);
-    let app = crate::helpers::spawn_app_with(config).await;
+    let app = crate::common::spawn_app_with(config).await;
     let mut ws = app.ws_raw("/ws").await;
     assert_eq!(ws.close_code().await, Some(4000));
 }
 
 #[tokio::test]
 async fn a_socket_that_stops_answering_pings_is_closed_and_one_that_answers_is_kept() {
-    let mut config = crate::helpers::test_config();
+    let mut config = crate::common::test_config();
     config.ws_ping_interval = Duration::from_millis(100);
     config.ws_idle_timeout = Duration::from_millis(400);
-    let app = crate::helpers::spawn_app_with(config).await;
+    let app = crate::common::spawn_app_with(config).await;
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let mut gone_quiet = app.ws(&alice.access).await;
@@ -237,22 +237,10 @@ async fn a_reused_refresh_token_closes_the_sessions_sockets() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
     let mut ws = app.ws(&alice.access).await;
-    let r = app
-        .post(
-            "/auth/refresh",
-            None,
-            json!({"refresh_token": alice.refresh}),
-        )
-        .await;
+    let r = app.refresh(&alice.refresh).await;
     assert_eq!(r.status, StatusCode::OK);
     ws.ping().await;
-    let r = app
-        .post(
-            "/auth/refresh",
-            None,
-            json!({"refresh_token": alice.refresh}),
-        )
-        .await;
+    let r = app.refresh(&alice.refresh).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(ws.close_code().await, Some(4003));
 }
@@ -308,7 +296,7 @@ async fn send_rate_is_bounded_for_rest_and_websocket_alike() {
     let page = app
         .get(&format!("/groups/{g}/messages"), Some(&bob.access))
         .await;
-    let contents = crate::helpers::contents(&page.body);
+    let contents = crate::common::contents(&page.body);
     assert_eq!(contents, ["one", "two", "bob's turn"]);
     // Once the wait the server names has passed, alice may send again.
     let refused = app.group_send(&alice, g, "too soon").await;

@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{WsClient, spawn_app, spawn_app_with, test_config};
+use crate::common::{WsClient, spawn_app, spawn_app_with, test_config};
 
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -445,13 +445,7 @@ async fn a_slow_reader_is_closed_and_nobody_else_waits() {
     };
     tokio::join!(send_all, read_all);
     // The slow connection was dropped by the server; the fast one is still there.
-    for _ in 0..100 {
-        if app.state.hub.connection_count() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(app.state.hub.connection_count(), 1);
+    app.wait_for_sockets(1).await;
     fast.ping().await;
     drop(slow);
 }

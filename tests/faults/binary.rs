@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use crate::helpers::{PASSWORD, TestCa, WsClient};
+use crate::common::{PASSWORD, TestCa, WsClient};
 
 /// A data directory of the test's own, removed (with any PostgreSQL left in it stopped) at the end.
 struct DataDir(PathBuf);
@@ -134,7 +134,7 @@ async fn start_healthy(dir: &DataDir, port: u16, extra: &[&str]) -> Running {
 
 impl Running {
     async fn healthy_within(&self, limit: Duration) -> bool {
-        let client = crate::helpers::http()
+        let client = crate::common::http()
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap();
@@ -151,7 +151,7 @@ impl Running {
     }
 
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = crate::helpers::http()
+        let r = crate::common::http()
             .build()
             .unwrap()
             .post(format!("{}{path}", self.base))
@@ -441,7 +441,7 @@ async fn the_log_has_a_line_per_request_with_its_id_and_never_a_secret() {
         .as_str()
         .unwrap()
         .to_string();
-    let me = crate::helpers::http()
+    let me = crate::common::http()
         .build()
         .unwrap()
         .get(format!("{}/auth/me", server.base))
@@ -499,7 +499,7 @@ async fn the_log_has_a_line_per_request_with_its_id_and_never_a_secret() {
 
     // A request that fails inside: PostgreSQL frozen, the handler's deadline passes.
     let frozen = frozen_postgres(&dir);
-    let failed = crate::helpers::http()
+    let failed = crate::common::http()
         .build()
         .unwrap()
         .get(format!("{}/groups/my-groups", server.base))
@@ -732,7 +732,7 @@ async fn start_up_mistakes_get_one_clear_line_before_any_work() {
 
 /// A client of the binary's https:// port that trusts `ca` only.
 fn trusting(ca: &TestCa) -> reqwest::Client {
-    crate::helpers::http()
+    crate::common::http()
         .tls_backend_preconfigured(rustls::ClientConfig::clone(&ca.client_config()))
         .timeout(Duration::from_secs(5))
         .build()
@@ -823,7 +823,7 @@ async fn an_instance_killed_mid_fan_out_loses_and_doubles_nothing() {
     let bob = a.register("bob").await;
     let token = |user: &Value| user["tokens"]["access_token"].as_str().unwrap().to_string();
     let (alice_token, bob_token) = (token(&alice), token(&bob));
-    let http = crate::helpers::http().build().unwrap();
+    let http = crate::common::http().build().unwrap();
     let created: Value = http
         .post(format!("{}/groups/create", a.base))
         .bearer_auth(&bob_token)

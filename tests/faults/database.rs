@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use rtchat::server::database::postgres::{ManagedPostgres, Options};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, WsClient, spawn_app_on, test_config};
+use crate::common::{TestApp, WsClient, spawn_app_on, test_config};
 
 /// A PostgreSQL for one test, removed with its directory when dropped.
 pub struct OwnPostgres {
@@ -249,7 +249,7 @@ async fn a_frozen_database_answers_503_in_seconds_and_recovers() {
 
     pg.freeze();
     // Every kind of request gets an answer, not a hang (reqwest gives up after 20 s).
-    let client = crate::helpers::http()
+    let client = crate::common::http()
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap();

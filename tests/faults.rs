@@ -3,12 +3,15 @@
 //! PostgreSQL restart every session of its cluster, so each test here runs its own PostgreSQL (and
 //! this is a test binary of its own, apart from the shared one of `tests/api`).
 
-#[path = "../api/helpers.rs"]
-#[allow(dead_code)]
-mod helpers;
+// Each binary uses part of the harness.
+#[allow(dead_code, unused_imports)]
+mod common;
 
-mod binary;
-mod database;
+/// The tests, in `tests/faults/`.
+mod faults {
+    mod binary;
+    mod database;
+}
 
 /// Files and directories `prefix-PID...` in the temporary directory whose test process is gone
 /// (killed before its cleanup ran).

@@ -1,0 +1,26 @@
+//! Integration tests: the real server over real sockets against a real PostgreSQL.
+
+mod common;
+
+/// The tests, one file per area in `tests/api/`.
+mod api {
+    mod accounts;
+    mod authz;
+    mod cli;
+    mod cluster;
+    mod concurrency;
+    mod conversation;
+    mod groups;
+    mod limits;
+    mod messages;
+    mod meta;
+    mod metrics;
+    mod openapi;
+    mod repl;
+    mod robustness;
+    mod rooms;
+    mod tls;
+    mod users;
+    mod ws;
+    mod ws_delivery;
+}
