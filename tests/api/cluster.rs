@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use rtchat::proto::ServerFrame;
 use rtchat::server::Config;
 use rtchat::server::config::BusKind;
 use serde_json::{Value, json};
@@ -58,16 +59,16 @@ async fn everything_crosses_instances(config: Config) {
     // A message sent over REST on C reaches the members on A, B and C, once each.
     let sent = c.group_send(&carol, g, "hello from C").await.body["data"]["id"].clone();
     for ws in [&mut alice_ws, &mut bob_ws, &mut carol_ws] {
-        let m = ws.recv_type("new_message").await;
-        assert_eq!(m["message_id"], sent);
-        assert_eq!(m["content"], "hello from C");
+        let m = ws.recv_message().await;
+        assert_eq!(m.message_id, sent);
+        assert_eq!(m.content, "hello from C");
     }
     // One over the WebSocket on B, after it in every room view.
     bob_ws
         .send(json!({"type": "message", "room_id": g, "content": "from B"}))
         .await;
     for ws in [&mut alice_ws, &mut bob_ws, &mut carol_ws] {
-        assert_eq!(ws.recv_type("new_message").await["content"], "from B");
+        assert_eq!(ws.recv_message().await.content, "from B");
     }
 
     // Typing on A reaches B; a read receipt on B reaches A.
@@ -90,10 +91,7 @@ async fn everything_crosses_instances(config: Config) {
         carol.id
     );
     b.group_send(&bob, g, "after carol left").await;
-    assert_eq!(
-        alice_ws.recv_type("new_message").await["content"],
-        "after carol left"
-    );
+    assert_eq!(alice_ws.recv_message().await.content, "after carol left");
     carol_ws
         .expect_no("new_message", Duration::from_millis(500))
         .await;
@@ -243,16 +241,20 @@ async fn a_stopped_instance_loses_and_doubles_nothing(config: Config) {
     let mut received: Vec<String> = Vec::new();
     let mut cursor = 0;
     while received.len() < TOTAL / 4 {
-        let m = live.recv_type("new_message").await;
-        received.push(m["content"].as_str().unwrap().into());
-        cursor = m["sync_cursor"].as_i64().unwrap();
+        let m = live.recv_message().await;
+        received.push(m.content.clone());
+        cursor = m.sync_cursor;
     }
     apps[0].stop_server().await;
     // Whatever A still delivered before closing counts, as a client would keep it.
-    while let Some(frame) = live.next_frame(Duration::from_secs(2)).await {
-        if frame["type"] == "new_message" {
-            received.push(frame["content"].as_str().unwrap().into());
-            cursor = frame["sync_cursor"].as_i64().unwrap();
+    while let Some(frame) = live.next_server_frame(Duration::from_secs(2)).await {
+        if let ServerFrame::NewMessage {
+            message,
+            sync_cursor,
+        } = frame
+        {
+            received.push(message.content);
+            cursor = sync_cursor;
         }
     }
     sender.await.unwrap();
@@ -388,7 +390,7 @@ async fn a_cut_bus_connection_loses_nothing() {
     let g = apps[1].create_group(&bob, "ops", &[&alice]).await;
     let mut alice_ws = apps[0].ws(&alice.access).await;
     apps[1].group_send(&bob, g, "before").await;
-    assert_eq!(alice_ws.recv_type("new_message").await["content"], "before");
+    assert_eq!(alice_ws.recv_message().await.content, "before");
 
     let db = apps[0].sql().await;
     let cut: i64 = db
@@ -405,10 +407,7 @@ async fn a_cut_bus_connection_loses_nothing() {
         apps[1].group_send(&bob, g, &format!("m{i}")).await;
     }
     for i in 0..20 {
-        assert_eq!(
-            alice_ws.recv_type("new_message").await["content"],
-            format!("m{i}")
-        );
+        assert_eq!(alice_ws.recv_message().await.content, format!("m{i}"));
     }
     alice_ws
         .expect_no("new_message", Duration::from_millis(1500))

@@ -70,7 +70,7 @@ async fn the_author_edits_and_deletes_and_every_member_sees_it_live() {
     let g = app.create_group(&alice, "team", &[&bob, &carol]).await;
     let mut bob_ws = app.ws(&bob.access).await;
     let typo = say(&app, &bob, g, "the biuld is green").await;
-    bob_ws.recv_type("new_message").await;
+    bob_ws.recv_message().await;
 
     let edited = edit(&app, &bob, typo, "the build is green").await;
     assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
@@ -146,8 +146,8 @@ async fn an_edit_made_while_away_reaches_a_member_once_after_sync() {
     let g = app.create_group(&alice, "team", &[&bob]).await;
     let mut bob_ws = app.ws(&bob.access).await;
     let id = say(&app, &alice, g, "meet at 10").await;
-    let seen = bob_ws.recv_type("new_message").await;
-    let cursor = seen["sync_cursor"].as_i64().unwrap();
+    let seen = bob_ws.recv_message().await;
+    let cursor = seen.sync_cursor;
     drop(bob_ws);
 
     edit(&app, &alice, id, "meet at 11").await;
@@ -299,8 +299,8 @@ async fn a_mention_is_flagged_for_the_named_member_and_counted() {
     let mut carol_ws = app.ws(&carol.access).await;
 
     let plain = say(&app, &alice, g, "no names here").await;
-    bob_ws.recv_type("new_message").await;
-    carol_ws.recv_type("new_message").await;
+    bob_ws.recv_message().await;
+    carol_ws.recv_message().await;
     let text = "@bob can you look at this? (mail bob@example.com)";
     say(&app, &alice, g, text).await;
     let to_bob = bob_ws.recv_type("new_message").await;

@@ -537,7 +537,7 @@ async fn a_socket_keeps_receiving_while_its_own_frame_waits_on_the_database() {
     let sent = app.group_send(&bob, g, "before").await;
     assert_eq!(sent.status, StatusCode::CREATED);
     let message_id = sent.body["data"]["id"].as_i64().unwrap();
-    ws.recv_type("new_message").await;
+    ws.recv_message().await;
     ws.send(json!({"type": "read", "room_id": g, "message_id": message_id}))
         .await;
     let waiting = || async {
@@ -555,8 +555,8 @@ async fn a_socket_keeps_receiving_while_its_own_frame_waits_on_the_database() {
 
     // While that frame waits, bob's messages still reach her.
     app.group_send(&bob, g, "while you wait").await;
-    let m = ws.recv_type("new_message").await;
-    assert_eq!(m["content"], "while you wait");
+    let m = ws.recv_message().await;
+    assert_eq!(m.content, "while you wait");
 
     tx.rollback().await.unwrap();
     let receipt = ws.recv_type("read").await;

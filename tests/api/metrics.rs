@@ -48,7 +48,7 @@ async fn metrics_count_what_happens() {
         app.group_send(&alice, g, "one").await.status,
         StatusCode::CREATED
     );
-    bob_ws.recv_type("new_message").await;
+    bob_ws.recv_message().await;
     bob_ws.send(json!({"type": "ping"})).await;
     bob_ws.recv_type("pong").await;
     assert_eq!(app.login("alice", PASSWORD).await.status, StatusCode::OK);

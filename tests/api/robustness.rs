@@ -339,7 +339,7 @@ async fn nul_characters_are_refused_everywhere() {
     // Nothing was stored, and the connection still works.
     ws.send(json!({"type": "message", "room_id": group, "content": "fine"}))
         .await;
-    assert_eq!(ws.recv_type("new_message").await["content"], "fine");
+    assert_eq!(ws.recv_message().await.content, "fine");
     let page = app.get(&format!("/groups/{group}/messages"), token).await;
     assert_eq!(page.body.as_array().unwrap().len(), 1, "{}", page.body);
 }

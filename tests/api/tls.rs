@@ -25,8 +25,8 @@ async fn rest_and_websocket_over_tls() {
     // Bob listens over wss://; Alice's message sent over https:// reaches him.
     let mut socket = app.ws(&bob.access).await;
     app.dm(&alice, &bob, "over TLS").await;
-    let frame = socket.recv_type("new_message").await;
-    assert_eq!(frame["content"], "over TLS", "{frame}");
+    let frame = socket.recv_message().await;
+    assert_eq!(frame.content, "over TLS", "{frame:?}");
 
     // And a frame he sends over wss:// is answered.
     socket.send(json!({"type": "ping"})).await;

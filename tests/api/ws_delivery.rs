@@ -31,12 +31,13 @@ async fn rest_and_websocket_sends_reach_all_connections_of_members_only() {
     let sent = app.group_send(&bob, g, "via rest").await;
     assert_eq!(sent.status, StatusCode::CREATED);
     for ws in conns.iter_mut() {
-        let m = ws.recv_type("new_message").await;
-        assert_eq!(m["content"], "via rest");
-        assert_eq!(m["room_id"], g);
-        assert_eq!(m["message_id"], sent.body["data"]["id"]);
-        assert_eq!(m["sender_username"], "bob");
-        assert!(m["created_at"].as_str().unwrap().ends_with('Z'));
+        let m = ws.recv_message().await;
+        assert_eq!(m.content, "via rest");
+        assert_eq!(i64::from(m.room_id), g);
+        assert_eq!(m.message_id, sent.body["data"]["id"]);
+        assert_eq!(m.sender_username.as_deref(), Some("bob"));
+        let created_at = serde_json::to_value(m.created_at).unwrap();
+        assert!(created_at.as_str().unwrap().ends_with('Z'), "{created_at}");
     }
 
     // Over the WebSocket, from one of alice's connections: all four get it, her other one too.
@@ -44,16 +45,16 @@ async fn rest_and_websocket_sends_reach_all_connections_of_members_only() {
         .send(json!({"type": "message", "room_id": g, "content": "via ws", "client_id": "w-1"}))
         .await;
     for ws in conns.iter_mut() {
-        let m = ws.recv_type("new_message").await;
-        assert_eq!(m["content"], "via ws");
-        assert_eq!(m["client_id"], "w-1");
-        assert_eq!(m["sender_id"], alice.id);
+        let m = ws.recv_message().await;
+        assert_eq!(m.content, "via ws");
+        assert_eq!(m.client_id.as_deref(), Some("w-1"));
+        assert_eq!(m.sender_id.map(i64::from), Some(alice.id));
     }
 
     // A direct message reaches both people's connections, not the group.
     app.dm(&alice, &bob, "just us").await;
     for ws in conns.iter_mut() {
-        assert_eq!(ws.recv_type("new_message").await["content"], "just us");
+        assert_eq!(ws.recv_message().await.content, "just us");
     }
     outsider.expect_no("new_message", QUIET).await;
 }
@@ -95,12 +96,12 @@ async fn a_burst_of_1000_from_several_senders_arrives_in_order_once() {
         let mut seen = HashSet::new();
         let mut per_sender = [0usize; 4];
         while seen.len() < 1000 {
-            let m = ws.recv_type("new_message").await;
-            let id = m["message_id"].as_i64().unwrap();
+            let m = ws.recv_message().await;
+            let id = m.message_id;
             assert!(id > last, "ids go up: {id} after {last}");
             last = id;
             assert!(seen.insert(id), "delivered once");
-            let content = m["content"].as_str().unwrap();
+            let content = m.content.as_str();
             let (s, n) = content.split_once(':').unwrap();
             let s: usize = s.parse().unwrap();
             assert_eq!(
@@ -159,7 +160,7 @@ async fn a_removed_member_receives_nothing_after_the_removal() {
     let g = app.create_group(&alice, "Team", &[&bob]).await;
     let mut b = app.ws(&bob.access).await;
     app.group_send(&alice, g, "before").await;
-    assert_eq!(b.recv_type("new_message").await["content"], "before");
+    assert_eq!(b.recv_message().await.content, "before");
 
     let r = app
         .delete(
@@ -200,7 +201,7 @@ async fn an_added_member_receives_at_once_and_is_told() {
     assert_eq!(added["user_id"], carol.id);
     assert_eq!(added["name"], "Team");
     app.group_send(&bob, g, "welcome").await;
-    assert_eq!(c.recv_type("new_message").await["content"], "welcome");
+    assert_eq!(c.recv_message().await.content, "welcome");
 
     // Being added to an existing one.
     let g2 = app.create_group(&alice, "Later", &[]).await;
@@ -222,7 +223,7 @@ async fn an_added_member_receives_at_once_and_is_told() {
     };
     assert_eq!(seen_by_alice["username"], "carol");
     app.group_send(&alice, g2, "hi carol").await;
-    assert_eq!(c.recv_type("new_message").await["content"], "hi carol");
+    assert_eq!(c.recv_message().await.content, "hi carol");
 }
 
 #[tokio::test]
@@ -236,11 +237,11 @@ async fn a_client_id_retry_stores_and_delivers_once() {
     let frame =
         json!({"type": "message", "room_id": g, "content": "only once", "client_id": "retry-1"});
     a.send(frame.clone()).await;
-    let first = a.recv_type("new_message").await;
+    let first = a.recv_message().await;
     a.send(frame).await;
-    let again = a.recv_type("new_message").await;
-    assert_eq!(first["message_id"], again["message_id"]);
-    assert_eq!(again["client_id"], "retry-1");
+    let again = a.recv_message().await;
+    assert_eq!(first.message_id, again.message_id);
+    assert_eq!(again.client_id.as_deref(), Some("retry-1"));
     // The same over REST returns that message too.
     let r = app
         .post(
@@ -249,12 +250,9 @@ async fn a_client_id_retry_stores_and_delivers_once() {
             json!({"group_id": g, "content": "only once", "client_id": "retry-1"}),
         )
         .await;
-    assert_eq!(r.body["data"]["id"], first["message_id"]);
+    assert_eq!(r.body["data"]["id"], first.message_id);
 
-    assert_eq!(
-        b.recv_type("new_message").await["message_id"],
-        first["message_id"]
-    );
+    assert_eq!(b.recv_message().await.message_id, first.message_id);
     b.expect_no("new_message", QUIET).await;
     let page = app
         .get(&format!("/groups/{g}/messages"), Some(&bob.access))
@@ -282,9 +280,9 @@ async fn reconnect_and_sync_gets_each_missed_message_exactly_once() {
 
     let mut b = app.ws(&bob.access).await;
     app.group_send(&alice, g, "seen live").await;
-    let live = b.recv_type("new_message").await;
-    let cursor = live["sync_cursor"].as_i64().unwrap();
-    assert!(cursor >= live["message_id"].as_i64().unwrap());
+    let live = b.recv_message().await;
+    let cursor = live.sync_cursor;
+    assert!(cursor >= live.message_id);
     drop(b);
 
     // While bob is away: group messages and a direct message.
@@ -439,8 +437,8 @@ async fn a_slow_reader_is_closed_and_nobody_else_waits() {
     };
     let read_all = async {
         for i in 0..total {
-            let m = fast.recv_type("new_message").await;
-            assert!(m["content"].as_str().unwrap().starts_with(&format!("{i} ")));
+            let m = fast.recv_message().await;
+            assert!(m.content.starts_with(&format!("{i} ")));
         }
     };
     tokio::join!(send_all, read_all);
@@ -476,6 +474,6 @@ async fn two_hundred_sockets_and_rest_still_answers() {
     }
     app.group_send(&users[0], g, "to all 200").await;
     for ws in sockets.iter_mut() {
-        assert_eq!(ws.recv_type("new_message").await["content"], "to all 200");
+        assert_eq!(ws.recv_message().await.content, "to all 200");
     }
 }

@@ -1,5 +1,6 @@
 //! WebSocket clients for tests, with a timeout on every wait.
 
+use rtchat::proto::{LiveMessage, MessageId, ServerFrame};
 use serde_json::{Value, json};
 
 use super::app::{TestApp, http};
@@ -104,7 +105,46 @@ impl WsClient {
         }
     }
 
-    /// The next frame of type `kind`, skipping presence and other unrelated events.
+    /// The next frame, read as the protocol's type (pings skipped). Panics on close, after
+    /// `WS_WAIT`, or on a frame the protocol does not have.
+    pub async fn recv_frame(&mut self) -> ServerFrame {
+        let json = self.recv().await;
+        serde_json::from_value(json.clone())
+            .unwrap_or_else(|e| panic!("not a server frame ({e}): {json}"))
+    }
+
+    /// The next frame within `wait` as the protocol's type, or None (on silence or close).
+    pub async fn next_server_frame(&mut self, wait: std::time::Duration) -> Option<ServerFrame> {
+        let json = self.next_frame(wait).await?;
+        Some(
+            serde_json::from_value(json.clone())
+                .unwrap_or_else(|e| panic!("not a server frame ({e}): {json}")),
+        )
+    }
+
+    /// The next `new_message`, skipping other frames (an `error` frame fails the test).
+    pub async fn recv_message(&mut self) -> Delivered {
+        loop {
+            match self.recv_frame().await {
+                ServerFrame::NewMessage {
+                    message,
+                    sync_cursor,
+                } => {
+                    return Delivered {
+                        message,
+                        sync_cursor,
+                    };
+                }
+                ServerFrame::Error { message, .. } => {
+                    panic!("error while waiting for a message: {message}")
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next frame of type `kind` as JSON, skipping presence and other unrelated events: for
+    /// the tests that pin the wire format itself.
     pub async fn recv_type(&mut self, kind: &str) -> Value {
         loop {
             let frame = self.recv().await;
@@ -169,5 +209,19 @@ impl WsClient {
         self.send(json!({"type": "ping"})).await;
         let pong = self.recv_type("pong").await;
         assert_eq!(pong, json!({"type": "pong"}));
+    }
+}
+
+/// A `new_message` frame: the message, and the cursor the server says is safe to sync from.
+#[derive(Debug)]
+pub struct Delivered {
+    pub message: LiveMessage,
+    pub sync_cursor: MessageId,
+}
+
+impl std::ops::Deref for Delivered {
+    type Target = LiveMessage;
+    fn deref(&self) -> &LiveMessage {
+        &self.message
     }
 }

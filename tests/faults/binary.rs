@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
+use rtchat::proto::{LiveMessage, ServerFrame};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
@@ -865,24 +866,30 @@ async fn an_instance_killed_mid_fan_out_loses_and_doubles_nothing() {
     };
     // message id -> text, as alice's client keeps them.
     let mut received = std::collections::BTreeMap::<i64, String>::new();
-    let keep_once = |m: &Value, received: &mut std::collections::BTreeMap<i64, String>| {
-        let id = m["message_id"].as_i64().unwrap();
-        let text = m["content"].as_str().unwrap().to_string();
-        assert!(received.insert(id, text).is_none(), "message {id} twice");
+    let keep_once = |m: &LiveMessage, received: &mut std::collections::BTreeMap<i64, String>| {
+        let id = m.message_id;
+        assert!(
+            received.insert(id, m.content.clone()).is_none(),
+            "message {id} twice"
+        );
     };
     let mut cursor = 0;
     while received.len() < TOTAL / 4 {
-        let m = live.recv_type("new_message").await;
+        let m = live.recv_message().await;
         keep_once(&m, &mut received);
-        cursor = m["sync_cursor"].as_i64().unwrap();
+        cursor = m.sync_cursor;
     }
     b.signal(libc::SIGKILL);
     assert!(b.exited_within(Duration::from_secs(5)).await.is_some());
     // What reached alice before the connection broke counts, as a client keeps it.
-    while let Some(frame) = live.next_frame(Duration::from_secs(2)).await {
-        if frame["type"] == "new_message" {
-            keep_once(&frame, &mut received);
-            cursor = frame["sync_cursor"].as_i64().unwrap();
+    while let Some(frame) = live.next_server_frame(Duration::from_secs(2)).await {
+        if let ServerFrame::NewMessage {
+            message,
+            sync_cursor,
+        } = frame
+        {
+            keep_once(&message, &mut received);
+            cursor = sync_cursor;
         }
     }
     // On C, as `rtchat listen` does after a reconnect: sync from the cursor (each page once, never
@@ -893,27 +900,25 @@ async fn an_instance_killed_mid_fan_out_loses_and_doubles_nothing() {
     let mut synced = false;
     let mut live_on_c = std::collections::HashSet::new();
     while !synced || received.len() < TOTAL {
-        let frame = resumed.recv().await;
-        match frame["type"].as_str().unwrap() {
-            "sync" => {
-                for m in frame["messages"].as_array().unwrap() {
-                    if !live_on_c.contains(&m["message_id"].as_i64().unwrap()) {
+        match resumed.recv_frame().await {
+            ServerFrame::Sync(page) => {
+                for m in &page.messages {
+                    if !live_on_c.contains(&m.message_id) {
                         keep_once(m, &mut received);
                     }
                 }
-                if frame["has_more"].as_bool().unwrap() {
-                    let since = frame["next_since"].as_i64().unwrap();
+                if page.has_more {
+                    let since = page.next_since;
                     resumed.send(json!({"type": "sync", "since": since})).await;
                 } else {
                     synced = true;
                 }
             }
-            "new_message" => {
-                let id = frame["message_id"].as_i64().unwrap();
-                live_on_c.insert(id);
+            ServerFrame::NewMessage { message, .. } => {
+                live_on_c.insert(message.message_id);
                 received
-                    .entry(id)
-                    .or_insert_with(|| frame["content"].as_str().unwrap().to_string());
+                    .entry(message.message_id)
+                    .or_insert(message.content);
             }
             _ => {}
         }
