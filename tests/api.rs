@@ -7,6 +7,7 @@ mod api {
     mod accounts;
     mod authz;
     mod cli;
+    mod client_library;
     mod cluster;
     mod concurrency;
     mod conversation;

@@ -87,6 +87,18 @@ impl Api {
         })
     }
 
+    /// A client of `base` signed in as `session`, kept in memory only: for a program or a test
+    /// that speaks as users it registered itself (no credentials file is read or written).
+    pub fn with_session(
+        base: &str,
+        session: Session,
+        ca_cert: Option<PathBuf>,
+    ) -> Result<Api, CliError> {
+        let store = SessionStore::in_memory();
+        store.put(base.trim_end_matches('/'), Some(&session))?;
+        Api::new(base, store, ca_cert)
+    }
+
     /// How the live connection reaches the server: TLS with the same trust as the HTTP client.
     pub fn ws_connector(&self) -> Option<tokio_tungstenite::Connector> {
         self.tls

@@ -7,6 +7,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +24,7 @@ pub struct Session {
     pub ca_cert: Option<PathBuf>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Credentials {
     servers: BTreeMap<String, Session>,
     /// The server of the last login or registration: used when no --server is given.
@@ -31,14 +32,17 @@ struct Credentials {
     default_server: Option<String>,
 }
 
+/// Where logins are kept: a credentials file in a directory (the CLI), or this process's memory
+/// (a program or a test speaking as many users, none of whom should touch the disk).
 #[derive(Debug, Clone)]
 pub struct SessionStore {
     dir: PathBuf,
+    memory: Option<Arc<Mutex<Credentials>>>,
 }
 
 /// Holds the store's lock until dropped.
 pub struct Locked {
-    _file: File,
+    _file: Option<File>,
 }
 
 impl SessionStore {
@@ -51,11 +55,20 @@ impl SessionStore {
                     .map(|d| d.config_dir().to_path_buf())
             })
             .unwrap_or_else(|| PathBuf::from(".rtchat"));
-        SessionStore { dir }
+        SessionStore::at(dir)
     }
 
     pub fn at(dir: PathBuf) -> SessionStore {
-        SessionStore { dir }
+        SessionStore { dir, memory: None }
+    }
+
+    /// Logins kept in memory only, gone with the process. A refresh in one `Api` of this store is
+    /// seen by its clones; nothing is shared with other processes.
+    pub fn in_memory() -> SessionStore {
+        SessionStore {
+            dir: PathBuf::new(),
+            memory: Some(Arc::default()),
+        }
     }
 
     fn path(&self) -> PathBuf {
@@ -68,6 +81,11 @@ impl SessionStore {
 
     /// An exclusive lock over read-modify-write of the credentials.
     pub fn lock(&self) -> Result<Locked, CliError> {
+        if self.memory.is_some() {
+            // Each change to memory is made under its mutex; refreshes in one process are
+            // serialised by `Api` itself.
+            return Ok(Locked { _file: None });
+        }
         fs::create_dir_all(&self.dir)
             .map_err(|e| self.local("cannot create the directory of", e))?;
         let file = OpenOptions::new()
@@ -78,11 +96,14 @@ impl SessionStore {
             .open(self.dir.join("credentials.lock"))
             .map_err(|e| self.local("cannot lock", e))?;
         file.lock().map_err(|e| self.local("cannot lock", e))?;
-        Ok(Locked { _file: file })
+        Ok(Locked { _file: Some(file) })
     }
 
     /// The credentials file as it is: missing is empty; Err inside when it cannot be parsed.
     fn load(&self) -> Result<Result<Credentials, serde_json::Error>, CliError> {
+        if let Some(memory) = &self.memory {
+            return Ok(Ok(memory.lock().unwrap_or_else(|e| e.into_inner()).clone()));
+        }
         match fs::read_to_string(self.path()) {
             Ok(text) => Ok(serde_json::from_str(&text)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ok(Credentials::default())),
@@ -116,6 +137,10 @@ impl SessionStore {
     }
 
     fn write(&self, creds: &Credentials) -> Result<(), CliError> {
+        if let Some(memory) = &self.memory {
+            *memory.lock().unwrap_or_else(|e| e.into_inner()) = creds.clone();
+            return Ok(());
+        }
         fs::create_dir_all(&self.dir)
             .map_err(|e| self.local("cannot create the directory of", e))?;
         let tmp = self.dir.join("credentials.json.tmp");

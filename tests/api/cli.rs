@@ -526,6 +526,7 @@ async fn an_expired_access_token_is_refreshed_and_the_new_tokens_kept() {
     // Age the saved access token past its expiry, as an hour's wait would.
     let user = crate::common::TestUser {
         id: before.user_id.into(),
+        name: before.username.clone(),
         access: before.access_token.clone(),
         refresh: before.refresh_token.clone(),
     };

@@ -41,6 +41,7 @@ pub struct TestApp {
 #[derive(Debug, Clone)]
 pub struct TestUser {
     pub id: i64,
+    pub name: String,
     pub access: String,
     pub refresh: String,
 }
@@ -333,9 +334,22 @@ impl TestApp {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         TestUser {
             id: r.body["user"]["id"].as_i64().unwrap(),
+            name: username.into(),
             access: r.body["tokens"]["access_token"].as_str().unwrap().into(),
             refresh: r.body["tokens"]["refresh_token"].as_str().unwrap().into(),
         }
+    }
+
+    /// The library's typed client, signed in as `user` (its login kept in memory).
+    pub fn api(&self, user: &TestUser) -> rtchat::client::Api {
+        let session = rtchat::client::Session {
+            username: user.name.clone(),
+            user_id: user.id as i32,
+            access_token: user.access.clone(),
+            refresh_token: user.refresh.clone(),
+            ca_cert: None,
+        };
+        rtchat::client::Api::with_session(&self.address, session, None).expect("a client")
     }
 
     pub async fn login(&self, login: &str, password: &str) -> Reply {
