@@ -1,7 +1,8 @@
-//! The command layer: what happens when someone sends, reads, syncs, types, comes online or changes
-//! a room's membership, whichever door it came through (REST or WebSocket): the database first,
-//! then the live connections of every instance, as events on the bus (`cluster`). `Messaging`
-//! holds exactly what these commands use; nothing else produces live events.
+//! The commands of messaging: what happens when someone sends, edits, deletes, searches, reads,
+//! syncs, types, comes online or changes a room's membership, whichever door it came through (REST
+//! or WebSocket): the database first, then live events for every instance on the bus (`cluster`).
+//! Stored messages themselves are published by the message writer (`delivery::writer`), in log
+//! order; `Messaging` holds exactly what these commands use.
 
 use std::time::Duration;
 
