@@ -532,7 +532,6 @@ async fn the_log_has_a_line_per_request_with_its_id_and_never_a_secret() {
     assert_eq!(fields["user_id"], registered["user"]["id"]);
     assert!(fields["micros"].is_u64());
     assert!(fields["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
-    assert!(lines.iter().any(|l| l["fields"]["path"] == "/ws/<token>"));
     // A socket's lines carry its span: the request that opened it, the user, the connection.
     let opened = lines
         .iter()
@@ -546,12 +545,16 @@ async fn the_log_has_a_line_per_request_with_its_id_and_never_a_secret() {
     assert!(opened["span"]["conn"].is_u64(), "{opened}");
     let request = &opened["spans"][0];
     assert_eq!(request["name"], "request", "{opened}");
-    assert!(
-        request["request_id"]
-            .as_str()
-            .is_some_and(|id| !id.is_empty())
+    // The request is the upgrade whose access line says /ws/<token>.
+    let upgrade = lines
+        .iter()
+        .find(|l| l["fields"]["path"] == "/ws/<token>")
+        .expect("the upgrade's access line");
+    assert_eq!(
+        request["request_id"], upgrade["fields"]["request_id"],
+        "{opened}"
     );
-    assert_eq!(request["path"], "/ws/<token>", "{opened}");
+    assert_eq!(request["user_id"], registered["user"]["id"], "{opened}");
     assert!(
         lines
             .iter()

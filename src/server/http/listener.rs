@@ -374,9 +374,9 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
             log: RequestLog::default(),
         };
         // Every line logged while the request is handled (and by a WebSocket it opens) says
-        // which request it belongs to; the access line below carries the same fields itself.
+        // which request it belongs to, and whose; the access line carries those and the rest
+        // itself. Two fields only: the span's fields are formatted for every request.
         let span = tracing::info_span!("request", request_id = %request.id,
-            method = %request.method, path = %request.path, peer = %request.peer,
             user_id = tracing::field::Empty);
         parts.extensions.insert(PeerAddr(self.peer));
         parts.extensions.insert(self.slot.clone());
