@@ -305,8 +305,14 @@ fn at_a_terminal(
     let mut cmd = Command::new("sh");
     cmd.args([
         "-c",
-        // A terminal as a person has it: echo on (the test's pseudo-terminal starts without).
-        &format!("stty echo; {} {args}; {then}", env!("CARGO_BIN_EXE_rtchat")),
+        // A terminal as a person has it: echo on (the test's pseudo-terminal starts without),
+        // and a shell that outlives a Ctrl-C meant for the program (as an interactive one does;
+        // `sh -c` would otherwise die of the SIGINT sent to the whole foreground group when the
+        // signal reaches it first). The trap is reset to the default in the program itself.
+        &format!(
+            "trap : INT; stty echo; {} {args}; {then}",
+            env!("CARGO_BIN_EXE_rtchat")
+        ),
     ])
     .env("RTCHAT_SERVER", &app.address)
     .env("RTCHAT_CONFIG_DIR", &config)

@@ -154,9 +154,11 @@ async fn statements(db: &tokio_postgres::Client) -> Option<i64> {
              WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
                AND query NOT LIKE '%pg_stat_statements%'
                -- The instance's own clockwork, not the request's: heartbeat, bus, log tail check,
-               -- and the senders' read pointers, moved after their messages are stored.
+               -- and the senders' read pointers, moved after their messages are stored (on a
+               -- connection of their own, whose settings are SET when it opens, maybe mid-request).
                AND query NOT LIKE '%server_instances%' AND query NOT LIKE '%pg_notify%'
                AND query NOT LIKE '%AS v(room, member, upto)%'
+               AND query NOT LIKE 'SET %'
                AND query NOT LIKE '%coalesce(max(id), $1) FROM messages%'",
             &[],
         )

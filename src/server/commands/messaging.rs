@@ -30,6 +30,8 @@ pub const TYPING_EVERY: Duration = Duration::from_secs(2);
 
 /// The largest page `sync` returns.
 pub const MAX_SYNC_PAGE: i64 = 500;
+/// How long a sync waits for this instance's deliveries to catch up with the database.
+const SYNC_PATIENCE: Duration = Duration::from_millis(250);
 
 /// The commands REST and WebSocket share, with exactly what they depend on (`AppState::messaging`
 /// lends them): the store, the message writer, live fan-out, the session cache and the send rate.
@@ -248,6 +250,11 @@ impl Messaging<'_> {
         // Ids are handed out in commit order (`Store::begin_log_batch`): every id up to the newest
         // visible one is settled, so the query, run after, sees all of them that are stored.
         let settled = self.store.max_message_id().await?;
+        // What the page shows "as it is now" (a message deleted since) must be behind its cursor,
+        // or the change comes again: the cursor stops at what this instance has delivered, so
+        // wait for that to catch up (the bus brings a change within a millisecond or two; a gap
+        // is filled from the database after 20 ms).
+        self.hub.delivered(settled, SYNC_PATIENCE).await;
         let (messages, changes) = tokio::try_join!(
             self.store.messages_since(user, since, limit + 1),
             self.store.changes_since(user, since, limit + 1),

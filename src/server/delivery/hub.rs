@@ -102,6 +102,8 @@ pub struct Hub {
     next_id: AtomicU64,
     /// Every message up to this log position has been delivered (see `deliver_messages`).
     delivered_upto: AtomicI64,
+    /// Told each time `delivered_upto` moves, for `delivered`.
+    advanced: tokio::sync::Notify,
     queue_capacity: usize,
 }
 
@@ -111,6 +113,7 @@ impl Hub {
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
             delivered_upto: AtomicI64::new(delivered_upto),
+            advanced: tokio::sync::Notify::new(),
             queue_capacity,
         }
     }
@@ -534,8 +537,13 @@ impl Hub {
                 delivered += n;
             }
         }
-        self.delivered_upto
-            .fetch_max(delivered_upto, Ordering::Relaxed);
+        if self
+            .delivered_upto
+            .fetch_max(delivered_upto, Ordering::Relaxed)
+            < delivered_upto
+        {
+            self.advanced.notify_waiters();
+        }
         METRICS.messages_delivered.inc_by(delivered as u64);
         delivered
     }
@@ -544,6 +552,24 @@ impl Hub {
     /// client that has seen every live message up to now may resume from here with `sync`.
     pub fn watermark(&self) -> MessageId {
         self.delivered_upto.load(Ordering::Relaxed)
+    }
+
+    /// Waits until everything up to `position` has been delivered here, for at most `patience`;
+    /// whether it has.
+    pub async fn delivered(&self, position: MessageId, patience: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            // Registered before the check, so that an advance between the two is not missed.
+            let advanced = self.advanced.notified();
+            tokio::pin!(advanced);
+            advanced.as_mut().enable();
+            if self.watermark() >= position {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, advanced).await.is_err() {
+                return self.watermark() >= position;
+            }
+        }
     }
 }
 
