@@ -164,9 +164,7 @@ async fn room_routes_refuse_non_members() {
     let bob = app.register("bob").await;
     let eve = app.register("eve").await;
     let g = app.create_group(&alice, "Team", &[&bob]).await;
-    let dm = app.dm(&alice, &bob, "private").await["chat_room_id"]
-        .as_i64()
-        .unwrap();
+    let dm = i64::from(app.dm(&alice, &bob, "private").await.chat_room_id);
 
     let group_routes = [
         route(

@@ -108,9 +108,7 @@ async fn direct_rooms_are_not_groups() {
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let eve = app.register("eve").await;
-    let dm = app.dm(&alice, &bob, "private").await["chat_room_id"]
-        .as_i64()
-        .unwrap();
+    let dm = i64::from(app.dm(&alice, &bob, "private").await.chat_room_id);
 
     // Members are told it is not a group; others learn nothing.
     let r = app.group_send(&alice, dm, "x").await;

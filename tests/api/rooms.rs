@@ -48,9 +48,7 @@ async fn mark_read_errors() {
     let g = app.create_group(&alice, "Team", &[&bob]).await;
     let other = app.create_group(&alice, "Other", &[]).await;
     let foreign = app.group_send(&alice, other, "elsewhere").await.body["data"]["id"].clone();
-    let dm = app.dm(&alice, &bob, "hi").await["chat_room_id"]
-        .as_i64()
-        .unwrap();
+    let dm = i64::from(app.dm(&alice, &bob, "hi").await.chat_room_id);
 
     let r = app
         .post(

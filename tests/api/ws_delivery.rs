@@ -291,11 +291,7 @@ async fn reconnect_and_sync_gets_each_missed_message_exactly_once() {
         let r = app.group_send(&alice, g, &format!("missed {i}")).await;
         missed.push(r.body["data"]["id"].as_i64().unwrap());
     }
-    missed.push(
-        app.dm(&alice, &bob, "missed dm").await["id"]
-            .as_i64()
-            .unwrap(),
-    );
+    missed.push(app.dm(&alice, &bob, "missed dm").await.id);
 
     let mut b = app.ws(&bob.access).await;
     let mut got = Vec::new();

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use reqwest::StatusCode;
+use rtchat::proto::Message;
 use rtchat::server::auth::{Claims, TokenKeys};
 use rtchat::server::{Config, Server};
 use serde_json::{Value, json};
@@ -28,6 +29,8 @@ pub struct TestApp {
     pub keys: TokenKeys,
     /// What the test's clients trust when the server speaks TLS.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The CA file behind `tls`, for the library's client.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Where this test's database was made, to drop it when the test ends.
     admin: tokio_postgres::Config,
     /// The server's own TLS, when it has one (to reload its certificate).
@@ -121,6 +124,7 @@ async fn spawn_on_database(
         state,
         client: http().build().unwrap(),
         tls: None,
+        ca_file: None,
         admin: admin.clone(),
         server_tls,
         db: database,
@@ -329,14 +333,25 @@ impl TestApp {
         .await
     }
 
+    /// A new account, registered through the library's client.
     pub async fn register(&self, username: &str) -> TestUser {
-        let r = self.try_register(username).await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let accounts = rtchat::client::Api::new(
+            &self.address,
+            rtchat::client::SessionStore::in_memory(),
+            self.ca_file.clone(),
+        )
+        .expect("a client");
+        let full_name = format!("{username} Tester");
+        let email = format!("{username}@example.com");
+        let reply = accounts
+            .register(username, &email, PASSWORD, Some(&full_name))
+            .await
+            .unwrap_or_else(|e| panic!("registering {username}: {e}"));
         TestUser {
-            id: r.body["user"]["id"].as_i64().unwrap(),
+            id: reply.user.id.into(),
             name: username.into(),
-            access: r.body["tokens"]["access_token"].as_str().unwrap().into(),
-            refresh: r.body["tokens"]["refresh_token"].as_str().unwrap().into(),
+            access: reply.tokens.access_token,
+            refresh: reply.tokens.refresh_token,
         }
     }
 
@@ -349,7 +364,8 @@ impl TestApp {
             refresh_token: user.refresh.clone(),
             ca_cert: None,
         };
-        rtchat::client::Api::with_session(&self.address, session, None).expect("a client")
+        rtchat::client::Api::with_session(&self.address, session, self.ca_file.clone())
+            .expect("a client")
     }
 
     pub async fn login(&self, login: &str, password: &str) -> Reply {
@@ -372,29 +388,30 @@ impl TestApp {
     }
 
     /// Sends a direct message and returns the stored message.
-    pub async fn dm(&self, from: &TestUser, to: &TestUser, content: &str) -> Value {
-        let r = self
-            .post(
-                "/messages/send",
-                Some(&from.access),
-                json!({"recipient_id": to.id, "content": content}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        r.body["data"].clone()
+    /// Sends a direct message through the library's client; the stored message.
+    pub async fn dm(&self, from: &TestUser, to: &TestUser, content: &str) -> Message {
+        let client_id = Uuid::new_v4().to_string();
+        let draft = rtchat::client::Draft {
+            content,
+            client_id: &client_id,
+            reply_to: None,
+        };
+        self.api(from)
+            .send_direct(to.id as i32, &draft)
+            .await
+            .unwrap_or_else(|e| panic!("a direct message: {e}"))
+            .data
     }
 
+    /// Creates a group through the library's client; its id.
     pub async fn create_group(&self, owner: &TestUser, name: &str, members: &[&TestUser]) -> i64 {
-        let ids: Vec<i64> = members.iter().map(|m| m.id).collect();
-        let r = self
-            .post(
-                "/groups/create",
-                Some(&owner.access),
-                json!({"name": name, "member_ids": ids}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        r.body["group"]["id"].as_i64().unwrap()
+        let ids: Vec<i32> = members.iter().map(|m| m.id as i32).collect();
+        let reply = self
+            .api(owner)
+            .create_group(name, &ids)
+            .await
+            .unwrap_or_else(|e| panic!("creating {name}: {e}"));
+        reply.group.id.into()
     }
 
     pub async fn group_send(&self, from: &TestUser, group: i64, content: &str) -> Reply {

@@ -33,6 +33,7 @@ impl TestApp {
             .build()
             .unwrap();
         self.tls = Some(config);
+        self.ca_file = Some(ca.ca_file.clone());
     }
 
     /// Connects at `/ws/{token}` and reads the `connected` frame.
