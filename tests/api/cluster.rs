@@ -7,10 +7,10 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use rtchat::proto::ServerFrame;
+use rtchat::proto::{Presence, ServerFrame};
 use rtchat::server::Config;
 use rtchat::server::config::BusKind;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::{TestApp, nats_url, spawn_cluster, test_config};
 
@@ -24,14 +24,15 @@ fn on_nats() -> Option<Config> {
     Some(config)
 }
 
-/// The next presence frame about `user`.
-async fn presence_of(ws: &mut crate::common::WsClient, user: i64) -> Value {
-    loop {
-        let p = ws.recv_type("presence").await;
-        if p["user_id"] == user {
-            return p;
-        }
-    }
+/// The status in the next presence frame about `user`.
+async fn presence_of(ws: &mut crate::common::WsClient, user: i64) -> Presence {
+    ws.recv_as(|frame| match frame {
+        ServerFrame::Presence {
+            user_id, status, ..
+        } if i64::from(user_id) == user => Some(status),
+        _ => None,
+    })
+    .await
 }
 
 async fn everything_crosses_instances(config: Config) {
@@ -46,10 +47,7 @@ async fn everything_crosses_instances(config: Config) {
 
     // Presence: carol comes online on C; alice on A hears it, and every instance lists her.
     let mut carol_ws = c.ws(&carol.access).await;
-    assert_eq!(
-        presence_of(&mut alice_ws, carol.id).await["status"],
-        "online"
-    );
+    assert_eq!(presence_of(&mut alice_ws, carol.id).await, Presence::Online);
     let online = a.get("/ws/online-users", Some(&alice.access)).await;
     assert_eq!(
         online.body["online_users"],
@@ -73,9 +71,21 @@ async fn everything_crosses_instances(config: Config) {
 
     // Typing on A reaches B; a read receipt on B reaches A.
     alice_ws.send(json!({"type": "typing", "room_id": g})).await;
-    assert_eq!(bob_ws.recv_type("user_typing").await["user_id"], alice.id);
+    let typist = bob_ws
+        .recv_as(|f| match f {
+            ServerFrame::UserTyping { user_id, .. } => Some(i64::from(user_id)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(typist, alice.id);
     bob_ws.send(json!({"type": "read", "room_id": g})).await;
-    assert_eq!(alice_ws.recv_type("read").await["user_id"], bob.id);
+    let reader = alice_ws
+        .recv_as(|f| match f {
+            ServerFrame::Read { user_id, .. } => Some(i64::from(user_id)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(reader, bob.id);
 
     // A removal on A: carol on C hears it, and nothing sent after it reaches her.
     let r = a
@@ -86,10 +96,13 @@ async fn everything_crosses_instances(config: Config) {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(
-        carol_ws.recv_type("member_removed").await["user_id"],
-        carol.id
-    );
+    let removed = carol_ws
+        .recv_as(|f| match f {
+            ServerFrame::MemberRemoved { user_id, .. } => Some(i64::from(user_id)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(removed, carol.id);
     b.group_send(&bob, g, "after carol left").await;
     assert_eq!(alice_ws.recv_message().await.content, "after carol left");
     carol_ws
@@ -107,10 +120,7 @@ async fn everything_crosses_instances(config: Config) {
         assert_eq!(me.status, StatusCode::UNAUTHORIZED);
     }
     // His last socket is gone: alice hears he is offline.
-    assert_eq!(
-        presence_of(&mut alice_ws, bob.id).await["status"],
-        "offline"
-    );
+    assert_eq!(presence_of(&mut alice_ws, bob.id).await, Presence::Offline);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,8 +338,8 @@ async fn a_dead_instance_does_not_keep_its_users_online() {
     );
     // Within a heartbeat, the live instance removes it and tells carol's peers.
     assert_eq!(
-        presence_of(&mut alice_ws, carol.id).await["status"],
-        "offline"
+        presence_of(&mut alice_ws, carol.id).await,
+        Presence::Offline
     );
     let left: i64 = db
         .query_one(
@@ -354,10 +364,7 @@ async fn an_instance_taken_for_dead_announces_its_users_online_again() {
     a.create_group(&alice, "team", &[&carol]).await;
     let mut carol_ws = b.ws(&carol.access).await;
     let _alice_ws = a.ws(&alice.access).await;
-    assert_eq!(
-        presence_of(&mut carol_ws, alice.id).await["status"],
-        "online"
-    );
+    assert_eq!(presence_of(&mut carol_ws, alice.id).await, Presence::Online);
     // What another instance's reaper does to an instance whose heartbeat stopped.
     let db = a.sql().await;
     db.execute(
@@ -369,10 +376,7 @@ async fn an_instance_taken_for_dead_announces_its_users_online_again() {
     let online = b.get("/ws/online-users", Some(&carol.access)).await;
     assert_eq!(online.body["online_users"], json!([carol.id]));
     // Within a heartbeat, the paused instance is back, and so is alice.
-    assert_eq!(
-        presence_of(&mut carol_ws, alice.id).await["status"],
-        "online"
-    );
+    assert_eq!(presence_of(&mut carol_ws, alice.id).await, Presence::Online);
     let online = b.get("/ws/online-users", Some(&carol.access)).await;
     assert_eq!(online.body["online_users"], json!([alice.id, carol.id]));
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use reqwest::StatusCode;
+use rtchat::proto::ServerFrame;
 use serde_json::{Value, json};
 
 use crate::common::{WsClient, spawn_app, spawn_app_with, test_config};
@@ -170,9 +171,15 @@ async fn a_removed_member_receives_nothing_after_the_removal() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    let removed = b.recv_type("member_removed").await;
-    assert_eq!(removed["room_id"], g);
-    assert_eq!(removed["user_id"], bob.id);
+    let (room, removed) = b
+        .recv_as(|f| match f {
+            ServerFrame::MemberRemoved {
+                room_id, user_id, ..
+            } => Some((i64::from(room_id), i64::from(user_id))),
+            _ => None,
+        })
+        .await;
+    assert_eq!((room, removed), (g, bob.id));
     app.group_send(&alice, g, "after").await;
     b.expect_no("new_message", QUIET).await;
 
@@ -183,6 +190,20 @@ async fn a_removed_member_receives_nothing_after_the_removal() {
         b.recv_type("error").await["message"],
         "You are not in this room"
     );
+}
+
+/// A `member_added` frame's room, member, group name and member's username.
+fn member_added(frame: ServerFrame) -> Option<(i64, i64, Option<String>, String)> {
+    match frame {
+        ServerFrame::MemberAdded {
+            room_id,
+            user_id,
+            name,
+            username,
+            ..
+        } => Some((room_id.into(), user_id.into(), name, username)),
+        _ => None,
+    }
 }
 
 #[tokio::test]
@@ -196,10 +217,11 @@ async fn an_added_member_receives_at_once_and_is_told() {
 
     // Being put into a new group.
     let g = app.create_group(&alice, "Team", &[&bob, &carol]).await;
-    let added = c.recv_type("member_added").await;
-    assert_eq!(added["room_id"], g);
-    assert_eq!(added["user_id"], carol.id);
-    assert_eq!(added["name"], "Team");
+    let added = c.recv_as(member_added).await;
+    assert_eq!(
+        added,
+        (g, carol.id, Some("Team".to_string()), "carol".into())
+    );
     app.group_send(&bob, g, "welcome").await;
     assert_eq!(c.recv_message().await.content, "welcome");
 
@@ -213,15 +235,14 @@ async fn an_added_member_receives_at_once_and_is_told() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    let added = c.recv_type("member_added").await;
-    assert_eq!(added["room_id"], g2);
+    assert_eq!(c.recv_as(member_added).await.0, g2);
     let seen_by_alice = loop {
-        let f = a.recv_type("member_added").await;
-        if f["room_id"] == g2 && f["user_id"] == carol.id {
-            break f;
+        let added = a.recv_as(member_added).await;
+        if (added.0, added.1) == (g2, carol.id) {
+            break added;
         }
     };
-    assert_eq!(seen_by_alice["username"], "carol");
+    assert_eq!(seen_by_alice.3, "carol");
     app.group_send(&alice, g2, "hi carol").await;
     assert_eq!(c.recv_message().await.content, "hi carol");
 }
@@ -299,10 +320,15 @@ async fn reconnect_and_sync_gets_each_missed_message_exactly_once() {
     loop {
         b.send(json!({"type": "sync", "since": since, "limit": 10}))
             .await;
-        let page = b.recv_type("sync").await;
-        got.extend(ids(&page["messages"]));
-        since = page["next_since"].as_i64().unwrap();
-        if page["has_more"] == false {
+        let page = b
+            .recv_as(|f| match f {
+                ServerFrame::Sync(page) => Some(page),
+                _ => None,
+            })
+            .await;
+        got.extend(page.messages.iter().map(|m| m.message_id));
+        since = page.next_since;
+        if !page.has_more {
             break;
         }
     }

@@ -123,6 +123,16 @@ impl WsClient {
         )
     }
 
+    /// The first frame `pick` takes (returns Some for), read as the protocol's type; the frames
+    /// before it are skipped.
+    pub async fn recv_as<T>(&mut self, mut pick: impl FnMut(ServerFrame) -> Option<T>) -> T {
+        loop {
+            if let Some(picked) = pick(self.recv_frame().await) {
+                return picked;
+            }
+        }
+    }
+
     /// The next `new_message`, skipping other frames (an `error` frame fails the test).
     pub async fn recv_message(&mut self) -> Delivered {
         loop {
