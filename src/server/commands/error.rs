@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::proto::FieldError;
 use crate::server::auth::AuthError;
+use crate::server::delivery::writer::WriteError;
 use crate::server::store::StoreError;
 
 /// What made a request fail inside the server, kept whole (the error and its sources) for the log;
@@ -29,16 +30,22 @@ impl Cause {
     }
 }
 
-/// The error, then each source in turn: `db error: ERROR: deadlock detected`.
+/// The error, then each source in turn: `query failed: db error: ERROR: deadlock detected`. A
+/// source whose words its error already ends with (`#[error("query failed: {0}")]`) is not
+/// written twice.
 impl std::fmt::Display for Cause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut written = self.0.to_string();
         let mut source = self.0.source();
         while let Some(e) = source {
-            write!(f, ": {e}")?;
+            let words = e.to_string();
+            if !written.ends_with(&words) {
+                written.push_str(": ");
+                written.push_str(&words);
+            }
             source = e.source();
         }
-        Ok(())
+        f.write_str(&written)
     }
 }
 
@@ -83,25 +90,41 @@ pub enum ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         crate::server::metrics::METRICS.db_errors.inc();
+        ApiError::from_store(Arc::new(e))
+    }
+}
+
+/// A message the writer did not store. Counted in `db_errors` by the writer, once per failure
+/// (each of the batch's senders converts its own copy).
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
         match e {
-            // Named: a pool timeout's own words ("Timeout occurred while creating a new object")
-            // do not say what it was waiting for.
-            StoreError::Pool(e) => ApiError::Unavailable(Cause::msg(format!(
-                "no database connection: {}",
-                Cause::of(e)
-            ))),
+            WriteError::Stopped | WriteError::Lost => ApiError::unavailable(e.to_string()),
+            WriteError::Inconsistent => ApiError::internal(e.to_string()),
+            WriteError::Store(e) => ApiError::from_store(e),
+        }
+    }
+}
+
+impl ApiError {
+    /// A database failure as the client may hear of it; the failure itself is the cause.
+    fn from_store(e: Arc<StoreError>) -> ApiError {
+        let cause = Cause(e.clone());
+        match &*e {
+            // Named by StoreError's own words: a pool timeout's ("Timeout occurred while creating
+            // a new object") do not say what it was waiting for.
+            StoreError::Pool(_) => ApiError::Unavailable(cause),
             // Text that slipped past validation with a NUL in it (a path or query string, say).
-            StoreError::Query(e)
-                if e.code()
+            StoreError::Query(q)
+                if q.code()
                     == Some(&tokio_postgres::error::SqlState::CHARACTER_NOT_IN_REPERTOIRE) =>
             {
                 ApiError::BadRequest("Text must not contain NUL (\\u0000) characters".into())
             }
             // The database went away mid-request: the next attempt gets a fresh connection.
-            StoreError::Query(e) if connection_lost(&e) => ApiError::Unavailable(Cause::of(e)),
-            StoreError::Query(e) => ApiError::Internal(Cause::of(e)),
+            StoreError::Query(q) if connection_lost(q) => ApiError::Unavailable(cause),
+            StoreError::Query(_) | StoreError::Unexpected(_) => ApiError::Internal(cause),
             StoreError::Cancelled => ApiError::Busy("The database took too long; try again"),
-            StoreError::Unexpected(e) => ApiError::Internal(Cause::msg(e)),
         }
     }
 }
@@ -190,5 +213,39 @@ impl ApiError {
             ApiError::Internal(_) => "Internal server error".into(),
             other => other.to_string().into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("query failed: {0}")]
+    struct Wrapping(#[from] std::io::Error);
+
+    #[test]
+    fn a_source_already_in_its_errors_words_is_not_written_twice() {
+        let inner = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "peer reset");
+        let cause = Cause::of(Wrapping(inner));
+        assert_eq!(cause.to_string(), "query failed: peer reset");
+    }
+
+    #[test]
+    fn a_database_failure_is_its_own_cause() {
+        let error =
+            ApiError::from_store(Arc::new(StoreError::Unexpected("a room_type 'x'".into())));
+        assert!(matches!(error, ApiError::Internal(_)));
+        assert_eq!(
+            error.cause().unwrap().to_string(),
+            "unexpected data: a room_type 'x'"
+        );
+        let busy = ApiError::from(WriteError::Store(Arc::new(StoreError::Cancelled)));
+        assert!(matches!(busy, ApiError::Busy(_)));
+        let stopped = ApiError::from(WriteError::Stopped);
+        assert_eq!(
+            stopped.cause().unwrap().to_string(),
+            "the message writer has stopped"
+        );
     }
 }

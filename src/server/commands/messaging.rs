@@ -104,7 +104,7 @@ impl Messaging<'_> {
             ));
         }
         msg.mentions = self.named_members(msg.room_id, &msg.content).await?;
-        self.writer.send(msg).await
+        Ok(self.writer.send(msg).await?)
     }
 
     async fn named_members(&self, room: RoomId, content: &str) -> Result<Vec<UserId>, ApiError> {

@@ -10,6 +10,7 @@
 //! published: an aborted one's are handed out again.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Object;
@@ -19,11 +20,32 @@ use tokio::task::JoinHandle;
 use crate::proto::MessageId;
 use crate::server::cluster::event::Mention;
 use crate::server::cluster::{Event, Outgoing};
-use crate::server::commands::ApiError;
 use crate::server::delivery::read_pointers::ReadPointers;
 use crate::server::metrics::METRICS;
 use crate::server::store::{InsertOutcome, NewMessage, Store, StoreError, StoredMessage};
 use tokio_postgres::error::Severity;
+
+/// Why a message was not stored; the commands turn it into their answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// The server is shutting down.
+    #[error("the message writer has stopped")]
+    Stopped,
+    /// The batch's answer was lost with its connection, and the message was not found stored.
+    #[error("the database connection was lost while the message was stored")]
+    Lost,
+    #[error("one outcome per message expected")]
+    Inconsistent,
+    #[error(transparent)]
+    Store(Arc<StoreError>),
+}
+
+impl WriteError {
+    fn store(e: StoreError) -> WriteError {
+        METRICS.db_errors.inc();
+        WriteError::Store(Arc::new(e))
+    }
+}
 
 /// The most messages one statement stores.
 const MAX_BATCH: usize = 256;
@@ -32,7 +54,7 @@ const QUEUE_DEPTH: usize = 4096;
 
 struct Pending {
     message: NewMessage,
-    done: oneshot::Sender<Result<InsertOutcome, ApiError>>,
+    done: oneshot::Sender<Result<InsertOutcome, WriteError>>,
 }
 
 pub struct MessageWriter {
@@ -80,16 +102,14 @@ impl MessageWriter {
 
     /// Stores `message` and publishes it; resolves once it is committed and on its way to every
     /// instance. A repeated `client_id` resolves to the first message and delivers nothing.
-    pub async fn send(&self, message: NewMessage) -> Result<InsertOutcome, ApiError> {
+    pub async fn send(&self, message: NewMessage) -> Result<InsertOutcome, WriteError> {
         let shard = &self.shards[message.room_id.unsigned_abs() as usize % self.shards.len()];
         let (done, outcome) = oneshot::channel();
         shard
             .send(Pending { message, done })
             .await
-            .map_err(|_| ApiError::unavailable("the message writer has stopped"))?;
-        outcome
-            .await
-            .map_err(|_| ApiError::unavailable("the message writer has stopped"))?
+            .map_err(|_| WriteError::Stopped)?;
+        outcome.await.map_err(|_| WriteError::Stopped)?
     }
 }
 
@@ -123,7 +143,7 @@ async fn run_shard(
                 Ok(fresh) => connection = Some(fresh),
                 Err(e) => {
                     connection = None;
-                    fail_all(batch, e.into());
+                    fail_all(batch, WriteError::store(e));
                     continue;
                 }
             }
@@ -140,7 +160,7 @@ async fn run_shard(
     }
 }
 
-fn fail_all(batch: Vec<Pending>, error: ApiError) {
+fn fail_all(batch: Vec<Pending>, error: WriteError) {
     for pending in batch {
         let _ = pending.done.send(Err(error.clone()));
     }
@@ -181,7 +201,7 @@ async fn write_batch(w: &Writer<'_>, batch: Vec<Pending>) {
 async fn store_all(
     w: &Writer<'_>,
     messages: &[NewMessage],
-) -> Vec<Result<InsertOutcome, ApiError>> {
+) -> Vec<Result<InsertOutcome, WriteError>> {
     match store_in_order(w, messages).await {
         Err(StoreError::Query(e)) if e.as_db_error().is_some() && messages.len() > 1 => {
             let mut outcomes = Vec::with_capacity(messages.len());
@@ -189,18 +209,18 @@ async fn store_all(
                 let one = store_in_order(w, std::slice::from_ref(message)).await;
                 outcomes.push(match one {
                     Ok(mut one) if one.len() == 1 => one.remove(0),
-                    Ok(_) => Err(ApiError::internal("one outcome per message expected")),
-                    Err(e) => Err(e.into()),
+                    Ok(_) => Err(WriteError::Inconsistent),
+                    Err(e) => Err(WriteError::store(e)),
                 });
             }
             outcomes
         }
         Ok(outcomes) => outcomes,
-        Err(e) => fail_each(messages, e.into()),
+        Err(e) => fail_each(messages, WriteError::store(e)),
     }
 }
 
-fn fail_each(messages: &[NewMessage], error: ApiError) -> Vec<Result<InsertOutcome, ApiError>> {
+fn fail_each(messages: &[NewMessage], error: WriteError) -> Vec<Result<InsertOutcome, WriteError>> {
     messages.iter().map(|_| Err(error.clone())).collect()
 }
 
@@ -213,7 +233,7 @@ fn fail_each(messages: &[NewMessage], error: ApiError) -> Vec<Result<InsertOutco
 async fn store_in_order(
     w: &Writer<'_>,
     messages: &[NewMessage],
-) -> Result<Vec<Result<InsertOutcome, ApiError>>, StoreError> {
+) -> Result<Vec<Result<InsertOutcome, WriteError>>, StoreError> {
     let ids = Store::begin_log_batch(w.client, messages.len()).await?;
     let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
         return Err(StoreError::Unexpected("no log positions".into()));
@@ -293,7 +313,7 @@ async fn stored_as_sent(
     store: &Store,
     messages: &[NewMessage],
     ids: &[MessageId],
-) -> Vec<Result<InsertOutcome, ApiError>> {
+) -> Vec<Result<InsertOutcome, WriteError>> {
     let mut wait = Duration::from_millis(50);
     let found = loop {
         match store.messages_by_id(ids).await {
@@ -312,9 +332,7 @@ async fn stored_as_sent(
         .zip(ids)
         .map(|(sent, id)| match found.remove(id) {
             Some(m) if m.is(sent) => Ok(InsertOutcome::Stored(m)),
-            _ => Err(ApiError::unavailable(
-                "the database connection was lost while the message was stored",
-            )),
+            _ => Err(WriteError::Lost),
         })
         .collect();
     tracing::info!(
