@@ -8,7 +8,6 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::server::commands::ApiError;
 use crate::server::metrics::{METRICS, Throttle};
 
 pub struct AuthThrottle {
@@ -29,12 +28,20 @@ fn per_minute<K: std::hash::Hash + Eq + Clone>(
     Some(RateLimiter::keyed(Quota::per_minute(n).allow_burst(n)))
 }
 
+/// An attempt refused for now: what was too frequent, and when to try again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{what}; retry in {} s", retry_after_ms.div_ceil(1000))]
+pub struct Throttled {
+    pub what: &'static str,
+    pub retry_after_ms: u64,
+}
+
 fn refused(
     what: &'static str,
     not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>,
-) -> ApiError {
+) -> Throttled {
     let wait: Duration = not_until.wait_time_from(DefaultClock::default().now());
-    ApiError::TooManyRequests {
+    Throttled {
         what,
         retry_after_ms: wait.as_millis().max(1) as u64,
     }
@@ -50,7 +57,7 @@ impl AuthThrottle {
     }
 
     /// One more login, registration or password change from `ip`.
-    pub fn from_address(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+    pub fn from_address(&self, ip: Option<IpAddr>) -> Result<(), Throttled> {
         match (&self.per_ip, ip) {
             (Some(limiter), Some(ip)) => limiter.check_key(&ip).map_err(|n| {
                 METRICS.throttled(Throttle::AuthAddress);
@@ -68,7 +75,7 @@ impl AuthThrottle {
         login: &str,
         source: Option<IpAddr>,
         known: bool,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Throttled> {
         let account = login.trim().to_lowercase();
         let checked = match (&self.per_account, &self.per_known_source, source) {
             (_, Some(limiter), Some(ip)) if known => limiter.check_key(&(account, ip)),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::proto::FieldError;
 use crate::server::auth::AuthError;
+use crate::server::auth::throttle::Throttled;
 use crate::server::delivery::writer::WriteError;
 use crate::server::store::StoreError;
 
@@ -91,6 +92,15 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         crate::server::metrics::METRICS.db_errors.inc();
         ApiError::from_store(Arc::new(e))
+    }
+}
+
+impl From<Throttled> for ApiError {
+    fn from(t: Throttled) -> Self {
+        ApiError::TooManyRequests {
+            what: t.what,
+            retry_after_ms: t.retry_after_ms,
+        }
     }
 }
 
