@@ -16,7 +16,8 @@ use crate::proto::{
     AddMembersReply, AddMembersRequest, AuthReply, ChangePasswordRequest, ChatSummary,
     CreateGroupReply, CreateGroupRequest, GroupSummary, LoginRequest, MarkReadRequest, Member,
     MessageWithSender, PublicUser, ReadState, RefreshRequest, RegisterRequest, RemoveMemberRequest,
-    RoomId, SendDirectRequest, SendGroupRequest, SendReply, SyncReply, Tokens, User, UserId,
+    RoomId, SendDirectRequest, SendGroupRequest, SendReply, SyncReply, Tokens,
+    UpdateProfileRequest, User, UserId,
 };
 use crate::proto::{ChangeReply, EditRequest, MessageChange, MessageId, SearchReply};
 
@@ -356,6 +357,12 @@ impl Api {
             .await?;
         self.forget_login()?;
         Ok(reply)
+    }
+
+    /// Changes the full name and the email, each when given; the email needs the password.
+    pub async fn update_profile(&self, change: &UpdateProfileRequest) -> Result<User, CliError> {
+        self.call(Method::PATCH, "/auth/me", &[], Some(change), true)
+            .await
     }
 
     // ----- people -----

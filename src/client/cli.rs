@@ -112,6 +112,20 @@ pub enum Command {
         after_help = "Examples:\n  rtchat whoami\n  rtchat --json whoami | jq -r .user.username"
     )]
     Whoami,
+    /// Show your profile, or change your full name or email (the email asks for your password).
+    #[command(
+        after_help = "Examples:\n  rtchat profile\n  rtchat profile --full-name 'Carol Danvers'\n  rtchat profile --email carol@new.example.com\n  printf '%s\\n' \"$PASS\" | rtchat profile --email carol@new.example.com --password-stdin"
+    )]
+    Profile {
+        /// The name shown beside your username ('' clears it).
+        #[arg(long)]
+        full_name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// Read the password (needed for --email) from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Change your password (every session ends; log in again).
     #[command(
         after_help = "With --password-stdin: the current password on the first line, the new one on the second.\n\nExamples:\n  rtchat passwd\n  printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | rtchat passwd --password-stdin"
@@ -358,6 +372,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Status => status(&store, &api, &out).await?,
         Command::Whoami => whoami(&api, &out).await?,
+        Command::Profile {
+            full_name,
+            email,
+            password_stdin,
+        } => profile(&api, &out, full_name, email, password_stdin).await?,
         Command::Passwd { password_stdin } => passwd(&api, &out, password_stdin).await?,
         Command::Users { query, limit } => users(&api, &out, query, limit).await?,
         Command::Send {
@@ -366,12 +385,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             client_id,
             reply_to,
         } => send(&api, &out, &target, &text, client_id, reply_to).await?,
-        Command::Edit { id, text } => {
-            let text = text.join(" ");
-            fits_in_a_message(&text)?;
-            let change = api.edit(id, &text).await?;
-            out.done(&change, format_args!("edited (message {id})"));
-        }
+        Command::Edit { id, text } => edit(&api, &out, id, &text.join(" ")).await?,
         Command::Delete { id } => {
             let change = api.delete(id).await?;
             out.done(&change, format_args!("deleted (message {id})"));
@@ -389,11 +403,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             follow,
         } => history(&api, &out, &target, limit, before, follow).await?,
         Command::Chats => chats(&api, &out).await?,
-        Command::Read { target } => {
-            let room = existing_room(&api, &target).await?;
-            let state = api.mark_read(room).await?;
-            out.done(&state, format_args!("{target} marked read"));
-        }
+        Command::Read { target } => mark_read(&api, &out, &target).await?,
         Command::Groups(cmd) => groups(&api, &out, cmd).await?,
         Command::Listen { target, mentions } => listen(&api, &out, target, mentions).await?,
         Command::Chat { target } => super::repl::run(api, target).await?,
@@ -461,6 +471,46 @@ async fn whoami(api: &Api, out: &Out) -> Result<(), CliError> {
         outln!("@{}{name} <{}> on {}", me.username, me.email, api.base());
     }
     Ok(())
+}
+
+async fn edit(api: &Api, out: &Out, id: MessageId, text: &str) -> Result<(), CliError> {
+    fits_in_a_message(text)?;
+    let change = api.edit(id, text).await?;
+    out.done(&change, format_args!("edited (message {id})"));
+    Ok(())
+}
+
+async fn mark_read(api: &Api, out: &Out, target: &str) -> Result<(), CliError> {
+    let room = existing_room(api, target).await?;
+    let state = api.mark_read(room).await?;
+    out.done(&state, format_args!("{target} marked read"));
+    Ok(())
+}
+
+/// Shows the profile (as whoami), after changing what was given.
+async fn profile(
+    api: &Api,
+    out: &Out,
+    full_name: Option<String>,
+    email: Option<String>,
+    password_stdin: bool,
+) -> Result<(), CliError> {
+    if full_name.is_none() && email.is_none() {
+        return whoami(api, out).await;
+    }
+    let current_password = match &email {
+        Some(_) if password_stdin => Some(password::stdin_line()?),
+        Some(_) => Some(password::prompt("Password: ").await?),
+        None => None,
+    };
+    let change = crate::proto::UpdateProfileRequest {
+        full_name,
+        email,
+        current_password,
+    };
+    api.update_profile(&change).await?;
+    eprintln!("profile changed");
+    whoami(api, out).await
 }
 
 /// The current password and a new one: two lines of stdin, or prompted (the new one twice).

@@ -289,6 +289,20 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
+/// `PATCH /auth/me`: what to change of one's own profile; a field left out stays as it is.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateProfileRequest {
+    /// The name shown beside the username; empty clears it.
+    #[serde(default)]
+    pub full_name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Needed to change the email (whoever holds a stolen token must not take the account's
+    /// address).
+    #[serde(default)]
+    pub current_password: Option<String>,
+}
+
 /// The account as its owner sees it (`/auth/me`, register, login).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct User {

@@ -1,5 +1,5 @@
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::{PASSWORD, spawn_app};
 
@@ -313,4 +313,59 @@ async fn change_password_checks_the_old_one_and_ends_sessions() {
         app.login("alice", "a new password").await.status,
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn a_profile_changes_its_name_at_once_and_its_email_only_with_the_password() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let change = |body: Value| app.patch("/auth/me", Some(&alice.access), body);
+
+    let r = change(json!({"full_name": "  Alice Liddell "})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["full_name"], "Alice Liddell");
+    assert_eq!(r.body["email"], "alice@example.com");
+    // At once, for others too: bob finds her by her new name, and her next message carries it.
+    let found = app.get("/users/search?q=al", Some(&bob.access)).await;
+    assert_eq!(
+        found.body[0]["full_name"], "Alice Liddell",
+        "{}",
+        found.body
+    );
+    let sent = app.dm(&alice, &bob, "hello").await;
+    let page = app
+        .get(&format!("/messages/chat/{}", alice.id), Some(&bob.access))
+        .await;
+    assert_eq!(page.body[0]["id"], sent.id);
+    assert_eq!(page.body[0]["sender_full_name"], "Alice Liddell");
+
+    // The email: not without the password, not with a wrong one, not one that is taken.
+    let r = change(json!({"email": "alice@new.example.com"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.detail(), "Changing the email needs the current password");
+    let r =
+        change(json!({"email": "alice@new.example.com", "current_password": "wrong one"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.detail(), "Current password is incorrect");
+    let r = change(json!({"email": "bob@example.com", "current_password": PASSWORD})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.detail(), "Email already registered");
+    let r = change(json!({"email": "not an address", "current_password": PASSWORD})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let me = app.get("/auth/me", Some(&alice.access)).await;
+    assert_eq!(me.body["email"], "alice@example.com", "nothing changed");
+
+    let r = change(json!({"email": "Alice@New.Example.com", "current_password": PASSWORD})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["email"], "Alice@new.example.com");
+    // Logging in by the new address works; the full name stayed.
+    let login = app.login("Alice@new.example.com", PASSWORD).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    assert_eq!(login.body["user"]["full_name"], "Alice Liddell");
+    // An empty name clears it; without a token nothing changes.
+    let r = change(json!({"full_name": ""})).await;
+    assert_eq!(r.body["full_name"], Value::Null);
+    let r = app.patch("/auth/me", None, json!({"full_name": "x"})).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }

@@ -1017,3 +1017,66 @@ async fn a_damaged_credentials_file_is_named_and_replaced_by_a_login() {
     alice.run(&["chats"]).await.ok();
     assert!(alice.config.join("credentials.json.damaged").exists());
 }
+
+#[tokio::test]
+async fn a_profile_is_shown_and_changed_from_the_command_line() {
+    let app = spawn_app().await;
+    let carol = Cli::for_app(&app);
+    carol.register("carol").await;
+    let r = carol.run(&["profile"]).await;
+    assert!(
+        r.ok().stdout.starts_with("@carol <carol@example.com>"),
+        "{}",
+        r.stdout
+    );
+
+    let r = carol
+        .run(&["profile", "--full-name", "Carol Danvers"])
+        .await;
+    r.ok();
+    assert!(r.stderr.contains("profile changed"), "{}", r.stderr);
+    assert!(
+        r.stdout
+            .starts_with("@carol (Carol Danvers) <carol@example.com>"),
+        "{}",
+        r.stdout
+    );
+
+    // The email asks for the password: a wrong one changes nothing.
+    let r = carol
+        .run_with_stdin(
+            &[
+                "profile",
+                "--email",
+                "carol@new.example.com",
+                "--password-stdin",
+            ],
+            Some("not my password\n"),
+        )
+        .await;
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("Current password is incorrect"),
+        "{}",
+        r.stderr
+    );
+    let r = carol
+        .run_with_stdin(
+            &[
+                "profile",
+                "--email",
+                "carol@new.example.com",
+                "--password-stdin",
+            ],
+            Some("a fine password\n"),
+        )
+        .await;
+    assert!(
+        r.ok().stdout.contains("<carol@new.example.com>"),
+        "{}",
+        r.stdout
+    );
+    // The name clears with ''.
+    let r = carol.run(&["profile", "--full-name", ""]).await;
+    assert!(r.ok().stdout.starts_with("@carol <"), "{}", r.stdout);
+}

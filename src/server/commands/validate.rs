@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::proto::{
     AddMembersRequest, ChangePasswordRequest, CreateGroupRequest, EditRequest, FieldError,
     LoginRequest, MarkReadRequest, MessageId, RefreshRequest, RegisterRequest, RemoveMemberRequest,
-    RoomId, SendDirectRequest, SendGroupRequest,
+    RoomId, SendDirectRequest, SendGroupRequest, UpdateProfileRequest,
 };
 
 pub use crate::proto::MAX_MESSAGE_CHARS;
@@ -206,6 +206,29 @@ impl Validate for LoginRequest {
 }
 
 impl Validate for RefreshRequest {}
+
+impl Validate for UpdateProfileRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        if let Some(name) = &self.full_name {
+            e.length("full_name", name, 0, 100);
+        }
+        if let Some(email) = &self.email
+            && normalise_email(email).is_none()
+        {
+            e.push(
+                "value_error",
+                "email",
+                "value is not a valid email address",
+                truncated(email),
+            );
+        }
+        if let Some(password) = &self.current_password {
+            e.length("current_password", password, 1, 100);
+        }
+        e.0
+    }
+}
 
 impl Validate for ChangePasswordRequest {
     fn validate(&self) -> Vec<FieldError> {

@@ -15,7 +15,7 @@ pub use messages::{HistoryPage, InsertOutcome, NewMessage, StoredMessage};
 pub use rooms::{ReadPointer, RemoveOutcome, RoomAccess};
 pub use search::MessageSearch;
 pub use sessions::RotateOutcome;
-pub use users::{CreateUserOutcome, NewUser, UserRecord};
+pub use users::{CreateUserOutcome, NewUser, ProfileOutcome, UserRecord};
 
 use deadpool_postgres::{Object, Pool};
 

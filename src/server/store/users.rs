@@ -79,6 +79,12 @@ pub struct NewUser<'a> {
     pub source: Option<IpAddr>,
 }
 
+/// What a profile change did.
+pub enum ProfileOutcome {
+    Updated(UserRecord),
+    EmailTaken,
+}
+
 #[derive(Debug)]
 pub enum CreateUserOutcome {
     Created(UserRecord),
@@ -289,6 +295,36 @@ impl Store {
             .iter()
             .map(|r| r.get(0))
             .collect())
+    }
+
+    /// Changes the full name (`Some(None)` clears it) and the email of `user_id`, each when given.
+    pub async fn update_profile(
+        &self,
+        user_id: UserId,
+        full_name: Option<Option<&str>>,
+        email: Option<&str>,
+    ) -> Result<ProfileOutcome, StoreError> {
+        let client = self.client().await?;
+        let result = client
+            .query_one(
+                &format!(
+                    "UPDATE users SET
+                        full_name = CASE WHEN $2 THEN $3 ELSE full_name END,
+                        email = coalesce($4, email),
+                        updated_at = now()
+                     WHERE id = $1
+                     RETURNING {USER_COLUMNS}"
+                ),
+                &[&user_id, &full_name.is_some(), &full_name.flatten(), &email],
+            )
+            .await;
+        match result {
+            Ok(row) => Ok(ProfileOutcome::Updated(UserRecord::from_row(&row))),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                Ok(ProfileOutcome::EmailTaken)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Changes the password and ends every session of the user, in one transaction.

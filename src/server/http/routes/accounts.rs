@@ -1,5 +1,5 @@
 //! `/auth/*`: register, login, token refresh (rotating), logout, logout everywhere, password change,
-//! and who am I.
+//! who am I, and one's own profile.
 
 use std::net::IpAddr;
 
@@ -12,7 +12,7 @@ use super::responses::{BodyErrors, Conflict, TooManyRequests, Unauthorized, Unav
 use super::{authenticated, created, json, one_of, peer_ip, signed_in, with_state};
 use crate::proto::{
     AuthReply, ChangePasswordRequest, ErrorBody, LoginRequest, LogoutAllReply, MessageReply,
-    RefreshRequest, RegisterRequest, Tokens, User,
+    RefreshRequest, RegisterRequest, Tokens, UpdateProfileRequest, User,
 };
 use crate::server::auth::{self, AuthError, Source, TokenKind};
 use crate::server::commands::ApiError;
@@ -20,7 +20,7 @@ use crate::server::commands::validate::normalise_email;
 use crate::server::http::error::respond;
 use crate::server::http::extract::json_body;
 use crate::server::state::{AppState, CurrentUser};
-use crate::server::store::{CreateUserOutcome, NewUser, RotateOutcome};
+use crate::server::store::{CreateUserOutcome, NewUser, ProfileOutcome, RotateOutcome};
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let s = || with_state(state.clone());
@@ -61,6 +61,12 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
             .and(warp::get().and(authenticated(state.clone())))
             .map(me)
             .boxed(),
+        warp::path!("auth" / "me")
+            .and(warp::patch().and(s()).and(peer_ip()))
+            .and(authenticated(state.clone()).and(json_body()))
+            .then(update_profile)
+            .map(respond)
+            .boxed(),
     ])
 }
 
@@ -74,6 +80,68 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     ))]
 pub(super) fn me(me: CurrentUser) -> Response {
     json(&me.user.to_proto())
+}
+
+/// Change one's own full name or email; the email only with the current password.
+#[utoipa::path(patch, path = "/auth/me", tag = "auth",
+    security(("bearer" = [])),
+    request_body = UpdateProfileRequest,
+    responses(
+        (status = 200, description = "The account as it is now", body = User),
+        BodyErrors,
+        (status = 401, response = Unauthorized),
+        (status = 409, response = Conflict),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn update_profile(
+    state: AppState,
+    peer: Option<IpAddr>,
+    me: CurrentUser,
+    req: UpdateProfileRequest,
+) -> Result<Response, ApiError> {
+    let email = req.email.as_deref().and_then(normalise_email);
+    let new_email = email.as_deref().filter(|e| *e != me.user.email);
+    if new_email.is_some() {
+        let Some(password) = req.current_password else {
+            return Err(ApiError::BadRequest(
+                "Changing the email needs the current password".into(),
+            ));
+        };
+        // Guessable here, by whoever holds a stolen access token: throttled as a login is.
+        state.auth_throttle.from_address(peer)?;
+        state
+            .auth_throttle
+            .login_attempt(&me.user.username, peer, true)?;
+        let current =
+            state.store.password_hash(me.id()).await?.ok_or_else(|| {
+                ApiError::Unauthorized("Invalid authentication credentials".into())
+            })?;
+        if !state
+            .hasher
+            .verify(password, current, Source::of(peer))
+            .await?
+        {
+            return Err(ApiError::BadRequest("Current password is incorrect".into()));
+        }
+    }
+    let full_name = req
+        .full_name
+        .as_deref()
+        .map(|name| Some(name.trim()).filter(|n| !n.is_empty()));
+    match state
+        .store
+        .update_profile(me.id(), full_name, new_email)
+        .await?
+    {
+        ProfileOutcome::Updated(user) => {
+            // Requests on this instance see the new profile at once (a message's sender name
+            // comes from the cached session); other instances within the cache's 10 s.
+            state.sessions.forget_user(me.id());
+            Ok(json(&user.to_proto()))
+        }
+        ProfileOutcome::EmailTaken => Err(ApiError::Conflict("Email already registered".into())),
+    }
 }
 
 fn taken(outcome: CreateUserOutcome) -> ApiError {

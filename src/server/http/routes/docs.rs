@@ -55,6 +55,7 @@ unread counts, and live delivery over WebSocket. Errors are JSON: `{\"detail\": 
         accounts::logout_all,
         accounts::change_password,
         accounts::me,
+        accounts::update_profile,
         users::by_username,
         users::search,
         messages::send,
