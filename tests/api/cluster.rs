@@ -430,3 +430,54 @@ async fn a_cut_bus_connection_loses_nothing() {
         .expect("rtchat_bus_resyncs_total");
     assert!(resyncs >= 1.0, "{resyncs}");
 }
+
+/// A profile changed on one instance is what every other instance shows at once, not after its
+/// session cache's 10 s: a message sent there next carries the new name.
+async fn a_profile_change_reaches_every_instance(config: Config) {
+    let apps = spawn_cluster(2, config).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let alice = a.register("alice").await;
+    let bob = a.register("bob").await;
+    // B has alice's session cached (as it would after any request of hers there).
+    let before = b.get("/auth/me", Some(&alice.access)).await;
+    assert_eq!(before.body["full_name"], "alice Tester");
+    let r = a
+        .patch(
+            "/auth/me",
+            Some(&alice.access),
+            json!({"full_name": "Alice Liddell"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let me = b.get("/auth/me", Some(&alice.access)).await;
+        if me.body["full_name"] == "Alice Liddell" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B still shows {}",
+            me.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sent = b.dm(&alice, &bob, "hello").await;
+    let page = b
+        .get(&format!("/messages/chat/{}", alice.id), Some(&bob.access))
+        .await;
+    assert_eq!(page.body[0]["id"], sent.id);
+    assert_eq!(page.body[0]["sender_full_name"], "Alice Liddell");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_change_reaches_every_instance_on_postgres() {
+    a_profile_change_reaches_every_instance(on_postgres()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_change_reaches_every_instance_on_nats() {
+    if let Some(config) = on_nats() {
+        a_profile_change_reaches_every_instance(config).await;
+    }
+}

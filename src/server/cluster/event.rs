@@ -106,6 +106,8 @@ pub enum Event {
     SessionEnded { session: Uuid },
     /// Every session of a user ended (logout-all, password change).
     UserSessionsEnded { user: UserId },
+    /// A user's profile changed: no instance keeps the old one in its session cache.
+    ProfileChanged { user: UserId },
 }
 
 impl Event {

@@ -498,6 +498,13 @@ impl Messaging<'_> {
         self.sessions.forget_user(user);
         self.outgoing.send(Event::UserSessionsEnded { user });
     }
+
+    /// A user's profile changed: every instance reads it again (a message's sender name comes
+    /// from the cached session).
+    pub fn profile_changed(&self, user: UserId) {
+        self.sessions.forget_user(user);
+        self.outgoing.send(Event::ProfileChanged { user });
+    }
 }
 
 /// A page of `sync` as asked for over REST (`?since=&limit=`) or WebSocket (a `sync` frame): the

@@ -149,6 +149,7 @@ fn apply(state: &Receiver, mine: bool, event: Event) {
             state.sessions.forget_user(user);
             hub.close_user(user);
         }
+        Event::ProfileChanged { user } => state.sessions.forget_user(user),
         Event::Messages { .. } | Event::MemberRemoved { .. } | Event::MessageChanged { .. } => {
             tracing::error!("a log event reached apply: ignored")
         }

@@ -135,9 +135,7 @@ pub(super) async fn update_profile(
         .await?
     {
         ProfileOutcome::Updated(user) => {
-            // Requests on this instance see the new profile at once (a message's sender name
-            // comes from the cached session); other instances within the cache's 10 s.
-            state.sessions.forget_user(me.id());
+            state.messaging().profile_changed(me.id());
             Ok(json(&user.to_proto()))
         }
         ProfileOutcome::EmailTaken => Err(ApiError::Conflict("Email already registered".into())),
