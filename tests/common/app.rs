@@ -276,47 +276,32 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        let mut req = self.client.get(self.url(path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        self.send(req).await
+        let req = self.client.get(self.url(path));
+        self.send(bearer(req, token)).await
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
-        let mut req = self.client.post(self.url(path)).json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        self.send(req).await
+        let req = self.client.post(self.url(path)).json(&body);
+        self.send(bearer(req, token)).await
     }
 
     pub async fn post_raw(&self, path: &str, token: Option<&str>, body: &'static str) -> Reply {
-        let mut req = self
+        let req = self
             .client
             .post(self.url(path))
             .header("content-type", "application/json")
             .body(body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        self.send(req).await
+        self.send(bearer(req, token)).await
     }
 
     pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
-        let mut req = self.client.patch(self.url(path)).json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        self.send(req).await
+        let req = self.client.patch(self.url(path)).json(&body);
+        self.send(bearer(req, token)).await
     }
 
     pub async fn delete(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
-        let mut req = self.client.delete(self.url(path)).json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        self.send(req).await
+        let req = self.client.delete(self.url(path)).json(&body);
+        self.send(bearer(req, token)).await
     }
 
     pub async fn try_register(&self, username: &str) -> Reply {
@@ -452,6 +437,14 @@ impl TestApp {
         let (client, conn) = self.db.connect(tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(conn);
         client
+    }
+}
+
+/// `request` with `token` as its bearer, if there is one.
+fn bearer(request: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+    match token {
+        Some(t) => request.bearer_auth(t),
+        None => request,
     }
 }
 

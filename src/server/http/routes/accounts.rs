@@ -108,22 +108,7 @@ pub(super) async fn update_profile(
                 "Changing the email needs the current password".into(),
             ));
         };
-        // Guessable here, by whoever holds a stolen access token: throttled as a login is.
-        state.auth_throttle.from_address(peer)?;
-        state
-            .auth_throttle
-            .login_attempt(&me.user.username, peer, true)?;
-        let current =
-            state.store.password_hash(me.id()).await?.ok_or_else(|| {
-                ApiError::Unauthorized("Invalid authentication credentials".into())
-            })?;
-        if !state
-            .hasher
-            .verify(password, current, Source::of(peer))
-            .await?
-        {
-            return Err(ApiError::BadRequest("Current password is incorrect".into()));
-        }
+        check_own_password(&state, peer, &me, password).await?;
     }
     let full_name = req
         .full_name
@@ -332,6 +317,35 @@ pub(super) async fn logout_all(state: AppState, me: CurrentUser) -> Result<Respo
     }))
 }
 
+/// The signed-in caller's current password, checked before a change that needs it (the password
+/// itself, the email). It is guessable here by whoever holds a stolen access token, so it is
+/// throttled as a login is; a signed-in caller draws on its address's own budget.
+async fn check_own_password(
+    state: &AppState,
+    peer: Option<IpAddr>,
+    me: &CurrentUser,
+    password: String,
+) -> Result<(), ApiError> {
+    state.auth_throttle.from_address(peer)?;
+    state
+        .auth_throttle
+        .login_attempt(&me.user.username, peer, true)?;
+    let current = state
+        .store
+        .password_hash(me.id())
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("Invalid authentication credentials".into()))?;
+    if state
+        .hasher
+        .verify(password, current, Source::of(peer))
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest("Current password is incorrect".into()))
+    }
+}
+
 /// Change the password; every session ends (log in again).
 #[utoipa::path(post, path = "/auth/change-password", tag = "auth",
     security(("bearer" = [])),
@@ -349,24 +363,7 @@ pub(super) async fn change_password(
     me: CurrentUser,
     req: ChangePasswordRequest,
 ) -> Result<Response, ApiError> {
-    state.auth_throttle.from_address(peer)?;
-    // The old password is guessable here too, by whoever holds a stolen access token; a signed-in
-    // caller draws on its address's own budget.
-    state
-        .auth_throttle
-        .login_attempt(&me.user.username, peer, true)?;
-    let current = state
-        .store
-        .password_hash(me.id())
-        .await?
-        .ok_or_else(|| ApiError::Unauthorized("Invalid authentication credentials".into()))?;
-    if !state
-        .hasher
-        .verify(req.old_password, current, Source::of(peer))
-        .await?
-    {
-        return Err(ApiError::BadRequest("Current password is incorrect".into()));
-    }
+    check_own_password(&state, peer, &me, req.old_password).await?;
     let hash = state
         .hasher
         .hash(req.new_password, Source::of(peer))
