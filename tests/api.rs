@@ -20,6 +20,7 @@ mod api {
     mod repl;
     mod robustness;
     mod rooms;
+    mod team;
     mod tls;
     mod users;
     mod ws;

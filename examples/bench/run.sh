@@ -6,7 +6,7 @@
 BIN=$1; NAME=$2; shift 2
 DIR=/tmp/bench-$NAME; rm -rf $DIR
 L=${LOAD:-./target/release/examples/load}
-$PRE $BIN --data-dir $DIR --max-send-rate 0 $EXTRA --bind 127.0.0.1:8000 > /tmp/server-$NAME.log 2>&1 &
+$PRE $BIN --data-dir $DIR --max-send-rate 0 --registration open $EXTRA --bind 127.0.0.1:8000 > /tmp/server-$NAME.log 2>&1 &
 PID=$!
 for i in $(seq 1 600); do curl -sf http://127.0.0.1:8000/health >/dev/null && break; sleep 0.2; done
 sync; sleep 2

@@ -3,11 +3,15 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use rtchat::server::config::{AdminCommand, ServerCommand};
 use rtchat::server::{self, Config};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let config = Config::load();
+    let mut config = Config::load();
+    if let Some(ServerCommand::Admin(command)) = config.command.take() {
+        return admin(&config, &command);
+    }
     let default_filter = if config.debug {
         "rtchat=debug,warp=info"
     } else {
@@ -29,6 +33,28 @@ fn main() -> ExitCode {
         Err(e) => {
             // Each error names its cause in its own text: the alternate form would say it twice.
             eprintln!("rtchat-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `rtchat-server admin ...`: one command against the server's database, then exit.
+fn admin(config: &Config, command: &AdminCommand) -> ExitCode {
+    // Only what goes wrong: the command's own output is what the operator reads.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(EnvFilter::new("rtchat=warn"))
+        .init();
+    let outcome = tokio::runtime::Runtime::new()
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))
+        .and_then(|rt| Ok(rt.block_on(server::console::run(config, command))?));
+    match outcome {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rtchat-server admin: {e}");
             ExitCode::FAILURE
         }
     }

@@ -22,7 +22,7 @@ use crate::proto::{
 use crate::proto::{ChangeReply, EditRequest, MessageChange, MessageId, SearchReply};
 
 /// The body of a request that has none.
-const NO_BODY: Option<&()> = None;
+pub(super) const NO_BODY: Option<&()> = None;
 
 pub struct Api {
     http: reqwest::Client,
@@ -34,6 +34,8 @@ pub struct Api {
     ca_cert: Option<PathBuf>,
     /// One refresh at a time in this process (concurrent requests may all find the token expired).
     refreshing: tokio::sync::Mutex<()>,
+    /// Signed in with a personal access token (`RTCHAT_TOKEN`): nothing to refresh.
+    token_only: bool,
 }
 
 /// A message to send.
@@ -85,7 +87,34 @@ impl Api {
             tls,
             ca_cert,
             refreshing: tokio::sync::Mutex::new(()),
+            token_only: false,
         })
+    }
+
+    /// A client of `base` that speaks with a personal access token (`rtchat tokens create`, or a
+    /// bot's), kept in memory only; asks the server whose it is.
+    pub async fn with_token(
+        base: &str,
+        token: &str,
+        ca_cert: Option<PathBuf>,
+    ) -> Result<Api, CliError> {
+        let base = base.trim_end_matches('/');
+        let store = SessionStore::in_memory();
+        let mut api = Api::new(base, store.clone(), ca_cert)?;
+        api.token_only = true;
+        let mut session = Session {
+            username: String::new(),
+            user_id: 0,
+            access_token: token.trim().to_string(),
+            refresh_token: String::new(),
+            ca_cert: None,
+        };
+        store.put(base, Some(&session))?;
+        let me = api.me().await?;
+        session.username = me.username;
+        session.user_id = me.id;
+        store.put(base, Some(&session))?;
+        Ok(api)
     }
 
     /// A client of `base` signed in as `session`, kept in memory only: for a program or a test
@@ -181,7 +210,7 @@ impl Api {
     }
 
     /// One request; with `auth`, an expired access token is refreshed once and the request retried.
-    async fn call<T: DeserializeOwned>(
+    pub(super) async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -194,6 +223,12 @@ impl Api {
         let (mut status, mut reply) = self
             .send_once(&method, path, query, body, token.as_deref())
             .await?;
+        if status == StatusCode::UNAUTHORIZED && self.token_only && session.is_some() {
+            return Err(CliError::Auth(format!(
+                "the access token was refused ({}): it may be revoked or expired",
+                detail(&reply)
+            )));
+        }
         if status == StatusCode::UNAUTHORIZED
             && let Some(s) = session.take()
         {
@@ -284,11 +319,25 @@ impl Api {
         password: &str,
         full_name: Option<&str>,
     ) -> Result<AuthReply, CliError> {
+        self.register_with_invite(username, email, password, full_name, None)
+            .await
+    }
+
+    /// `register`, with the invite code a server that admits by invitation needs.
+    pub async fn register_with_invite(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+        full_name: Option<&str>,
+        invite: Option<&str>,
+    ) -> Result<AuthReply, CliError> {
         let body = RegisterRequest {
             username: username.into(),
             email: email.into(),
             password: password.into(),
             full_name: full_name.map(str::to_string),
+            invite: invite.map(str::to_string),
         };
         let reply: AuthReply = self
             .call(Method::POST, "/auth/register", &[], Some(&body), false)
@@ -306,7 +355,13 @@ impl Api {
             .call(Method::POST, "/auth/login", &[], Some(&body), false)
             .await
             .map_err(|e| match e {
-                CliError::Auth(_) => CliError::Auth("wrong username or password".into()),
+                // A deactivated account or a bot is told why; a wrong password is not told more.
+                CliError::Auth(why) if why.contains("Invalid username or password") => {
+                    CliError::Auth("wrong username or password".into())
+                }
+                CliError::Auth(why) => {
+                    CliError::Auth(why.trim_end_matches(": run `rtchat login USERNAME`").into())
+                }
                 other => other,
             })?;
         self.save_login(&reply)?;
@@ -642,7 +697,7 @@ fn http_error(status: StatusCode, reply: &Value) -> CliError {
     }
 }
 
-fn encode_segment(s: &str) -> String {
+pub(super) fn encode_segment(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

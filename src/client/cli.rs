@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::api::{Api, Draft, Page, fits_in_a_message, to_line};
 use super::error::CliError;
 use super::live::{self, Event};
-use super::output::{out, outln};
+use super::output::{Out, out, outln};
 use super::password;
 use super::render::{
     self, RoomNames, Shown, Style, changed_line, group, message_line, person, removed_line, table,
@@ -35,6 +35,7 @@ Environment:
                      http://127.0.0.1:8000)
   RTCHAT_CA_CERT     extra certificate authorities (PEM), as --ca-cert
   RTCHAT_CONFIG_DIR  where logins are kept (default: ~/.config/rtchat)
+  RTCHAT_TOKEN       a personal access token (`rtchat tokens create`) to use instead of a login
   NO_COLOR           plain output, no colours
 
 Exit codes: 0 ok, 1 refused by the server (not allowed, taken, invalid, too fast), 2 usage,
@@ -82,10 +83,49 @@ pub enum Command {
         email: String,
         #[arg(long)]
         full_name: Option<String>,
+        /// An invite code from someone on the server (`rtchat invite`), which most servers need.
+        #[arg(long, value_name = "CODE")]
+        invite: Option<String>,
         /// Read the password from the first line of standard input instead of prompting.
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Set a new password with a one-time code from an admin (every session ends).
+    #[command(
+        after_help = "Examples:\n  rtchat reset-password --code rtcr_...\n  printf '%s\\n' \"$NEW\" | rtchat reset-password --code rtcr_... --password-stdin"
+    )]
+    ResetPassword {
+        /// The code an admin gave you (`rtchat admin reset-password @you`).
+        #[arg(long)]
+        code: String,
+        /// Read the new password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Invite someone to the server: prints a code and the line they run to register.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        after_help = "Examples:\n  rtchat invite                      # one account, valid 7 days\n  rtchat invite --uses 5 --expires 2d\n  rtchat invite list\n  rtchat invite revoke 12"
+    )]
+    Invite(super::team::InviteArgs),
+    /// Administer the server (its admins and owners).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  rtchat admin users\n  rtchat admin deactivate @mallory\n  rtchat admin reset-password @bob\n  rtchat admin promote @carol\n  rtchat admin log"
+    )]
+    Admin(super::team::AdminCommand),
+    /// Personal access tokens, for scripts: `Authorization: Bearer TOKEN`, no refresh.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  rtchat tokens create ci --expires 90d\n  rtchat tokens list\n  rtchat tokens revoke ci"
+    )]
+    Tokens(super::team::TokensCommand),
+    /// Incoming webhooks: anything that can POST JSON posts into a group.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  rtchat webhooks create '#ops' --name deploy-bot\n  rtchat webhooks list\n  rtchat webhooks revoke 3"
+    )]
+    Webhooks(super::team::WebhooksCommand),
     /// Log in with a username or email; the login is kept for this server.
     #[command(
         after_help = "Examples:\n  rtchat login alice\n  rtchat --server http://chat.local:8000 login alice@example.com"
@@ -287,36 +327,6 @@ pub enum GroupsCommand {
     Members { group: String },
 }
 
-struct Out {
-    json: bool,
-    style: Style,
-}
-
-impl Out {
-    fn line(&self, value: &impl serde::Serialize) {
-        outln!("{}", to_line(value));
-    }
-
-    /// What a command changed: the server's answer as JSON, or a confirmation on stderr (so that
-    /// a script reading stdout sees only what it asked for).
-    fn done(&self, value: &impl serde::Serialize, words: std::fmt::Arguments) {
-        if self.json {
-            self.line(value);
-        } else {
-            eprintln!("{words}");
-        }
-    }
-
-    /// After a login or registration: the user (JSON) or one line on stderr.
-    fn signed_in(&self, api: &Api, user: &crate::proto::User, done: &str) {
-        if self.json {
-            self.line(&json!({"server": api.base(), "user": user}));
-        } else {
-            eprintln!("{done} as {} on {}", user.username, api.base());
-        }
-    }
-}
-
 /// The server to talk to: the one named (flag or environment), else the last one logged in to,
 /// else the local default. A named one must be an http(s) URL.
 fn server(named: Option<&str>, store: &SessionStore) -> Result<String, CliError> {
@@ -341,13 +351,21 @@ fn server(named: Option<&str>, store: &SessionStore) -> Result<String, CliError>
     }
 }
 
+/// The client for this run: signed in with `RTCHAT_TOKEN` when it is set, else with the saved
+/// login of the server.
+async fn client(cli: &Cli, store: &SessionStore) -> Result<Api, CliError> {
+    let base = server(cli.server.as_deref(), store)?;
+    match std::env::var("RTCHAT_TOKEN") {
+        Ok(token) if !token.trim().is_empty() => {
+            Api::with_token(&base, &token, cli.ca_cert.clone()).await
+        }
+        _ => Api::new(&base, store.clone(), cli.ca_cert.clone()),
+    }
+}
+
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let store = SessionStore::default_location();
-    let api = Api::new(
-        &server(cli.server.as_deref(), &store)?,
-        store.clone(),
-        cli.ca_cert.clone(),
-    )?;
+    let api = client(&cli, &store).await?;
     let out = Out {
         json: cli.json,
         style: Style::detect(),
@@ -357,11 +375,20 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             username,
             email,
             full_name,
+            invite,
             password_stdin,
         } => {
             let account = (username.as_str(), email.as_str(), full_name.as_deref());
-            register(&api, &out, account, password_stdin).await?
+            register(&api, &out, account, invite.as_deref(), password_stdin).await?
         }
+        Command::ResetPassword {
+            code,
+            password_stdin,
+        } => super::team::reset_password(&api, &out, &code, password_stdin).await?,
+        Command::Invite(args) => super::team::invite(&api, &out, args).await?,
+        Command::Admin(cmd) => super::team::admin(&api, &out, cmd).await?,
+        Command::Tokens(cmd) => super::team::tokens(&api, &out, cmd).await?,
+        Command::Webhooks(cmd) => super::team::webhooks(&api, &out, cmd).await?,
         Command::Login {
             login,
             password_stdin,
@@ -407,13 +434,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Groups(cmd) => groups(&api, &out, cmd).await?,
         Command::Listen { target, mentions } => listen(&api, &out, target, mentions).await?,
         Command::Chat { target } => super::repl::run(api, target).await?,
-        Command::Completions { shell } => {
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "rtchat", &mut script);
-            out!("{}", String::from_utf8_lossy(&script));
-        }
+        Command::Completions { shell } => completions(shell),
     }
     Ok(())
+}
+
+fn completions(shell: clap_complete::Shell) {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "rtchat", &mut script);
+    out!("{}", String::from_utf8_lossy(&script));
 }
 
 /// `(username, email, full name)`, with a password asked twice (or read from stdin).
@@ -421,6 +450,7 @@ async fn register(
     api: &Api,
     out: &Out,
     (username, email, full_name): (&str, &str, Option<&str>),
+    invite: Option<&str>,
     password_stdin: bool,
 ) -> Result<(), CliError> {
     let password = if password_stdin {
@@ -428,7 +458,9 @@ async fn register(
     } else {
         password::new_password("Password").await?
     };
-    let reply = api.register(username, email, &password, full_name).await?;
+    let reply = api
+        .register_with_invite(username, email, &password, full_name, invite)
+        .await?;
     out.signed_in(api, &reply.user, "Registered and logged in");
     Ok(())
 }

@@ -44,6 +44,8 @@ pub(crate) mod render;
 pub(crate) mod repl;
 pub mod session;
 pub(crate) mod target;
+pub(crate) mod team;
+mod team_api;
 pub mod tls;
 
 pub use api::{Api, Draft, Page};

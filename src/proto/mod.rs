@@ -3,8 +3,10 @@
 //! WebSocket protocol.
 
 pub mod frames;
+pub mod team;
 
 pub use frames::{ClientFrame, CloseReason, ServerFrame};
+pub use team::ServerRole;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -269,6 +271,9 @@ pub struct RegisterRequest {
     pub password: String,
     #[serde(default)]
     pub full_name: Option<String>,
+    /// An invite code: needed when the server admits by invitation (its default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -313,6 +318,12 @@ pub struct User {
     pub is_active: bool,
     pub is_verified: bool,
     pub created_at: Timestamp,
+    /// What the account may do on the server.
+    #[serde(default)]
+    pub role: ServerRole,
+    /// A bot: signs in with tokens only.
+    #[serde(default)]
+    pub is_bot: bool,
 }
 
 /// Another user as anyone signed in may see them: no email.
@@ -322,6 +333,8 @@ pub struct PublicUser {
     pub username: String,
     pub full_name: Option<String>,
     pub created_at: Timestamp,
+    #[serde(default)]
+    pub is_bot: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

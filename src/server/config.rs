@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::server::auth::JwtAlgorithm;
+use crate::server::auth::{JwtAlgorithm, Registration};
 pub use crate::server::cluster::BusKind;
 use clap::builder::BoolishValueParser;
 
@@ -50,13 +50,13 @@ pub struct Config {
 
     /// PostgreSQL to use, e.g. postgresql://user:password@localhost:5432/chatapp. Without it the server
     /// runs a private PostgreSQL in the data directory.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
 
     /// Where the managed PostgreSQL and the generated secret key live. Default: the user's data
     /// directory (~/.local/share/rtchat), or /var/lib/rtchat when started as root (the `postgres` user
     /// that runs the database cannot enter root's home).
-    #[arg(long, env = "RTCHAT_DATA_DIR")]
+    #[arg(long, env = "RTCHAT_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
 
     /// Key that signs tokens. Without it a random key is generated once and kept in DATA_DIR/secret_key.
@@ -96,6 +96,17 @@ pub struct Config {
     #[arg(long, env = "DEBUG", default_value_t = false, num_args = 0..=1, default_missing_value = "true",
           value_parser = BoolishValueParser::new())]
     pub debug: bool,
+
+    /// Who may create an account: `invite` (with a code from someone on the server; the first
+    /// account needs none and becomes the owner), `open` (anyone who can reach the server: the
+    /// seed's behaviour, for a laptop or a private network) or `closed` (nobody new).
+    #[arg(
+        long,
+        env = "RTCHAT_REGISTRATION",
+        value_enum,
+        default_value = "invite"
+    )]
+    pub registration: Registration,
 
     /// Name reported by GET /.
     #[arg(long, env = "APP_NAME", default_value = "Real-time Chat API")]
@@ -210,6 +221,36 @@ pub struct Config {
     /// A WebSocket opened without credentials must send its `auth` frame within this (4000).
     #[arg(long, env = "RTCHAT_WS_AUTH_TIMEOUT", default_value = "5s", value_parser = duration)]
     pub ws_auth_timeout: Duration,
+
+    #[command(subcommand)]
+    pub command: Option<ServerCommand>,
+}
+
+/// What `rtchat-server` does besides serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ServerCommand {
+    /// Administer the server from its own machine (the way back in when no admin can log in):
+    /// uses the server's --data-dir or --database-url, whether the server is running or not.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum AdminCommand {
+    /// Make USERNAME an admin (or, with --owner, an owner).
+    #[command(after_help = "Examples:\n  rtchat-server admin promote alice\n  \
+        rtchat-server --data-dir /var/lib/rtchat admin promote alice --owner")]
+    Promote {
+        username: String,
+        /// Make them an owner, not an admin.
+        #[arg(long)]
+        owner: bool,
+    },
+    /// Make USERNAME a member again (the last owner stays one).
+    Demote { username: String },
+    /// Print a one-time code (valid an hour) with which USERNAME sets a new password
+    /// (`rtchat reset-password --code CODE`).
+    ResetPassword { username: String },
 }
 
 impl Config {
@@ -252,6 +293,7 @@ impl Config {
             tls_cert: None,
             tls_key: None,
             app_name: "Real-time Chat API".into(),
+            registration: Registration::Invite,
             cors_origins: Vec::new(),
             bcrypt_cost: 12,
             max_send_rate: 10,
@@ -274,6 +316,7 @@ impl Config {
             ws_ping_interval: Duration::from_secs(25),
             ws_idle_timeout: Duration::from_secs(60),
             ws_auth_timeout: Duration::from_secs(5),
+            command: None,
         }
     }
 

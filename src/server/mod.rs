@@ -8,6 +8,7 @@ pub mod auth;
 pub(crate) mod cluster;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod database;
 pub(crate) mod delivery;
 pub mod http;
@@ -390,6 +391,7 @@ async fn shared_parts(
             auth_timeout: config.ws_auth_timeout,
         },
         app_name: config.app_name.clone(),
+        registration: config.registration,
         dummy_hash,
     });
     Ok((state, publishing))

@@ -8,6 +8,7 @@ use warp::http::HeaderMap;
 
 use tokio_util::task::TaskTracker;
 
+use crate::server::auth::secrets::{self, SecretKind};
 use crate::server::auth::session_cache::SessionCache;
 use crate::server::auth::throttle::AuthThrottle;
 use crate::server::auth::{AuthError, PasswordHasher, TokenKeys, TokenKind};
@@ -52,6 +53,8 @@ pub struct Shared {
     /// How long a WebSocket frame's handler may wait for the database.
     pub db_timeout: std::time::Duration,
     pub app_name: String,
+    /// Who may create an account (`--registration`).
+    pub registration: crate::server::auth::Registration,
     /// A hash to check passwords against when the login names nobody, so that an unknown name takes
     /// as long as a wrong password (no user enumeration by timing).
     pub dummy_hash: String,
@@ -123,6 +126,9 @@ impl AppState {
     }
 
     pub async fn authenticate_token(&self, token: &str) -> Result<CurrentUser, ApiError> {
+        if SecretKind::AccessToken.marks(token) {
+            return self.authenticate_personal_token(token).await;
+        }
         let claims = self
             .keys
             .verify(token, TokenKind::Access)
@@ -158,6 +164,35 @@ impl AppState {
                 "Session has ended; log in again".into(),
             )),
         }
+    }
+}
+
+impl AppState {
+    /// A personal access token: its session, as a login's, from the cache or the database.
+    async fn authenticate_personal_token(&self, token: &str) -> Result<CurrentUser, ApiError> {
+        let digest = secrets::digest(token);
+        if let Some((session_id, user_id)) = self.sessions.token(&digest)
+            && let Some(user) = self.sessions.get(session_id, user_id)
+        {
+            return Ok(CurrentUser { user, session_id });
+        }
+        let read_at = std::time::Instant::now();
+        let found = tokio::time::timeout(self.db_timeout, self.store.token_session(&digest))
+            .await
+            .map_err(|_| ApiError::unavailable("checking the token took too long (database)"))?;
+        let Some(found) = found? else {
+            return Err(ApiError::Unauthorized(
+                "Invalid, expired or revoked access token".into(),
+            ));
+        };
+        self.sessions
+            .put_token(digest, found.session_id, found.user.id, found.expires_at);
+        self.sessions
+            .put(found.session_id, found.user.clone(), read_at);
+        Ok(CurrentUser {
+            user: found.user,
+            session_id: found.session_id,
+        })
     }
 }
 

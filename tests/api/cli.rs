@@ -1077,3 +1077,200 @@ async fn a_profile_is_shown_and_changed_from_the_command_line() {
     let r = carol.run(&["profile", "--full-name", ""]).await;
     assert!(r.ok().stdout.starts_with("@carol <"), "{}", r.stdout);
 }
+
+/// `rtchat register NAME --invite CODE` with a password on stdin.
+async fn register_invited(cli: &Cli, name: &str, code: &str) -> Run {
+    let email = format!("{name}@example.com");
+    cli.run_with_stdin(
+        &[
+            "register",
+            name,
+            "--email",
+            &email,
+            "--invite",
+            code,
+            "--password-stdin",
+        ],
+        Some("a fine password\n"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_team_server_is_run_from_the_command_line() {
+    let mut config = crate::common::test_config();
+    config.registration = rtchat::server::auth::Registration::Invite;
+    let app = crate::common::spawn_app_with(config).await;
+    let (alice, bob, carol) = (Cli::for_app(&app), Cli::for_app(&app), Cli::for_app(&app));
+    alice.try_register("alice").await.ok();
+
+    // A teammate needs an invite; the inviter is told the exact line to pass on.
+    let r = carol.try_register("carol").await;
+    r.failed_with(1);
+    assert!(r.stderr.contains("invitation"), "{}", r.stderr);
+    let r = alice.run(&["invite"]).await;
+    let code = r.ok().stdout.trim().to_string();
+    assert!(code.starts_with("rtci_"), "{}", r.stdout);
+    let line = format!(
+        "rtchat register NAME --email EMAIL --invite {code} --server {}",
+        app.address
+    );
+    assert!(r.stderr.contains(&line), "{}", r.stderr);
+    register_invited(&bob, "bob", &code).await.ok();
+    register_invited(&carol, "carol", &code)
+        .await
+        .failed_with(1);
+    let r = alice.run(&["--json", "invite", "list"]).await;
+    assert_eq!(r.ok().json_lines()[0]["status"], "used");
+
+    // Administration: users, deactivate (the session is over, login says why), reactivate.
+    let r = alice.run(&["admin", "users"]).await;
+    let table = &r.ok().stdout;
+    assert!(
+        table.contains("@alice") && table.contains("owner"),
+        "{table}"
+    );
+    assert!(
+        table.contains("@bob") && table.contains("member"),
+        "{table}"
+    );
+    alice.run(&["admin", "deactivate", "@bob"]).await.ok();
+    bob.run(&["whoami"]).await.failed_with(3);
+    let r = bob
+        .run_with_stdin(
+            &["login", "bob", "--password-stdin"],
+            Some("a fine password\n"),
+        )
+        .await;
+    r.failed_with(3);
+    assert!(r.stderr.contains("deactivated"), "{}", r.stderr);
+    alice.run(&["admin", "reactivate", "@bob"]).await.ok();
+
+    // A forgotten password: a one-time code from an admin.
+    let r = alice.run(&["admin", "reset-password", "@bob"]).await;
+    let reset = r.ok().stdout.trim().to_string();
+    assert!(
+        r.stderr
+            .contains(&format!("rtchat reset-password --code {reset}")),
+        "{}",
+        r.stderr
+    );
+    bob.run_with_stdin(
+        &["reset-password", "--code", &reset, "--password-stdin"],
+        Some("another fine password\n"),
+    )
+    .await
+    .ok();
+    bob.run_with_stdin(
+        &["login", "bob", "--password-stdin"],
+        Some("another fine password\n"),
+    )
+    .await
+    .ok();
+    bob.run_with_stdin(
+        &["reset-password", "--code", &reset, "--password-stdin"],
+        Some("a third fine password\n"),
+    )
+    .await
+    .failed_with(1);
+
+    // Roles: only owners make admins; the log says who did what to whom.
+    bob.run(&["admin", "users"]).await.failed_with(1);
+    let r = alice.run(&["admin", "promote", "@bob"]).await;
+    assert!(r.ok().stderr.contains("@bob is now admin"), "{}", r.stderr);
+    bob.run(&["admin", "users"]).await.ok();
+    bob.run(&["admin", "promote", "@alice", "--owner"])
+        .await
+        .failed_with(1);
+    let r = alice.run(&["admin", "log"]).await;
+    let log = &r.ok().stdout;
+    let first = log.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("@alice user.role @bob (member -> admin)"),
+        "{log}"
+    );
+    assert!(log.contains("@alice user.deactivate @bob"), "{log}");
+    assert!(log.contains("@alice invite.create"), "{log}");
+}
+
+#[tokio::test]
+async fn tokens_bots_and_webhooks_from_the_command_line() {
+    let app = spawn_app().await;
+    let alice = Cli::for_app(&app);
+    alice.register("alice").await;
+
+    // A personal token speaks for its owner without a login, until revoked.
+    let r = alice
+        .run(&["tokens", "create", "ci", "--expires", "30d"])
+        .await;
+    let token = r.ok().stdout.trim().to_string();
+    assert!(token.starts_with("rtcp_"), "{}", r.stdout);
+    let script = Cli::for_app(&app);
+    let whoami = || async {
+        let out = script
+            .command(&["whoami"])
+            .env("RTCHAT_TOKEN", &token)
+            .output()
+            .await
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = whoami().await;
+    assert_eq!(code, Some(0));
+    assert!(stdout.starts_with("@alice"), "{stdout}");
+    let r = alice.run(&["tokens", "list"]).await;
+    assert!(r.ok().stdout.contains("ci"), "{}", r.stdout);
+    alice.run(&["tokens", "revoke", "ci"]).await.ok();
+    assert_eq!(whoami().await.0, Some(3));
+
+    // A bot: made by an admin, speaks with its token.
+    let r = alice.run(&["admin", "create-bot", "buildbot"]).await;
+    let bot_token = r.ok().stdout.trim().to_string();
+    let out = script
+        .command(&["whoami"])
+        .env("RTCHAT_TOKEN", &bot_token)
+        .output()
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("@buildbot"));
+
+    // A webhook: a URL anything can POST to; its messages show its name.
+    alice.run(&["groups", "create", "ops"]).await.ok();
+    let r = alice
+        .run(&["webhooks", "create", "#ops", "--name", "deploy-bot"])
+        .await;
+    let url = r.ok().stdout.trim().to_string();
+    assert!(
+        url.starts_with(&format!("{}/hooks/rtch_", app.address)),
+        "{url}"
+    );
+    assert!(r.stderr.contains("curl -X POST"), "{}", r.stderr);
+    let posted = app
+        .client
+        .post(&url)
+        .json(&serde_json::json!({"text": "deploy done"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let r = alice.run(&["history", "#ops"]).await;
+    let shown = &r.ok().stdout;
+    assert!(
+        shown.contains("deploy-bot") && shown.contains("deploy done"),
+        "{shown}"
+    );
+    let r = alice.run(&["--json", "webhooks", "list"]).await;
+    let id = r.ok().json_lines()[0]["id"].as_i64().unwrap().to_string();
+    alice.run(&["webhooks", "revoke", &id]).await.ok();
+    let posted = app
+        .client
+        .post(&url)
+        .json(&serde_json::json!({"text": "again"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 404);
+}

@@ -68,6 +68,8 @@ pub fn test_config() -> Config {
     config.auth_rate_per_ip = 0;
     config.login_rate_per_account = 0;
     config.secret_key = Some(SECRET.into());
+    // Most tests register their people freely; tests/api/team.rs starts invite-only servers.
+    config.registration = rtchat::server::auth::Registration::Open;
     config
 }
 

@@ -106,6 +106,7 @@ fn start(dir: &DataDir, port: u16, extra: &[&str]) -> Running {
         .args(["--data-dir", dir.0.to_str().unwrap()])
         .args(["--bind", &format!("127.0.0.1:{port}")])
         .args(["--bcrypt-cost", "4"])
+        .args(["--registration", "open"])
         .args(extra)
         .env_remove("DATABASE_URL")
         .env_remove("SECRET_KEY")
@@ -938,4 +939,84 @@ async fn an_instance_killed_mid_fan_out_loses_and_doubles_nothing() {
         "every message once, in order"
     );
     drop((c, a));
+}
+
+/// `rtchat-server ARGS` run to its end: exit code, stdout, stderr.
+async fn console(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_rtchat-server"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_console_is_the_way_back_in_whether_the_server_runs_or_not() {
+    let dir = DataDir::new("console");
+    let data = dir.0.to_str().unwrap().to_string();
+    let port = free_port();
+    let mut server = start_healthy(&dir, port, &[]).await;
+    server.register("alice").await;
+    let bob = server.register("bob").await;
+    let bob_token = bob["tokens"]["access_token"].as_str().unwrap().to_string();
+
+    // While the server runs: bob becomes an admin, and the server lets him administer.
+    let (code, out, err) = console(&["--data-dir", &data, "admin", "promote", "bob"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("@bob is now an admin"), "{out}");
+    let client = crate::common::http().build().unwrap();
+    let admin_users = client
+        .get(format!("{}/admin/users", server.base))
+        .bearer_auth(&bob_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin_users.status(), StatusCode::OK);
+
+    // While it is stopped: a reset code for alice (the flags may follow the command too).
+    server.signal(libc::SIGTERM);
+    assert!(
+        server
+            .exited_within(Duration::from_secs(30))
+            .await
+            .is_some()
+    );
+    let (code, out, err) =
+        console(&["admin", "reset-password", "alice", "--data-dir", &data]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let reset = out
+        .lines()
+        .find(|l| l.starts_with("rtcr_"))
+        .unwrap_or_else(|| panic!("a code in {out}"))
+        .to_string();
+    assert!(
+        postgres_processes(&dir.0).is_empty(),
+        "the PostgreSQL it started is stopped again"
+    );
+    let (code, _, err) = console(&["--data-dir", &data, "admin", "demote", "nobody"]).await;
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no user named nobody"), "{err}");
+
+    let server = start_healthy(&dir, port, &[]).await;
+    let (status, reply) = server
+        .post(
+            "/auth/reset-password",
+            json!({"code": reset, "new_password": "back in at last"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let (status, _) = server
+        .post(
+            "/auth/login",
+            json!({"username": "alice", "password": "back in at last"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -6,6 +6,7 @@
 //! (`throttle`).
 
 pub mod hashing;
+pub mod secrets;
 pub mod session_cache;
 pub mod throttle;
 
@@ -67,6 +68,18 @@ impl From<JwtAlgorithm> for Algorithm {
             JwtAlgorithm::Hs512 => Algorithm::HS512,
         }
     }
+}
+
+/// Who may create an account (`--registration`). Whatever the rule, a server's first account
+/// needs no invite and becomes its owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Registration {
+    /// Anyone who can reach the server (the seed's behaviour).
+    Open,
+    /// Only with an invite code from someone already on the server.
+    Invite,
+    /// Nobody new.
+    Closed,
 }
 
 /// The seed's claims (`sub` = user id as a string, `exp`, `type`) plus what makes every token unique

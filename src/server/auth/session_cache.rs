@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::proto::UserId;
@@ -23,6 +24,16 @@ struct Entries {
     valid: HashMap<Uuid, (UserRecord, Instant)>,
     revoked_sessions: HashMap<Uuid, Instant>,
     revoked_users: HashMap<UserId, Instant>,
+    /// A personal access token's digest -> its session. Never changes for a token; whether its
+    /// session is still good is `valid`'s to say.
+    tokens: HashMap<Vec<u8>, TokenEntry>,
+}
+
+/// The session a personal access token opens, and until when the token works.
+struct TokenEntry {
+    session: Uuid,
+    user: UserId,
+    expires: Option<DateTime<Utc>>,
 }
 
 #[derive(Default)]
@@ -53,6 +64,37 @@ impl SessionCache {
             e.valid.retain(|_, (_, at)| at.elapsed() <= TTL);
         }
         e.valid.insert(session, (record, read_at));
+    }
+
+    /// The session and user of a personal access token seen before, unless it has expired.
+    pub fn token(&self, digest: &[u8]) -> Option<(Uuid, UserId)> {
+        let e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = e.tokens.get(digest)?;
+        if entry.expires.is_some_and(|at| at <= Utc::now()) {
+            return None;
+        }
+        Some((entry.session, entry.user))
+    }
+
+    pub fn put_token(
+        &self,
+        digest: Vec<u8>,
+        session: Uuid,
+        user: UserId,
+        expires: Option<DateTime<Utc>>,
+    ) {
+        let mut e = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if e.tokens.len() > 100_000 {
+            e.tokens.clear();
+        }
+        e.tokens.insert(
+            digest,
+            TokenEntry {
+                session,
+                user,
+                expires,
+            },
+        );
     }
 
     pub fn forget_session(&self, session: Uuid) {
@@ -94,6 +136,8 @@ mod tests {
             is_active: true,
             is_verified: false,
             created_at: chrono::Utc::now(),
+            role: crate::proto::ServerRole::Member,
+            is_bot: false,
         }
     }
 

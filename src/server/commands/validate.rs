@@ -4,6 +4,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::proto::team::{
+    CreateBotRequest, CreateInviteRequest, CreateTokenRequest, CreateWebhookRequest,
+    ResetPasswordRequest, RevokeInviteRequest, SetRoleRequest, WebhookPost,
+};
 use crate::proto::{
     AddMembersRequest, ChangePasswordRequest, CreateGroupRequest, EditRequest, FieldError,
     LoginRequest, MarkReadRequest, MessageId, RefreshRequest, RegisterRequest, RemoveMemberRequest,
@@ -192,6 +196,9 @@ impl Validate for RegisterRequest {
         if let Some(name) = &self.full_name {
             e.length("full_name", name, 0, 100);
         }
+        if let Some(code) = &self.invite {
+            e.length("invite", code, 0, 200);
+        }
         e.0
     }
 }
@@ -236,6 +243,121 @@ impl Validate for ChangePasswordRequest {
         e.length("old_password", &self.old_password, 1, 100);
         password(&mut e, "new_password", &self.new_password);
         e.0
+    }
+}
+
+impl Validate for ResetPasswordRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        e.length("code", &self.code, 1, 200);
+        password(&mut e, "new_password", &self.new_password);
+        e.0
+    }
+}
+
+/// The longest an invite or token may be asked to live: a year, in seconds.
+pub const MAX_SECRET_LIFETIME_SECONDS: i64 = 366 * 24 * 3600;
+
+impl Errors {
+    /// A lifetime in seconds, when given: a minute to a year.
+    fn lifetime(&mut self, field: &str, value: Option<i64>) {
+        if let Some(seconds) = value
+            && !(60..=MAX_SECRET_LIFETIME_SECONDS).contains(&seconds)
+        {
+            self.push(
+                "lifetime_range",
+                field,
+                "Input should be between 60 seconds and a year",
+                seconds,
+            );
+        }
+    }
+}
+
+impl Validate for CreateInviteRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        if let Some(uses) = self.max_uses
+            && !(1..=1000).contains(&uses)
+        {
+            e.push(
+                "uses_range",
+                "max_uses",
+                "Input should be between 1 and 1000",
+                uses,
+            );
+        }
+        e.lifetime("expires_in_seconds", self.expires_in_seconds);
+        e.0
+    }
+}
+
+impl Validate for SetRoleRequest {}
+
+impl Validate for RevokeInviteRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        match (&self.id, &self.code) {
+            (None, None) | (Some(_), Some(_)) => e.push(
+                "missing",
+                "id",
+                "Give the invite's id or its code (one of them)",
+                Value::Null,
+            ),
+            (_, Some(code)) => e.length("code", code, 1, 200),
+            _ => {}
+        }
+        e.0
+    }
+}
+
+impl Validate for CreateTokenRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        e.length("name", &self.name, 1, 64);
+        if !self
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
+            e.push(
+                "string_pattern_mismatch",
+                "name",
+                "A token's name may contain only letters, digits, '_', '.' and '-'",
+                truncated(&self.name),
+            );
+        }
+        e.lifetime("expires_in_seconds", self.expires_in_seconds);
+        e.0
+    }
+}
+
+impl Validate for CreateBotRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        username(&mut e, "username", &self.username);
+        if let Some(name) = &self.full_name {
+            e.length("full_name", name, 0, 100);
+        }
+        e.0
+    }
+}
+
+impl Validate for CreateWebhookRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        if let Some(name) = &self.name {
+            username(&mut e, "name", name);
+        }
+        e.0
+    }
+}
+
+impl Validate for WebhookPost {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        content(&mut errors, "text", &self.text);
+        errors
     }
 }
 
@@ -438,5 +560,23 @@ mod tests {
         let mut e = Vec::new();
         content(&mut e, "content", "   ");
         assert_eq!(e[0].kind, "string_blank");
+    }
+}
+
+/// `GET /admin/log`: a page of the audit log, newest first.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Lines in the page, 1 to 500 (default 50).
+    pub limit: Option<i64>,
+    /// Only lines older than this one (the next page).
+    pub before_id: Option<i64>,
+}
+
+impl Validate for AuditQuery {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        e.limit(self.limit, 500);
+        e.0
     }
 }

@@ -145,13 +145,7 @@ impl ManagedPostgres {
 
     /// A connection configuration for `dbname` over the unix socket.
     pub fn connect_config(&self, dbname: &str) -> tokio_postgres::Config {
-        let mut cfg = tokio_postgres::Config::new();
-        cfg.host_path(&self.data_dir)
-            .port(PORT)
-            .user(SUPERUSER)
-            .dbname(dbname)
-            .application_name("rtchat");
-        cfg
+        socket_config(&self.data_dir, dbname)
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -219,6 +213,18 @@ impl ManagedPostgres {
             thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// How to reach `dbname` of the managed PostgreSQL in `data_dir`, started by this process or by
+/// another (a running server, for `rtchat-server admin`).
+pub fn socket_config(data_dir: &Path, dbname: &str) -> tokio_postgres::Config {
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host_path(data_dir)
+        .port(PORT)
+        .user(SUPERUSER)
+        .dbname(dbname)
+        .application_name("rtchat");
+    cfg
 }
 
 impl Drop for ManagedPostgres {

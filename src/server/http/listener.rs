@@ -89,6 +89,10 @@ const TOKEN_SHAPED: usize = 32;
 /// `/ws/{token}` is the seed's form, but a mistyped or hostile path carries one anywhere
 /// (`/WS/...`, `/%77s/...`, `/ws%2f...`).
 fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    // A webhook's address is its secret, whatever its length or shape.
+    if path.starts_with("/hooks/") {
+        return std::borrow::Cow::Borrowed("/hooks/<redacted>");
+    }
     let tokenish = |c: char| c.is_ascii_alphanumeric() || "-_.~+=%".contains(c);
     let mut out = String::new();
     let mut run_start = None;
@@ -571,6 +575,8 @@ mod tests {
             assert!(logged.contains("<token>"), "{path} -> {logged}");
         }
         assert_eq!(loggable_path(&format!("/ws/{TOKEN}")), "/ws/<token>");
+        // A webhook's address is a secret of any shape.
+        assert_eq!(loggable_path("/hooks/rtch_0123"), "/hooks/<redacted>");
     }
 
     #[test]

@@ -113,6 +113,11 @@ impl Store {
             "DELETE FROM online_presence WHERE user_id = $1 AND instance_id = $2"
         };
         tx.execute(change, &[&user, &instance]).await?;
+        tx.execute(
+            "UPDATE users SET last_seen_at = now() WHERE id = $1",
+            &[&user],
+        )
+        .await?;
         let elsewhere: bool = tx
             .query_one(
                 "SELECT EXISTS (

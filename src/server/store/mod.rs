@@ -8,6 +8,8 @@ mod messages;
 mod rooms;
 mod search;
 mod sessions;
+mod team;
+mod tokens;
 mod users;
 
 pub use changes::{ChangeOutcome, StoredChange};
@@ -15,7 +17,9 @@ pub use messages::{HistoryPage, InsertOutcome, NewMessage, StoredMessage};
 pub use rooms::{ReadPointer, RemoveOutcome, RoomAccess};
 pub use search::MessageSearch;
 pub use sessions::RotateOutcome;
-pub use users::{CreateUserOutcome, NewUser, ProfileOutcome, UserRecord};
+pub use team::{Audit, RoleOutcome};
+pub use tokens::NewWebhook;
+pub use users::{Admission, CreateUserOutcome, NewUser, ProfileOutcome, UserRecord};
 
 use deadpool_postgres::{Object, Pool};
 

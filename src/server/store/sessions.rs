@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::users::UserRecord;
+use super::users::{USER_COLUMNS_OF_U, UserRecord};
 use super::{NewRefresh, Store, StoreError};
 use crate::proto::UserId;
 
@@ -29,22 +29,15 @@ impl Store {
     ) -> Result<Option<UserRecord>, StoreError> {
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached(
-                "SELECT u.id, u.username, u.email, u.full_name, u.is_active, u.is_verified, u.created_at
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS_OF_U}
                  FROM auth_sessions s JOIN users u ON u.id = s.user_id
-                 WHERE s.id = $2 AND s.user_id = $1 AND s.revoked_at IS NULL AND u.is_active",
-            )
+                 WHERE s.id = $2 AND s.user_id = $1 AND s.revoked_at IS NULL AND u.is_active
+                   AND (s.expires_at IS NULL OR s.expires_at > now())"
+            ))
             .await?;
         let row = client.query_opt(&stmt, &[&user_id, &session_id]).await?;
-        Ok(row.map(|r| UserRecord {
-            id: r.get(0),
-            username: r.get(1),
-            email: r.get(2),
-            full_name: r.get(3),
-            is_active: r.get(4),
-            is_verified: r.get(5),
-            created_at: r.get(6),
-        }))
+        Ok(row.map(|r| UserRecord::from_row(&r)))
     }
 
     /// A login: a new session with its first refresh token, and `source` (the client's address)
@@ -59,6 +52,7 @@ impl Store {
         let stmt = client
             .prepare_cached(
                 "WITH s AS (INSERT INTO auth_sessions (id, user_id) VALUES ($1, $2)),
+                      seen AS (UPDATE users SET last_seen_at = now() WHERE id = $2),
                       src AS (
                         INSERT INTO login_sources (user_id, address)
                         SELECT $2, $5 WHERE $5::inet IS NOT NULL
@@ -186,8 +180,13 @@ impl Store {
         client
             .execute(
                 "DELETE FROM auth_sessions s
-                 WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens rt WHERE rt.session_id = s.id)
-                   AND s.created_at < now() - interval '1 day'",
+                 WHERE s.created_at < now() - interval '1 day'
+                   AND CASE WHEN s.token_hash IS NULL
+                       THEN NOT EXISTS (SELECT 1 FROM refresh_tokens rt WHERE rt.session_id = s.id)
+                       -- A personal access token: a day after it ended.
+                       ELSE coalesce(least(s.revoked_at, s.expires_at), 'infinity')
+                            < now() - interval '1 day'
+                   END",
                 &[],
             )
             .await?;

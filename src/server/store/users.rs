@@ -7,10 +7,14 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
 use super::{Store, StoreError};
-use crate::proto::{self, UserId};
+use crate::proto::{self, ServerRole, UserId};
 use crate::server::store::NewRefresh;
 
-const USER_COLUMNS: &str = "id, username, email, full_name, is_active, is_verified, created_at";
+const USER_COLUMNS: &str =
+    "id, username, email, full_name, is_active, is_verified, created_at, role, is_bot";
+/// The same columns, of `users u` in a join.
+pub(super) const USER_COLUMNS_OF_U: &str = "u.id, u.username, u.email, u.full_name, u.is_active, \
+     u.is_verified, u.created_at, u.role, u.is_bot";
 
 /// How long an address an account signed in from stays known to it.
 pub const KNOWN_SOURCE_DAYS: i32 = 90;
@@ -32,10 +36,12 @@ pub struct UserRecord {
     pub is_active: bool,
     pub is_verified: bool,
     pub created_at: DateTime<Utc>,
+    pub role: ServerRole,
+    pub is_bot: bool,
 }
 
 impl UserRecord {
-    fn from_row(row: &Row) -> Self {
+    pub(super) fn from_row(row: &Row) -> Self {
         UserRecord {
             id: row.get("id"),
             username: row.get("username"),
@@ -44,6 +50,8 @@ impl UserRecord {
             is_active: row.get("is_active"),
             is_verified: row.get("is_verified"),
             created_at: row.get("created_at"),
+            role: ServerRole::parse(row.get("role")).unwrap_or_default(),
+            is_bot: row.get("is_bot"),
         }
     }
 
@@ -56,6 +64,8 @@ impl UserRecord {
             is_active: self.is_active,
             is_verified: self.is_verified,
             created_at: self.created_at.into(),
+            role: self.role,
+            is_bot: self.is_bot,
         }
     }
 
@@ -65,6 +75,7 @@ impl UserRecord {
             username: self.username.clone(),
             full_name: self.full_name.clone(),
             created_at: self.created_at.into(),
+            is_bot: self.is_bot,
         }
     }
 }
@@ -79,6 +90,22 @@ pub struct NewUser<'a> {
     pub source: Option<IpAddr>,
 }
 
+/// A unique index said no: which name was taken.
+fn taken_or(e: tokio_postgres::Error) -> Result<CreateUserOutcome, StoreError> {
+    if e.code() != Some(&SqlState::UNIQUE_VIOLATION) {
+        return Err(e.into());
+    }
+    let constraint = e
+        .as_db_error()
+        .and_then(|d| d.constraint())
+        .unwrap_or_default();
+    if constraint.contains("email") {
+        Ok(CreateUserOutcome::EmailTaken)
+    } else {
+        Ok(CreateUserOutcome::UsernameTaken)
+    }
+}
+
 /// What a profile change did.
 pub enum ProfileOutcome {
     Updated(UserRecord),
@@ -90,6 +117,18 @@ pub enum CreateUserOutcome {
     Created(UserRecord),
     UsernameTaken,
     EmailTaken,
+    /// The server admits by invitation and the code was unknown, used up, expired or revoked (or
+    /// admits nobody new at all).
+    NotAdmitted,
+}
+
+/// Who a registration may create, besides a server's first account (always admitted, as owner).
+#[derive(Debug, Clone, Copy)]
+pub enum Admission<'a> {
+    Open,
+    /// With the digest of the invite code given, if any: one use of it is taken.
+    Invite(Option<&'a [u8]>),
+    Closed,
 }
 
 impl Store {
@@ -126,19 +165,53 @@ impl Store {
         Ok(client.query_one(&stmt, &[]).await?.get(0))
     }
 
-    /// Creates the user with its first session. A name taken meanwhile (a concurrent registration)
+    /// Whether any account exists: a server's first account needs no invite.
+    pub async fn has_users(&self) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM users)")
+            .await?;
+        Ok(client.query_one(&stmt, &[]).await?.get(0))
+    }
+
+    /// Creates the user with its first session, if `admission` lets them in: the first account
+    /// of a server always (it becomes the owner), others by the server's rule, an invite's use
+    /// taken in the same statement. Registrations take turns (a lock held to the commit), so that
+    /// two first accounts or two uses of a last invite cannot both pass. A name taken meanwhile
     /// is reported, not raised: the unique indexes decide.
     pub async fn create_user(
         &self,
         user: &NewUser<'_>,
         session: &NewRefresh,
+        admission: Admission<'_>,
     ) -> Result<CreateUserOutcome, StoreError> {
-        let client = self.client().await?;
-        let stmt = client
+        let (open, invite) = match admission {
+            Admission::Open => (true, None),
+            Admission::Invite(code) => (false, code),
+            Admission::Closed => (false, None),
+        };
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('rtchat registration'))",
+            &[],
+        )
+        .await?;
+        let stmt = tx
             .prepare_cached(&format!(
-                "WITH u AS (
-                    INSERT INTO users (id, username, email, hashed_password, full_name)
-                    VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLUMNS}
+                "WITH first AS (SELECT NOT EXISTS (SELECT 1 FROM users) AS yes),
+                 invite AS (
+                    UPDATE invites SET uses = uses + 1
+                    WHERE code_hash = $10 AND uses < max_uses AND expires_at > now()
+                      AND revoked_at IS NULL AND NOT (SELECT yes FROM first)
+                    RETURNING id
+                 ), u AS (
+                    INSERT INTO users (id, username, email, hashed_password, full_name, role,
+                                       last_seen_at)
+                    SELECT $1, $2, $3, $4, $5,
+                           CASE WHEN (SELECT yes FROM first) THEN 'owner' ELSE 'member' END, now()
+                    WHERE (SELECT yes FROM first) OR $11 OR EXISTS (SELECT 1 FROM invite)
+                    RETURNING {USER_COLUMNS}
                  ), s AS (
                     INSERT INTO auth_sessions (id, user_id) SELECT $6, id FROM u
                  ), t AS (
@@ -151,8 +224,8 @@ impl Store {
                  SELECT {USER_COLUMNS} FROM u"
             ))
             .await?;
-        let result = client
-            .query_one(
+        let result = tx
+            .query_opt(
                 &stmt,
                 &[
                     &user.id,
@@ -164,27 +237,44 @@ impl Store {
                     &session.token_hash,
                     &session.expires_at,
                     &user.source,
+                    &invite,
+                    &open,
                 ],
+            )
+            .await;
+        let outcome = match result {
+            Ok(Some(row)) => CreateUserOutcome::Created(UserRecord::from_row(&row)),
+            Ok(None) => CreateUserOutcome::NotAdmitted,
+            Err(e) => return taken_or(e),
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Creates a bot account: no password (it signs in with tokens only), no session yet.
+    pub async fn create_bot(
+        &self,
+        username: &str,
+        full_name: Option<&str>,
+    ) -> Result<CreateUserOutcome, StoreError> {
+        let client = self.client().await?;
+        // The email column is unique and required; a bot's is a name nobody can receive mail at.
+        let email = format!("{}@bots.invalid", username.to_lowercase());
+        let result = client
+            .query_one(
+                &format!(
+                    "INSERT INTO users (username, email, hashed_password, full_name, is_bot)
+                     VALUES ($1, $2, '!', $3, true) RETURNING {USER_COLUMNS}"
+                ),
+                &[&username, &email, &full_name],
             )
             .await;
         match result {
             Ok(row) => Ok(CreateUserOutcome::Created(UserRecord::from_row(&row))),
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                let constraint = e
-                    .as_db_error()
-                    .and_then(|d| d.constraint())
-                    .unwrap_or_default();
-                if constraint.contains("email") {
-                    Ok(CreateUserOutcome::EmailTaken)
-                } else {
-                    Ok(CreateUserOutcome::UsernameTaken)
-                }
-            }
-            Err(e) => Err(e.into()),
+            Err(e) => taken_or(e),
         }
     }
 
-    /// The account a login names (by username or email, any case), with its password hash.
     /// The account a login names (username or email, any case), its password hash, and whether
     /// it has signed in from `source` lately (`KNOWN_SOURCE_DAYS`).
     pub async fn find_login(
@@ -234,6 +324,20 @@ impl Store {
         let stmt = client
             .prepare_cached(&format!(
                 "SELECT {USER_COLUMNS} FROM users WHERE lower(username) = lower($1) AND is_active"
+            ))
+            .await?;
+        Ok(client
+            .query_opt(&stmt, &[&username])
+            .await?
+            .map(|r| UserRecord::from_row(&r)))
+    }
+
+    /// Any account by name, active or not (for its admins).
+    pub async fn find_any_user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE lower(username) = lower($1)"
             ))
             .await?;
         Ok(client

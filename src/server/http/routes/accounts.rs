@@ -10,17 +10,19 @@ use warp::reply::Response;
 
 use super::responses::{BodyErrors, Conflict, TooManyRequests, Unauthorized, Unavailable};
 use super::{authenticated, created, json, one_of, peer_ip, signed_in, with_state};
+use crate::proto::team::ResetPasswordRequest;
 use crate::proto::{
     AuthReply, ChangePasswordRequest, ErrorBody, LoginRequest, LogoutAllReply, MessageReply,
-    RefreshRequest, RegisterRequest, Tokens, UpdateProfileRequest, User,
+    RefreshRequest, RegisterRequest, ServerRole, Tokens, UpdateProfileRequest, User,
 };
-use crate::server::auth::{self, AuthError, Source, TokenKind};
+use crate::server::auth::secrets;
+use crate::server::auth::{self, AuthError, Registration, Source, TokenKind};
 use crate::server::commands::ApiError;
 use crate::server::commands::validate::normalise_email;
 use crate::server::http::error::respond;
 use crate::server::http::extract::json_body;
 use crate::server::state::{AppState, CurrentUser};
-use crate::server::store::{CreateUserOutcome, NewUser, ProfileOutcome, RotateOutcome};
+use crate::server::store::{Admission, CreateUserOutcome, NewUser, ProfileOutcome, RotateOutcome};
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let s = || with_state(state.clone());
@@ -55,6 +57,11 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
             .and(warp::post().and(s()).and(peer_ip()))
             .and(authenticated(state.clone()).and(json_body()))
             .then(change_password)
+            .map(respond)
+            .boxed(),
+        warp::path!("auth" / "reset-password")
+            .and(warp::post().and(s()).and(peer_ip()).and(json_body()))
+            .then(reset_password)
             .map(respond)
             .boxed(),
         warp::path!("auth" / "me")
@@ -134,12 +141,35 @@ fn taken(outcome: CreateUserOutcome) -> ApiError {
     }
 }
 
+/// Why a registration is not let in: the same words for an unknown, used, expired or revoked
+/// invite code (no oracle for codes).
+fn not_admitted(rule: Registration, code_given: bool) -> ApiError {
+    ApiError::Forbidden(
+        match (rule, code_given) {
+            (Registration::Closed, _) => "This server is not taking new accounts",
+            (_, false) => {
+                "This server admits new accounts by invitation: ask someone on it for an invite \
+                 code (`rtchat invite`) and register with it (`--invite CODE`)"
+            }
+            (_, true) => {
+                "This invite code is not valid (unknown, used up, expired or revoked): ask for a \
+                 new one"
+            }
+        }
+        .into(),
+    )
+}
+
 /// Create an account and log in: the reply carries the user and a first pair of tokens.
+///
+/// The server's first account needs no invite and becomes its owner; after it, the server's
+/// `--registration` rule decides (by default an `invite` code is needed).
 #[utoipa::path(post, path = "/auth/register", tag = "auth",
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Registered and logged in", body = AuthReply),
         BodyErrors,
+        (status = 403, description = "Needs an invite code, the code is not valid, or the server takes no new accounts", body = ErrorBody),
         (status = 409, response = Conflict),
         (status = 429, response = TooManyRequests),
         (status = 503, response = Unavailable),
@@ -153,6 +183,28 @@ pub(super) async fn register(
     state.auth_throttle.from_address(peer)?;
     let email = normalise_email(&req.email)
         .ok_or_else(|| ApiError::BadRequest("value is not a valid email address".into()))?;
+    let code = req
+        .invite
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(secrets::digest);
+    let rule = state.registration;
+    let admission = match rule {
+        Registration::Open => Admission::Open,
+        Registration::Invite => Admission::Invite(code.as_deref()),
+        Registration::Closed => Admission::Closed,
+    };
+    // Whoever cannot get in learns nothing more (not even which names are taken) and costs no
+    // bcrypt; the insert checks again, atomically.
+    let may_pass = match admission {
+        Admission::Open => true,
+        Admission::Invite(Some(code)) => state.store.invite_usable(code).await?,
+        _ => false,
+    };
+    if !may_pass && state.store.has_users().await? {
+        return Err(not_admitted(rule, code.is_some()));
+    }
     // Checked before hashing so a taken name costs no bcrypt; the unique indexes still decide races.
     if let Some(outcome) = state.store.name_taken(&req.username, &email).await? {
         return Err(taken(outcome));
@@ -173,14 +225,68 @@ pub(super) async fn register(
         full_name,
         source: peer,
     };
-    match state.store.create_user(&new_user, &issued.refresh).await? {
-        CreateUserOutcome::Created(user) => Ok(created(&AuthReply {
-            message: "User registered successfully".into(),
-            user: user.to_proto(),
-            tokens: issued.tokens,
-        })),
+    match state
+        .store
+        .create_user(&new_user, &issued.refresh, admission)
+        .await?
+    {
+        CreateUserOutcome::Created(user) => {
+            if user.role == ServerRole::Owner {
+                tracing::info!(username = %user.username, "the server's first account: its owner");
+            }
+            Ok(created(&AuthReply {
+                message: "User registered successfully".into(),
+                user: user.to_proto(),
+                tokens: issued.tokens,
+            }))
+        }
+        CreateUserOutcome::NotAdmitted => Err(not_admitted(rule, code.is_some())),
         outcome => Err(taken(outcome)),
     }
+}
+
+/// Set a new password with a one-time code from an admin; every session of the account ends.
+#[utoipa::path(post, path = "/auth/reset-password", tag = "auth",
+    request_body = ResetPasswordRequest,
+    responses(
+        (status = 200, description = "Password set; every session ended (log in with it)", body = MessageReply),
+        BodyErrors,
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn reset_password(
+    state: AppState,
+    peer: Option<IpAddr>,
+    req: ResetPasswordRequest,
+) -> Result<Response, ApiError> {
+    state.auth_throttle.from_address(peer)?;
+    let code = secrets::digest(&req.code);
+    // A bad code costs no bcrypt: the code is checked (without spending it) first.
+    if !state.store.reset_code_usable(&code).await? {
+        return Err(bad_reset_code());
+    }
+    let hash = state
+        .hasher
+        .hash(req.new_password, Source::of(peer))
+        .await?;
+    let user = state
+        .store
+        .use_reset_code(&code, &hash)
+        .await?
+        .ok_or_else(bad_reset_code)?;
+    state.messaging().user_sessions_ended(user);
+    Ok(json(&MessageReply {
+        message:
+            "Password set. Every session of the account has ended: log in with the new password."
+                .into(),
+    }))
+}
+
+fn bad_reset_code() -> ApiError {
+    ApiError::BadRequest(
+        "This reset code is not valid (unknown, used or expired): ask an admin for a new one"
+            .into(),
+    )
 }
 
 /// Log in with a username or email; starts a new session.
@@ -206,6 +312,11 @@ pub(super) async fn login(
         .auth_throttle
         .login_attempt(&req.username, peer, known_source)?;
     let (user, hash) = match found {
+        Some(found) if found.user.is_bot => {
+            return Err(ApiError::Unauthorized(
+                "A bot signs in with an access token, not a password".into(),
+            ));
+        }
         Some(found) => (Some(found.user), found.password_hash),
         None => (None, state.dummy_hash.clone()),
     };
@@ -219,7 +330,9 @@ pub(super) async fn login(
         ));
     };
     if !user.is_active {
-        return Err(ApiError::Unauthorized("Account is inactive".into()));
+        return Err(ApiError::Unauthorized(
+            "This account has been deactivated: ask an admin of this server".into(),
+        ));
     }
     let issued = state.keys.issue(user.id, Uuid::new_v4())?;
     state
@@ -326,6 +439,9 @@ async fn check_own_password(
     me: &CurrentUser,
     password: String,
 ) -> Result<(), ApiError> {
+    if me.user.is_bot {
+        return Err(ApiError::BadRequest("A bot has no password".into()));
+    }
     state.auth_throttle.from_address(peer)?;
     state
         .auth_throttle

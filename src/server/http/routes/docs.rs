@@ -15,7 +15,10 @@ use super::responses::{
     BadRequest, Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge, RequestTimeout,
     TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
 };
-use super::{accounts, changes, groups, messages, meta, rooms, search, sync, users};
+use super::{
+    accounts, admin, changes, groups, invites, messages, meta, rooms, search, sync, tokens, users,
+    webhooks,
+};
 use crate::proto::ServerFrame;
 
 /// The WebSocket protocol, for the document's `/ws` operation (README "Real time" has it all).
@@ -56,6 +59,7 @@ unread counts, and live delivery over WebSocket. Errors are JSON: `{\"detail\": 
         accounts::change_password,
         accounts::me,
         accounts::update_profile,
+        accounts::reset_password,
         users::by_username,
         users::search,
         messages::send,
@@ -74,6 +78,23 @@ unread counts, and live delivery over WebSocket. Errors are JSON: `{\"detail\": 
         rooms::mark_read,
         sync::sync,
         meta::online_users,
+        admin::users,
+        admin::deactivate,
+        admin::reactivate,
+        admin::reset_password,
+        admin::set_role,
+        admin::create_bot,
+        admin::log,
+        invites::create,
+        invites::list,
+        invites::revoke,
+        tokens::create,
+        tokens::list,
+        tokens::revoke,
+        webhooks::create,
+        webhooks::list,
+        webhooks::revoke,
+        webhooks::post,
         websocket,
         websocket_token_in_path,
     ),
@@ -101,6 +122,10 @@ unread counts, and live delivery over WebSocket. Errors are JSON: `{\"detail\": 
         (name = "groups", description = "Group chats"),
         (name = "rooms", description = "Read state of any room"),
         (name = "realtime", description = "WebSocket and catching up"),
+        (name = "admin", description = "A server's administration (admins and owners)"),
+        (name = "invites", description = "Invite codes for new accounts"),
+        (name = "tokens", description = "Personal access tokens (for scripts and bots)"),
+        (name = "webhooks", description = "Incoming webhooks: post into a group from anything"),
         (name = "meta", description = "Health, metrics and this document"),
     )
 )]
@@ -293,6 +318,8 @@ mod tests {
                 .replace("{id}", "7")
                 .replace("{username}", "alice")
                 .replace("{token}", "eyJ.token")
+                .replace("{name}", "ci")
+                .replace("{secret}", "rtch_0")
                 .replace("{file}", "index.html");
             assert_eq!(route_of(&concrete), path, "{concrete}");
         }

@@ -147,7 +147,8 @@ pub(super) async fn history(
         ));
     }
     let lookup = state.store.find_direct_room(me.id(), other).await?;
-    if !lookup.other_exists {
+    // A chat with someone since deactivated stays readable: their messages stay.
+    if !lookup.other_exists && lookup.room_id.is_none() {
         return Err(not_found());
     }
     // Reading never creates the room (W9): no room yet is an empty history.

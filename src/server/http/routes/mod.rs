@@ -2,17 +2,21 @@
 //! log. Handlers are plain async functions returning `Result<Response, ApiError>`.
 
 mod accounts;
+mod admin;
 mod changes;
 pub mod docs;
 mod groups;
 mod history;
+mod invites;
 mod messages;
 mod meta;
 mod responses;
 mod rooms;
 mod search;
 mod sync;
+mod tokens;
 mod users;
+mod webhooks;
 
 use std::convert::Infallible;
 
@@ -142,6 +146,10 @@ pub fn routes(
         under(&["users"], users::routes(state.clone())),
         under(&["rooms"], rooms::routes(state.clone())),
         under(&["sync"], sync::routes(state.clone())),
+        under(&["admin"], admin::routes(state.clone())),
+        under(&["invites"], invites::routes(state.clone())),
+        under(&["tokens"], tokens::routes(state.clone())),
+        under(&["webhooks", "hooks"], webhooks::routes(state.clone())),
         under(&["ws"], crate::server::ws::connection::routes(state)),
         under(&["docs", "openapi.json", "redoc"], docs::routes()),
     ]);
@@ -151,7 +159,13 @@ pub fn routes(
     } else {
         let cors = warp::cors()
             .allow_origins(cors_origins.iter().map(String::as_str))
-            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
             .allow_headers(["authorization", "content-type"])
             .max_age(600);
         api.with(cors).map(Reply::into_response).boxed()
