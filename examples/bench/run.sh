@@ -6,7 +6,9 @@
 BIN=$1; NAME=$2; shift 2
 DIR=/tmp/bench-$NAME; rm -rf $DIR
 L=${LOAD:-./target/release/examples/load}
-$PRE $BIN --data-dir $DIR --max-send-rate 0 --registration open $EXTRA --bind 127.0.0.1:8000 > /tmp/server-$NAME.log 2>&1 &
+# The load generator registers its people freely (a build from before invites has no such flag).
+REG=""; $BIN --help | grep -q -- --registration && REG="--registration open"
+$PRE $BIN --data-dir $DIR --max-send-rate 0 $REG $EXTRA --bind 127.0.0.1:8000 > /tmp/server-$NAME.log 2>&1 &
 PID=$!
 for i in $(seq 1 600); do curl -sf http://127.0.0.1:8000/health >/dev/null && break; sleep 0.2; done
 sync; sleep 2

@@ -590,7 +590,18 @@ impl Api {
         name: &str,
         members: &[UserId],
     ) -> Result<CreateGroupReply, CliError> {
+        self.create_group_with(name, members, false).await
+    }
+
+    /// `create_group`; a public one is listed to everyone on the server, who may join it.
+    pub async fn create_group_with(
+        &self,
+        name: &str,
+        members: &[UserId],
+        is_public: bool,
+    ) -> Result<CreateGroupReply, CliError> {
         let body = CreateGroupRequest {
+            is_public,
             name: name.into(),
             member_ids: members.to_vec(),
         };
@@ -615,9 +626,10 @@ impl Api {
         )
         .await
         .map_err(|e| match e {
-            // The seed's words, kept on the wire for its clients; "admin" is what we call it.
+            // The seed's words, kept on the wire for its clients; its owner and admins may.
             CliError::Refused(why) if why.contains("creator") => CliError::Refused(
-                "only the group's admin can add people (`rtchat groups members` shows who)".into(),
+                "only the group's owner and admins can add people (`rtchat groups members` shows who)"
+                    .into(),
             ),
             other => other,
         })

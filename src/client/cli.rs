@@ -262,7 +262,8 @@ pub enum Command {
         /// Who: @user (a person) or #group (a group you are in; #ID works too).
         target: String,
     },
-    /// Groups: list, create, add, remove, leave, members.
+    /// Groups: list, create, add, remove, leave, members; browse and join public ones; topic,
+    /// rename, admins and handing over.
     #[command(
         subcommand,
         after_help = "Examples:\n  rtchat groups create team --members @bob,@carol\n  rtchat groups members '#team'"
@@ -298,14 +299,19 @@ pub enum GroupsCommand {
     /// Your groups.
     #[command(after_help = "Example:\n  rtchat groups list")]
     List,
-    /// Create a group.
-    #[command(after_help = "Example:\n  rtchat groups create team --members @bob,@carol")]
+    /// Create a group (you own it).
+    #[command(
+        after_help = "Examples:\n  rtchat groups create team --members @bob,@carol\n  rtchat groups create general --public"
+    )]
     Create {
         /// The group's name.
         name: String,
         /// People to add besides you, comma-separated: @bob,@carol.
         #[arg(long, value_delimiter = ',')]
         members: Vec<String>,
+        /// Anyone on the server may find it (`groups browse`) and join it.
+        #[arg(long)]
+        public: bool,
     },
     /// Add people to a group (its admin only).
     #[command(after_help = "Example:\n  rtchat groups add '#team' @carol @dave")]
@@ -325,6 +331,8 @@ pub enum GroupsCommand {
         after_help = "Examples:\n  rtchat groups members '#team'\n  rtchat groups members '#3' --json"
     )]
     Members { group: String },
+    #[command(flatten)]
+    Settings(super::group_settings::GroupSettingsCommand),
 }
 
 /// The server to talk to: the one named (flag or environment), else the last one logged in to,
@@ -745,6 +753,7 @@ async fn chats(api: &Api, out: &Out) -> Result<(), CliError> {
         rows.push((
             g.last_message_time.or(Some(g.created_at)),
             json!({"kind": "group", "room_id": g.id, "name": group(&g.name),
+                   "topic": g.topic, "is_public": g.is_public,
                    "member_count": g.member_count, "last_message": g.last_message,
                    "last_message_sender": g.last_message_sender,
                    "last_message_time": g.last_message_time, "unread_count": g.unread_count,
@@ -764,7 +773,11 @@ async fn chats(api: &Api, out: &Out) -> Result<(), CliError> {
             let label = match (v["kind"].as_str(), v["room_id"].as_i64()) {
                 (Some("group"), Some(id)) => {
                     let name = v["name"].as_str().unwrap_or_default();
-                    render::group_with_id(name.trim_start_matches('#'), id as RoomId)
+                    let label = render::group_with_id(name.trim_start_matches('#'), id as RoomId);
+                    match v["topic"].as_str() {
+                        Some(topic) => format!("{label} · {}", render::snippet(topic, 30)),
+                        None => label,
+                    }
                 }
                 _ => v["name"].as_str().unwrap_or_default().to_string(),
             };
@@ -794,6 +807,7 @@ async fn create_group(
     out: &Out,
     name: &str,
     members: &[String],
+    public: bool,
 ) -> Result<(), CliError> {
     let mut ids = Vec::new();
     for m in members.iter().filter(|m| !m.trim().is_empty()) {
@@ -805,7 +819,7 @@ async fn create_group(
         .iter()
         .filter(|g| g.name.eq_ignore_ascii_case(name.trim()))
         .count();
-    let reply = api.create_group(name, &ids).await?;
+    let reply = api.create_group_with(name, &ids, public).await?;
     let g = &reply.group;
     if out.json {
         out.line(g);
@@ -834,7 +848,12 @@ async fn groups(api: &Api, out: &Out, cmd: GroupsCommand) -> Result<(), CliError
                 out!("{}", render::groups_table(&out.style, &groups));
             }
         }
-        GroupsCommand::Create { name, members } => create_group(api, out, &name, &members).await?,
+        GroupsCommand::Create {
+            name,
+            members,
+            public,
+        } => create_group(api, out, &name, &members, public).await?,
+        GroupsCommand::Settings(cmd) => super::group_settings::run(api, out, cmd).await?,
         GroupsCommand::Add { group: g, users } => {
             let (id, name) = target::resolve_group(api, &g).await?;
             let mut ids = Vec::new();
@@ -878,10 +897,10 @@ async fn groups(api: &Api, out: &Out, cmd: GroupsCommand) -> Result<(), CliError
                         vec![
                             out.style.bold(&person(&m.username)),
                             m.full_name.clone().unwrap_or_default(),
-                            if m.is_admin {
-                                "admin".into()
-                            } else {
-                                String::new()
+                            match m.role.as_str() {
+                                "" if m.is_admin => "admin".into(),
+                                "member" => String::new(),
+                                role => role.to_string(),
                             },
                         ]
                     })
@@ -1058,6 +1077,18 @@ fn notice(names: &RoomNames, me: &str, frame: &ServerFrame) -> Option<String> {
         ServerFrame::MessageEdited { change } | ServerFrame::MessageDeleted { change } => {
             Some(changed_line(names, change))
         }
+        ServerFrame::GroupUpdated {
+            name,
+            topic,
+            is_public,
+            by,
+            ..
+        } => Some(render::group_updated_line(
+            by,
+            name,
+            topic.as_deref(),
+            *is_public,
+        )),
         _ => None,
     }
 }

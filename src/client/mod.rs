@@ -36,6 +36,7 @@
 pub mod api;
 pub(crate) mod cli;
 pub mod error;
+pub(crate) mod group_settings;
 pub(crate) mod line_editor;
 pub mod live;
 pub(crate) mod output;

@@ -123,6 +123,16 @@ pub fn changed_line(names: &RoomNames, change: &MessageChange) -> String {
 
 /// A member leaving a group, or removed from it: `@carol left #crew`, `@bob removed @carol from
 /// #crew`; `you` when it is the reader (`me`).
+/// A group renamed, given a topic, or made public or private: `@alice updated #ops (topic:
+/// deploys)`.
+pub fn group_updated_line(by: &str, name: &str, topic: Option<&str>, is_public: bool) -> String {
+    let topic = topic
+        .map(|t| format!("topic: {t}"))
+        .unwrap_or("no topic".into());
+    let public = if is_public { ", public" } else { "" };
+    format!("{} updated {} ({topic}{public})", person(by), group(name))
+}
+
 pub fn removed_line(room: &str, me: &str, member: &str, removed_by: Option<&str>) -> String {
     let who = |name: &str| {
         if name == me {
@@ -222,6 +232,11 @@ impl RoomNames {
                 name: Some(name),
                 ..
             } => (*room_id, group(name)),
+            // A renamed group is known by its new name at once.
+            ServerFrame::GroupUpdated { room_id, name, .. } => {
+                self.insert(*room_id, group(name));
+                return None;
+            }
             ServerFrame::NewMessage { message, .. } => {
                 let sender = message.sender_username.as_deref().filter(|s| *s != me)?;
                 (message.room_id, person(sender))

@@ -15,8 +15,8 @@ use super::error::CliError;
 use super::line_editor::{Completions, Input, LineEditor};
 use super::live::{self, Event};
 use super::render::{
-    RoomNames, Shown, Style, changed_line, group, group_with_id, groups_table, last_message,
-    message_line, person, removed_line, table, unread, when,
+    RoomNames, Shown, Style, changed_line, group, group_updated_line, group_with_id, groups_table,
+    last_message, message_line, person, removed_line, table, unread, when,
 };
 use super::session::Session;
 use super::target::{self, Target};
@@ -672,6 +672,16 @@ impl Repl {
             return Err(CliError::Usage("join a room first".into()));
         };
         let online: Vec<UserId> = self.api.online_users().await.unwrap_or_default();
+        let topic = match &c.target {
+            Target::Group { id, .. } => self
+                .api
+                .groups()
+                .await?
+                .into_iter()
+                .find(|g| g.id == *id)
+                .and_then(|g| g.topic),
+            Target::User(_) => None,
+        };
         let rows: Vec<Vec<String>> = match &c.target {
             Target::Group { id, .. } => self
                 .api
@@ -681,10 +691,10 @@ impl Repl {
                 .map(|m| {
                     vec![
                         person(&m.username),
-                        if m.is_admin {
-                            "admin".into()
-                        } else {
-                            String::new()
+                        match m.role.as_str() {
+                            "" if m.is_admin => "admin".into(),
+                            "member" => String::new(),
+                            role => role.to_string(),
                         },
                         if online.contains(&m.id) {
                             "online".into()
@@ -707,6 +717,9 @@ impl Repl {
                 ],
             ],
         };
+        if let Some(topic) = topic {
+            self.say(&format!("topic: {topic}"));
+        }
         let text = table(&rows);
         self.say(text.trim_end());
         Ok(())
@@ -879,6 +892,16 @@ impl Repl {
                 user_id,
                 ..
             } => self.member_added(room_id, user_id, &username),
+            ServerFrame::GroupUpdated {
+                name,
+                topic,
+                is_public,
+                by,
+                ..
+            } => {
+                let line = group_updated_line(&by, &name, topic.as_deref(), is_public);
+                self.notice(&line);
+            }
             ServerFrame::MemberRemoved {
                 room_id,
                 username,

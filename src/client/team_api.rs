@@ -11,7 +11,8 @@ use crate::proto::team::{
     CreateTokenRequest, CreateWebhookRequest, CreatedToken, Invite, ResetCode,
     ResetPasswordRequest, RevokeInviteRequest, SetRoleRequest, Webhook,
 };
-use crate::proto::{RoomId, ServerRole};
+use crate::proto::team::{GroupMemberRequest, PublicGroup, UpdateGroupRequest};
+use crate::proto::{GroupSummary, RoomId, ServerRole, UserId};
 
 impl Api {
     // ----- invites -----
@@ -183,5 +184,46 @@ impl Api {
             false,
         )
         .await
+    }
+
+    // ----- group settings and public groups -----
+
+    pub async fn public_groups(&self) -> Result<Vec<PublicGroup>, CliError> {
+        self.call(Method::GET, "/groups/public", &[], NO_BODY, true)
+            .await
+    }
+
+    pub async fn join_group(&self, group: RoomId) -> Result<Value, CliError> {
+        let path = format!("/groups/{group}/join");
+        self.call(Method::POST, &path, &[], NO_BODY, true).await
+    }
+
+    pub async fn update_group(
+        &self,
+        group: RoomId,
+        change: &UpdateGroupRequest,
+    ) -> Result<GroupSummary, CliError> {
+        let path = format!("/groups/{group}");
+        self.call(Method::PATCH, &path, &[], Some(change), true)
+            .await
+    }
+
+    /// Makes a member an admin of the group (or, with `admin` false, not).
+    pub async fn set_group_admin(
+        &self,
+        group: RoomId,
+        user: UserId,
+        admin: bool,
+    ) -> Result<Value, CliError> {
+        let path = format!("/groups/{group}/admins");
+        let method = if admin { Method::POST } else { Method::DELETE };
+        let body = GroupMemberRequest { user_id: user };
+        self.call(method, &path, &[], Some(&body), true).await
+    }
+
+    pub async fn hand_over_group(&self, group: RoomId, user: UserId) -> Result<Value, CliError> {
+        let path = format!("/groups/{group}/owner");
+        let body = GroupMemberRequest { user_id: user };
+        self.call(Method::POST, &path, &[], Some(&body), true).await
     }
 }

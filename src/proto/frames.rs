@@ -157,6 +157,16 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         removed_by: Option<String>,
     },
+    /// A group was renamed, given a topic, or made public or private: sent to its members.
+    GroupUpdated {
+        room_id: RoomId,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+        is_public: bool,
+        /// Who changed it.
+        by: String,
+    },
     Sync(SyncReply),
 }
 
@@ -172,6 +182,7 @@ impl ServerFrame {
             | ServerFrame::Read { room_id, .. }
             | ServerFrame::MemberAdded { room_id, .. }
             | ServerFrame::MemberRemoved { room_id, .. }
+            | ServerFrame::GroupUpdated { room_id, .. }
             | ServerFrame::UserJoined { room_id, .. }
             | ServerFrame::UserLeft { room_id, .. }
             | ServerFrame::RoomJoined { room_id, .. }

@@ -505,6 +505,9 @@ pub struct CreateGroupRequest {
     pub name: String,
     #[serde(deserialize_with = "lenient::int_list")]
     pub member_ids: Vec<UserId>,
+    /// Anyone on the server may find (`/groups/public`) and join it.
+    #[serde(default)]
+    pub is_public: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -515,6 +518,8 @@ pub struct Group {
     pub created_by: Option<UserId>,
     pub member_count: i64,
     pub created_at: Timestamp,
+    #[serde(default)]
+    pub is_public: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -541,6 +546,10 @@ pub struct GroupSummary {
     /// Unread messages that name you (@you).
     #[serde(default)]
     pub mention_count: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    #[serde(default)]
+    pub is_public: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -567,8 +576,11 @@ pub struct Member {
     pub username: String,
     pub full_name: Option<String>,
     pub joined_at: Timestamp,
-    /// The member who may add and remove others (the creator, or whom the group passed to).
+    /// May add and remove members and delete messages: the owner and the group's admins.
     pub is_admin: bool,
+    /// `owner` (the creator, or whom the group passed to), `admin` or `member`.
+    #[serde(default)]
+    pub role: String,
 }
 
 // ----- read state -----

@@ -213,3 +213,33 @@ pub struct RevokeInviteRequest {
 pub struct WebhookPost {
     pub text: String,
 }
+
+/// `PATCH /groups/{id}`: what changes (each when given).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateGroupRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Empty clears it.
+    #[serde(default)]
+    pub topic: Option<String>,
+    #[serde(default)]
+    pub is_public: Option<bool>,
+}
+
+/// A group as anyone on the server may see it, if it is public (`GET /groups/public`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PublicGroup {
+    pub id: RoomId,
+    pub name: String,
+    pub topic: Option<String>,
+    pub member_count: i64,
+    /// Whether the caller is in it already.
+    pub is_member: bool,
+}
+
+/// A member named by id, for the group routes that act on one (`admins`, `owner`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GroupMemberRequest {
+    #[serde(deserialize_with = "super::lenient::int")]
+    pub user_id: UserId,
+}

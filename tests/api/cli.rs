@@ -842,10 +842,14 @@ async fn listen_mentions_prints_only_messages_that_name_you() {
     let line = listening.next_line().await;
     assert!(line.ends_with("alice: @bob the deploy"), "{line}");
 
-    // A member who is not the admin is told so in the README's words.
+    // A member who is not an admin is told so in the README's words.
     let r = bob.run(&["groups", "add", "#team", "@alice"]).await;
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("only the group's admin"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("only the group's owner and admins"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// A reader that goes away (`| head -0`, `| true`) ends a command quietly: no panic, exit 0.
@@ -1273,4 +1277,87 @@ async fn tokens_bots_and_webhooks_from_the_command_line() {
         .await
         .unwrap();
     assert_eq!(posted.status(), 404);
+}
+
+#[tokio::test]
+async fn public_groups_topics_and_group_roles_from_the_command_line() {
+    let app = spawn_app().await;
+    let (alice, bob) = (Cli::for_app(&app), Cli::for_app(&app));
+    alice.register("alice").await;
+    bob.register("bob").await;
+    alice
+        .run(&["groups", "create", "general", "--public"])
+        .await
+        .ok();
+    alice.run(&["groups", "create", "secret"]).await.ok();
+
+    let r = bob.run(&["groups", "browse"]).await;
+    let listed = &r.ok().stdout;
+    assert!(
+        listed.contains("#general") && listed.contains("1 member"),
+        "{listed}"
+    );
+    assert!(!listed.contains("secret"), "{listed}");
+    bob.run(&["groups", "join", "#general"]).await.ok();
+    bob.run(&["groups", "join", "#secret"]).await.failed_with(4);
+
+    let r = alice
+        .run(&[
+            "groups",
+            "topic",
+            "#general",
+            "everything",
+            "and",
+            "nothing",
+        ])
+        .await;
+    assert!(
+        r.ok()
+            .stderr
+            .contains("topic of #general: everything and nothing"),
+        "{}",
+        r.stderr
+    );
+    let r = bob.run(&["chats"]).await;
+    assert!(
+        r.ok().stdout.contains("everything and nothing"),
+        "{}",
+        r.stdout
+    );
+    let r = bob.run(&["--json", "chats"]).await;
+    assert_eq!(r.ok().json_lines()[0]["topic"], "everything and nothing");
+    bob.run(&["groups", "topic", "#general", "mine now"])
+        .await
+        .failed_with(1);
+
+    alice
+        .run(&["groups", "promote", "#general", "@bob"])
+        .await
+        .ok();
+    let r = alice.run(&["groups", "members", "#general"]).await;
+    let table = &r.ok().stdout;
+    assert!(
+        table.contains("owner") && table.contains("admin"),
+        "{table}"
+    );
+    let r = bob
+        .run(&["groups", "rename", "#general", "town-square"])
+        .await;
+    assert!(
+        r.ok().stderr.contains("renamed #general to #town-square"),
+        "{}",
+        r.stderr
+    );
+    let r = alice
+        .run(&["groups", "hand-over", "#town-square", "@bob"])
+        .await;
+    assert!(
+        r.ok().stderr.contains("@bob owns #town-square now"),
+        "{}",
+        r.stderr
+    );
+    alice
+        .run(&["groups", "demote", "#town-square", "@bob"])
+        .await
+        .failed_with(1);
 }

@@ -167,7 +167,7 @@ async fn slash_commands() {
     a.expect("bob: old 4");
     a.expect("bob: old 5");
     a.type_line("/who");
-    a.expect("@alice  admin  online");
+    a.expect("@alice  owner  online");
     a.expect("@bob");
     a.type_line("/join @bob");
     a.expect("@bob> ");

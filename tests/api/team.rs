@@ -615,3 +615,232 @@ async fn a_webhook_posts_into_its_group_live_and_in_history_until_revoked() {
         .body;
     assert_eq!(history[0]["content"], "deploy done");
 }
+
+#[tokio::test]
+async fn a_group_has_an_owner_and_admins_and_the_owner_may_hand_it_over() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let carol = app.register("carol").await;
+    let dave = app.register("dave").await;
+    let g = app.create_group(&alice, "crew", &[&bob, &carol]).await;
+    let members = format!("/groups/{g}/members");
+    let add_dave = |who: String| {
+        let (app, members, dave) = (&app, &members, dave.id);
+        async move {
+            app.post(members, Some(&who), json!({"user_ids": [dave]}))
+                .await
+        }
+    };
+    assert_eq!(
+        add_dave(bob.access.clone()).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let admins = format!("/groups/{g}/admins");
+    let r = app
+        .post(&admins, Some(&alice.access), json!({"user_id": bob.id}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    // An admin adds members and deletes anyone's message ...
+    assert_eq!(add_dave(bob.access.clone()).await.status, StatusCode::OK);
+    let sent = app.group_send(&carol, g, "an unwise message").await;
+    let id = sent.body["data"]["id"].as_i64().unwrap();
+    let r = app
+        .delete(&format!("/messages/{id}"), Some(&bob.access), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    // ... but makes no admins, and removes neither the owner nor another admin.
+    let r = app
+        .post(&admins, Some(&bob.access), json!({"user_id": carol.id}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let members = format!("/groups/{g}/members");
+    let r = app
+        .delete(&members, Some(&bob.access), json!({"user_id": alice.id}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    app.post(&admins, Some(&alice.access), json!({"user_id": carol.id}))
+        .await;
+    let r = app
+        .delete(&members, Some(&bob.access), json!({"user_id": carol.id}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
+    let r = app
+        .delete(&admins, Some(&alice.access), json!({"user_id": carol.id}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = app
+        .delete(&members, Some(&bob.access), json!({"user_id": carol.id}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "an admin removes a member");
+
+    let roles = |body: Value| -> Vec<(String, String)> {
+        body.as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["username"].as_str().unwrap().into(),
+                    m["role"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let listed = app.get(&members, Some(&dave.access)).await.body;
+    assert_eq!(
+        roles(listed),
+        [
+            ("alice".into(), "owner".into()),
+            ("bob".into(), "admin".into()),
+            ("dave".into(), "member".into())
+        ]
+    );
+
+    // Handing over: bob owns it, alice stays as an admin and can no longer make admins.
+    let r = app
+        .post(
+            &format!("/groups/{g}/owner"),
+            Some(&alice.access),
+            json!({"user_id": bob.id}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let listed = app.get(&members, Some(&dave.access)).await.body;
+    assert_eq!(
+        roles(listed),
+        [
+            ("alice".into(), "admin".into()),
+            ("bob".into(), "owner".into()),
+            ("dave".into(), "member".into())
+        ]
+    );
+    let r = app
+        .post(&admins, Some(&alice.access), json!({"user_id": dave.id}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .post(
+            &format!("/groups/{g}/owner"),
+            Some(&alice.access),
+            json!({"user_id": dave.id}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn public_groups_are_listed_and_joined_and_private_ones_stay_hidden() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let carol = app.register("carol").await;
+    let r = app
+        .post(
+            "/groups/create",
+            Some(&alice.access),
+            json!({"name": "general", "member_ids": [bob.id], "is_public": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["group"]["is_public"], true);
+    let general = r.body["group"]["id"].as_i64().unwrap();
+    let secret = app.create_group(&alice, "secret", &[&bob]).await;
+
+    let listed = app.get("/groups/public", Some(&carol.access)).await.body;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["name"], "general");
+    assert_eq!(listed[0]["member_count"], 2);
+    assert_eq!(listed[0]["is_member"], false);
+
+    // Joining: the members hear of it; a private group looks like no group at all.
+    let mut alice_ws = app.ws(&alice.access).await;
+    let r = app
+        .post(
+            &format!("/groups/{general}/join"),
+            Some(&carol.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let joined = alice_ws
+        .recv_as(|f| match f {
+            rtchat::proto::ServerFrame::MemberAdded { username, .. } => Some(username),
+            _ => None,
+        })
+        .await;
+    assert_eq!(joined, "carol");
+    let hidden = app
+        .post(
+            &format!("/groups/{secret}/join"),
+            Some(&carol.access),
+            json!({}),
+        )
+        .await;
+    let unknown = app
+        .post("/groups/999999/join", Some(&carol.access), json!({}))
+        .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    assert_eq!((hidden.status, hidden.body), (unknown.status, unknown.body));
+    app.group_send(&carol, general, "hello all").await;
+
+    // Topic and name, by the owner or an admin; every member hears of it; browse and the group
+    // lists show it.
+    let r = app
+        .patch(
+            &format!("/groups/{general}"),
+            Some(&carol.access),
+            json!({"topic": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .patch(
+            &format!("/groups/{general}"),
+            Some(&alice.access),
+            json!({"topic": "everything and nothing", "name": "town-square"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["name"], "town-square");
+    let updated = alice_ws
+        .recv_as(|f| match f {
+            rtchat::proto::ServerFrame::GroupUpdated {
+                name, topic, by, ..
+            } => Some((name, topic, by)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        updated,
+        (
+            "town-square".into(),
+            Some("everything and nothing".into()),
+            "alice".into()
+        )
+    );
+    let listed = app.get("/groups/public", Some(&carol.access)).await.body;
+    assert_eq!(listed[0]["topic"], "everything and nothing");
+    assert_eq!(listed[0]["is_member"], true);
+    let mine = app.get("/groups/my-groups", Some(&bob.access)).await.body;
+    let row = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == general)
+        .unwrap();
+    assert_eq!(row["topic"], "everything and nothing");
+    // Made private, it leaves the list.
+    let r = app
+        .patch(
+            &format!("/groups/{general}"),
+            Some(&alice.access),
+            json!({"is_public": false}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/groups/public", Some(&carol.access)).await.body,
+        json!([])
+    );
+}

@@ -335,6 +335,15 @@ impl Messaging<'_> {
         }
     }
 
+    /// A frame for every member of a room, on every instance.
+    pub fn to_room(&self, room: RoomId, frame: &ServerFrame) {
+        self.outgoing.send(Event::ToRoom {
+            room,
+            frame: frame_json(frame),
+            except_user: None,
+        });
+    }
+
     /// A member left (`by` None) or was removed by `by` at log position `at`: the room and the
     /// member hear of it, then nothing more of the room reaches the member, on any instance.
     /// Messages committed before the removal still reach them; none committed after it does.

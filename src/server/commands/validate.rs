@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use crate::proto::team::{
     CreateBotRequest, CreateInviteRequest, CreateTokenRequest, CreateWebhookRequest,
-    ResetPasswordRequest, RevokeInviteRequest, SetRoleRequest, WebhookPost,
+    GroupMemberRequest, ResetPasswordRequest, RevokeInviteRequest, SetRoleRequest,
+    UpdateGroupRequest, WebhookPost,
 };
 use crate::proto::{
     AddMembersRequest, ChangePasswordRequest, CreateGroupRequest, EditRequest, FieldError,
@@ -420,6 +421,22 @@ impl Validate for CreateGroupRequest {
         e.0
     }
 }
+
+impl Validate for UpdateGroupRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        if let Some(name) = &self.name {
+            e.length("name", name, 1, 100);
+            e.not_blank("name", name, "Group name");
+        }
+        if let Some(topic) = &self.topic {
+            e.length("topic", topic, 0, 250);
+        }
+        e.0
+    }
+}
+
+impl Validate for GroupMemberRequest {}
 
 impl Validate for AddMembersRequest {
     fn validate(&self) -> Vec<FieldError> {

@@ -89,7 +89,8 @@ impl Store {
             .await
     }
 
-    /// The author, or the group's admin, deletes a message: its text is gone, from its edits too.
+    /// The author, or the group's owner or an admin of it, deletes a message: its text is gone,
+    /// from its edits too.
     pub async fn delete_message(
         &self,
         user: UserId,
@@ -112,7 +113,7 @@ impl Store {
         let found = tx
             .query_opt(
                 "SELECT m.chat_room_id, m.sender_id, m.deleted_at IS NOT NULL,
-                        r.room_type = 'group' AND r.created_by = $2
+                        r.room_type = 'group' AND (r.created_by = $2 OR mm.is_admin)
                  FROM messages m
                  JOIN chat_rooms r ON r.id = m.chat_room_id
                  JOIN chat_room_members mm ON mm.chat_room_id = m.chat_room_id AND mm.user_id = $2

@@ -4,6 +4,7 @@
 
 mod changes;
 mod cluster;
+mod group_settings;
 mod messages;
 mod rooms;
 mod search;
@@ -13,8 +14,9 @@ mod tokens;
 mod users;
 
 pub use changes::{ChangeOutcome, StoredChange};
+pub use group_settings::JoinOutcome;
 pub use messages::{HistoryPage, InsertOutcome, NewMessage, StoredMessage};
-pub use rooms::{ReadPointer, RemoveOutcome, RoomAccess};
+pub use rooms::{GroupRow, ReadPointer, RemoveOutcome, RoomAccess};
 pub use search::MessageSearch;
 pub use sessions::RotateOutcome;
 pub use team::{Audit, RoleOutcome};

@@ -11,8 +11,11 @@ use crate::proto::{MessageId, RoomId, UserId};
 #[derive(Debug, Clone)]
 pub struct RoomAccess {
     pub kind: RoomKind,
+    /// A group's owner.
     pub created_by: Option<UserId>,
     pub is_member: bool,
+    /// The asking member is one of the group's admins (besides its owner).
+    pub member_admin: bool,
     /// The asking member's read pointer (0 when not a member).
     pub last_read: MessageId,
     /// The furthest any other member has read: the asker's own messages up to it count as read.
@@ -20,8 +23,13 @@ pub struct RoomAccess {
 }
 
 impl RoomAccess {
-    /// The member who may add and remove others: the creator while a member.
+    /// A member who may add and remove others and delete messages: the owner or an admin.
     pub fn is_admin(&self, user_id: UserId) -> bool {
+        self.is_owner(user_id) || (self.is_member && self.member_admin)
+    }
+
+    /// The group's owner (its creator, or whom it was handed to), while a member.
+    pub fn is_owner(&self, user_id: UserId) -> bool {
         self.is_member && self.created_by == Some(user_id)
     }
 }
@@ -70,6 +78,8 @@ pub struct GroupRow {
     pub unread_count: i64,
     /// Unread messages that name the user.
     pub mention_count: i64,
+    pub topic: Option<String>,
+    pub is_public: bool,
 }
 
 #[derive(Debug)]
@@ -79,6 +89,7 @@ pub struct MemberRow {
     pub full_name: Option<String>,
     pub joined_at: DateTime<Utc>,
     pub is_admin: bool,
+    pub is_owner: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -105,7 +116,7 @@ impl Store {
         let stmt = client
             .prepare_cached(
                 "SELECT r.room_type, r.created_by, m.user_id IS NOT NULL,
-                        coalesce(m.last_read_message_id, 0),
+                        coalesce(m.last_read_message_id, 0), coalesce(m.is_admin, false),
                         (SELECT coalesce(max(o.last_read_message_id), 0) FROM chat_room_members o
                          WHERE o.chat_room_id = r.id AND o.user_id <> $2)
                  FROM chat_rooms r
@@ -122,7 +133,8 @@ impl Store {
                     created_by: r.get(1),
                     is_member: r.get(2),
                     last_read: r.get(3),
-                    others_last_read: r.get(4),
+                    member_admin: r.get(4),
+                    others_last_read: r.get(5),
                 })
             })
             .transpose()
@@ -184,12 +196,14 @@ impl Store {
         creator: UserId,
         name: &str,
         members: &[UserId],
+        is_public: bool,
     ) -> Result<Option<GroupRow>, StoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
                 "WITH r AS (
-                    INSERT INTO chat_rooms (name, room_type, created_by) VALUES ($1, 'group', $2)
+                    INSERT INTO chat_rooms (name, room_type, created_by, is_public)
+                    VALUES ($1, 'group', $2, $4)
                     RETURNING id, name, created_by, created_at
                  ), m AS (
                     INSERT INTO chat_room_members (chat_room_id, user_id)
@@ -199,7 +213,10 @@ impl Store {
                  SELECT id, name, created_by, created_at, (SELECT count(*) FROM m) FROM r",
             )
             .await?;
-        match client.query_one(&stmt, &[&name, &creator, &members]).await {
+        match client
+            .query_one(&stmt, &[&name, &creator, &members, &is_public])
+            .await
+        {
             Ok(r) => Ok(Some(GroupRow {
                 id: r.get(0),
                 name: r.get(1),
@@ -211,6 +228,8 @@ impl Store {
                 unread_count: 0,
                 mention_count: 0,
                 last_sender: None,
+                topic: None,
+                is_public,
             })),
             Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => Ok(None),
             Err(e) => Err(e.into()),
@@ -244,8 +263,9 @@ impl Store {
         }
     }
 
-    /// Removes a member. When the group's admin leaves, the group passes to its longest-standing
-    /// member, so the leaver keeps no powers and the group is not left without an admin.
+    /// Removes a member. When the group's owner leaves, the group passes to its longest-standing
+    /// admin, or else member, so the leaver keeps no powers and the group is not left without an
+    /// owner.
     pub async fn remove_member(
         &self,
         room_id: RoomId,
@@ -271,7 +291,7 @@ impl Store {
         tx.execute(
             "UPDATE chat_rooms SET created_by = (
                 SELECT user_id FROM chat_room_members WHERE chat_room_id = $1
-                ORDER BY joined_at, id LIMIT 1
+                ORDER BY is_admin DESC, joined_at, id LIMIT 1
              ), updated_at = now()
              WHERE id = $1 AND created_by = $2",
             &[&room_id, &user_id],
@@ -288,7 +308,9 @@ impl Store {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT u.id, u.username, u.full_name, m.joined_at, r.created_by IS NOT DISTINCT FROM u.id
+                "SELECT u.id, u.username, u.full_name, m.joined_at,
+                        r.created_by IS NOT DISTINCT FROM u.id OR m.is_admin,
+                        r.created_by IS NOT DISTINCT FROM u.id
                  FROM chat_room_members m
                  JOIN users u ON u.id = m.user_id
                  JOIN chat_rooms r ON r.id = m.chat_room_id
@@ -306,6 +328,7 @@ impl Store {
                 full_name: r.get(2),
                 joined_at: r.get(3),
                 is_admin: r.get(4),
+                is_owner: r.get(5),
             })
             .collect())
     }
@@ -352,7 +375,7 @@ impl Store {
         let stmt = client
             .prepare_cached(
                 "SELECT r.id, o.id, o.username, o.full_name, lm.content, lm.created_at,
-                        unread.n, unread.named, lm.sender
+                        unread.n, unread.named, lm.sender, r.topic, r.is_public
                  FROM chat_room_members me
                  JOIN chat_rooms r ON r.id = me.chat_room_id AND r.room_type = 'direct'
                  JOIN users o ON o.id = CASE WHEN r.direct_user_low = $1
@@ -399,7 +422,7 @@ impl Store {
                 "SELECT r.id, r.name, r.created_by, r.created_at,
                         (SELECT count(*) FROM chat_room_members c WHERE c.chat_room_id = r.id),
                         lm.content, lm.created_at,
-                        unread.n, unread.named, lm.sender
+                        unread.n, unread.named, lm.sender, r.topic, r.is_public
                  FROM chat_room_members me
                  JOIN chat_rooms r ON r.id = me.chat_room_id AND r.room_type = 'group'
                  LEFT JOIN LATERAL (
@@ -433,6 +456,8 @@ impl Store {
                 unread_count: r.get(7),
                 mention_count: r.get(8),
                 last_sender: r.get(9),
+                topic: r.get(10),
+                is_public: r.get(11),
             })
             .collect())
     }

@@ -16,8 +16,8 @@ use super::responses::{
     TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
 };
 use super::{
-    accounts, admin, changes, groups, invites, messages, meta, rooms, search, sync, tokens, users,
-    webhooks,
+    accounts, admin, changes, group_settings, groups, invites, messages, meta, rooms, search, sync,
+    tokens, users, webhooks,
 };
 use crate::proto::ServerFrame;
 
@@ -75,6 +75,12 @@ unread counts, and live delivery over WebSocket. Errors are JSON: `{\"detail\": 
         groups::list_members,
         groups::add_members,
         groups::remove_member,
+        group_settings::update,
+        group_settings::browse,
+        group_settings::join,
+        group_settings::promote,
+        group_settings::demote,
+        group_settings::hand_over,
         rooms::mark_read,
         sync::sync,
         meta::online_users,

@@ -22,7 +22,9 @@ use crate::server::commands::validate::HistoryQuery;
 use crate::server::http::error::respond;
 use crate::server::http::extract::{json_body, path_id, query};
 use crate::server::state::{AppState, CurrentUser};
-use crate::server::store::{InsertOutcome, NewMessage, RemoveOutcome, RoomAccess, RoomKind};
+use crate::server::store::{
+    GroupRow, InsertOutcome, NewMessage, RemoveOutcome, RoomAccess, RoomKind,
+};
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let me = || signed_in(state.clone());
@@ -65,7 +67,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     ])
 }
 
-fn group_not_found() -> ApiError {
+pub(super) fn group_not_found() -> ApiError {
     ApiError::NotFound("Group not found".into())
 }
 
@@ -84,7 +86,7 @@ fn require_group_member(access: Option<RoomAccess>) -> Result<RoomAccess, ApiErr
     }
 }
 
-async fn group_access(
+pub(super) async fn group_access(
     state: &AppState,
     segment: &str,
     me: UserId,
@@ -107,7 +109,8 @@ async fn check_users_exist(state: &AppState, ids: &[UserId]) -> Result<(), ApiEr
     }
 }
 
-/// Create a group with its first members; you are its admin.
+/// Create a group with its first members; you are its owner. A public group is listed to
+/// everyone on the server, who may join it.
 #[utoipa::path(post, path = "/groups/create", tag = "groups",
     security(("bearer" = [])),
     request_body = CreateGroupRequest,
@@ -129,7 +132,7 @@ pub(super) async fn create(
     check_users_exist(&state, &members).await?;
     let group = state
         .store
-        .create_group(me.id(), req.name.trim(), &members)
+        .create_group(me.id(), req.name.trim(), &members, req.is_public)
         .await?
         .ok_or_else(|| ApiError::NotFound("A member no longer exists".into()))?;
     let named = state.store.usernames(&members).await?;
@@ -148,6 +151,7 @@ pub(super) async fn create(
             created_by: group.created_by,
             member_count: group.member_count,
             created_at: group.created_at.into(),
+            is_public: group.is_public,
         },
     }))
 }
@@ -236,21 +240,28 @@ pub(super) async fn my_groups(state: AppState, me: CurrentUser) -> Result<Respon
         .groups_of(me.id())
         .await?
         .into_iter()
-        .map(|g| GroupSummary {
-            id: g.id,
-            name: g.name,
-            room_type: RoomKind::Group,
-            created_by: g.created_by,
-            member_count: g.member_count,
-            last_message: g.last_message,
-            last_message_time: g.last_message_time.map(Into::into),
-            last_message_sender: g.last_sender,
-            created_at: g.created_at.into(),
-            unread_count: g.unread_count,
-            mention_count: g.mention_count,
-        })
+        .map(summary)
         .collect();
     Ok(json(&groups))
+}
+
+/// A group as `/groups/my-groups` lists it.
+pub(super) fn summary(g: GroupRow) -> GroupSummary {
+    GroupSummary {
+        id: g.id,
+        name: g.name,
+        room_type: RoomKind::Group,
+        created_by: g.created_by,
+        member_count: g.member_count,
+        last_message: g.last_message,
+        last_message_time: g.last_message_time.map(Into::into),
+        last_message_sender: g.last_sender,
+        created_at: g.created_at.into(),
+        unread_count: g.unread_count,
+        mention_count: g.mention_count,
+        topic: g.topic,
+        is_public: g.is_public,
+    }
 }
 
 /// A group's members.
@@ -281,12 +292,18 @@ pub(super) async fn list_members(
             full_name: m.full_name,
             joined_at: m.joined_at.into(),
             is_admin: m.is_admin,
+            role: match (m.is_owner, m.is_admin) {
+                (true, _) => "owner",
+                (_, true) => "admin",
+                _ => "member",
+            }
+            .into(),
         })
         .collect();
     Ok(json(&members))
 }
 
-/// Add people to a group (its admin only).
+/// Add people to a group (its owner and admins).
 #[utoipa::path(post, path = "/groups/{id}/members", tag = "groups",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The group's id, or `#name` / `name` of a group you are in")),
@@ -348,10 +365,22 @@ pub(super) async fn remove_member(
     req: RemoveMemberRequest,
 ) -> Result<Response, ApiError> {
     let (id, access) = group_access(&state, &segment, me.id()).await?;
-    if req.user_id != me.id() && !access.is_admin(me.id()) {
-        return Err(ApiError::Forbidden(
-            "Not authorized to remove this member".into(),
-        ));
+    if req.user_id != me.id() {
+        if !access.is_admin(me.id()) {
+            return Err(ApiError::Forbidden(
+                "Not authorized to remove this member".into(),
+            ));
+        }
+        // An admin removes members; only the owner removes admins; nobody removes the owner.
+        let target = state.store.room_access(id, req.user_id).await?;
+        if let Some(target) = target.filter(|t| t.is_member)
+            && (target.is_owner(req.user_id) || (target.member_admin && !access.is_owner(me.id())))
+        {
+            return Err(ApiError::Forbidden(
+                "Only the group's owner can remove an admin, and nobody can remove the owner"
+                    .into(),
+            ));
+        }
     }
     // The removal takes a place in the message log: no message committed after it reaches the
     // member, on any instance.

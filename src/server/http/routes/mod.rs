@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 mod changes;
 pub mod docs;
+mod group_settings;
 mod groups;
 mod history;
 mod invites;
@@ -143,6 +144,7 @@ pub fn routes(
         under(&["messages"], changes::routes(state.clone())),
         under(&["search"], search::routes(state.clone())),
         under(&["groups"], groups::routes(state.clone())),
+        under(&["groups"], group_settings::routes(state.clone())),
         under(&["users"], users::routes(state.clone())),
         under(&["rooms"], rooms::routes(state.clone())),
         under(&["sync"], sync::routes(state.clone())),
