@@ -1126,6 +1126,18 @@ async fn a_team_server_is_run_from_the_command_line() {
         .failed_with(1);
     let r = alice.run(&["--json", "invite", "list"]).await;
     assert_eq!(r.ok().json_lines()[0]["status"], "used");
+    let spare = alice
+        .run(&["invite", "--uses", "3", "--expires", "1h"])
+        .await;
+    let spare = spare.ok().stdout.trim().to_string();
+    alice.run(&["invite", "revoke", &spare]).await.ok();
+    register_invited(&carol, "carol", &spare)
+        .await
+        .failed_with(1);
+    alice
+        .run(&["invite", "revoke", &spare])
+        .await
+        .failed_with(4);
 
     // Administration: users, deactivate (the session is over, login says why), reactivate.
     let r = alice.run(&["admin", "users"]).await;
@@ -1184,6 +1196,10 @@ async fn a_team_server_is_run_from_the_command_line() {
     assert!(r.ok().stderr.contains("@bob is now admin"), "{}", r.stderr);
     bob.run(&["admin", "users"]).await.ok();
     bob.run(&["admin", "promote", "@alice", "--owner"])
+        .await
+        .failed_with(1);
+    alice
+        .run(&["admin", "demote", "@alice"])
         .await
         .failed_with(1);
     let r = alice.run(&["admin", "log"]).await;

@@ -400,7 +400,8 @@ async fn a_reset_code_sets_a_password_once_within_its_hour_and_ends_every_sessio
 
 #[tokio::test]
 async fn a_personal_access_token_works_like_an_access_token_until_it_is_revoked() {
-    let app = spawn_app().await;
+    let instances = spawn_cluster(2, test_config()).await;
+    let (app, other) = (&instances[0], &instances[1]);
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let r = app
@@ -421,7 +422,7 @@ async fn a_personal_access_token_works_like_an_access_token_until_it_is_revoked(
     // REST and the WebSocket take it as they take an access token.
     let me = app.get("/auth/me", Some(&token)).await;
     assert_eq!(me.body["username"], "alice");
-    let mut token_ws = app.ws(&token).await;
+    let mut token_ws = other.ws(&token).await;
     app.dm(&bob, &alice, "to the script").await;
     assert_eq!(token_ws.recv_message().await.content, "to the script");
     let sent = app
@@ -437,16 +438,23 @@ async fn a_personal_access_token_works_like_an_access_token_until_it_is_revoked(
     assert_eq!(listed[0]["name"], "ci");
     assert!(listed[0].get("token").is_none());
 
-    // Revoked: refused on REST at once, and its open socket closes.
+    assert_eq!(
+        other.get("/auth/me", Some(&token)).await.status,
+        StatusCode::OK
+    );
+    // Revoked: refused on REST at once, on every instance, and its open socket on the other
+    // instance closes.
     let r = app
         .delete("/tokens/ci", Some(&alice.access), json!({}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    assert_eq!(
-        app.get("/auth/me", Some(&token)).await.status,
-        StatusCode::UNAUTHORIZED
-    );
     assert_eq!(token_ws.close_code().await, Some(4003));
+    for instance in [app, other] {
+        assert_eq!(
+            instance.get("/auth/me", Some(&token)).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
     // The login that made it is untouched.
     assert_eq!(
         app.get("/auth/me", Some(&alice.access)).await.status,
