@@ -663,7 +663,7 @@ async fn users(api: &Api, out: &Out, query: Option<String>, limit: u32) -> Resul
             .search_users(q.trim_start_matches('@'), limit)
             .await?
             .into_iter()
-            .map(|u| json!({"id": u.id, "username": u.username, "full_name": u.full_name}))
+            .map(|u| json!({"id": u.id, "username": u.username, "full_name": u.full_name, "is_bot": u.is_bot}))
             .collect(),
         None => api
             .chats()
@@ -679,8 +679,10 @@ async fn users(api: &Api, out: &Out, query: Option<String>, limit: u32) -> Resul
             .iter()
             .map(|p| {
                 vec![
-                    out.style
-                        .bold(&format!("@{}", p["username"].as_str().unwrap_or_default())),
+                    out.style.bold(&render::listed_person(
+                        p["username"].as_str().unwrap_or_default(),
+                        p["is_bot"].as_bool().unwrap_or(false),
+                    )),
                     p["full_name"].as_str().unwrap_or_default().to_string(),
                 ]
             })
@@ -895,7 +897,8 @@ async fn groups(api: &Api, out: &Out, cmd: GroupsCommand) -> Result<(), CliError
                     .iter()
                     .map(|m| {
                         vec![
-                            out.style.bold(&person(&m.username)),
+                            out.style
+                                .bold(&render::listed_person(&m.username, m.is_bot)),
                             m.full_name.clone().unwrap_or_default(),
                             match m.role.as_str() {
                                 "" if m.is_admin => "admin".into(),

@@ -180,6 +180,15 @@ pub fn person(username: &str) -> String {
     format!("@{username}")
 }
 
+/// A person in a list: `@alice`, or `@buildbot [bot]` for a bot.
+pub fn listed_person(username: &str, is_bot: bool) -> String {
+    if is_bot {
+        format!("{} [bot]", person(username))
+    } else {
+        person(username)
+    }
+}
+
 /// A group as shown and typed: `#ops`.
 pub fn group(name: &str) -> String {
     format!("#{name}")

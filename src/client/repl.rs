@@ -16,7 +16,7 @@ use super::line_editor::{Completions, Input, LineEditor};
 use super::live::{self, Event};
 use super::render::{
     RoomNames, Shown, Style, changed_line, group, group_updated_line, group_with_id, groups_table,
-    last_message, message_line, person, removed_line, table, unread, when,
+    last_message, listed_person, message_line, person, removed_line, table, unread, when,
 };
 use super::session::Session;
 use super::target::{self, Target};
@@ -690,7 +690,7 @@ impl Repl {
                 .into_iter()
                 .map(|m| {
                     vec![
-                        person(&m.username),
+                        listed_person(&m.username, m.is_bot),
                         match m.role.as_str() {
                             "" if m.is_admin => "admin".into(),
                             "member" => String::new(),

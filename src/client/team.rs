@@ -8,7 +8,7 @@ use super::api::Api;
 use super::error::CliError;
 use super::output::{Out, out, outln};
 use super::password;
-use super::render::{person, table, when};
+use super::render::{listed_person, person, table, when};
 use super::target;
 use crate::proto::ServerRole;
 use crate::proto::team::CreateInviteRequest;
@@ -273,11 +273,7 @@ async fn users(api: &Api, out: &Out) -> Result<(), CliError> {
         "LAST SEEN".into(),
     ]];
     rows.extend(users.iter().map(|u| {
-        let name = if u.is_bot {
-            format!("{} [bot]", person(&u.username))
-        } else {
-            person(&u.username)
-        };
+        let name = listed_person(&u.username, u.is_bot);
         let seen = if u.online {
             "online".to_string()
         } else {
@@ -305,14 +301,18 @@ async fn log(api: &Api, out: &Out, limit: u32, before: Option<i64>) -> Result<()
             .as_deref()
             .map(person)
             .unwrap_or("(server console)".into());
-        let target = e.target.as_deref().map(person).unwrap_or_default();
+        let target = e
+            .target
+            .as_deref()
+            .map(|t| format!(" {}", person(t)))
+            .unwrap_or_default();
         let detail = e
             .detail
             .as_deref()
             .map(|d| format!(" ({d})"))
             .unwrap_or_default();
         outln!(
-            "[{}] {}  {actor} {} {target}{detail}",
+            "[{}] {}  {actor} {}{target}{detail}",
             e.id,
             when(&e.at),
             e.action

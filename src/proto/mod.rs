@@ -581,6 +581,8 @@ pub struct Member {
     /// `owner` (the creator, or whom the group passed to), `admin` or `member`.
     #[serde(default)]
     pub role: String,
+    #[serde(default)]
+    pub is_bot: bool,
 }
 
 // ----- read state -----

@@ -1282,6 +1282,8 @@ async fn tokens_bots_and_webhooks_from_the_command_line() {
         shown.contains("deploy-bot") && shown.contains("deploy done"),
         "{shown}"
     );
+    let r = alice.run(&["groups", "members", "#ops"]).await;
+    assert!(r.ok().stdout.contains("@deploy-bot [bot]"), "{}", r.stdout);
     let r = alice.run(&["--json", "webhooks", "list"]).await;
     let id = r.ok().json_lines()[0]["id"].as_i64().unwrap().to_string();
     alice.run(&["webhooks", "revoke", &id]).await.ok();

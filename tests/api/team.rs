@@ -518,6 +518,23 @@ async fn a_bot_has_tokens_but_no_password_and_is_marked_wherever_users_are_liste
     let login = app.login("buildbot", "anything at all").await;
     assert_eq!(login.status, StatusCode::UNAUTHORIZED);
     assert!(login.detail().contains("bot"), "{}", login.detail());
+    let members = app
+        .get(&format!("/groups/{group}/members"), Some(&alice.access))
+        .await
+        .body;
+    let listed: Vec<(Value, Value)> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["username"].clone(), m["is_bot"].clone()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (json!("alice"), json!(false)),
+            (json!("buildbot"), json!(true))
+        ]
+    );
     let public = app
         .get("/users/by-username/buildbot", Some(&alice.access))
         .await;

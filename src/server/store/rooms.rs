@@ -90,6 +90,7 @@ pub struct MemberRow {
     pub joined_at: DateTime<Utc>,
     pub is_admin: bool,
     pub is_owner: bool,
+    pub is_bot: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -310,7 +311,7 @@ impl Store {
             .prepare_cached(
                 "SELECT u.id, u.username, u.full_name, m.joined_at,
                         r.created_by IS NOT DISTINCT FROM u.id OR m.is_admin,
-                        r.created_by IS NOT DISTINCT FROM u.id
+                        r.created_by IS NOT DISTINCT FROM u.id, u.is_bot
                  FROM chat_room_members m
                  JOIN users u ON u.id = m.user_id
                  JOIN chat_rooms r ON r.id = m.chat_room_id
@@ -329,6 +330,7 @@ impl Store {
                 joined_at: r.get(3),
                 is_admin: r.get(4),
                 is_owner: r.get(5),
+                is_bot: r.get(6),
             })
             .collect())
     }

@@ -298,6 +298,7 @@ pub(super) async fn list_members(
                 _ => "member",
             }
             .into(),
+            is_bot: m.is_bot,
         })
         .collect();
     Ok(json(&members))
