@@ -23,6 +23,7 @@ mod api {
     mod team;
     mod tls;
     mod users;
+    mod web;
     mod ws;
     mod ws_delivery;
 }

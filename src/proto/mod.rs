@@ -351,6 +351,14 @@ pub struct AuthReply {
     pub tokens: Tokens,
 }
 
+/// The web client's session (`/auth/web/*`): the access token in the body, the refresh token in
+/// an HttpOnly cookie that no script can read.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebSession {
+    pub user: User,
+    pub access_token: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LogoutAllReply {
     pub message: String,

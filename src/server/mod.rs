@@ -392,6 +392,7 @@ async fn shared_parts(
         },
         app_name: config.app_name.clone(),
         registration: config.registration,
+        tls: config.tls_cert.is_some(),
         dummy_hash,
     });
     Ok((state, publishing))

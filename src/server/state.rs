@@ -53,6 +53,8 @@ pub struct Shared {
     /// How long a WebSocket frame's handler may wait for the database.
     pub db_timeout: std::time::Duration,
     pub app_name: String,
+    /// The server speaks TLS itself: cookies it sets are `Secure`.
+    pub tls: bool,
     /// Who may create an account (`--registration`).
     pub registration: crate::server::auth::Registration,
     /// A hash to check passwords against when the login names nobody, so that an unknown name takes

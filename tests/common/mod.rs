@@ -8,6 +8,7 @@
 //! action by hand.
 
 pub mod app;
+pub mod browser;
 pub mod database;
 pub mod nats;
 pub mod tls;

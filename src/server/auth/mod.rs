@@ -155,6 +155,11 @@ impl TokenKeys {
         })
     }
 
+    /// How long a refresh token (and so a login) lasts.
+    pub fn refresh_ttl(&self) -> Duration {
+        self.refresh_ttl
+    }
+
     /// Signs a token with explicit claims; tests use it to make expired tokens.
     pub fn sign_claims(&self, claims: &Claims) -> Result<String, AuthError> {
         jsonwebtoken::encode(&Header::new(self.algorithm), claims, &self.encoding)

@@ -1,9 +1,10 @@
 //! The HTTP side: accepting connections with caps and deadlines (`listener`), TLS (`tls`), reading
-//! requests (`extract`), the routes of the REST API and its document (`routes`), and the one error
-//! type every route answers with (`error`).
+//! requests (`extract`), the routes of the REST API and its document (`routes`), the web client
+//! served from the binary (`web_app`), and the one error type every route answers with (`error`).
 
 pub mod error;
 pub mod extract;
 pub mod listener;
 pub mod routes;
 pub mod tls;
+pub mod web_app;

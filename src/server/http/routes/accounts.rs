@@ -179,6 +179,15 @@ pub(super) async fn register(
     peer: Option<IpAddr>,
     req: RegisterRequest,
 ) -> Result<Response, ApiError> {
+    Ok(created(&create_account(&state, peer, req).await?))
+}
+
+/// A new account and its first session (`register`, and the web client's).
+pub(super) async fn create_account(
+    state: &AppState,
+    peer: Option<IpAddr>,
+    req: RegisterRequest,
+) -> Result<AuthReply, ApiError> {
     // Before anything is looked up: "already registered" must not answer at the rate of a loop.
     state.auth_throttle.from_address(peer)?;
     let email = normalise_email(&req.email)
@@ -234,11 +243,11 @@ pub(super) async fn register(
             if user.role == ServerRole::Owner {
                 tracing::info!(username = %user.username, "the server's first account: its owner");
             }
-            Ok(created(&AuthReply {
+            Ok(AuthReply {
                 message: "User registered successfully".into(),
                 user: user.to_proto(),
                 tokens: issued.tokens,
-            }))
+            })
         }
         CreateUserOutcome::NotAdmitted => Err(not_admitted(rule, code.is_some())),
         outcome => Err(taken(outcome)),
@@ -304,6 +313,15 @@ pub(super) async fn login(
     peer: Option<IpAddr>,
     req: LoginRequest,
 ) -> Result<Response, ApiError> {
+    Ok(json(&sign_in(&state, peer, req).await?))
+}
+
+/// A password login: a new session (`login`, and the web client's).
+pub(super) async fn sign_in(
+    state: &AppState,
+    peer: Option<IpAddr>,
+    req: LoginRequest,
+) -> Result<AuthReply, ApiError> {
     state.auth_throttle.from_address(peer)?;
     let found = state.store.find_login(req.username.trim(), peer).await?;
     // Before any hashing; an unknown name is throttled as an account is.
@@ -339,11 +357,11 @@ pub(super) async fn login(
         .store
         .start_session(user.id, &issued.refresh, peer)
         .await?;
-    Ok(json(&AuthReply {
+    Ok(AuthReply {
         message: "Login successful".into(),
         user: user.to_proto(),
         tokens: issued.tokens,
-    }))
+    })
 }
 
 /// Exchange a refresh token for a new pair.
@@ -358,21 +376,26 @@ pub(super) async fn login(
         (status = 503, response = Unavailable),
     ))]
 pub(super) async fn refresh(state: AppState, req: RefreshRequest) -> Result<Response, ApiError> {
+    Ok(json(&rotate(&state, &req.refresh_token).await?))
+}
+
+/// Exchanges a refresh token for a new pair (`refresh`, and the web client's).
+pub(super) async fn rotate(state: &AppState, refresh_token: &str) -> Result<Tokens, ApiError> {
     let claims = state
         .keys
-        .verify(&req.refresh_token, TokenKind::Refresh)
+        .verify(refresh_token, TokenKind::Refresh)
         .map_err(|e| match e {
             AuthError::Expired => ApiError::Unauthorized("Refresh token expired".into()),
             _ => ApiError::Unauthorized("Invalid refresh token".into()),
         })?;
     let issued = state.keys.issue(claims.user_id()?, claims.sid)?;
-    let old_hash = auth::hash_refresh_token(&req.refresh_token);
+    let old_hash = auth::hash_refresh_token(refresh_token);
     let detail = match state
         .store
         .rotate_refresh(&old_hash, &issued.refresh)
         .await?
     {
-        RotateOutcome::Rotated => return Ok(json(&issued.tokens)),
+        RotateOutcome::Rotated => return Ok(issued.tokens),
         RotateOutcome::NotFound => "Refresh token not found",
         RotateOutcome::Expired => "Refresh token expired",
         RotateOutcome::Revoked => "Refresh token revoked",
@@ -396,21 +419,27 @@ pub(super) async fn refresh(state: AppState, req: RefreshRequest) -> Result<Resp
         (status = 503, response = Unavailable),
     ))]
 pub(super) async fn logout(state: AppState, req: RefreshRequest) -> Result<Response, ApiError> {
+    end_session(&state, &req.refresh_token).await?;
+    Ok(json(&MessageReply {
+        message: "Logout successful".into(),
+    }))
+}
+
+/// Ends the session of a refresh token, expired or not (`logout`, and the web client's).
+pub(super) async fn end_session(state: &AppState, refresh_token: &str) -> Result<(), ApiError> {
     let invalid = || ApiError::BadRequest("Invalid refresh token".into());
     state
         .keys
-        .verify_ignoring_expiry(&req.refresh_token, TokenKind::Refresh)
+        .verify_ignoring_expiry(refresh_token, TokenKind::Refresh)
         .map_err(|_| invalid())?;
-    let hash = auth::hash_refresh_token(&req.refresh_token);
+    let hash = auth::hash_refresh_token(refresh_token);
     let session = state
         .store
         .end_session_by_refresh(&hash)
         .await?
         .ok_or_else(invalid)?;
     state.messaging().session_ended(session);
-    Ok(json(&MessageReply {
-        message: "Logout successful".into(),
-    }))
+    Ok(())
 }
 
 /// End every session of the account, on every device.

@@ -17,7 +17,7 @@ use super::responses::{
 };
 use super::{
     accounts, admin, changes, group_settings, groups, invites, messages, meta, rooms, search, sync,
-    tokens, users, webhooks,
+    tokens, users, web_session, webhooks,
 };
 use crate::proto::ServerFrame;
 
@@ -60,6 +60,10 @@ unread counts, and live delivery over WebSocket. Errors are JSON: `{\"detail\": 
         accounts::me,
         accounts::update_profile,
         accounts::reset_password,
+        web_session::login,
+        web_session::register,
+        web_session::refresh,
+        web_session::logout,
         users::by_username,
         users::search,
         messages::send,

@@ -17,6 +17,7 @@ mod search;
 mod sync;
 mod tokens;
 mod users;
+mod web_session;
 mod webhooks;
 
 use std::convert::Infallible;
@@ -135,11 +136,13 @@ pub fn routes(
     metrics_here: bool,
 ) -> BoxedFilter<(Response,)> {
     let api = one_of([
+        under(&["", "app"], crate::server::http::web_app::routes()),
         under(
             &["", "health", "metrics", "ws"],
             meta::routes(state.clone(), metrics_here),
         ),
         under(&["auth"], accounts::routes(state.clone())),
+        under(&["auth"], web_session::routes(state.clone())),
         under(&["messages"], messages::routes(state.clone())),
         under(&["messages"], changes::routes(state.clone())),
         under(&["search"], search::routes(state.clone())),

@@ -1,0 +1,316 @@
+//! The web client in a real Chromium (`common::browser`): served by the server, two people in two
+//! browsers chatting live, the session kept across a reload, text that stays text, a server
+//! restart and a message written offline delivered once; and over plain HTTP, what the server
+//! sends the browser (the app's security headers, the session cookie).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::common::browser::Browser;
+use crate::common::{PASSWORD, spawn_app};
+
+#[tokio::test]
+async fn a_browser_gets_the_app_and_an_api_client_keeps_the_seeds_answer() {
+    let app = spawn_app().await;
+    let client = crate::common::http()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let browser = client
+        .get(app.url("/"))
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(browser.status(), StatusCode::SEE_OTHER);
+    assert_eq!(browser.headers()["location"], "/app/");
+    let api = client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(api.status(), StatusCode::OK);
+    assert_eq!(
+        api.json::<serde_json::Value>().await.unwrap()["status"],
+        "running"
+    );
+
+    let page = client.get(app.url("/app/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let headers = page.headers().clone();
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    for rule in [
+        "script-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "default-src 'none'",
+    ] {
+        assert!(csp.contains(rule), "{csp}");
+    }
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("<script>") && html.contains("src=\"/app/app.js\""),
+        "no inline script"
+    );
+    let js = client.get(app.url("/app/app.js")).send().await.unwrap();
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    let missing = client
+        .get(app.url("/app/../Cargo.toml"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_web_session_keeps_its_refresh_token_where_no_script_can_read_it() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+    let client = crate::common::http().build().unwrap();
+    let login = |with_header: bool| {
+        let mut request = client
+            .post(app.url("/auth/web/login"))
+            .json(&json!({"username": "alice", "password": PASSWORD}));
+        if with_header {
+            request = request.header("x-rtchat-web", "1");
+        }
+        request.send()
+    };
+    // Without the app's header (a form or a script on another site): refused.
+    assert_eq!(login(false).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let signed_in = login(true).await.unwrap();
+    assert_eq!(signed_in.status(), StatusCode::OK);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    for part in [
+        "rtchat_refresh=",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/auth/web",
+    ] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    let body: serde_json::Value = signed_in.json().await.unwrap();
+    assert!(
+        body.get("refresh_token").is_none() && body["access_token"].is_string(),
+        "{body}"
+    );
+    assert_eq!(body["user"]["username"], "alice");
+
+    // The cookie renews the access token, and is replaced (rotated) as it does.
+    let refresh_token = cookie.split(';').next().unwrap().to_string();
+    let refresh = |cookie: String| {
+        client
+            .post(app.url("/auth/web/refresh"))
+            .header("x-rtchat-web", "1")
+            .header("cookie", cookie)
+            .send()
+    };
+    let renewed = refresh(refresh_token.clone()).await.unwrap();
+    assert_eq!(renewed.status(), StatusCode::OK);
+    let next = renewed.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(next.split(';').next().unwrap(), refresh_token);
+    let access: serde_json::Value = renewed.json().await.unwrap();
+    let me = app.get("/auth/me", access["access_token"].as_str()).await;
+    assert_eq!(me.status, StatusCode::OK);
+    // Signing out ends the session and forgets the cookie.
+    let out = client
+        .post(app.url("/auth/web/logout"))
+        .header("x-rtchat-web", "1")
+        .header("cookie", next.split(';').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let after = refresh(next.split(';').next().unwrap().to_string())
+        .await
+        .unwrap();
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_people_chat_live_in_two_browsers() {
+    let app = spawn_app().await;
+    let Some(alice) = Browser::open(1200).await else {
+        return;
+    };
+    let bob = Browser::open(420).await.expect("a second browser");
+    alice.create_account(&app.address, "alice", None).await;
+    bob.create_account(&app.address, "bob", None).await;
+
+    alice.click("New direct message").await;
+    alice.fill("Username", "bob").await;
+    alice.click("Start").await;
+    alice.say("hello bob").await;
+    alice
+        .log_until(|t| t.contains("hello bob") && !t.contains("sending"))
+        .await;
+
+    // Bob's list shows the new chat with its unread count, live.
+    let list = bob
+        .text_until("//nav[@aria-label='Conversations']", |t| {
+            t.contains("@alice")
+        })
+        .await;
+    assert!(list.contains("hello bob"), "{list}");
+    bob.find("//button[contains(., '@alice')]//*[@aria-label='1 unread']")
+        .await;
+    bob.find("//button[contains(., '@alice')]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    bob.log_until(|t| t.contains("hello bob")).await;
+
+    // Markup in a message stays text and runs nothing.
+    bob.say("<img src=x onerror=\"document.title='owned'\"> <b>hi</b> see https://example.com/x")
+        .await;
+    let shown = alice.log_until(|t| t.contains("<b>hi</b>")).await;
+    assert!(shown.contains("<img src=x"), "{shown}");
+    assert_eq!(
+        alice
+            .eval("return document.querySelectorAll('[role=log] img, [role=log] b').length")
+            .await,
+        json!(0)
+    );
+    assert_ne!(alice.eval("return document.title").await, json!("owned"));
+    let link = alice
+        .eval("const a = document.querySelector('[role=log] a'); return [a.href, a.rel]")
+        .await;
+    assert_eq!(link[0], "https://example.com/x");
+    assert!(link[1].as_str().unwrap().contains("noopener"));
+
+    // A reload keeps the session (the cookie), and the history is there.
+    alice.client.refresh().await.unwrap();
+    alice.find("//nav[@aria-label='Conversations']").await;
+    alice
+        .find("//button[contains(., '@bob')]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    alice
+        .log_until(|t| t.contains("hello bob") && t.contains("<b>hi</b>"))
+        .await;
+
+    // Nothing the page loaded came from anywhere but the server.
+    let origins = alice
+        .eval("return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)")
+        .await;
+    for origin in origins.as_array().unwrap() {
+        assert_eq!(origin.as_str().unwrap(), app.address, "{origins}");
+    }
+    alice.close().await;
+    bob.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_loses_and_doubles_nothing_and_an_offline_message_goes_once() {
+    let mut app = spawn_app().await;
+    let Some(alice) = Browser::open(1000).await else {
+        return;
+    };
+    alice.create_account(&app.address, "alice", None).await;
+    let bob = app.register("bob").await;
+    alice.click("New direct message").await;
+    alice.fill("Username", "bob").await;
+    alice.click("Start").await;
+    alice.say("before the restart").await;
+    alice
+        .log_until(|t| t.contains("before the restart") && !t.contains("sending"))
+        .await;
+    alice
+        .text_until("//*[@role='status' and contains(@class, 'status')]", |t| {
+            t == "connected"
+        })
+        .await;
+
+    app.stop_server().await;
+    alice
+        .text_until("//*[@role='status' and contains(@class, 'status')]", |t| {
+            t.contains("reconnecting")
+        })
+        .await;
+    alice.say("written while offline").await;
+    alice
+        .log_until(|t| t.contains("written while offline") && t.contains("sending"))
+        .await;
+    // Bob writes while alice's page is away: it must arrive once, after the rest.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.start_server().await;
+    let alice_id = app
+        .get("/users/by-username/alice", Some(&bob.access))
+        .await
+        .body["id"]
+        .clone();
+    let sent = app
+        .post(
+            "/messages/send",
+            Some(&bob.access),
+            json!({"recipient_id": alice_id, "content": "while you were away"}),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::CREATED);
+    alice
+        .text_until("//*[@role='status' and contains(@class, 'status')]", |t| {
+            t == "connected"
+        })
+        .await;
+    let log = alice
+        .log_until(|t| {
+            t.contains("while you were away")
+                && t.contains("written while offline")
+                && !t.contains("sending")
+        })
+        .await;
+    let stored = app
+        .get(&format!("/messages/chat/{alice_id}"), Some(&bob.access))
+        .await
+        .body;
+    let contents: Vec<&str> = stored
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    // Stored once each (bob's may come before or after the offline one goes) ...
+    let mut once = contents.clone();
+    once.sort();
+    assert_eq!(
+        once,
+        [
+            "before the restart",
+            "while you were away",
+            "written while offline"
+        ]
+    );
+    // ... and shown once each, in the order they were stored.
+    let positions: Vec<usize> = contents
+        .iter()
+        .map(|c| {
+            assert_eq!(log.matches(c).count(), 1, "{c} once in {log}");
+            log.find(c).unwrap()
+        })
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "in order: {log}");
+    alice.close().await;
+}

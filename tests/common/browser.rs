@@ -1,0 +1,220 @@
+//! A real Chromium for the web client's tests: Debian's `chromium`, driven through its
+//! `chromedriver` (WebDriver, on a loopback port, one per test binary), each session a browser of
+//! its own (its own profile: its own cookies). Without them a test says it was skipped; CI
+//! installs both and sets RTCHAT_REQUIRE_BROWSER=1, so there they must run.
+
+// Only the api test binary opens browsers; the others share this harness.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+
+static DRIVER: OnceLock<Option<(String, u32)>> = OnceLock::new();
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+extern "C" fn stop_driver() {
+    if let Some(Some((_, pid))) = DRIVER.get() {
+        // SAFETY: signalling our own child (chromedriver ends its browsers with it).
+        unsafe {
+            libc::kill(*pid as i32, libc::SIGTERM);
+        }
+    }
+}
+
+/// chromedriver's address, started once for this test binary; None when the machine has no
+/// Chromium (and the run does not require one).
+fn driver() -> Option<String> {
+    DRIVER
+        .get_or_init(|| {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let present = std::path::Path::new(CHROMIUM).exists();
+            let (started, child) = std::sync::mpsc::channel();
+            // From a thread that lives as long as the process: the parent-death signal follows the
+            // thread that spawned the child.
+            std::thread::spawn(move || {
+                let mut command = std::process::Command::new("chromedriver");
+                command
+                    .arg(format!("--port={port}"))
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+                // SAFETY: prctl only asks for a signal when this thread's process dies.
+                unsafe {
+                    use std::os::unix::process::CommandExt;
+                    command.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                        Ok(())
+                    });
+                }
+                let spawned = command.spawn();
+                let ok = spawned.is_ok();
+                let _ = started.send(spawned);
+                if ok {
+                    loop {
+                        std::thread::park();
+                    }
+                }
+            });
+            let spawned = child.recv().expect("the driver's thread answers");
+            let child = match spawned {
+                Ok(child) if present => child,
+                outcome => {
+                    let why = match outcome {
+                        Err(e) => e.to_string(),
+                        Ok(_) => format!("{CHROMIUM} is missing"),
+                    };
+                    assert!(
+                        std::env::var_os("RTCHAT_REQUIRE_BROWSER").is_none(),
+                        "Chromium and chromedriver are required here: {why}"
+                    );
+                    eprintln!(
+                        "no Chromium here ({why}): skipping the browser tests (CI runs them)"
+                    );
+                    return None;
+                }
+            };
+            // SAFETY: registering a plain extern "C" function to run at exit.
+            unsafe {
+                libc::atexit(stop_driver);
+            }
+            let url = format!("http://127.0.0.1:{port}");
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Some((url, child.id()))
+        })
+        .as_ref()
+        .map(|(url, _)| url.clone())
+}
+
+/// One browser: a headless Chromium with a profile of its own.
+pub struct Browser {
+    pub client: Client,
+}
+
+impl Browser {
+    /// A new browser `width` pixels wide, or None when the machine has none (the test is skipped).
+    pub async fn open(width: u32) -> Option<Browser> {
+        let url = driver()?;
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                    format!("--window-size={width},900"),
+                ],
+            }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&url)
+            .await
+            .expect("chromedriver starts a browser");
+        Some(Browser { client })
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.client.goto(url).await.expect("the page loads");
+    }
+
+    /// The element `xpath` finds, waiting up to 10 s for it.
+    pub async fn find(&self, xpath: &str) -> Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::XPath(xpath))
+            .await
+            .unwrap_or_else(|e| panic!("{xpath}: {e}"))
+    }
+
+    /// A textbox by its label's text.
+    pub async fn textbox(&self, label: &str) -> Element {
+        self.find(&format!(
+            "//label[normalize-space(text())='{label}']//*[self::input or self::textarea] \
+             | //*[self::input or self::textarea][@id=//label[normalize-space(.)='{label}']/@for]"
+        ))
+        .await
+    }
+
+    /// A button by its text.
+    pub async fn button(&self, name: &str) -> Element {
+        self.find(&format!("//button[normalize-space(.)='{name}']"))
+            .await
+    }
+
+    pub async fn fill(&self, label: &str, text: &str) {
+        let field = self.textbox(label).await;
+        field.clear().await.expect("cleared");
+        field.send_keys(text).await.expect("typed");
+    }
+
+    pub async fn click(&self, name: &str) {
+        self.button(name).await.click().await.expect("clicked");
+    }
+
+    /// Types into the composer and presses Enter.
+    pub async fn say(&self, text: &str) {
+        let composer = self.textbox("Message").await;
+        composer
+            .send_keys(&format!("{text}\u{E007}"))
+            .await
+            .expect("typed and sent");
+    }
+
+    /// The text of the element `xpath` finds, once `check` holds for it (10 s at most).
+    pub async fn text_until(&self, xpath: &str, check: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        for _ in 0..100 {
+            if let Ok(found) = self.client.find(Locator::XPath(xpath)).await {
+                last = found.text().await.unwrap_or_default();
+                if check(&last) {
+                    return last;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{xpath} never matched; last text: {last:?}");
+    }
+
+    /// The open conversation's messages (the element with role "log").
+    pub async fn log_until(&self, check: impl Fn(&str) -> bool) -> String {
+        self.text_until("//*[@role='log']", check).await
+    }
+
+    /// Runs `script` in the page; its JSON result.
+    pub async fn eval(&self, script: &str) -> serde_json::Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .expect("the script runs")
+    }
+
+    /// Signs up through the page: the "Create account" form.
+    pub async fn create_account(&self, base: &str, name: &str, invite: Option<&str>) {
+        self.goto(&format!("{base}/")).await;
+        self.click("Create account").await;
+        self.fill("Username", name).await;
+        self.fill("Email", &format!("{name}@example.com")).await;
+        self.fill("Password", crate::common::PASSWORD).await;
+        if let Some(code) = invite {
+            self.fill("Invite code", code).await;
+        }
+        self.click("Create account").await;
+        self.find("//nav[@aria-label='Conversations']").await;
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
