@@ -174,11 +174,7 @@ async fn two_people_chat_live_in_two_browsers() {
     assert!(list.contains("hello bob"), "{list}");
     bob.find("//button[contains(., '@alice')]//*[@aria-label='1 unread']")
         .await;
-    bob.find("//button[contains(., '@alice')]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    bob.click_at("//button[contains(., '@alice')]").await;
     bob.log_until(|t| t.contains("hello bob")).await;
 
     // Markup in a message stays text and runs nothing.
@@ -202,12 +198,7 @@ async fn two_people_chat_live_in_two_browsers() {
     // A reload keeps the session (the cookie), and the history is there.
     alice.client.refresh().await.unwrap();
     alice.find("//nav[@aria-label='Conversations']").await;
-    alice
-        .find("//button[contains(., '@bob')]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    alice.click_at("//button[contains(., '@bob')]").await;
     alice
         .log_until(|t| t.contains("hello bob") && t.contains("<b>hi</b>"))
         .await;
@@ -313,4 +304,48 @@ async fn a_restart_loses_and_doubles_nothing_and_an_offline_message_goes_once() 
         .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "in order: {log}");
     alice.close().await;
+}
+
+/// The main views at desktop and phone width, light and dark, for the README: written to
+/// `docs/screenshots/` when run on purpose (`cargo test --test api -- --ignored screenshots`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes docs/screenshots/; run it on purpose"]
+async fn screenshots() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let carol = app.register("carol").await;
+    let group = app.create_group(&carol, "crew", &[&alice, &bob]).await;
+    app.dm(&bob, &alice, "lunch at noon?").await;
+    for (who, text) in [
+        (&carol, "stand-up in 5"),
+        (&bob, "deploy finished: https://ci.example.com/run/42"),
+        (&carol, "@alice can you check the numbers?"),
+    ] {
+        app.group_send(who, group, text).await;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (width, form) in [(1200, "desktop"), (420, "phone")] {
+        for dark in [false, true] {
+            let Some(browser) = Browser::open_with(width, dark).await else {
+                return;
+            };
+            let scheme = if dark { "dark" } else { "light" };
+            browser.goto(&format!("{}/", app.address)).await;
+            browser.button("Sign in").await;
+            browser
+                .screenshot(&dir.join(format!("signin-{form}-{scheme}.png")))
+                .await;
+            browser.fill("Username", "alice").await;
+            browser.fill("Password", PASSWORD).await;
+            browser.click("Sign in").await;
+            browser.click_at("//button[contains(., '#crew')]").await;
+            browser.log_until(|t| t.contains("check the numbers")).await;
+            browser
+                .screenshot(&dir.join(format!("chat-{form}-{scheme}.png")))
+                .await;
+            browser.close().await;
+        }
+    }
 }

@@ -104,17 +104,27 @@ pub struct Browser {
 impl Browser {
     /// A new browser `width` pixels wide, or None when the machine has none (the test is skipped).
     pub async fn open(width: u32) -> Option<Browser> {
+        Self::open_with(width, false).await
+    }
+
+    /// `open`, with the system's dark appearance when `dark` (the page follows it).
+    pub async fn open_with(width: u32, dark: bool) -> Option<Browser> {
         let url = driver()?;
+        let mut args = vec![
+            "--headless=new".to_string(),
+            "--no-sandbox".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-gpu".into(),
+            "--hide-scrollbars".into(),
+            format!("--window-size={width},900"),
+        ];
+        if dark {
+            args.push("--force-dark-mode".into());
+        }
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                    format!("--window-size={width},900"),
-                ],
-            }),
+            serde_json::json!({ "binary": CHROMIUM, "args": args }),
         );
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
@@ -160,7 +170,26 @@ impl Browser {
     }
 
     pub async fn click(&self, name: &str) {
-        self.button(name).await.click().await.expect("clicked");
+        self.click_at(&format!("//button[normalize-space(.)='{name}']"))
+            .await;
+    }
+
+    /// Clicks what `xpath` finds. The page redraws lists as events arrive: an element found just
+    /// before a redraw is found again.
+    pub async fn click_at(&self, xpath: &str) {
+        for _ in 0..50 {
+            let element = self.find(xpath).await;
+            match element.click().await {
+                Ok(_) => return,
+                Err(fantoccini::error::CmdError::Standard(e))
+                    if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("clicking {xpath}: {e}"),
+            }
+        }
+        panic!("{xpath} kept changing under the click");
     }
 
     /// Types into the composer and presses Enter.
@@ -212,6 +241,12 @@ impl Browser {
         }
         self.click("Create account").await;
         self.find("//nav[@aria-label='Conversations']").await;
+    }
+
+    /// A PNG of what the browser shows, written to `path`.
+    pub async fn screenshot(&self, path: &std::path::Path) {
+        let png = self.client.screenshot().await.expect("a screenshot");
+        std::fs::write(path, png).expect("the screenshot is written");
     }
 
     pub async fn close(self) {
