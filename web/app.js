@@ -143,6 +143,7 @@ function showSignIn(mode, error) {
   main.append(form);
   root.append(main);
   username.focus();
+  performance.mark('rtchat-ready');
 }
 
 // ----- the signed-in app -----
@@ -170,6 +171,7 @@ async function startApp() {
     // presence is a nicety
   }
   renderRooms();
+  performance.mark('rtchat-ready');
   live = new Live(api, {
     message: onMessage,
     change: onChange,
@@ -375,6 +377,7 @@ async function page(room, at = {}) {
 
 /** @param {Room} room */
 async function openRoom(room) {
+  performance.mark('rtchat-open');
   state.current = room;
   state.replyTo = null;
   state.editing = null;
@@ -418,6 +421,7 @@ async function openRoom(room) {
   state.window = messages;
   state.atOldest = messages.length < PAGE;
   renderLog(true);
+  performance.measure('rtchat-room-shown', 'rtchat-open');
   for (const p of state.pending.values()) if (p.room === room) view.log.append(p.node);
   room.unread = 0;
   room.mentions = 0;

@@ -349,3 +349,100 @@ async fn screenshots() {
         }
     }
 }
+
+/// The web client's figures for BENCHMARKS.md, measured in the browser: first-load bytes, time to
+/// a usable page, opening a room of 100,000 messages, and long tasks while 1,000 messages arrive.
+/// Run on purpose: `cargo test --release --test api -- --ignored web_figures --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check; run it on purpose"]
+async fn web_figures() {
+    let mut config = crate::common::test_config();
+    config.max_send_rate = 0;
+    let app = crate::common::spawn_app_with(config).await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let big = app.create_group(&bob, "archive", &[&alice]).await;
+    let busy = app.create_group(&bob, "busy", &[&alice]).await;
+    let db = app.sql().await;
+    let first: i64 = db
+        .query_one(
+            "UPDATE log_head SET next_position = next_position + 100000 RETURNING next_position - 100000",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    db.execute(
+        "INSERT INTO messages (id, chat_room_id, sender_id, content)
+         SELECT $1::bigint + g, $2::int, $3::int, 'archived message number ' || g
+         FROM generate_series(0, 99999) g",
+        &[&first, &(big as i32), &(bob.id as i32)],
+    )
+    .await
+    .unwrap();
+    db.batch_execute("VACUUM (ANALYZE) messages").await.unwrap();
+    let Some(browser) = Browser::open(1200).await else {
+        return;
+    };
+
+    browser.goto(&format!("{}/", app.address)).await;
+    browser.button("Sign in").await;
+    let load = browser
+        .eval(
+            "const nav = performance.getEntriesByType('navigation')[0];
+             const files = performance.getEntriesByType('resource');
+             return { ready_ms: performance.getEntriesByName('rtchat-ready')[0].startTime,
+                      bytes: nav.transferSize + files.reduce((n, e) => n + e.transferSize, 0),
+                      body_bytes: nav.decodedBodySize + files.reduce((n, e) => n + e.decodedBodySize, 0),
+                      files: files.length + 1 }",
+        )
+        .await;
+    browser.fill("Username", "alice").await;
+    browser.fill("Password", PASSWORD).await;
+    browser.click("Sign in").await;
+    browser.find("//button[contains(., '#archive')]").await;
+    browser.click_at("//button[contains(., '#archive')]").await;
+    browser
+        .log_until(|t| t.contains("archived message number 99999"))
+        .await;
+    let open = browser
+        .eval(
+            "return { room_shown_ms: performance.getEntriesByName('rtchat-room-shown').pop().duration,
+                      in_page: document.querySelectorAll('[role=log] article').length }",
+        )
+        .await;
+
+    browser.click_at("//button[contains(., '#busy')]").await;
+    browser.find("//*[@role='log']").await;
+    browser
+        .eval(
+            "window.__long = [];
+             new PerformanceObserver((l) => window.__long.push(...l.getEntries().map((e) => e.duration)))
+               .observe({ type: 'longtask' });
+             return true",
+        )
+        .await;
+    let started = std::time::Instant::now();
+    for i in 0..1000 {
+        app.group_send(&bob, busy, &format!("busy message {i}"))
+            .await;
+        // 1,000 in 20 s: three times the issue's rate.
+        let due = Duration::from_millis(20 * (i + 1));
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    browser.log_until(|t| t.contains("busy message 999")).await;
+    let busy_figures = browser
+        .eval(
+            "return { long_tasks: window.__long.length, longest_ms: Math.max(0, ...window.__long),
+                      in_page: document.querySelectorAll('[role=log] article').length }",
+        )
+        .await;
+    println!(
+        "{}",
+        json!({"first_load": load, "room_of_100000": open, "1000_messages": busy_figures,
+               "sending_seconds": started.elapsed().as_secs_f64()})
+    );
+    browser.close().await;
+}
