@@ -387,6 +387,11 @@ async function openRoom(room) {
   view.header = el('header', { class: 'room-header' });
   view.header.append(el('h2', {}, room.name));
   if (room.topic) view.header.append(el('p', { class: 'topic' }, room.topic));
+  if (room.kind === 'group') {
+    const add = el('button', { type: 'button', class: 'add-people' }, 'Add people');
+    add.addEventListener('click', () => addPeopleForm(room));
+    view.header.append(add);
+  }
   view.log = el('div', { role: 'log', 'aria-label': `Messages with ${room.name}`, tabindex: '0', class: 'log' });
   view.log.addEventListener('scroll', onScroll);
   view.newer = el('button', { type: 'button', class: 'newer', hidden: '' }, 'Newer messages below');
@@ -427,6 +432,32 @@ async function openRoom(room) {
   room.mentions = 0;
   renderRooms();
   view.composer.focus();
+}
+
+/** A form in the room's header: usernames to add to the group (its owner and admins may). @param {Room} room */
+function addPeopleForm(room) {
+  view.header.querySelector('form')?.remove();
+  const form = el('form', { class: 'start', 'aria-label': 'Add people' });
+  const label = el('label', {}, 'Usernames');
+  const input = /** @type {HTMLInputElement} */ (el('input', { type: 'text', name: 'usernames', placeholder: '@dave, @erin', required: '' }));
+  label.append(input);
+  const problem = el('p', { role: 'alert', class: 'problem' });
+  form.append(label, el('button', { type: 'submit' }, 'Add'), problem);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const ids = [];
+      for (const n of input.value.split(/[\s,]+/).map((x) => x.replace(/^@/, '')).filter(Boolean)) {
+        ids.push((await api.call('GET', `/users/by-username/${encodeURIComponent(n)}`)).id);
+      }
+      await api.call('POST', `/groups/${room.id}/members`, { user_ids: ids });
+      form.remove();
+    } catch (e) {
+      problem.textContent = e instanceof Error ? e.message : String(e);
+    }
+  });
+  view.header.append(form);
+  input.focus();
 }
 
 /** @param {boolean} toBottom */

@@ -195,6 +195,19 @@ async fn two_people_chat_live_in_two_browsers() {
     assert_eq!(link[0], "https://example.com/x");
     assert!(link[1].as_str().unwrap().contains("noopener"));
 
+    // A group made in the page, and someone added from its header: they hear it live.
+    alice.click("New group").await;
+    alice.fill("Group name", "crew").await;
+    alice.click("Create group").await;
+    alice.log_until(|t| t.is_empty()).await;
+    alice.click("Add people").await;
+    alice.fill("Usernames", "@bob").await;
+    alice.click("Add").await;
+    bob.text_until("//nav[@aria-label='Conversations']", |t| {
+        t.contains("#crew")
+    })
+    .await;
+
     // A reload keeps the session (the cookie), and the history is there.
     alice.client.refresh().await.unwrap();
     alice.find("//nav[@aria-label='Conversations']").await;
@@ -303,6 +316,42 @@ async fn a_restart_loses_and_doubles_nothing_and_an_offline_message_goes_once() 
         })
         .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "in order: {log}");
+    alice.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_servers_tls_the_cookie_is_secure_and_the_socket_is_wss() {
+    let ca = crate::common::TestCa::new();
+    let app = crate::common::spawn_tls_app(&ca).await;
+    assert!(app.address.starts_with("https://"));
+    let Some(alice) = Browser::open_for_tls(1000).await else {
+        return;
+    };
+    let bob = app.register("bob").await;
+    let mut bob_ws = app.ws(&bob.access).await;
+    alice.create_account(&app.address, "alice", None).await;
+    assert_eq!(alice.eval("return document.cookie").await, json!(""));
+    // The cookie belongs to /auth/web: only a page there sees it, and only through the driver.
+    alice.goto(&format!("{}/auth/web/", app.address)).await;
+    let cookies = alice.client.get_all_cookies().await.unwrap();
+    let refresh = cookies
+        .iter()
+        .find(|c| c.name() == "rtchat_refresh")
+        .expect("the refresh cookie");
+    assert_eq!(refresh.secure(), Some(true));
+    assert_eq!(refresh.http_only(), Some(true));
+    assert_eq!(format!("{:?}", refresh.same_site()), "Some(Strict)");
+    alice.goto(&format!("{}/app/", app.address)).await;
+    alice
+        .text_until("//*[@role='status' and contains(@class, 'status')]", |t| {
+            t == "connected"
+        })
+        .await;
+    alice.click("New direct message").await;
+    alice.fill("Username", "bob").await;
+    alice.click("Start").await;
+    alice.say("over TLS").await;
+    assert_eq!(bob_ws.recv_message().await.content, "over TLS");
     alice.close().await;
 }
 

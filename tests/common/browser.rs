@@ -109,6 +109,15 @@ impl Browser {
 
     /// `open`, with the system's dark appearance when `dark` (the page follows it).
     pub async fn open_with(width: u32, dark: bool) -> Option<Browser> {
+        Self::launch(width, dark, false).await
+    }
+
+    /// `open`, for a server whose certificate comes from a test's own CA.
+    pub async fn open_for_tls(width: u32) -> Option<Browser> {
+        Self::launch(width, false, true).await
+    }
+
+    async fn launch(width: u32, dark: bool, any_certificate: bool) -> Option<Browser> {
         let url = driver()?;
         let mut args = vec![
             "--headless=new".to_string(),
@@ -126,6 +135,9 @@ impl Browser {
             "goog:chromeOptions".into(),
             serde_json::json!({ "binary": CHROMIUM, "args": args }),
         );
+        if any_certificate {
+            caps.insert("acceptInsecureCerts".into(), serde_json::json!(true));
+        }
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&url)
