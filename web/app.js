@@ -313,8 +313,18 @@ async function loadRooms() {
     const room = { id: g.id, kind: 'group', name: `#${g.name}`, topic: g.topic || null, unread: g.unread_count, mentions: g.mention_count || 0, last: g.last_message || '', lastAt: g.last_message_time || g.created_at };
     fresh.set(key(room), room);
   }
-  // A direct chat opened here but not started yet stays.
-  for (const [k, r] of state.rooms) if (r.id === null && !fresh.has(k)) fresh.set(k, r);
+  // A direct chat opened here but not started yet stays; once it exists (the other person wrote
+  // first) it becomes that room, keeping the object the page holds.
+  for (const [k, draft] of state.rooms) {
+    if (draft.id !== null) continue;
+    const real = [...fresh.values()].find((r) => r.kind === 'direct' && r.otherId === draft.otherId);
+    if (!real) {
+      fresh.set(k, draft);
+      continue;
+    }
+    Object.assign(draft, real);
+    fresh.set(key(real), draft);
+  }
   state.rooms = fresh;
   if (state.current) state.current = state.rooms.get(key(state.current)) || state.current;
 }
@@ -700,15 +710,16 @@ function place(m) {
 
 // ----- what the server says -----
 
-/** @param {any} frame */
-function onMessage(frame) {
+/** @param {any} frame @param {boolean} [learnt] the room lists were just read again */
+function onMessage(frame, learnt = false) {
   const m = shown(frame);
   const mine = m.senderId === me().id;
   if (mine && m.clientId && state.pending.has(m.clientId)) settle(m.clientId, m);
-  let room = [...state.rooms.values()].find((r) => r.id === m.room);
+  const room = [...state.rooms.values()].find((r) => r.id === m.room);
   if (!room) {
-    // A new chat or group: learn it from the lists.
-    loadRooms().then(renderRooms);
+    // A new chat or group: learn it from the lists, then take the message again.
+    if (!learnt) loadRooms().then(() => onMessage(frame, true));
+    else renderRooms();
     return;
   }
   room.last = m.deleted ? '' : `${m.sender}: ${m.content}`;
@@ -719,8 +730,11 @@ function onMessage(frame) {
     if (!mine) announce(`${m.sender}: ${m.content}`);
   }
   if (!mine && !looking) {
-    room.unread += 1;
-    if (m.mention) room.mentions += 1;
+    // A room just read from the lists counts this message already.
+    if (!learnt) {
+      room.unread += 1;
+      if (m.mention) room.mentions += 1;
+    }
     if (document.hidden && (room.kind === 'direct' || m.mention)) notify(room, m);
   }
   if (looking && !mine) markRead(room, m.id);
