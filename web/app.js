@@ -313,6 +313,16 @@ async function loadRooms() {
     const room = { id: g.id, kind: 'group', name: `#${g.name}`, topic: g.topic || null, unread: g.unread_count, mentions: g.mention_count || 0, last: g.last_message || '', lastAt: g.last_message_time || g.created_at };
     fresh.set(key(room), room);
   }
+  // A message that arrived live while the lists were being read is newer than what they say.
+  for (const [k, room] of fresh) {
+    const known = state.rooms.get(k);
+    if (known && known.lastAt && (!room.lastAt || known.lastAt > room.lastAt)) {
+      room.last = known.last;
+      room.lastAt = known.lastAt;
+      room.unread = known.unread;
+      room.mentions = known.mentions;
+    }
+  }
   // A direct chat opened here but not started yet stays; once it exists (the other person wrote
   // first) it becomes that room, keeping the object the page holds.
   for (const [k, draft] of state.rooms) {

@@ -495,3 +495,145 @@ async fn web_figures() {
     );
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hidden_tab_counts_in_its_title_and_notifies_direct_messages_and_mentions_only() {
+    let app = spawn_app().await;
+    let Some(alice) = Browser::open(1000).await else {
+        return;
+    };
+    alice.create_account(&app.address, "alice", None).await;
+    let bob = app.register("bob").await;
+    let alice_id = app
+        .get("/users/by-username/alice", Some(&bob.access))
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let group = app.create_group(&bob, "crew", &[]).await;
+    app.post(
+        &format!("/groups/{group}/members"),
+        Some(&bob.access),
+        json!({"user_ids": [alice_id]}),
+    )
+    .await;
+    alice
+        .text_until("//nav[@aria-label='Conversations']", |t| {
+            t.contains("#crew")
+        })
+        .await;
+    // The tab is in the background and notifications are allowed: what the page asks of the
+    // Notification API is recorded.
+    alice
+        .eval(
+            "Object.defineProperty(document, 'hidden', { get: () => true });
+             window.__notes = [];
+             window.Notification = class { constructor(title, options) { window.__notes.push([title, options.body]); } };
+             window.Notification.permission = 'granted';
+             return true",
+        )
+        .await;
+    let send = |to: serde_json::Value, text: &'static str| {
+        let (app, token) = (&app, bob.access.clone());
+        async move {
+            let r = match to {
+                serde_json::Value::Null => {
+                    app.post(
+                        "/groups/send",
+                        Some(&token),
+                        json!({"group_id": group, "content": text}),
+                    )
+                    .await
+                }
+                id => {
+                    app.post(
+                        "/messages/send",
+                        Some(&token),
+                        json!({"recipient_id": id, "content": text}),
+                    )
+                    .await
+                }
+            };
+            assert_eq!(r.status, StatusCode::CREATED);
+        }
+    };
+    send(serde_json::Value::Null, "nothing for alice here").await;
+    send(json!(alice_id), "a direct word").await;
+    send(serde_json::Value::Null, "@alice a mention").await;
+    alice
+        .text_until("//nav[@aria-label='Conversations']", |t| {
+            t.contains("a direct word") && t.contains("@alice a mention")
+        })
+        .await;
+    // A new direct chat is learnt from the lists first: the two may come in either order.
+    let mut notes = json!([]);
+    for _ in 0..50 {
+        notes = alice.eval("return window.__notes.sort()").await;
+        if notes.as_array().is_some_and(|n| n.len() >= 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        notes,
+        json!([
+            ["bob in #crew", "@alice a mention"],
+            ["bob", "a direct word"]
+        ])
+    );
+    // Three unread in the tab's title.
+    let mut title = json!(null);
+    for _ in 0..50 {
+        title = alice.eval("return document.title").await;
+        if title == json!("(3) rtchat") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(title, json!("(3) rtchat"));
+    alice.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keyboard_alone_signs_in_starts_a_chat_and_sends() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+    let bob = app.register("bob").await;
+    let mut bob_ws = app.ws(&bob.access).await;
+    let Some(browser) = Browser::open(1000).await else {
+        return;
+    };
+    browser.goto(&format!("{}/", app.address)).await;
+    browser.button("Sign in").await;
+    // The page puts the caret in Username; Tab and Enter do the rest.
+    let typing = |keys: String| {
+        let browser = &browser;
+        async move {
+            let focused = browser.client.active_element().await.unwrap();
+            focused.send_keys(&keys).await.unwrap();
+        }
+    };
+    typing(format!("alice\u{E004}{PASSWORD}\u{E007}")).await;
+    browser.find("//nav[@aria-label='Conversations']").await;
+    // Tab from the top: the first buttons are the header's, then the conversation actions.
+    let mut reached = String::new();
+    for _ in 0..10 {
+        typing("\u{E004}".into()).await;
+        reached = browser
+            .eval("return document.activeElement.textContent")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if reached == "New direct message" {
+            break;
+        }
+    }
+    assert_eq!(reached, "New direct message");
+    typing("\u{E007}".into()).await;
+    typing("bob\u{E007}".into()).await;
+    browser.find("//*[@role='log']").await;
+    typing("typed without a mouse\u{E007}".into()).await;
+    assert_eq!(bob_ws.recv_message().await.content, "typed without a mouse");
+    browser.close().await;
+}
