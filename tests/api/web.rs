@@ -637,3 +637,109 @@ async fn the_keyboard_alone_signs_in_starts_a_chat_and_sends() {
     assert_eq!(bob_ws.recv_message().await.content, "typed without a mouse");
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replying_editing_deleting_searching_and_typing_in_the_page() {
+    let app = spawn_app().await;
+    let Some(alice) = Browser::open(1100).await else {
+        return;
+    };
+    alice.create_account(&app.address, "alice", None).await;
+    let bob = app.register("bob").await;
+    let alice_id = app
+        .get("/users/by-username/alice", Some(&bob.access))
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let group = app.create_group(&bob, "crew", &[]).await;
+    app.post(
+        &format!("/groups/{group}/members"),
+        Some(&bob.access),
+        json!({"user_ids": [alice_id]}),
+    )
+    .await;
+    let first = app.group_send(&bob, group, "first message from bob").await;
+    let first_id = first.body["data"]["id"].as_i64().unwrap();
+    let mut bob_ws = app.ws(&bob.access).await;
+    alice.click_at("//button[contains(., '#crew')]").await;
+    alice
+        .log_until(|t| t.contains("first message from bob"))
+        .await;
+
+    // Bob types: alice's page says so.
+    bob_ws
+        .send(json!({"type": "typing", "room_id": group}))
+        .await;
+    alice.find("//*[normalize-space(.)='bob is typing…']").await;
+
+    // A reply, quoted.
+    alice
+        .click_at(
+            "//article[contains(., 'first message from bob')]//button[normalize-space(.)='Reply']",
+        )
+        .await;
+    alice.say("a reply from alice").await;
+    let reply = bob_ws.recv_message().await;
+    assert_eq!(reply.content, "a reply from alice");
+    assert_eq!(
+        reply
+            .reply_to
+            .as_ref()
+            .map(|r| i64::from(r.message_id as i32)),
+        Some(first_id)
+    );
+    alice
+        .find("//article[contains(., 'a reply from alice')]//blockquote[contains(., '@bob')]")
+        .await;
+
+    // An edit: every member sees it.
+    alice
+        .click_at("//article[contains(., 'a reply from alice')]//button[normalize-space(.)='Edit']")
+        .await;
+    let composer = alice.textbox("Message").await;
+    composer.clear().await.unwrap();
+    composer.send_keys("an edited reply\u{E007}").await.unwrap();
+    let edited = bob_ws
+        .recv_as(|f| match f {
+            rtchat::proto::ServerFrame::MessageEdited { change } => change.content,
+            _ => None,
+        })
+        .await;
+    assert_eq!(edited, "an edited reply");
+    alice
+        .log_until(|t| t.contains("an edited reply") && t.contains("(edited)"))
+        .await;
+
+    // A search finds it.
+    alice.fill("Search messages", "edited").await;
+    alice
+        .textbox("Search messages")
+        .await
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
+    alice
+        .text_until("//ul[@aria-label='Search results']", |t| {
+            t.contains("an edited reply")
+        })
+        .await;
+
+    // A deletion, after the browser's own confirmation.
+    alice.click_at("//button[contains(., '#crew')]").await;
+    alice
+        .click_at("//article[contains(., 'an edited reply')]//button[normalize-space(.)='Delete']")
+        .await;
+    alice.client.accept_alert().await.unwrap();
+    let deleted = bob_ws
+        .recv_as(|f| match f {
+            rtchat::proto::ServerFrame::MessageDeleted { change } => Some(change.message_id),
+            _ => None,
+        })
+        .await;
+    assert_eq!(deleted, reply.message_id);
+    alice
+        .log_until(|t| t.contains("This message was deleted.") && !t.contains("an edited reply"))
+        .await;
+    alice.close().await;
+}
