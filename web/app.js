@@ -414,6 +414,13 @@ async function openRoom(room) {
   }
   view.log = el('div', { role: 'log', 'aria-label': `Messages with ${room.name}`, tabindex: '0', class: 'log' });
   view.log.addEventListener('scroll', onScroll);
+  // At the very top a wheel, a swipe or a key moves nothing and fires no scroll: they still ask
+  // for older messages.
+  view.log.addEventListener('wheel', onScroll, { passive: true });
+  view.log.addEventListener('touchmove', onScroll, { passive: true });
+  view.log.addEventListener('keydown', (event) => {
+    if (['Home', 'PageUp', 'ArrowUp', 'End', 'PageDown', 'ArrowDown'].includes(event.key)) onScroll();
+  });
   view.newer = el('button', { type: 'button', class: 'newer', hidden: '' }, 'Newer messages below');
   view.newer.addEventListener('click', () => jumpToLatest());
   view.typing = el('p', { class: 'typing', 'aria-live': 'off' });
@@ -571,9 +578,10 @@ async function onScroll() {
   if (log.scrollTop < 80 && !state.atOldest && state.window.length > 0) {
     state.loading = true;
     try {
-      const older = await page(room, { before: state.window[0].id });
+      const anchor = state.window[0].id;
+      const older = await page(room, { before: anchor });
       if (state.current !== room) return;
-      const before = log.scrollHeight - log.scrollTop;
+      const keep = keepInPlace(anchor);
       state.atOldest = older.length < PAGE;
       state.window = [...older, ...state.window];
       if (state.window.length > WINDOW) {
@@ -581,7 +589,9 @@ async function onScroll() {
         state.atNewest = false;
       }
       renderLog(false);
-      log.scrollTop = log.scrollHeight - before;
+      keep();
+      // Never left at the very top with more above: a scroll there fires no event.
+      if (log.scrollTop === 0 && !state.atOldest) log.scrollTop = 1;
     } finally {
       state.loading = false;
     }
@@ -600,7 +610,7 @@ async function loadNewer(room) {
   const last = state.window[state.window.length - 1];
   const newer = await page(room, { after: last ? last.id : 0 });
   if (state.current !== room) return;
-  const top = view.log.scrollTop;
+  const keep = last ? keepInPlace(last.id) : () => {};
   state.atNewest = newer.length < PAGE;
   state.window = [...state.window, ...newer];
   if (state.window.length > WINDOW) {
@@ -608,7 +618,22 @@ async function loadNewer(room) {
     state.atOldest = false;
   }
   renderLog(false);
-  view.log.scrollTop = top;
+  keep();
+}
+
+/**
+ * Where the message `id` is on screen now; the returned function scrolls so that it is there
+ * again after the window changed (pages added at one end, dropped at the other).
+ * @param {number} id
+ */
+function keepInPlace(id) {
+  const log = view.log;
+  const node = /** @type {HTMLElement | null} */ (log.querySelector(`[data-id="${id}"]`));
+  const offset = node ? node.offsetTop - log.scrollTop : 0;
+  return () => {
+    const again = /** @type {HTMLElement | null} */ (log.querySelector(`[data-id="${id}"]`));
+    if (again) log.scrollTop = again.offsetTop - offset;
+  };
 }
 
 async function jumpToLatest() {

@@ -749,3 +749,97 @@ async fn replying_editing_deleting_searching_and_typing_in_the_page() {
         .await;
     alice.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrolling_back_reaches_the_first_message_and_the_page_keeps_a_window() {
+    let app = spawn_app().await;
+    let Some(alice) = Browser::open(1000).await else {
+        return;
+    };
+    alice.create_account(&app.address, "alice", None).await;
+    let bob = app.register("bob").await;
+    let alice_id = app
+        .get("/users/by-username/alice", Some(&bob.access))
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let group = app.create_group(&bob, "long", &[]).await;
+    app.post(
+        &format!("/groups/{group}/members"),
+        Some(&bob.access),
+        json!({"user_ids": [alice_id]}),
+    )
+    .await;
+    let db = app.sql().await;
+    let first: i64 = db
+        .query_one(
+            "UPDATE log_head SET next_position = next_position + 600 RETURNING next_position - 600",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    db.execute(
+        "INSERT INTO messages (id, chat_room_id, sender_id, content)
+         SELECT $1::bigint + g, $2::int, $3::int, 'line ' || g || '.' FROM generate_series(0, 599) g",
+        &[&first, &(group as i32), &(bob.id as i32)],
+    )
+    .await
+    .unwrap();
+    alice
+        .text_until("//nav[@aria-label='Conversations']", |t| {
+            t.contains("#long")
+        })
+        .await;
+    alice.client.refresh().await.unwrap();
+    alice.click_at("//button[contains(., '#long')]").await;
+    alice.log_until(|t| t.contains("line 599.")).await;
+    let in_page = "return document.querySelectorAll('[role=log] article').length";
+    // Up to the very first message, a page at a time; never more than the window in the page.
+    let mut most = 0;
+    for _ in 0..40 {
+        alice
+            .eval(
+                "const l = document.querySelector('[role=log]'); l.scrollTop = 0;
+                 l.dispatchEvent(new WheelEvent('wheel', { deltaY: -120 })); return true",
+            )
+            .await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        most = most.max(alice.eval(in_page).await.as_i64().unwrap());
+        let text = alice
+            .eval("return document.querySelector('[role=log]').innerText")
+            .await;
+        if text.as_str().unwrap().contains("line 0.") {
+            break;
+        }
+    }
+    alice.log_until(|t| t.contains("line 0.")).await;
+    assert!(most <= 200, "{most} messages in the page");
+    assert!(
+        !alice
+            .eval("return document.querySelector('[role=log]').innerText")
+            .await
+            .as_str()
+            .unwrap()
+            .contains("line 599.")
+    );
+    // And back down to the newest.
+    for _ in 0..40 {
+        alice
+            .eval(
+                "const l = document.querySelector('[role=log]'); l.scrollTop = l.scrollHeight;
+                 l.dispatchEvent(new WheelEvent('wheel', { deltaY: 120 })); return true",
+            )
+            .await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let text = alice
+            .eval("return document.querySelector('[role=log]').innerText")
+            .await;
+        if text.as_str().unwrap().contains("line 599.") {
+            break;
+        }
+    }
+    alice.log_until(|t| t.contains("line 599.")).await;
+    alice.close().await;
+}
