@@ -101,6 +101,18 @@ async fn the_web_session_keeps_its_refresh_token_where_no_script_can_read_it() {
     ] {
         assert!(cookie.contains(part), "{cookie}");
     }
+    // Plain HTTP here; behind a proxy that says the browser came over TLS, the cookie is Secure.
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    let proxied = client
+        .post(app.url("/auth/web/login"))
+        .header("x-rtchat-web", "1")
+        .header("x-forwarded-proto", "https")
+        .json(&json!({"username": "alice", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let secure = proxied.headers()["set-cookie"].to_str().unwrap();
+    assert!(secure.contains("; Secure"), "{secure}");
     let body: serde_json::Value = signed_in.json().await.unwrap();
     assert!(
         body.get("refresh_token").is_none() && body["access_token"].is_string(),
