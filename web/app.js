@@ -205,6 +205,9 @@ function buildLayout() {
     });
     top.append(notify);
   }
+  const invite = el('button', { type: 'button' }, 'Invite someone');
+  invite.addEventListener('click', () => showInvite());
+  top.append(invite);
   const out = el('button', { type: 'button' }, 'Sign out');
   out.addEventListener('click', async () => {
     live?.stop();
@@ -235,6 +238,26 @@ function buildLayout() {
   view.conversation = el('main', { class: 'conversation', 'aria-label': 'Conversation' });
   view.conversation.append(el('p', { class: 'empty' }, 'Choose a conversation, or start one.'));
   root.append(top, nav, view.conversation);
+}
+
+/** A new single-use invite code (7 days), shown with what the teammate does with it. */
+async function showInvite() {
+  const c = view.conversation;
+  state.current = null;
+  renderRooms();
+  c.replaceChildren(el('h2', {}, 'Invite someone'));
+  try {
+    const invite = await api.call('POST', '/invites', {});
+    const code = el('output', { class: 'code', 'aria-label': 'Invite code' }, invite.code);
+    c.append(
+      el('p', {}, `Send this code to your teammate (it works once, until ${when(invite.expires_at)}):`),
+      code,
+      el('p', {}, `They open ${location.origin}/ and choose "Create account", or run:`),
+      el('pre', {}, `rtchat register NAME --email EMAIL --invite ${invite.code} --server ${location.origin}`),
+    );
+  } catch (e) {
+    c.append(el('p', { role: 'alert', class: 'problem' }, e instanceof Error ? e.message : String(e)));
+  }
 }
 
 /** @param {'dm' | 'group'} kind @param {HTMLElement} where */

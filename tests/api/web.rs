@@ -855,3 +855,35 @@ async fn scrolling_back_reaches_the_first_message_and_the_page_keeps_a_window() 
     alice.log_until(|t| t.contains("line 599.")).await;
     alice.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_made_in_the_page_lets_a_teammate_in_on_an_invite_only_server() {
+    let mut config = crate::common::test_config();
+    config.registration = rtchat::server::auth::Registration::Invite;
+    let app = crate::common::spawn_app_with(config).await;
+    let Some(alice) = Browser::open(1000).await else {
+        return;
+    };
+    let bob = Browser::open(1000).await.expect("a second browser");
+    alice.create_account(&app.address, "alice", None).await;
+    // Without a code the page says what is needed.
+    bob.goto(&format!("{}/", app.address)).await;
+    bob.click("Create account").await;
+    bob.fill("Username", "bob").await;
+    bob.fill("Email", "bob@example.com").await;
+    bob.fill("Password", PASSWORD).await;
+    bob.click("Create account").await;
+    bob.text_until("//*[@role='alert']", |t| t.contains("invitation"))
+        .await;
+    alice.click("Invite someone").await;
+    let code = alice
+        .text_until("//output[@aria-label='Invite code']", |t| {
+            t.starts_with("rtci_")
+        })
+        .await;
+    bob.fill("Invite code", &code).await;
+    bob.click("Create account").await;
+    bob.find("//nav[@aria-label='Conversations']").await;
+    alice.close().await;
+    bob.close().await;
+}
