@@ -3,6 +3,7 @@
 //! answers with. The doors (`http`, `ws`) parse and authenticate, call a command, and turn its
 //! result or `ApiError` into their own answer.
 
+pub(crate) mod authority;
 pub mod error;
 pub(crate) mod mentions;
 pub(crate) mod messaging;

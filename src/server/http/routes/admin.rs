@@ -15,8 +15,8 @@ use crate::proto::team::{
 };
 use crate::proto::{MessageReply, ServerRole};
 use crate::server::auth::secrets::{self, SecretKind};
-use crate::server::commands::ApiError;
 use crate::server::commands::validate::AuditQuery;
+use crate::server::commands::{ApiError, authority};
 use crate::server::http::error::respond;
 use crate::server::http::extract::{json_body, query};
 use crate::server::state::{AppState, CurrentUser};
@@ -66,17 +66,6 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     ])
 }
 
-/// Admins and owners only; anyone else is told so and nothing happens.
-fn require_admin(me: &CurrentUser) -> Result<(), ApiError> {
-    if me.user.role.administers() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
-            "Only the server's admins and owners can do this".into(),
-        ))
-    }
-}
-
 /// The account an admin names, active or not.
 async fn account(state: &AppState, username: &str) -> Result<UserRecord, ApiError> {
     state
@@ -111,7 +100,7 @@ fn audit<'a>(
         (status = 503, response = Unavailable),
     ))]
 pub(super) async fn users(state: AppState, me: CurrentUser) -> Result<Response, ApiError> {
-    require_admin(&me)?;
+    authority::administer(&me.user)?;
     Ok(json(&state.store.accounts().await?))
 }
 
@@ -133,18 +122,9 @@ pub(super) async fn deactivate(
     state: AppState,
     me: CurrentUser,
 ) -> Result<Response, ApiError> {
-    require_admin(&me)?;
+    authority::administer(&me.user)?;
     let user = account(&state, &username).await?;
-    if user.id == me.id() {
-        return Err(ApiError::BadRequest(
-            "You cannot deactivate yourself".into(),
-        ));
-    }
-    if user.role == ServerRole::Owner && me.user.role != ServerRole::Owner {
-        return Err(ApiError::Forbidden(
-            "Only an owner can deactivate an owner".into(),
-        ));
-    }
+    authority::deactivate(&me.user, &user)?;
     let changed = state
         .store
         .set_active(
@@ -179,7 +159,7 @@ pub(super) async fn reactivate(
     state: AppState,
     me: CurrentUser,
 ) -> Result<Response, ApiError> {
-    require_admin(&me)?;
+    authority::administer(&me.user)?;
     let user = account(&state, &username).await?;
     let changed = state
         .store
@@ -216,18 +196,9 @@ pub(super) async fn reset_password(
     state: AppState,
     me: CurrentUser,
 ) -> Result<Response, ApiError> {
-    require_admin(&me)?;
+    authority::administer(&me.user)?;
     let user = account(&state, &username).await?;
-    if user.is_bot {
-        return Err(ApiError::BadRequest(
-            "A bot has no password: give it a token instead".into(),
-        ));
-    }
-    if user.role == ServerRole::Owner && me.user.role != ServerRole::Owner {
-        return Err(ApiError::Forbidden(
-            "Only an owner can reset an owner's password".into(),
-        ));
-    }
+    authority::reset_password_of(&me.user, &user)?;
     let code = secrets::generate(SecretKind::PasswordReset);
     let expires_at = Utc::now() + Duration::hours(RESET_CODE_HOURS);
     let line = audit(&me, "user.reset-password", &user.username, None);
@@ -263,12 +234,7 @@ pub(super) async fn set_role(
     me: CurrentUser,
     req: SetRoleRequest,
 ) -> Result<Response, ApiError> {
-    require_admin(&me)?;
-    if me.user.role != ServerRole::Owner {
-        return Err(ApiError::Forbidden(
-            "Only the server's owners make or unmake admins".into(),
-        ));
-    }
+    authority::set_roles(&me.user)?;
     let user = account(&state, &username).await?;
     if user.is_bot && req.role != ServerRole::Member {
         return Err(ApiError::BadRequest("A bot cannot administer".into()));
@@ -311,7 +277,7 @@ pub(super) async fn create_bot(
     me: CurrentUser,
     req: CreateBotRequest,
 ) -> Result<Response, ApiError> {
-    require_admin(&me)?;
+    authority::administer(&me.user)?;
     let full_name = req
         .full_name
         .as_deref()
@@ -348,7 +314,7 @@ pub(super) async fn log(
     me: CurrentUser,
     q: AuditQuery,
 ) -> Result<Response, ApiError> {
-    require_admin(&me)?;
+    authority::administer(&me.user)?;
     let entries = state
         .store
         .audit_log(q.limit.unwrap_or(50), q.before_id)

@@ -11,12 +11,12 @@ use super::responses::{BodyErrors, Forbidden, NotFound, Unauthorized, Unavailabl
 use super::{json, one_of, signed_in};
 use crate::proto::team::{GroupMemberRequest, PublicGroup, UpdateGroupRequest};
 use crate::proto::{MessageReply, RoomKind, ServerFrame};
-use crate::server::commands::ApiError;
 use crate::server::commands::messaging::Announce;
+use crate::server::commands::{ApiError, authority};
 use crate::server::http::error::respond;
 use crate::server::http::extract::{json_body, path_id};
 use crate::server::state::{AppState, CurrentUser};
-use crate::server::store::{JoinOutcome, RoomAccess};
+use crate::server::store::JoinOutcome;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let me = || signed_in(state.clone());
@@ -54,16 +54,6 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     ])
 }
 
-fn owner_only(access: &RoomAccess, me: &CurrentUser, what: &str) -> Result<(), ApiError> {
-    if access.is_owner(me.id()) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!(
-            "Only the group's owner can {what}"
-        )))
-    }
-}
-
 /// Rename a group, set its topic (empty clears it), or make it public or private (its owner
 /// and admins). Its members hear of it live.
 #[utoipa::path(patch, path = "/groups/{id}", tag = "groups",
@@ -85,11 +75,7 @@ pub(super) async fn update(
     req: UpdateGroupRequest,
 ) -> Result<Response, ApiError> {
     let (id, access) = group_access(&state, &segment, me.id()).await?;
-    if !access.is_admin(me.id()) {
-        return Err(ApiError::Forbidden(
-            "Only the group's owner and admins can change it".into(),
-        ));
-    }
+    authority::change_group(&access, &me.user)?;
     let name = req.name.as_deref().map(str::trim);
     let topic = req
         .topic
@@ -216,7 +202,7 @@ async fn set_admin(
     admin: bool,
 ) -> Result<Response, ApiError> {
     let (id, access) = group_access(&state, &segment, me.id()).await?;
-    owner_only(&access, &me, "make or unmake admins")?;
+    authority::own_group(&access, &me.user, "make or unmake admins")?;
     if req.user_id == me.id() {
         return Err(ApiError::BadRequest(
             "You own the group: hand it over to stop being its owner".into(),
@@ -254,7 +240,7 @@ pub(super) async fn hand_over(
     req: GroupMemberRequest,
 ) -> Result<Response, ApiError> {
     let (id, access) = group_access(&state, &segment, me.id()).await?;
-    owner_only(&access, &me, "hand it over")?;
+    authority::own_group(&access, &me.user, "hand it over")?;
     if access.kind != RoomKind::Group {
         return Err(group_not_found());
     }

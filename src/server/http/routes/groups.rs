@@ -17,8 +17,8 @@ use crate::proto::{
     SendReply, UserId,
 };
 use crate::server::commands::ApiError;
-use crate::server::commands::messaging;
 use crate::server::commands::validate::HistoryQuery;
+use crate::server::commands::{authority, messaging};
 use crate::server::http::error::respond;
 use crate::server::http::extract::{json_body, path_id, query};
 use crate::server::state::{AppState, CurrentUser};
@@ -367,21 +367,8 @@ pub(super) async fn remove_member(
 ) -> Result<Response, ApiError> {
     let (id, access) = group_access(&state, &segment, me.id()).await?;
     if req.user_id != me.id() {
-        if !access.is_admin(me.id()) {
-            return Err(ApiError::Forbidden(
-                "Not authorized to remove this member".into(),
-            ));
-        }
-        // An admin removes members; only the owner removes admins; nobody removes the owner.
         let target = state.store.room_access(id, req.user_id).await?;
-        if let Some(target) = target.filter(|t| t.is_member)
-            && (target.is_owner(req.user_id) || (target.member_admin && !access.is_owner(me.id())))
-        {
-            return Err(ApiError::Forbidden(
-                "Only the group's owner can remove an admin, and nobody can remove the owner"
-                    .into(),
-            ));
-        }
+        authority::remove_from_group(&access, &me.user, target.as_ref(), req.user_id)?;
     }
     // The removal takes a place in the message log: no message committed after it reaches the
     // member, on any instance.

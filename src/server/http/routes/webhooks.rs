@@ -16,7 +16,7 @@ use crate::proto::MessageReply;
 use crate::proto::team::{CreateWebhookRequest, Webhook, WebhookPost, WebhookPosted};
 use crate::server::auth::secrets::{self, SecretKind};
 use crate::server::commands::ApiError;
-use crate::server::commands::messaging;
+use crate::server::commands::{authority, messaging};
 use crate::server::http::error::respond;
 use crate::server::http::extract::json_body;
 use crate::server::state::{AppState, CurrentUser};
@@ -58,13 +58,7 @@ async fn may_manage(state: &AppState, me: &CurrentUser, group: i32) -> Result<()
         .await?
         .filter(|a| a.kind == RoomKind::Group && a.is_member)
         .ok_or_else(not_found)?;
-    if access.is_admin(me.id()) || me.user.role.administers() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
-            "Only the group's admin (or the server's) can manage its webhooks".into(),
-        ))
-    }
+    authority::manage_webhooks(&access, &me.user)
 }
 
 /// A webhook for a group: its address is in the reply (shown once).
