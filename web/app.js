@@ -418,8 +418,13 @@ async function page(room, at = {}) {
   return messages.map(shown);
 }
 
-/** @param {Room} room */
-async function openRoom(room) {
+/**
+ * Opens a conversation at its newest messages, or (`at`, from a search) around that message,
+ * which is marked and brought into view.
+ * @param {Room} room
+ * @param {number} [at]
+ */
+async function openRoom(room, at) {
   performance.mark('rtchat-open');
   state.current = room;
   state.replyTo = null;
@@ -471,6 +476,23 @@ async function openRoom(room) {
   state.window = [];
   state.atOldest = false;
   state.atNewest = true;
+  if (at !== undefined) {
+    // The page ending at the message, and the one after it.
+    const [upto, after] = await Promise.all([page(room, { before: at + 1 }), page(room, { after: at })]);
+    if (state.current !== room) return;
+    state.window = [...upto, ...after];
+    state.atOldest = upto.length < PAGE;
+    state.atNewest = after.length < PAGE;
+    renderLog(false);
+    const found = view.log.querySelector(`[data-id="${at}"]`);
+    if (found) {
+      found.setAttribute('aria-current', 'true');
+      found.setAttribute('tabindex', '-1');
+      found.scrollIntoView({ block: 'center' });
+      /** @type {HTMLElement} */ (found).focus();
+    }
+    return;
+  }
   const messages = await page(room);
   if (state.current !== room) return;
   state.window = messages;
@@ -915,7 +937,7 @@ async function showSearch(q) {
       const text = el('span', { class: 'body' });
       text.append(richText(r.content, me().username));
       open.append(text);
-      if (room) open.addEventListener('click', () => openRoom(room));
+      if (room) open.addEventListener('click', () => openRoom(room, r.message_id));
       li.append(open);
       results.append(li);
     }

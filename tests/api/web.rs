@@ -853,6 +853,32 @@ async fn scrolling_back_reaches_the_first_message_and_the_page_keeps_a_window() 
         }
     }
     alice.log_until(|t| t.contains("line 599.")).await;
+    // A search result deep in the past opens the conversation around it, marked.
+    alice.fill("Search messages", "17").await;
+    alice
+        .textbox("Search messages")
+        .await
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
+    alice
+        .text_until("//ul[@aria-label='Search results']", |t| {
+            t.contains("line 17.")
+        })
+        .await;
+    alice
+        .click_at("//ul[@aria-label='Search results']//button[contains(., 'line 17.')]")
+        .await;
+    alice
+        .find("//article[@aria-current='true'][contains(., 'line 17.')]")
+        .await;
+    let shown = alice
+        .eval("return document.querySelector('[role=log]').innerText")
+        .await;
+    assert!(
+        !shown.as_str().unwrap().contains("line 599."),
+        "around it, not the newest"
+    );
     alice.close().await;
 }
 
