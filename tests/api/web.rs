@@ -424,24 +424,7 @@ async fn web_figures() {
     let bob = app.register("bob").await;
     let big = app.create_group(&bob, "archive", &[&alice]).await;
     let busy = app.create_group(&bob, "busy", &[&alice]).await;
-    let db = app.sql().await;
-    let first: i64 = db
-        .query_one(
-            "UPDATE log_head SET next_position = next_position + 100000 RETURNING next_position - 100000",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    db.execute(
-        "INSERT INTO messages (id, chat_room_id, sender_id, content)
-         SELECT $1::bigint + g, $2::int, $3::int, 'archived message number ' || g
-         FROM generate_series(0, 99999) g",
-        &[&first, &(big as i32), &(bob.id as i32)],
-    )
-    .await
-    .unwrap();
-    db.batch_execute("VACUUM (ANALYZE) messages").await.unwrap();
+    seed_messages(&app, big, &bob, 100000, "archived message number ", "").await;
     let Some(browser) = Browser::open(1200).await else {
         return;
     };
@@ -515,20 +498,7 @@ async fn a_hidden_tab_counts_in_its_title_and_notifies_direct_messages_and_menti
         return;
     };
     alice.create_account(&app.address, "alice", None).await;
-    let bob = app.register("bob").await;
-    let alice_id = app
-        .get("/users/by-username/alice", Some(&bob.access))
-        .await
-        .body["id"]
-        .as_i64()
-        .unwrap();
-    let group = app.create_group(&bob, "crew", &[]).await;
-    app.post(
-        &format!("/groups/{group}/members"),
-        Some(&bob.access),
-        json!({"user_ids": [alice_id]}),
-    )
-    .await;
+    let (bob, alice_id, group) = bob_and_his_group_with_alice(&app, "crew").await;
     alice
         .text_until("//nav[@aria-label='Conversations']", |t| {
             t.contains("#crew")
@@ -657,20 +627,7 @@ async fn replying_editing_deleting_searching_and_typing_in_the_page() {
         return;
     };
     alice.create_account(&app.address, "alice", None).await;
-    let bob = app.register("bob").await;
-    let alice_id = app
-        .get("/users/by-username/alice", Some(&bob.access))
-        .await
-        .body["id"]
-        .as_i64()
-        .unwrap();
-    let group = app.create_group(&bob, "crew", &[]).await;
-    app.post(
-        &format!("/groups/{group}/members"),
-        Some(&bob.access),
-        json!({"user_ids": [alice_id]}),
-    )
-    .await;
+    let (bob, _, group) = bob_and_his_group_with_alice(&app, "crew").await;
     let first = app.group_send(&bob, group, "first message from bob").await;
     let first_id = first.body["data"]["id"].as_i64().unwrap();
     let mut bob_ws = app.ws(&bob.access).await;
@@ -769,36 +726,8 @@ async fn scrolling_back_reaches_the_first_message_and_the_page_keeps_a_window() 
         return;
     };
     alice.create_account(&app.address, "alice", None).await;
-    let bob = app.register("bob").await;
-    let alice_id = app
-        .get("/users/by-username/alice", Some(&bob.access))
-        .await
-        .body["id"]
-        .as_i64()
-        .unwrap();
-    let group = app.create_group(&bob, "long", &[]).await;
-    app.post(
-        &format!("/groups/{group}/members"),
-        Some(&bob.access),
-        json!({"user_ids": [alice_id]}),
-    )
-    .await;
-    let db = app.sql().await;
-    let first: i64 = db
-        .query_one(
-            "UPDATE log_head SET next_position = next_position + 600 RETURNING next_position - 600",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    db.execute(
-        "INSERT INTO messages (id, chat_room_id, sender_id, content)
-         SELECT $1::bigint + g, $2::int, $3::int, 'line ' || g || '.' FROM generate_series(0, 599) g",
-        &[&first, &(group as i32), &(bob.id as i32)],
-    )
-    .await
-    .unwrap();
+    let (bob, _, group) = bob_and_his_group_with_alice(&app, "long").await;
+    seed_messages(&app, group, &bob, 600, "line ", ".").await;
     alice
         .text_until("//nav[@aria-label='Conversations']", |t| {
             t.contains("#long")
@@ -912,4 +841,67 @@ async fn an_invite_made_in_the_page_lets_a_teammate_in_on_an_invite_only_server(
     bob.find("//nav[@aria-label='Conversations']").await;
     alice.close().await;
     bob.close().await;
+}
+
+/// Bob (over REST), his group `name`, and alice (signed up in a page) added to it: bob, alice's id
+/// and the group.
+async fn bob_and_his_group_with_alice(
+    app: &crate::common::TestApp,
+    name: &str,
+) -> (crate::common::TestUser, i64, i64) {
+    let bob = app.register("bob").await;
+    let alice_id = app
+        .get("/users/by-username/alice", Some(&bob.access))
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let group = app.create_group(&bob, name, &[]).await;
+    let added = app
+        .post(
+            &format!("/groups/{group}/members"),
+            Some(&bob.access),
+            json!({"user_ids": [alice_id]}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{:?}", added.body);
+    (bob, alice_id, group)
+}
+
+/// `n` messages from `sender` in `room`, `PREFIX i SUFFIX` for i from 0, stored straight into the
+/// database at log positions taken from its head (as the server takes them), then vacuumed as
+/// after any bulk load.
+async fn seed_messages(
+    app: &crate::common::TestApp,
+    room: i64,
+    sender: &crate::common::TestUser,
+    n: i64,
+    prefix: &str,
+    suffix: &str,
+) {
+    let db = app.sql().await;
+    let first: i64 = db
+        .query_one(
+            "UPDATE log_head SET next_position = next_position + $1 RETURNING next_position - $1",
+            &[&n],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    db.execute(
+        "INSERT INTO messages (id, chat_room_id, sender_id, content)
+         SELECT $1::bigint + g, $2::int, $3::int, $4 || g || $5
+         FROM generate_series(0, $6::bigint - 1) g",
+        &[
+            &first,
+            &(room as i32),
+            &(sender.id as i32),
+            &prefix,
+            &suffix,
+            &n,
+        ],
+    )
+    .await
+    .unwrap();
+    db.batch_execute("VACUUM (ANALYZE) messages").await.unwrap();
 }

@@ -34,41 +34,16 @@ fn driver() -> Option<String> {
                 .and_then(|l| l.local_addr())
                 .expect("a free port")
                 .port();
-            let present = std::path::Path::new(CHROMIUM).exists();
-            let (started, child) = std::sync::mpsc::channel();
-            // From a thread that lives as long as the process: the parent-death signal follows the
-            // thread that spawned the child.
-            std::thread::spawn(move || {
+            let spawned = if std::path::Path::new(CHROMIUM).exists() {
                 let mut command = std::process::Command::new("chromedriver");
-                command
-                    .arg(format!("--port={port}"))
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null());
-                // SAFETY: prctl only asks for a signal when this thread's process dies.
-                unsafe {
-                    use std::os::unix::process::CommandExt;
-                    command.pre_exec(|| {
-                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                        Ok(())
-                    });
-                }
-                let spawned = command.spawn();
-                let ok = spawned.is_ok();
-                let _ = started.send(spawned);
-                if ok {
-                    loop {
-                        std::thread::park();
-                    }
-                }
-            });
-            let spawned = child.recv().expect("the driver's thread answers");
+                command.arg(format!("--port={port}"));
+                super::process::spawn_for_the_run(command).map_err(|e| e.to_string())
+            } else {
+                Err(format!("{CHROMIUM} is missing"))
+            };
             let child = match spawned {
-                Ok(child) if present => child,
-                outcome => {
-                    let why = match outcome {
-                        Err(e) => e.to_string(),
-                        Ok(_) => format!("{CHROMIUM} is missing"),
-                    };
+                Ok(child) => child,
+                Err(why) => {
                     assert!(
                         std::env::var_os("RTCHAT_REQUIRE_BROWSER").is_none(),
                         "Chromium and chromedriver are required here: {why}"

@@ -11,6 +11,7 @@ pub mod app;
 pub mod browser;
 pub mod database;
 pub mod nats;
+pub mod process;
 pub mod tls;
 pub mod ws;
 

@@ -21,33 +21,9 @@ pub fn nats_url() -> Option<String> {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        // Started from a thread that lives as long as the process: the parent-death signal follows
-        // the thread that spawned the child, and a test's thread ends with its test.
-        let (started, child) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut command = std::process::Command::new("nats-server");
-            command
-                .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-            // SAFETY: prctl only asks for a signal when this thread's process dies.
-            unsafe {
-                use std::os::unix::process::CommandExt;
-                command.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                    Ok(())
-                });
-            }
-            let spawned = command.spawn();
-            let ok = spawned.is_ok();
-            let _ = started.send(spawned);
-            if ok {
-                loop {
-                    std::thread::park();
-                }
-            }
-        });
-        let child = match child.recv().expect("the NATS thread answers") {
+        let mut command = std::process::Command::new("nats-server");
+        command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+        let child = match super::process::spawn_for_the_run(command) {
             Ok(child) => child,
             Err(e) => {
                 assert!(

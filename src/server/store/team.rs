@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, UserRecord};
 use crate::proto::team::{AdminUser, AuditEntry, Invite};
 use crate::proto::{ServerRole, UserId};
 
@@ -17,6 +17,23 @@ pub struct Audit<'a> {
     pub action: &'static str,
     pub target: Option<&'a str>,
     pub detail: Option<String>,
+}
+
+impl<'a> Audit<'a> {
+    /// A line written by `actor`, a signed-in account.
+    pub fn by(
+        actor: &'a UserRecord,
+        action: &'static str,
+        target: Option<&'a str>,
+        detail: Option<String>,
+    ) -> Audit<'a> {
+        Audit {
+            actor: Some((actor.id, &actor.username)),
+            action,
+            target,
+            detail,
+        }
+    }
 }
 
 impl Audit<'_> {
@@ -76,6 +93,15 @@ const INVITE_COLUMNS: &str = "i.id, i.created_at, i.expires_at, i.max_uses, i.us
 impl Store {
     /// Every account, in name order, with whether it is online and when it was last seen.
     pub async fn accounts(&self) -> Result<Vec<AdminUser>, StoreError> {
+        self.accounts_where(None).await
+    }
+
+    /// One account as `accounts` lists it.
+    pub async fn account(&self, user: UserId) -> Result<Option<AdminUser>, StoreError> {
+        Ok(self.accounts_where(Some(user)).await?.pop())
+    }
+
+    async fn accounts_where(&self, only: Option<UserId>) -> Result<Vec<AdminUser>, StoreError> {
         let client = self.client().await?;
         let rows = client
             .query(
@@ -85,8 +111,9 @@ impl Store {
                                 JOIN server_instances i ON i.id = p.instance_id
                                 WHERE p.user_id = u.id
                                   AND i.heartbeat_at >= now() - make_interval(secs => $1))
-                 FROM users u ORDER BY lower(u.username)",
-                &[&super::cluster::INSTANCE_EXPIRY_SECONDS],
+                 FROM users u WHERE $2::int IS NULL OR u.id = $2
+                 ORDER BY lower(u.username)",
+                &[&super::cluster::INSTANCE_EXPIRY_SECONDS, &only],
             )
             .await?;
         Ok(rows

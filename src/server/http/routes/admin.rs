@@ -75,21 +75,6 @@ async fn account(state: &AppState, username: &str) -> Result<UserRecord, ApiErro
         .ok_or_else(|| ApiError::NotFound(format!("No user named {username}")))
 }
 
-/// An admin action's line in the audit log.
-fn audit<'a>(
-    me: &'a CurrentUser,
-    action: &'static str,
-    target: &'a str,
-    detail: Option<String>,
-) -> Audit<'a> {
-    Audit {
-        actor: Some((me.id(), &me.user.username)),
-        action,
-        target: Some(target),
-        detail,
-    }
-}
-
 /// Every account: role, whether active, whether a bot, online now or when last seen.
 #[utoipa::path(get, path = "/admin/users", tag = "admin",
     security(("bearer" = [])),
@@ -130,7 +115,7 @@ pub(super) async fn deactivate(
         .set_active(
             user.id,
             false,
-            &audit(&me, "user.deactivate", &user.username, None),
+            &Audit::by(&me.user, "user.deactivate", Some(&user.username), None),
         )
         .await?;
     // Whether or not it already was: nothing of theirs may stay open.
@@ -166,7 +151,7 @@ pub(super) async fn reactivate(
         .set_active(
             user.id,
             true,
-            &audit(&me, "user.reactivate", &user.username, None),
+            &Audit::by(&me.user, "user.reactivate", Some(&user.username), None),
         )
         .await?;
     state.messaging().profile_changed(user.id);
@@ -201,7 +186,7 @@ pub(super) async fn reset_password(
     authority::reset_password_of(&me.user, &user)?;
     let code = secrets::generate(SecretKind::PasswordReset);
     let expires_at = Utc::now() + Duration::hours(RESET_CODE_HOURS);
-    let line = audit(&me, "user.reset-password", &user.username, None);
+    let line = Audit::by(&me.user, "user.reset-password", Some(&user.username), None);
     state
         .store
         .create_reset_code(user.id, &code.digest, expires_at, &line)
@@ -240,7 +225,7 @@ pub(super) async fn set_role(
         return Err(ApiError::BadRequest("A bot cannot administer".into()));
     }
     let detail = Some(format!("{} -> {}", user.role, req.role));
-    let line = audit(&me, "user.role", &user.username, detail);
+    let line = Audit::by(&me.user, "user.role", Some(&user.username), detail);
     match state.store.set_role(user.id, req.role, &line).await? {
         RoleOutcome::Changed => {}
         RoleOutcome::LastOwner => {
@@ -251,10 +236,10 @@ pub(super) async fn set_role(
     }
     // Every instance reads the account again: the new role counts at once.
     state.messaging().profile_changed(user.id);
-    let found = state.store.accounts().await?;
-    let row = found
-        .into_iter()
-        .find(|a| a.id == user.id)
+    let row = state
+        .store
+        .account(user.id)
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("No user named {username}")))?;
     Ok(json(&row))
 }
@@ -289,7 +274,12 @@ pub(super) async fn create_bot(
     };
     state
         .store
-        .audit(&audit(&me, "bot.create", &bot.username, None))
+        .audit(&Audit::by(
+            &me.user,
+            "bot.create",
+            Some(&bot.username),
+            None,
+        ))
         .await?;
     let token = issue_token(&state, &bot, "default", None).await?;
     Ok(created(&BotCreated {

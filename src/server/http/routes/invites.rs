@@ -76,12 +76,12 @@ pub(super) async fn create(
     let lifetime = req
         .expires_in_seconds
         .map_or(Duration::days(DEFAULT_INVITE_DAYS), Duration::seconds);
-    let audit = Audit {
-        actor: Some((me.id(), &me.user.username)),
-        action: "invite.create",
-        target: None,
-        detail: Some(format!("{uses} use(s), {} hour(s)", lifetime.num_hours())),
-    };
+    let audit = Audit::by(
+        &me.user,
+        "invite.create",
+        None,
+        Some(format!("{uses} use(s), {} hour(s)", lifetime.num_hours())),
+    );
     let mut invite = state
         .store
         .create_invite(&code.digest, uses, Utc::now() + lifetime, &audit)
@@ -119,12 +119,12 @@ pub(super) async fn revoke(
     req: RevokeInviteRequest,
 ) -> Result<Response, ApiError> {
     let digest = req.code.as_deref().map(secrets::digest);
-    let audit = Audit {
-        actor: Some((me.id(), &me.user.username)),
-        action: "invite.revoke",
-        target: None,
-        detail: req.id.map(|id| format!("invite {id}")),
-    };
+    let audit = Audit::by(
+        &me.user,
+        "invite.revoke",
+        None,
+        req.id.map(|id| format!("invite {id}")),
+    );
     let revoked = state
         .store
         .revoke_invite(req.id, digest.as_deref(), maker_scope(&me), &audit)

@@ -93,12 +93,12 @@ pub(super) async fn create(
         name: &name,
         digest: &secret.digest,
     };
-    let audit = Audit {
-        actor: Some((me.id(), &me.user.username)),
-        action: "webhook.create",
-        target: Some(&name),
-        detail: Some(format!("group {}", req.group_id)),
-    };
+    let audit = Audit::by(
+        &me.user,
+        "webhook.create",
+        Some(&name),
+        Some(format!("group {}", req.group_id)),
+    );
     let mut webhook = state
         .store
         .create_webhook(&hook, &audit)
@@ -160,12 +160,12 @@ pub(super) async fn revoke(
         ApiError::NotFound(_) => not_found(),
         other => other,
     })?;
-    let audit = Audit {
-        actor: Some((me.id(), &me.user.username)),
-        action: "webhook.revoke",
-        target: Some(&name),
-        detail: Some(format!("group {group}")),
-    };
+    let audit = Audit::by(
+        &me.user,
+        "webhook.revoke",
+        Some(&name),
+        Some(format!("group {group}")),
+    );
     if !state.store.revoke_webhook(id, &audit).await? {
         return Err(not_found());
     }
