@@ -493,6 +493,7 @@ async fn send(client: Arc<Client>, duration: u64, concurrency: usize, ws: bool) 
                         content: "load".into(),
                         client_id: Some(format!("{}-{cid}", u.id)),
                         reply_to: None,
+                        attachments: Vec::new(),
                     };
                     sock.send(Message::text(frame.to_text())).await.unwrap();
                     loop {
@@ -723,6 +724,7 @@ async fn fanout(
                             content,
                             client_id: None,
                             reply_to: None,
+                            attachments: Vec::new(),
                         }
                         .to_text(),
                     ))

@@ -11,6 +11,7 @@ mod api {
     mod cluster;
     mod concurrency;
     mod conversation;
+    mod files;
     mod groups;
     mod limits;
     mod messages;

@@ -119,7 +119,7 @@ proptest! {
         }
         prop_assert_eq!(
             ClientFrame::parse(&message.to_string()),
-            Ok(ClientFrame::Message { room, content: content.clone(), client_id: client_id.clone(), reply_to: None })
+            Ok(ClientFrame::Message { room, content: content.clone(), client_id: client_id.clone(), reply_to: None, attachments: Vec::new() })
         );
         prop_assert_eq!(
             ClientFrame::parse(&json!({"type": "typing", "room_id": id}).to_string()),

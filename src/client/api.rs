@@ -19,7 +19,7 @@ use crate::proto::{
     RoomId, SendDirectRequest, SendGroupRequest, SendReply, SyncReply, Tokens,
     UpdateProfileRequest, User, UserId,
 };
-use crate::proto::{ChangeReply, EditRequest, MessageChange, MessageId, SearchReply};
+use crate::proto::{ChangeReply, EditRequest, FileId, MessageChange, MessageId, SearchReply};
 
 /// The body of a request that has none.
 pub(super) const NO_BODY: Option<&()> = None;
@@ -45,6 +45,8 @@ pub struct Draft<'a> {
     pub client_id: &'a str,
     /// The message it answers.
     pub reply_to: Option<MessageId>,
+    /// Files uploaded for it (`Api::upload`).
+    pub attachments: &'a [FileId],
 }
 
 /// Which page of history to ask for.
@@ -129,6 +131,11 @@ impl Api {
         Api::new(base, store, ca_cert)
     }
 
+    /// The HTTP client, for requests that stream their bodies (`files`).
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// How the live connection reaches the server: TLS with the same trust as the HTTP client.
     pub fn ws_connector(&self) -> Option<tokio_tungstenite::Connector> {
         self.tls
@@ -191,7 +198,7 @@ impl Api {
     }
 
     /// Why a request did not reach the server, in the user's terms, with what to check.
-    async fn unreachable(&self, e: reqwest::Error) -> CliError {
+    pub(super) async fn unreachable(&self, e: reqwest::Error) -> CliError {
         let why = if let Some(tls) = tls::explain(&e) {
             tls
         } else if e.is_connect() {
@@ -249,7 +256,7 @@ impl Api {
 
     /// Exchanges the refresh token for new tokens and saves them. Under the store's lock: if another
     /// `rtchat` refreshed meanwhile, its tokens are used instead of spending ours twice.
-    async fn refresh(&self, stale: &Session) -> Result<Session, CliError> {
+    pub(super) async fn refresh(&self, stale: &Session) -> Result<Session, CliError> {
         let _one_at_a_time = self.refreshing.lock().await;
         // The file lock may wait for another process: not on the async thread.
         let store = self.store.clone();
@@ -450,6 +457,7 @@ impl Api {
             content: draft.content.into(),
             client_id: Some(draft.client_id.into()),
             reply_to: draft.reply_to,
+            attachments: draft.attachments.to_vec(),
         };
         self.call(Method::POST, "/messages/send", &[], Some(&body), true)
             .await
@@ -465,6 +473,7 @@ impl Api {
             content: draft.content.into(),
             client_id: Some(draft.client_id.into()),
             reply_to: draft.reply_to,
+            attachments: draft.attachments.to_vec(),
         };
         self.call(Method::POST, "/groups/send", &[], Some(&body), true)
             .await
@@ -675,7 +684,7 @@ impl Page {
     }
 }
 
-fn session_over() -> CliError {
+pub(super) fn session_over() -> CliError {
     CliError::Auth("your session has ended: run `rtchat login USERNAME`".into())
 }
 
@@ -699,7 +708,7 @@ fn detail(reply: &Value) -> String {
     }
 }
 
-fn http_error(status: StatusCode, reply: &Value) -> CliError {
+pub(super) fn http_error(status: StatusCode, reply: &Value) -> CliError {
     let what = detail(reply);
     match status.as_u16() {
         401 => CliError::Auth(format!("{what}: run `rtchat login USERNAME`")),

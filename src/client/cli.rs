@@ -598,6 +598,7 @@ async fn send(
         content: &content,
         client_id: &client_id,
         reply_to,
+        attachments: &[],
     };
     let reply = match target::resolve(api, target).await? {
         Target::User(u) => api.send_direct(u.id, &draft).await?,

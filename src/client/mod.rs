@@ -14,7 +14,7 @@
 //! let api = Api::new("http://127.0.0.1:8000", SessionStore::in_memory(), None)?;
 //! api.login("alice", "correct horse battery").await?;
 //! let bob = api.user("bob").await?;
-//! let draft = Draft { content: "hello", client_id: "greeting-1", reply_to: None };
+//! let draft = Draft { content: "hello", client_id: "greeting-1", reply_to: None, attachments: &[] };
 //! let sent = api.send_direct(bob.id, &draft).await?;
 //! println!("stored as message {}", sent.data.id);
 //! // Every new message of alice's rooms, once each, across reconnects, until the closure says stop.
@@ -36,6 +36,7 @@
 pub mod api;
 pub(crate) mod cli;
 pub mod error;
+pub mod files;
 pub(crate) mod group_settings;
 pub(crate) mod line_editor;
 pub mod live;

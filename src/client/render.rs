@@ -425,6 +425,7 @@ mod tests {
                 edited_at: None,
                 deleted: false,
                 mention: false,
+                attachments: Vec::new(),
             },
             sync_cursor: 1,
         };

@@ -123,6 +123,7 @@ impl Pending {
             content: &self.content,
             client_id: &self.client_id,
             reply_to: self.reply_to,
+            attachments: &[],
         }
     }
 }

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::{LiveMessage, MessageChange, MessageId, Presence, RoomId, RoomKind, SyncReply, UserId};
+use super::{
+    FileId, LiveMessage, MessageChange, MessageId, Presence, RoomId, RoomKind, SyncReply, UserId,
+};
 
 /// Why the server closes a socket: a WebSocket close code and a reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,6 +222,9 @@ pub enum ClientFrame {
         /// The message this one answers.
         #[serde(skip_serializing_if = "Option::is_none")]
         reply_to: Option<MessageId>,
+        /// Files to attach (ids from `POST /files`); with any, `content` may be empty.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<FileId>,
     },
     Typing {
         #[serde(rename = "room_id")]
@@ -299,6 +304,7 @@ fn parse(text: &str) -> Result<ClientFrame, Refused> {
                 .to_string(),
             client_id: string_field(obj, "client_id")?.map(str::to_string),
             reply_to: int_field(obj, "reply_to")?,
+            attachments: ids_field(obj, "attachments")?,
         },
         "typing" => ClientFrame::Typing {
             room: room_field(obj)?,
@@ -322,6 +328,23 @@ fn int_field(obj: &Map<String, Value>, name: &str) -> Result<Option<i64>, Refuse
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(invalid),
         Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| invalid()),
+        Some(_) => Err(invalid()),
+    }
+}
+
+/// A list of integer ids (numeric strings count); absent is empty.
+fn ids_field(obj: &Map<String, Value>, name: &str) -> Result<Vec<i64>, Refused> {
+    let invalid = || format!("Invalid {name}: expected a list of integers");
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::Number(n) => n.as_i64().ok_or_else(invalid),
+                Value::String(s) => s.trim().parse().map_err(|_| invalid()),
+                _ => Err(invalid()),
+            })
+            .collect(),
         Some(_) => Err(invalid()),
     }
 }
@@ -398,12 +421,14 @@ mod tests {
                 content: "hi".into(),
                 client_id: Some("c1".into()),
                 reply_to: None,
+                attachments: vec![4, 5],
             },
             ClientFrame::Message {
                 room: 6,
                 content: "hi".into(),
                 client_id: None,
                 reply_to: None,
+                attachments: Vec::new(),
             },
             ClientFrame::Read {
                 room: 6,

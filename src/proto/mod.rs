@@ -2,9 +2,11 @@
 //! bodies (the seed's shapes, extended where noted), the timestamp format, and (in `frames`) the
 //! WebSocket protocol.
 
+pub mod files;
 pub mod frames;
 pub mod team;
 
+pub use files::{Attachment, FileId, Uploaded};
 pub use frames::{ClientFrame, CloseReason, ServerFrame};
 pub use team::ServerRole;
 
@@ -377,6 +379,10 @@ pub struct SendDirectRequest {
     /// The id of a message in the same room that this one answers.
     #[serde(default, deserialize_with = "lenient::opt_int")]
     pub reply_to: Option<MessageId>,
+    /// Files attached (ids from `POST /files`, yours and not yet sent); with any, `content` may
+    /// be empty.
+    #[serde(default)]
+    pub attachments: Vec<FileId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -389,6 +395,10 @@ pub struct SendGroupRequest {
     /// The id of a message in the same room that this one answers.
     #[serde(default, deserialize_with = "lenient::opt_int")]
     pub reply_to: Option<MessageId>,
+    /// Files attached (ids from `POST /files`, yours and not yet sent); with any, `content` may
+    /// be empty.
+    #[serde(default)]
+    pub attachments: Vec<FileId>,
 }
 
 /// A stored message. `is_read` is seen from the reader's side: for others' messages, whether the
@@ -418,6 +428,9 @@ pub struct Message {
     /// It names the reader (`@username`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub mention: bool,
+    /// Files attached (none once deleted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
 }
 
 /// The message a reply answers, as much of it as a quote needs.
@@ -640,6 +653,9 @@ pub struct LiveMessage {
     /// It names the reader (`@username`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub mention: bool,
+    /// Files attached (none once deleted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
 }
 
 /// `GET /sync?since=` and the WebSocket `sync` frame's answer.

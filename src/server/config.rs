@@ -222,6 +222,30 @@ pub struct Config {
     #[arg(long, env = "RTCHAT_WS_AUTH_TIMEOUT", default_value = "5s", value_parser = duration)]
     pub ws_auth_timeout: Duration,
 
+    /// Where files' bytes are kept: a directory, or S3-compatible storage as s3://BUCKET/PREFIX
+    /// (endpoint, region and credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY; AWS_ALLOW_HTTP=true for plain HTTP). Several instances need one
+    /// they all reach. Default: DATA_DIR/files.
+    #[arg(long, env = "RTCHAT_FILE_STORE", value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub file_store: Option<String>,
+
+    /// Largest file one upload may be (larger is refused with 413). Units: kB, MB, KiB, MiB, GiB.
+    #[arg(long, env = "RTCHAT_MAX_UPLOAD_SIZE", default_value = "50MiB", value_parser = size)]
+    pub max_upload_size: u64,
+
+    /// Bytes one user's files may take in all (then 413 until some are deleted). 0: no quota.
+    #[arg(long, env = "RTCHAT_UPLOAD_QUOTA", default_value = "1GiB", value_parser = size)]
+    pub upload_quota: u64,
+
+    /// An upload never attached to a message is removed after this long.
+    #[arg(long, env = "RTCHAT_UNATTACHED_UPLOAD_TTL", default_value = "24h", value_parser = duration)]
+    pub unattached_upload_ttl: Duration,
+
+    /// How often unattached uploads and files no message refers to any more are removed (also
+    /// soon after a message with files is deleted).
+    #[arg(long, env = "RTCHAT_FILE_SWEEP_INTERVAL", default_value = "10m", value_parser = duration)]
+    pub file_sweep_interval: Duration,
+
     #[command(subcommand)]
     pub command: Option<ServerCommand>,
 }
@@ -316,6 +340,11 @@ impl Config {
             ws_ping_interval: Duration::from_secs(25),
             ws_idle_timeout: Duration::from_secs(60),
             ws_auth_timeout: Duration::from_secs(5),
+            file_store: None,
+            max_upload_size: 50 * 1024 * 1024,
+            upload_quota: 1024 * 1024 * 1024,
+            unattached_upload_ttl: Duration::from_secs(24 * 3600),
+            file_sweep_interval: Duration::from_secs(600),
             command: None,
         }
     }
@@ -353,6 +382,14 @@ fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 500ms, 10s, 2m)"))
 }
 
+/// A size with its unit ("50MiB", "1GiB", "500kB"; bare numbers are bytes), as bytesize reads it.
+fn size(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|s| s.as_u64())
+        .map_err(|e| format!("{e} (examples: 50MiB, 1GiB, 500kB)"))
+}
+
 fn default_data_dir() -> PathBuf {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } == 0 {
@@ -379,6 +416,9 @@ mod tests {
         assert_eq!(parsed.ws_idle_timeout, defaults.ws_idle_timeout);
         assert_eq!(parsed.ws_auth_timeout, defaults.ws_auth_timeout);
         assert_eq!(parsed.max_sockets_per_user, defaults.max_sockets_per_user);
+        assert_eq!(parsed.max_upload_size, defaults.max_upload_size);
+        assert_eq!(parsed.upload_quota, defaults.upload_quota);
+        assert_eq!(parsed.unattached_upload_ttl, defaults.unattached_upload_ttl);
     }
 
     #[test]

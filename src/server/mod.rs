@@ -11,6 +11,7 @@ pub mod config;
 pub mod console;
 pub mod database;
 pub(crate) mod delivery;
+pub mod files;
 pub mod http;
 pub(crate) mod metrics;
 pub mod state;
@@ -64,6 +65,8 @@ pub enum ServerError {
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Bus(#[from] cluster::BusError),
+    #[error(transparent)]
+    Files(#[from] files::StorageError),
 }
 
 /// A server bound to its address and connected to its database, ready to run.
@@ -266,6 +269,7 @@ struct Chores {
     janitor: tokio::task::JoinHandle<()>,
     housekeeper: tokio::task::JoinHandle<()>,
     heartbeat: tokio::task::JoinHandle<()>,
+    sweeper: tokio::task::JoinHandle<()>,
 }
 
 impl Chores {
@@ -273,6 +277,7 @@ impl Chores {
         Chores {
             janitor: tokio::spawn(purge_expired_sessions(state.clone())),
             housekeeper: tokio::spawn(housekeeping(state.clone())),
+            sweeper: tokio::spawn(files::sweep::run(state.files.clone(), state.store.clone())),
             heartbeat: tokio::spawn(delivery::presence::heartbeat(
                 delivery::presence::Heartbeat {
                     store: state.store.clone(),
@@ -288,6 +293,7 @@ impl Chores {
         self.janitor.abort();
         self.housekeeper.abort();
         self.heartbeat.abort();
+        self.sweeper.abort();
     }
 }
 
@@ -357,6 +363,17 @@ async fn shared_parts(
         .hash("not anybody's password".into(), auth::Source::SERVER)
         .await?;
     let hub = Arc::new(Hub::new(delivery::outbox::QUEUE_CAPACITY, settled));
+    let storage = files::FileStorage::open(config.file_store.as_deref(), &config.data_dir())?;
+    tracing::info!(store = %storage.description, "files are kept here");
+    let files = Arc::new(files::Files::new(
+        storage,
+        files::FileLimits {
+            max_upload: config.max_upload_size,
+            quota: config.upload_quota,
+            unattached_for: config.unattached_upload_ttl,
+            sweep_every: config.file_sweep_interval,
+        },
+    ));
     let (outgoing, publishing) = cluster::Outgoing::start(bus, instance);
     let writer = MessageWriter::start(
         store.clone(),
@@ -376,6 +393,7 @@ async fn shared_parts(
         ),
         hub,
         sessions: Default::default(),
+        files,
         send_limiter: per_user_limiter(config.max_send_rate, 2),
         search_limiter: per_user_limiter(config.max_search_rate, 5),
         search_timeout: config.search_timeout,

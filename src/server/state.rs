@@ -28,6 +28,8 @@ pub struct Shared {
     /// Stores and publishes messages, many per commit under load.
     pub writer: MessageWriter,
     pub sessions: Arc<SessionCache>,
+    /// Files: their storage and limits.
+    pub files: Arc<crate::server::files::Files>,
     /// This instance's events, published on the bus to every instance.
     pub outgoing: crate::server::cluster::Outgoing,
     /// This instance among the others on the database (presence, its own events).
@@ -103,6 +105,7 @@ impl AppState {
             writer: &self.writer,
             hub: &self.hub,
             sessions: &self.sessions,
+            files: &self.files,
             send_limiter: self.send_limiter.as_ref(),
             search_limiter: self.search_limiter.as_ref(),
             search_timeout: self.search_timeout,

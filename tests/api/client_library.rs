@@ -15,6 +15,7 @@ fn draft<'a>(content: &'a str, client_id: &'a str) -> Draft<'a> {
         content,
         client_id,
         reply_to: None,
+        attachments: &[],
     }
 }
 

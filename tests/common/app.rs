@@ -35,7 +35,7 @@ pub struct TestApp {
     admin: tokio_postgres::Config,
     /// The server's own TLS, when it has one (to reload its certificate).
     pub server_tls: Option<rtchat::server::http::tls::Tls>,
-    config: Config,
+    pub config: Config,
     running: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
     /// The first instance on a database drops it at the end; other instances leave it.
     owns_database: bool,
@@ -70,6 +70,11 @@ pub fn test_config() -> Config {
     config.secret_key = Some(SECRET.into());
     // Most tests register their people freely; tests/api/team.rs starts invite-only servers.
     config.registration = rtchat::server::auth::Registration::Open;
+    // Each server its own file store, removed with the run's directory.
+    let files = std::env::temp_dir()
+        .join(format!("rtchat-test-{}", std::process::id()))
+        .join(format!("files-{}", Uuid::new_v4().simple()));
+    config.file_store = Some(files.display().to_string());
     config
 }
 
@@ -382,6 +387,7 @@ impl TestApp {
             content,
             client_id: &client_id,
             reply_to: None,
+            attachments: &[],
         };
         self.api(from)
             .send_direct(to.id as i32, &draft)

@@ -12,11 +12,13 @@ pub mod browser;
 pub mod database;
 pub mod nats;
 pub mod process;
+pub mod s3;
 pub mod tls;
 pub mod ws;
 
 pub use app::*;
 pub use nats::nats_url;
+pub use s3::{new_bucket, s3_endpoint};
 pub use tls::*;
 pub use ws::*;
 

@@ -67,6 +67,9 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("request body too large")]
     PayloadTooLarge(usize),
+    /// An upload over a limit (its size, or the uploader's storage quota): 413 with these words.
+    #[error("{0}")]
+    TooLarge(String),
     /// Too many attempts (messages, logins, registrations): retry after `retry_after_ms`.
     #[error("{what}; retry in {} s", retry_after_ms.div_ceil(1000))]
     TooManyRequests {
@@ -135,6 +138,7 @@ impl ApiError {
             StoreError::Query(q) if connection_lost(q) => ApiError::Unavailable(cause),
             StoreError::Query(_) | StoreError::Unexpected(_) => ApiError::Internal(cause),
             StoreError::Cancelled => ApiError::Busy("The database took too long; try again"),
+            StoreError::Objects(_) => ApiError::Unavailable(cause),
         }
     }
 }

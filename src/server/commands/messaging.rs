@@ -10,7 +10,8 @@ use governor::clock::{Clock, DefaultClock};
 use uuid::Uuid;
 
 use crate::proto::{
-    FieldError, MessageId, Presence, RoomId, SearchReply, ServerFrame, SyncReply, UserId,
+    Attachment, FieldError, MessageId, Presence, RoomId, SearchReply, ServerFrame, SyncReply,
+    UserId,
 };
 use crate::server::auth::session_cache::SessionCache;
 use crate::server::cluster::event::frame_json;
@@ -21,8 +22,8 @@ use crate::server::delivery::hub::{ConnId, Hub};
 use crate::server::delivery::writer::MessageWriter;
 use crate::server::metrics::{METRICS, Throttle};
 use crate::server::store::{
-    ChangeOutcome, InsertOutcome, MessageSearch, NewMessage, ReadPointer, RoomKind, Store,
-    StoreError, StoredChange,
+    AttachRefusal, ChangeOutcome, InsertOutcome, MessageSearch, NewMessage, ReadPointer, RoomKind,
+    Store, StoreError, StoredChange,
 };
 
 /// A user's typing in a room is forwarded at most this often (the REPL sends one per 3 s).
@@ -40,6 +41,7 @@ pub struct Messaging<'a> {
     pub writer: &'a MessageWriter,
     pub hub: &'a Hub,
     pub sessions: &'a SessionCache,
+    pub files: &'a crate::server::files::Files,
     pub send_limiter: Option<&'a SendLimiter>,
     /// Per-user search rate.
     pub search_limiter: Option<&'a SendLimiter>,
@@ -104,7 +106,27 @@ impl Messaging<'_> {
             ));
         }
         msg.mentions = self.named_members(msg.room_id, &msg.content).await?;
+        if !msg.files.is_empty() {
+            msg.attachments = self.attachable(&msg).await?;
+        }
         Ok(self.writer.send(msg).await?)
+    }
+
+    /// The files a message names, as it will carry them: the sender's own uploads, not sent yet.
+    async fn attachable(&self, msg: &NewMessage) -> Result<Vec<Attachment>, ApiError> {
+        match self
+            .store
+            .files_to_attach(msg.sender_id, &msg.files, msg.client_id.as_deref())
+            .await?
+        {
+            Ok(found) => Ok(found),
+            Err(AttachRefusal::NotFound(id)) => Err(ApiError::NotFound(format!(
+                "File {id} not found (upload it first: POST /files)"
+            ))),
+            Err(AttachRefusal::Attached(id)) => Err(ApiError::Conflict(format!(
+                "File {id} was sent already; upload it again to send it again"
+            ))),
+        }
     }
 
     async fn named_members(&self, room: RoomId, content: &str) -> Result<Vec<UserId>, ApiError> {
@@ -134,6 +156,8 @@ impl Messaging<'_> {
     pub async fn delete(&self, user: UserId, message: MessageId) -> Result<StoredChange, ApiError> {
         self.check_send_rate(user)?;
         let outcome = self.store.delete_message(user, message).await?;
+        // Its files are gone from the database; their bytes go now, not at the next round.
+        self.files.sweep_soon();
         self.changed(
             outcome,
             "Only its author or the group's admin can delete a message",

@@ -141,6 +141,36 @@ pub fn content(errors: &mut Vec<FieldError>, field: &str, value: &str) {
     *errors = e.0;
 }
 
+/// Most files one message carries.
+pub const MAX_ATTACHMENTS: usize = 10;
+
+/// A message's text and files: text may be empty when there are files, at most
+/// `MAX_ATTACHMENTS` of them, each once.
+pub fn message_body(errors: &mut Vec<FieldError>, field: &str, text: &str, files: &[i64]) {
+    if files.is_empty() || !text.is_empty() {
+        content(errors, field, text);
+    }
+    let mut e = Errors(std::mem::take(errors));
+    if files.len() > MAX_ATTACHMENTS {
+        e.push(
+            "too_long",
+            "attachments",
+            format!("A message carries at most {MAX_ATTACHMENTS} files"),
+            Value::Array(vec![]),
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    if !files.iter().all(|id| seen.insert(id)) {
+        e.push(
+            "value_error",
+            "attachments",
+            "Each file is attached once",
+            Value::Array(vec![]),
+        );
+    }
+    *errors = e.0;
+}
+
 /// A send's `client_id`, over REST and WebSocket alike.
 pub fn client_id(errors: &mut Vec<FieldError>, value: Option<&str>) {
     if let Some(v) = value {
@@ -365,7 +395,7 @@ impl Validate for WebhookPost {
 impl Validate for SendDirectRequest {
     fn validate(&self) -> Vec<FieldError> {
         let mut e = Errors::default();
-        content(&mut e.0, "content", &self.content);
+        message_body(&mut e.0, "content", &self.content, &self.attachments);
         client_id(&mut e.0, self.client_id.as_deref());
         e.0
     }
@@ -374,7 +404,7 @@ impl Validate for SendDirectRequest {
 impl Validate for SendGroupRequest {
     fn validate(&self) -> Vec<FieldError> {
         let mut e = Errors::default();
-        content(&mut e.0, "content", &self.content);
+        message_body(&mut e.0, "content", &self.content, &self.attachments);
         client_id(&mut e.0, self.client_id.as_deref());
         e.0
     }
@@ -384,6 +414,24 @@ impl Validate for EditRequest {
     fn validate(&self) -> Vec<FieldError> {
         let mut e = Errors::default();
         content(&mut e.0, "content", &self.content);
+        e.0
+    }
+}
+
+/// `POST /files`: the file's name (its last path component is kept, made safe).
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UploadQuery {
+    /// The file's name, e.g. `report.pdf` (default `file`).
+    pub name: Option<String>,
+}
+
+impl Validate for UploadQuery {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        if let Some(name) = &self.name {
+            e.length("name", name, 1, 1000);
+        }
         e.0
     }
 }

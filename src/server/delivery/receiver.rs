@@ -410,6 +410,7 @@ mod tests {
             edited_at: None,
             deleted: false,
             mention: false,
+            attachments: Vec::new(),
         }
     }
 

@@ -51,7 +51,7 @@ where
     Ok(body.freeze())
 }
 
-fn timed_out(e: &warp::Error) -> bool {
+pub fn timed_out(e: &warp::Error) -> bool {
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
         if cause.is::<BodyTimedOut>() {

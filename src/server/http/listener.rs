@@ -29,6 +29,7 @@ use warp::reply::Response;
 
 use crate::server::commands::ApiError;
 use crate::server::http::error::FailedBecause;
+use crate::server::http::streamed_body::{ReplyBody, into_hyper};
 use crate::server::metrics::{METRICS, RequestLabels, RouteLabel, Throttle, route_of};
 
 /// Descriptors kept free for the database pool, the log and files, whatever clients do.
@@ -359,10 +360,20 @@ struct Guarded {
     handler_timeout: Duration,
 }
 
+/// The one route whose body may take longer than `--body-timeout` in all: an upload's deadline is
+/// for each stretch without a byte, not for the whole body.
+fn is_upload(parts: &warp::http::request::Parts) -> bool {
+    parts.method == warp::http::Method::POST && parts.uri.path() == "/files"
+}
+
+/// How long an upload's handler may take once its body is in (moving the file into place,
+/// making an image's preview), beyond the database allowance.
+const UPLOAD_FINISHING: Duration = Duration::from_secs(60);
+
 impl hyper::service::Service<Request<Incoming>> for Guarded {
-    type Response = Response;
+    type Response = warp::http::Response<ReplyBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
@@ -386,10 +397,12 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
         parts.extensions.insert(self.slot.clone());
         parts.extensions.insert(request.log.clone());
         let progress = Arc::new(BodyProgress::new(body.is_end_stream()));
+        let upload = is_upload(&parts);
         let body = TimedBody {
             inner: body,
             deadline: Box::pin(tokio::time::sleep(self.body_timeout)),
             progress: progress.clone(),
+            sliding: upload.then_some(self.body_timeout),
         };
         let handled = span
             .in_scope(|| warp::service(self.routes.clone()).call(Request::from_parts(parts, body)))
@@ -399,6 +412,12 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
             // The handler's clock starts when its body is in; a handler that never reads its body
             // gets both allowances.
             let deadline = async {
+                if upload {
+                    // The body's own deadline slides with each byte (see `TimedBody`).
+                    progress.wait().await;
+                    tokio::time::sleep(handler_timeout + UPLOAD_FINISHING).await;
+                    return;
+                }
                 let body_in = async {
                     progress.wait().await;
                     tokio::time::sleep(handler_timeout).await;
@@ -417,7 +436,7 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
             if let Ok(value) = warp::http::HeaderValue::from_str(&request.id) {
                 reply.headers_mut().insert("x-request-id", value);
             }
-            Ok(reply)
+            Ok(into_hyper(reply))
         })
     }
 }
@@ -520,6 +539,8 @@ struct TimedBody {
     inner: Incoming,
     deadline: Pin<Box<tokio::time::Sleep>>,
     progress: Arc<BodyProgress>,
+    /// An upload's: the deadline moves this far ahead with each frame that arrives.
+    sliding: Option<Duration>,
 }
 
 impl Body for TimedBody {
@@ -539,6 +560,10 @@ impl Body for TimedBody {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
             self.progress.finish();
+        }
+        if let (Poll::Ready(Some(Ok(_))), Some(every)) = (&polled, self.sliding) {
+            let next = tokio::time::Instant::now() + every;
+            self.deadline.as_mut().reset(next);
         }
         polled.map_err(Into::into)
     }

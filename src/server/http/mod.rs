@@ -6,5 +6,6 @@ pub mod error;
 pub mod extract;
 pub mod listener;
 pub mod routes;
+pub mod streamed_body;
 pub mod tls;
 pub mod web_app;

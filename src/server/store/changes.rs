@@ -251,11 +251,16 @@ async fn apply_change<'a>(
         }
         Change::Delete => {
             tx.execute(
-                "UPDATE messages SET content = '', mentions = '{}', deleted_at = now()
+                "UPDATE messages SET content = '', mentions = '{}', deleted_at = now(),
+                        attachments = NULL, file_names = NULL
                  WHERE id = $1",
                 &[&message],
             )
             .await?;
+            // Its files go with it: nobody can download them from now on, and their bytes go
+            // when nothing else refers to them (`Files::sweep`).
+            tx.execute("DELETE FROM files WHERE message_id = $1", &[&message])
+                .await?;
             tx.execute(
                 "UPDATE message_changes SET content = NULL WHERE message_id = $1",
                 &[&message],

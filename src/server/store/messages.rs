@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
 
 use super::{RoomKind, Store, StoreError};
-use crate::proto::{LiveMessage, MessageId, ReplyPreview, RoomId, UserId};
+use crate::proto::{Attachment, FileId, LiveMessage, MessageId, ReplyPreview, RoomId, UserId};
 
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -22,6 +22,10 @@ pub struct NewMessage {
     pub reply_to: Option<MessageId>,
     /// Members named in it.
     pub mentions: Vec<UserId>,
+    /// Files the sender asked to attach (their uploads' ids)...
+    pub files: Vec<FileId>,
+    /// ...as the message carries them (checked and filled in before it is sent).
+    pub attachments: Vec<Attachment>,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +42,7 @@ pub struct StoredMessage {
     pub edited_at: Option<DateTime<Utc>>,
     pub deleted: bool,
     pub mentions: Vec<UserId>,
+    pub attachments: Vec<Attachment>,
 }
 
 impl StoredMessage {
@@ -64,6 +69,7 @@ impl StoredMessage {
             edited_at: self.edited_at.map(Into::into),
             deleted: self.deleted,
             mention: false,
+            attachments: self.attachments.clone(),
         }
     }
 
@@ -116,7 +122,8 @@ macro_rules! message_columns {
         concat!(
             "m.id, m.chat_room_id, m.sender_id, u.username, u.full_name, m.content, m.created_at, ",
             "m.client_id, m.reply_to, m.edited_at, m.deleted_at IS NOT NULL, m.mentions, ",
-            $quote
+            $quote,
+            ", m.attachments::text"
         )
     };
 }
@@ -131,10 +138,21 @@ pub(super) const MESSAGE_COLUMNS: &str =
 /// join to `users` scanned every user for each batch).
 const INSERTED_COLUMNS: &str = "m.id, m.chat_room_id, m.sender_id, NULL::text, NULL::text, \
      m.content, m.created_at, m.client_id, m.reply_to, m.edited_at, m.deleted_at IS NOT NULL, \
-     m.mentions, NULL::text, NULL::text, false";
+     m.mentions, NULL::text, NULL::text, false, m.attachments::text";
 /// The sender, and the message answered with its sender.
 pub(super) const MESSAGE_JOINS: &str = "LEFT JOIN users u ON u.id = m.sender_id \
      LEFT JOIN messages r ON r.id = m.reply_to LEFT JOIN users ru ON ru.id = r.sender_id";
+
+/// Attachments' names as search reads them: each whole, and in words (`build-log.txt` is found by
+/// `build`, `log` and `txt` too: the search parser keeps a name with dots as one word).
+fn searchable_names(attachments: &[Attachment]) -> String {
+    let mut words = Vec::new();
+    for a in attachments {
+        words.push(a.name.clone());
+        words.push(a.name.replace(|c: char| !c.is_alphanumeric(), " "));
+    }
+    words.join(" ")
+}
 
 pub(super) fn from_row(r: &tokio_postgres::Row) -> StoredMessage {
     let reply_to: Option<MessageId> = r.get(8);
@@ -156,6 +174,10 @@ pub(super) fn from_row(r: &tokio_postgres::Row) -> StoredMessage {
             excerpt: r.get::<_, Option<String>>(13).unwrap_or_default(),
             deleted: r.get(14),
         }),
+        attachments: r
+            .get::<_, Option<&str>>(15)
+            .and_then(|json| serde_json::from_str(json).ok())
+            .unwrap_or_default(),
     }
 }
 
@@ -227,20 +249,29 @@ impl Store {
             .prepare_cached(&format!(
                 "WITH input AS (
                     SELECT t.room, t.sender, t.content, t.client_id, t.id, t.reply_to,
-                           t.mentions::int[] AS mentions
+                           t.mentions::int[] AS mentions, t.attachments::jsonb AS attachments,
+                           t.file_names, t.files::bigint[] AS files
                     FROM unnest($1::int[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[],
-                                $7::bigint[], $8::text[])
-                         AS t(room, kind, sender, content, client_id, id, reply_to, mentions)
+                                $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[])
+                         AS t(room, kind, sender, content, client_id, id, reply_to, mentions,
+                              attachments, file_names, files)
                     WHERE EXISTS (
                         SELECT 1 FROM chat_room_members mm JOIN chat_rooms r ON r.id = mm.chat_room_id
                         WHERE mm.chat_room_id = t.room AND mm.user_id = t.sender AND r.room_type = t.kind
                     )
                  ), ins AS (
-                    INSERT INTO messages (id, chat_room_id, sender_id, content, client_id, reply_to, mentions)
-                    SELECT id, room, sender, content, client_id, reply_to, mentions FROM input ORDER BY id
+                    INSERT INTO messages (id, chat_room_id, sender_id, content, client_id, reply_to,
+                                          mentions, attachments, file_names)
+                    SELECT id, room, sender, content, client_id, reply_to, mentions, attachments,
+                           file_names
+                    FROM input ORDER BY id
                     ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
                     RETURNING id, chat_room_id, sender_id, content, created_at, client_id, reply_to,
-                              edited_at, deleted_at, mentions
+                              edited_at, deleted_at, mentions, attachments
+                 ), attached AS (
+                    UPDATE files f SET message_id = i.id
+                    FROM ins i JOIN input t ON t.id = i.id
+                    WHERE f.id = ANY(t.files) AND f.uploader_id = i.sender_id AND f.message_id IS NULL
                  )
                  SELECT {INSERTED_COLUMNS} FROM ins m"
             ))
@@ -260,10 +291,28 @@ impl Store {
                 format!("{{{}}}", ids.join(","))
             })
             .collect();
+        let attachments: Vec<Option<String>> = batch
+            .iter()
+            .map(|m| {
+                (!m.attachments.is_empty())
+                    .then(|| serde_json::to_string(&m.attachments).expect("attachments serialize"))
+            })
+            .collect();
+        let file_names: Vec<Option<String>> = batch
+            .iter()
+            .map(|m| (!m.attachments.is_empty()).then(|| searchable_names(&m.attachments)))
+            .collect();
+        let files: Vec<String> = batch
+            .iter()
+            .map(|m| {
+                let ids: Vec<String> = m.attachments.iter().map(|a| a.id.to_string()).collect();
+                format!("{{{}}}", ids.join(","))
+            })
+            .collect();
         // The COMMIT is sent right behind the insert, without waiting for its answer (requests on
         // one connection run in the order sent; after a failed insert COMMIT only rolls back): the
         // log's order lock is held one round trip less.
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 11] = [
             &rooms,
             &kinds,
             &senders,
@@ -272,6 +321,9 @@ impl Store {
             &ids,
             &replies,
             &mentions,
+            &attachments,
+            &file_names,
+            &files,
         ];
         let (rows, ()) = tokio::try_join!(client.query(&stmt, &params), async {
             client.batch_execute("COMMIT").await

@@ -4,6 +4,7 @@
 
 mod changes;
 mod cluster;
+mod files;
 mod group_settings;
 mod messages;
 mod rooms;
@@ -14,6 +15,7 @@ mod tokens;
 mod users;
 
 pub use changes::{ChangeOutcome, StoredChange};
+pub use files::{AttachRefusal, NewFile, RecordOutcome, StoredFile};
 pub use group_settings::JoinOutcome;
 pub use messages::{HistoryPage, InsertOutcome, NewMessage, StoredMessage};
 pub use rooms::{GroupRow, ReadPointer, RemoveOutcome, RoomAccess};
@@ -36,6 +38,9 @@ pub enum StoreError {
     /// A statement ran past its own deadline and was stopped.
     #[error("the statement took too long and was cancelled")]
     Cancelled,
+    /// The file storage failed during a statement's transaction (which was rolled back).
+    #[error("file storage: {0}")]
+    Objects(#[from] object_store::Error),
     /// A value the schema allows but this code does not know (a newer server's data?).
     #[error("unexpected data: {0}")]
     Unexpected(String),

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::proto::frames::Refused;
-use crate::proto::{ClientFrame, CloseReason, FieldError, MessageId, RoomId, ServerFrame};
+use crate::proto::{ClientFrame, CloseReason, FieldError, FileId, MessageId, RoomId, ServerFrame};
 use crate::server::commands::ApiError;
 use crate::server::commands::messaging::{self, Messaging, SyncPage};
 use crate::server::commands::validate;
@@ -152,7 +152,19 @@ async fn handle(
             content,
             client_id,
             reply_to,
-        } => send_message(commands, caller, room, content, client_id, reply_to).await,
+            attachments,
+        } => {
+            send_message(
+                commands,
+                caller,
+                room,
+                content,
+                client_id,
+                reply_to,
+                attachments,
+            )
+            .await
+        }
         ClientFrame::Typing { room } => typing(commands, caller, room),
         ClientFrame::Read { room, message_id } => read(commands, caller, room, message_id).await,
         ClientFrame::Sync { since, limit } => sync(commands, caller, since, limit).await,
@@ -199,9 +211,10 @@ async fn send_message(
     content: String,
     client_id: Option<String>,
     reply_to: Option<MessageId>,
+    attachments: Vec<FileId>,
 ) -> Handled {
     let mut problems = Vec::new();
-    validate::content(&mut problems, "content", &content);
+    validate::message_body(&mut problems, "content", &content, &attachments);
     validate::client_id(&mut problems, client_id.as_deref());
     if !problems.is_empty() {
         return Err(invalid(&problems));
@@ -218,6 +231,8 @@ async fn send_message(
             client_id,
             reply_to,
             mentions: Vec::new(),
+            files: attachments,
+            attachments: Vec::new(),
         })
         .await
         .map_err(api_error)?;

@@ -75,6 +75,7 @@ pub fn to_message(
         edited_at: m.edited_at.map(Into::into),
         deleted: m.deleted,
         mention: m.names(reader),
+        attachments: m.attachments.clone(),
     }
 }
 

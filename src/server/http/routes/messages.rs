@@ -108,6 +108,8 @@ pub(super) async fn send(
             client_id: req.client_id,
             reply_to: req.reply_to,
             mentions: Vec::new(),
+            files: req.attachments,
+            attachments: Vec::new(),
         })
         .await?;
     match outcome {

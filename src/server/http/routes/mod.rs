@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 mod changes;
 pub mod docs;
+mod files;
 mod group_settings;
 mod groups;
 mod history;
@@ -146,6 +147,7 @@ pub fn routes(
         under(&["messages"], messages::routes(state.clone())),
         under(&["messages"], changes::routes(state.clone())),
         under(&["search"], search::routes(state.clone())),
+        under(&["files"], files::routes(state.clone())),
         under(&["groups"], groups::routes(state.clone())),
         under(&["groups"], group_settings::routes(state.clone())),
         under(&["users"], users::routes(state.clone())),

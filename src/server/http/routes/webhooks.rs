@@ -220,6 +220,8 @@ pub(super) async fn post(
             client_id: None,
             reply_to: None,
             mentions: Vec::new(),
+            files: Vec::new(),
+            attachments: Vec::new(),
         })
         .await?;
     match outcome {
