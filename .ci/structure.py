@@ -23,7 +23,7 @@ LAYERS = [
     ["server::auth"],
     ["server::cluster"],
     ["server::delivery"],
-    ["server::commands"],
+    ["server::commands", "server::files"],
     ["server::state"],
     ["server::http", "server::ws"],
     ["server", "server::config"],

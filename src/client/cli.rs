@@ -2,6 +2,7 @@
 //! JSON for scripts.
 
 use std::io::{BufRead, Read};
+use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use serde_json::{Value, json};
@@ -17,6 +18,7 @@ use super::render::{
 };
 use super::session::SessionStore;
 use super::target::{self, Target};
+use super::transfer;
 use crate::proto::{LiveMessage, MessageId, MessageWithSender, RoomId, ServerFrame};
 
 const EXAMPLES: &str = "\
@@ -186,20 +188,38 @@ pub enum Command {
     /// Send a message to @user or #group. TEXT `-` reads the message from standard input.
     #[command(
         after_help = "Examples:\n  rtchat send @bob hello there\n  rtchat send '#team' 'build is green'\n  \
-        git log -1 --format=%s | rtchat send '#team' -"
+        git log -1 --format=%s | rtchat send '#team' -\n  \
+        rtchat send @bob --file report.pdf 'the numbers'\n  \
+        rtchat send '#team' -f build.log -f screenshot.png"
     )]
     Send {
         /// Who: @user (a person) or #group (a group you are in; #ID works too).
         target: String,
-        /// The message: the remaining words, joined by spaces; `-` reads standard input.
-        #[arg(required = true, num_args = 1..)]
+        /// The message: the remaining words, joined by spaces; `-` reads standard input. May be
+        /// left out when sending files.
+        #[arg(required_unless_present = "file", num_args = 0..)]
         text: Vec<String>,
+        /// Attach this file (again for more, up to 10); a progress bar shows on a terminal.
+        #[arg(long, short = 'f', value_name = "PATH")]
+        file: Vec<PathBuf>,
         /// Retry key: the same id never stores a second message (random by default).
         #[arg(long)]
         client_id: Option<String>,
         /// Answer this message (its id, shown in `history` as [ID]).
         #[arg(long, value_name = "ID")]
         reply_to: Option<MessageId>,
+    },
+    /// Save a file sent in a chat (ID as shown in `history`: `[file 17]`). Never overwrites: a
+    /// name that is taken gets ` (1)`.
+    #[command(
+        after_help = "Examples:\n  rtchat download 17\n  rtchat download 17 -o ~/Downloads\n  rtchat download 17 -o build.tar"
+    )]
+    Download {
+        /// The file's id.
+        id: crate::proto::FileId,
+        /// A directory to save it in (under its own name), or a file name. Default: here.
+        #[arg(short, long, value_name = "PATH")]
+        output: Option<PathBuf>,
     },
     /// Change the text of a message of yours (ID as shown in `history`, [ID]).
     #[command(after_help = "Examples:\n  rtchat edit 42 'the build is green now'")]
@@ -417,9 +437,26 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Send {
             target,
             text,
+            file,
             client_id,
             reply_to,
-        } => send(&api, &out, &target, &text, client_id, reply_to).await?,
+        } => {
+            let message = Outgoing {
+                text,
+                files: file,
+                client_id,
+                reply_to,
+            };
+            send(&api, &out, &target, message).await?
+        }
+        Command::Download { id, output } => {
+            let (path, size) = transfer::download(&api, id, output.as_deref()).await?;
+            if out.json {
+                out.line(&serde_json::json!({"id": id, "path": path, "size": size}));
+            } else {
+                eprintln!("{}", transfer::saved_line(&path, size));
+            }
+        }
         Command::Edit { id, text } => edit(&api, &out, id, &text.join(" ")).await?,
         Command::Delete { id } => {
             let change = api.delete(id).await?;
@@ -576,15 +613,17 @@ async fn passwd(api: &Api, out: &Out, from_stdin: bool) -> Result<(), CliError> 
     Ok(())
 }
 
-/// Sends TEXT (or, for `-`, standard input) to a person or group; quiet on success.
-async fn send(
-    api: &Api,
-    out: &Out,
-    target: &str,
-    text: &[String],
+/// What `send` sends.
+struct Outgoing {
+    text: Vec<String>,
+    files: Vec<PathBuf>,
     client_id: Option<String>,
     reply_to: Option<MessageId>,
-) -> Result<(), CliError> {
+}
+
+/// Sends TEXT (or, for `-`, standard input) and any files to a person or group; quiet on success.
+async fn send(api: &Api, out: &Out, target: &str, message: Outgoing) -> Result<(), CliError> {
+    let text = &message.text;
     let content = if text.len() == 1 && text[0] == "-" {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s)?;
@@ -592,15 +631,22 @@ async fn send(
     } else {
         text.join(" ")
     };
-    fits_in_a_message(&content)?;
-    let client_id = client_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    if message.files.is_empty() || !content.is_empty() {
+        fits_in_a_message(&content)?;
+    }
+    // Who it goes to is checked before any file is sent.
+    let to = target::resolve(api, target).await?;
+    let attachments = transfer::upload_all(api, &message.files).await?;
+    let client_id = message
+        .client_id
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let draft = Draft {
         content: &content,
         client_id: &client_id,
-        reply_to,
-        attachments: &[],
+        reply_to: message.reply_to,
+        attachments: &attachments,
     };
-    let reply = match target::resolve(api, target).await? {
+    let reply = match to {
         Target::User(u) => api.send_direct(u.id, &draft).await?,
         Target::Group { id, .. } => api.send_group(id, &draft).await?,
     };

@@ -17,8 +17,8 @@ use crate::proto::{FileId, Uploaded};
 /// Longest an upload or download may take in all (the client's usual limit is 30 s).
 const TRANSFER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-/// Told how many bytes have gone (or come) so far.
-pub type Progress = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
+/// Told how many bytes have gone (or come) so far, and of how many when known.
+pub type Progress = std::sync::Arc<dyn Fn(u64, Option<u64>) + Send + Sync>;
 
 impl Api {
     /// Sends `path` as a new upload (named by its file name), calling `progress` as it goes.
@@ -79,6 +79,7 @@ impl Api {
         let mut file = tokio::fs::File::create(&partial).await.map_err(local)?;
         let mut hasher = Sha256::new();
         let mut written = 0u64;
+        let total = response.content_length();
         let mut body = response.bytes_stream();
         let received = async {
             while let Some(chunk) = body.next().await {
@@ -87,7 +88,7 @@ impl Api {
                 hasher.update(&chunk);
                 file.write_all(&chunk).await.map_err(local)?;
                 written += chunk.len() as u64;
-                progress(written);
+                progress(written, total);
             }
             file.flush().await.map_err(local)?;
             Ok::<(), CliError>(())
@@ -146,14 +147,14 @@ impl Api {
 
 /// A file's bytes as they are read from disk, with progress.
 async fn open_body(path: &Path, progress: Progress) -> Result<reqwest::Body, CliError> {
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| CliError::Local(format!("{}: {e}", path.display())))?;
+    let local = |e: std::io::Error| CliError::Local(format!("{}: {e}", path.display()));
+    let file = tokio::fs::File::open(path).await.map_err(local)?;
+    let total = file.metadata().await.map_err(local)?.len();
     let mut sent = 0u64;
     let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
         if let Ok(chunk) = &chunk {
             sent += chunk.len() as u64;
-            progress(sent);
+            progress(sent, Some(total));
         }
         chunk
     });

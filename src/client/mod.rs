@@ -49,6 +49,7 @@ pub(crate) mod target;
 pub(crate) mod team;
 mod team_api;
 pub mod tls;
+pub(crate) mod transfer;
 
 pub use api::{Api, Draft, Page};
 pub use error::CliError;

@@ -6,9 +6,10 @@ use std::io::IsTerminal;
 
 use chrono::{DateTime, Local, Utc};
 
+use crate::proto::files::{human_size, safe_file_name};
 use crate::proto::{
-    ChatSummary, GroupSummary, LiveMessage, MessageChange, MessageId, MessageWithSender,
-    ReplyPreview, RoomId, ServerFrame, Timestamp,
+    Attachment, ChatSummary, GroupSummary, LiveMessage, MessageChange, MessageId,
+    MessageWithSender, ReplyPreview, RoomId, ServerFrame, Timestamp,
 };
 
 /// What a message whose sender's account is gone shows as its sender.
@@ -23,6 +24,7 @@ pub struct Shown<'a> {
     pub reply_to: Option<&'a ReplyPreview>,
     pub edited: bool,
     pub deleted: bool,
+    pub attachments: &'a [Attachment],
 }
 
 impl<'a> Shown<'a> {
@@ -35,6 +37,7 @@ impl<'a> Shown<'a> {
             reply_to: m.reply_to.as_ref(),
             edited: m.edited_at.is_some(),
             deleted: m.deleted,
+            attachments: &m.attachments,
         }
     }
 
@@ -48,6 +51,7 @@ impl<'a> Shown<'a> {
             reply_to: message.reply_to.as_ref(),
             edited: message.edited_at.is_some(),
             deleted: message.deleted,
+            attachments: &message.attachments,
         }
     }
 }
@@ -85,7 +89,8 @@ pub fn message_line(style: &Style, room: Option<&str>, m: &Shown<'_>) -> String 
         ));
         return text;
     }
-    let mut lines = m.content.lines();
+    let files: Vec<String> = m.attachments.iter().map(attachment).collect();
+    let mut lines = m.content.lines().chain(files.iter().map(String::as_str));
     let first = lines.next().unwrap_or_default();
     text.push_str(&format!("{prefix}{}: {first}", style.bold(sender)));
     for more in lines {
@@ -97,6 +102,21 @@ pub fn message_line(style: &Style, room: Option<&str>, m: &Shown<'_>) -> String 
         text.push_str(&style.dim("(edited)"));
     }
     text
+}
+
+/// A file as a message line shows it: `📎 report.pdf (1.2 MB) [file 17]` (the id is what
+/// `rtchat download` takes).
+pub fn attachment(file: &Attachment) -> String {
+    let size = human_size(file.size);
+    let shape = match (file.width, file.height) {
+        (Some(w), Some(h)) => format!(", {w}×{h}"),
+        _ => String::new(),
+    };
+    format!(
+        "📎 {} ({size}{shape}) [file {}]",
+        safe_file_name(&file.name),
+        file.id
+    )
 }
 
 /// Unread counts as a chat list shows them: `2 unread, 1 mention`, or nothing.
@@ -392,11 +412,31 @@ mod tests {
             reply_to: None,
             edited: false,
             deleted: false,
+            attachments: &[],
         };
         let line = message_line(&Style::plain(), Some("#ops"), &shown(Some("alice"), "a\nb"));
         assert!(line.ends_with(" [42] #ops alice: a\n    b"), "{line}");
         let gone = message_line(&Style::plain(), None, &shown(None, "hi"));
         assert!(gone.ends_with(" (deleted user): hi"), "{gone}");
+        let files = [Attachment {
+            id: 17,
+            name: "report.pdf".into(),
+            size: 1_200_000,
+            content_type: "application/pdf".into(),
+            width: None,
+            height: None,
+            preview: false,
+        }];
+        let only_a_file = Shown {
+            content: "",
+            attachments: &files,
+            ..shown(Some("bob"), "")
+        };
+        let line = message_line(&Style::plain(), None, &only_a_file);
+        assert!(
+            line.ends_with(" bob: 📎 report.pdf (1.2 MB) [file 17]"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -20,7 +20,9 @@ use super::render::{
 };
 use super::session::Session;
 use super::target::{self, Target};
-use crate::proto::{ClientFrame, LiveMessage, MessageId, RoomId, ServerFrame, Timestamp, UserId};
+use crate::proto::{
+    ClientFrame, FileId, LiveMessage, MessageId, RoomId, ServerFrame, Timestamp, UserId,
+};
 
 const TYPING_EVERY: Duration = Duration::from_secs(3);
 const TYPING_SHOWN_FOR: Duration = Duration::from_secs(5);
@@ -84,6 +86,16 @@ enum SlashCommand {
     Leave,
     /// Mark this room read.
     Read,
+    /// Send a file here, with words if you like.
+    Upload {
+        path: std::path::PathBuf,
+        text: Vec<String>,
+    },
+    /// Save file ID (shown as [file ID]) here, or at PATH.
+    Download {
+        id: FileId,
+        path: Option<std::path::PathBuf>,
+    },
     /// This list.
     Help,
     /// Leave the chat (or Ctrl-D).
@@ -98,6 +110,7 @@ const HELP: &str = "\
 /chats                chats and unread    /groups            your groups
 /create NAME @a @b    new group           /add @c            add to this group
 /leave                leave this group    /read              mark this room read
+/upload PATH [TEXT]   send a file here    /download ID [PATH] save [file ID]
 /help                 this list           /quit              leave (or Ctrl-D)
 A line without / is sent to the current room; [ID] before a message is its id.
 Tab completes commands, @people and #groups.";
@@ -115,6 +128,8 @@ struct Pending {
     to: Target,
     content: String,
     reply_to: Option<MessageId>,
+    /// Files already uploaded for it.
+    attachments: Vec<FileId>,
 }
 
 impl Pending {
@@ -123,7 +138,7 @@ impl Pending {
             content: &self.content,
             client_id: &self.client_id,
             reply_to: self.reply_to,
-            attachments: &[],
+            attachments: &self.attachments,
         }
     }
 }
@@ -483,6 +498,23 @@ impl Repl {
                     self.unread.insert(room, 0);
                 }
             }
+            SlashCommand::Upload { path, text } => {
+                let Some(c) = &self.current else {
+                    return Err(CliError::Usage("join a room first".into()));
+                };
+                let to = c.target.clone();
+                self.notice(&format!("uploading {}", path.display()));
+                let quiet: super::files::Progress = Arc::new(|_, _| {});
+                let uploaded = self.api.upload(&path, quiet).await?;
+                self.send_with_files(to, text.join(" "), None, vec![uploaded.file.id])
+                    .await;
+            }
+            SlashCommand::Download { id, path } => {
+                let quiet: super::files::Progress = Arc::new(|_, _| {});
+                let to = path.unwrap_or_else(|| ".".into());
+                let (saved, size) = self.api.download(id, &to, quiet).await?;
+                self.notice(&super::transfer::saved_line(&saved, size));
+            }
             SlashCommand::Help => self.say(HELP),
             SlashCommand::Quit => {}
         }
@@ -739,7 +771,20 @@ impl Repl {
         content: String,
         reply_to: Option<MessageId>,
     ) -> bool {
-        if let Err(e) = super::api::fits_in_a_message(&content) {
+        self.send_with_files(to, content, reply_to, Vec::new())
+            .await
+    }
+
+    async fn send_with_files(
+        &mut self,
+        to: Target,
+        content: String,
+        reply_to: Option<MessageId>,
+        attachments: Vec<FileId>,
+    ) -> bool {
+        if (attachments.is_empty() || !content.is_empty())
+            && let Err(e) = super::api::fits_in_a_message(&content)
+        {
             self.say(&format!("error: {e}"));
             return false;
         }
@@ -748,6 +793,7 @@ impl Repl {
             to,
             content,
             reply_to,
+            attachments,
         };
         self.pending.push(pending.clone());
         self.deliver(pending, true).await

@@ -1379,3 +1379,103 @@ async fn public_groups_topics_and_group_roles_from_the_command_line() {
         .await
         .failed_with(1);
 }
+
+/// A directory of its own for a test's files.
+fn scratch_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("rtchat-files-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn files_are_sent_listed_and_saved_from_the_command_line() {
+    let app = spawn_app().await;
+    let (alice, bob) = team_of_two(&app).await;
+    let dir = scratch_dir();
+    let report: Vec<u8> = b"%PDF-1.7\n"
+        .iter()
+        .copied()
+        .chain((0..1_200_000).map(|i| (i % 251) as u8))
+        .collect();
+    std::fs::write(dir.join("report.pdf"), &report).unwrap();
+    std::fs::write(dir.join("notes.txt"), "the notes").unwrap();
+    let pdf = dir.join("report.pdf").display().to_string();
+    let notes = dir.join("notes.txt").display().to_string();
+
+    alice
+        .run(&["send", "@bob", "--file", &pdf, "-f", &notes, "the numbers"])
+        .await
+        .ok();
+    // Files alone, no words.
+    alice.run(&["send", "#team", "--file", &notes]).await.ok();
+    let page = bob.run(&["history", "@alice"]).await;
+    let out = page.ok().stdout.clone();
+    assert!(out.contains("alice: the numbers"), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("📎 report.pdf (1.2 MB) [file "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let id = line
+        .rsplit("[file ")
+        .next()
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap()
+        .to_string();
+    assert!(out.contains("📎 notes.txt (9 B) [file "), "{out}");
+    let team = bob.run(&["history", "#team"]).await;
+    assert!(
+        team.ok()
+            .stdout
+            .contains("alice: 📎 notes.txt (9 B) [file "),
+        "{}",
+        team.stdout
+    );
+
+    let json = bob.run(&["--json", "history", "@alice"]).await;
+    let lines = json.ok().json_lines();
+    let files = &lines.last().unwrap()["attachments"];
+    assert_eq!(files[0]["name"], "report.pdf");
+    assert_eq!(files[0]["size"], report.len());
+    assert_eq!(files[0]["content_type"], "application/pdf");
+    assert_eq!(files[0]["id"].to_string(), id);
+
+    // Saved byte for byte, never over an existing file.
+    let into = scratch_dir();
+    let target = into.display().to_string();
+    let saved = bob.run(&["download", &id, "-o", &target]).await;
+    assert!(saved.ok().stderr.contains("saved "), "{}", saved.stderr);
+    assert_eq!(std::fs::read(into.join("report.pdf")).unwrap(), report);
+    bob.run(&["download", &id, "-o", &target]).await.ok();
+    assert_eq!(std::fs::read(into.join("report (1).pdf")).unwrap(), report);
+    let as_json = bob.run(&["--json", "download", &id, "-o", &target]).await;
+    assert_eq!(as_json.ok().json_lines()[0]["size"], report.len());
+
+    // A name from the server is only ever a name in the chosen directory.
+    let token = alice.session().access_token;
+    let hostile = app
+        .client
+        .post(app.url("/files?name=../../escape.txt"))
+        .bearer_auth(&token)
+        .body("gotcha")
+        .send()
+        .await
+        .unwrap();
+    let hostile: Value = hostile.json().await.unwrap();
+    let file = hostile["id"].as_i64().unwrap();
+    let own = alice
+        .run(&["download", &file.to_string(), "-o", &target])
+        .await;
+    own.ok();
+    assert!(into.join("escape.txt").exists());
+    assert!(!into.parent().unwrap().join("escape.txt").exists());
+
+    // Someone else's file, or none: 404 as exit 4, one line.
+    let missing = bob.run(&["download", "999999", "-o", &target]).await;
+    missing.failed_with(4);
+    let r = alice
+        .run(&["send", "@bob", "--file", "/no/such/file"])
+        .await;
+    r.failed_with(1);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&into);
+}

@@ -515,3 +515,43 @@ async fn edit_and_delete_act_on_your_last_message_here() {
     assert_eq!(mine.len(), 1, "{}", direct.body);
     assert_eq!(mine[0]["deleted"], true, "{}", direct.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_sent_and_saved_in_the_repl() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    app.create_group(&alice, "team", &[&bob]).await;
+    let dir = std::env::temp_dir().join(format!(
+        "rtchat-repl-files-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("trace.log"), "panic at line 7\n").unwrap();
+    let mut a = Terminal::open(&app, &alice, "alice", "#team");
+    let mut b = Terminal::open(&app, &bob, "bob", "#team");
+    app.wait_for_sockets(2).await;
+
+    a.type_line(&format!(
+        "/upload {} the stack trace",
+        dir.join("trace.log").display()
+    ));
+    b.expect("alice: the stack trace");
+    b.expect("📎 trace.log (16 B) [file ");
+    let at = b.screen.rfind("[file ").unwrap();
+    b.expect("]");
+    let id: String = b.screen[at + 6..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let saved = dir.join("saved.log");
+    b.type_line(&format!("/download {id} {}", saved.display()));
+    b.expect("saved ");
+    assert_eq!(
+        std::fs::read_to_string(&saved).unwrap(),
+        "panic at line 7\n"
+    );
+    a.type_line("/upload /no/such/file");
+    a.expect("/no/such/file");
+    let _ = std::fs::remove_dir_all(&dir);
+}

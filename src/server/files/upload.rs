@@ -85,16 +85,9 @@ fn storage_failed(e: object_store::Error) -> ApiError {
     ApiError::Unavailable(crate::server::commands::Cause::of(e))
 }
 
-fn body_failed(e: &warp::Error) -> ApiError {
-    if crate::server::http::extract::timed_out(e) {
-        ApiError::RequestTimeout
-    } else {
-        ApiError::BadRequest("The upload was cut off before its end".into())
-    }
-}
-
 impl Files {
-    /// Streams `body` into storage and records it as `request.uploader`'s.
+    /// Streams `body` into storage and records it as `request.uploader`'s. The body's errors are
+    /// the door's words for it (cut off, too slow).
     pub async fn upload<S, B>(
         &self,
         store: &Store,
@@ -102,7 +95,7 @@ impl Files {
         body: S,
     ) -> Result<Uploaded, ApiError>
     where
-        S: Stream<Item = Result<B, warp::Error>>,
+        S: Stream<Item = Result<B, ApiError>>,
         B: Buf,
     {
         let limits = self.limits;
@@ -176,7 +169,7 @@ impl Files {
         used: i64,
     ) -> Result<Received, ApiError>
     where
-        S: Stream<Item = Result<B, warp::Error>>,
+        S: Stream<Item = Result<B, ApiError>>,
         B: Buf,
     {
         let limit = self.limits.max_upload;
@@ -191,7 +184,7 @@ impl Files {
             };
             let mut chunk = match chunk {
                 Ok(chunk) => chunk,
-                Err(e) => break Some(body_failed(&e)),
+                Err(e) => break Some(e),
             };
             size += chunk.remaining() as u64;
             if size > limit {

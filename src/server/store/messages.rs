@@ -143,6 +143,82 @@ const INSERTED_COLUMNS: &str = "m.id, m.chat_room_id, m.sender_id, NULL::text, N
 pub(super) const MESSAGE_JOINS: &str = "LEFT JOIN users u ON u.id = m.sender_id \
      LEFT JOIN messages r ON r.id = m.reply_to LEFT JOIN users ru ON ru.id = r.sender_id";
 
+/// A batch of messages as the insert's arrays, one per column (`unnest` makes rows of them).
+struct BatchColumns<'a> {
+    rooms: Vec<RoomId>,
+    kinds: Vec<&'a str>,
+    senders: Vec<UserId>,
+    contents: Vec<&'a str>,
+    client_ids: Vec<Option<&'a str>>,
+    replies: Vec<Option<MessageId>>,
+    // Arrays per message, as PostgreSQL's array text: unnest cannot take an array of arrays of
+    // different lengths.
+    mentions: Vec<String>,
+    files: Vec<String>,
+    attachments: Vec<Option<String>>,
+    file_names: Vec<Option<String>>,
+}
+
+/// `{1,2,3}`.
+fn array_text<T: ToString>(items: impl Iterator<Item = T>) -> String {
+    let items: Vec<String> = items.map(|i| i.to_string()).collect();
+    format!("{{{}}}", items.join(","))
+}
+
+impl<'a> BatchColumns<'a> {
+    fn of(batch: &'a [NewMessage]) -> Self {
+        let with_files = |m: &NewMessage| !m.attachments.is_empty();
+        BatchColumns {
+            rooms: batch.iter().map(|m| m.room_id).collect(),
+            kinds: batch.iter().map(|m| m.kind.as_str()).collect(),
+            senders: batch.iter().map(|m| m.sender_id).collect(),
+            contents: batch.iter().map(|m| m.content.as_str()).collect(),
+            client_ids: batch.iter().map(|m| m.client_id.as_deref()).collect(),
+            replies: batch.iter().map(|m| m.reply_to).collect(),
+            mentions: batch
+                .iter()
+                .map(|m| array_text(m.mentions.iter()))
+                .collect(),
+            files: batch
+                .iter()
+                .map(|m| array_text(m.attachments.iter().map(|a| a.id)))
+                .collect(),
+            attachments: batch
+                .iter()
+                .map(|m| {
+                    with_files(m).then(|| {
+                        serde_json::to_string(&m.attachments).expect("attachments serialize")
+                    })
+                })
+                .collect(),
+            file_names: batch
+                .iter()
+                .map(|m| with_files(m).then(|| searchable_names(&m.attachments)))
+                .collect(),
+        }
+    }
+
+    /// The insert's parameters, in its order, with the batch's ids.
+    fn params<'s>(
+        &'s self,
+        ids: &'s &'s [MessageId],
+    ) -> [&'s (dyn tokio_postgres::types::ToSql + Sync); 11] {
+        [
+            &self.rooms,
+            &self.kinds,
+            &self.senders,
+            &self.contents,
+            &self.client_ids,
+            ids,
+            &self.replies,
+            &self.mentions,
+            &self.attachments,
+            &self.file_names,
+            &self.files,
+        ]
+    }
+}
+
 /// Attachments' names as search reads them: each whole, and in words (`build-log.txt` is found by
 /// `build`, `log` and `txt` too: the search parser keeps a name with dots as one word).
 fn searchable_names(attachments: &[Attachment]) -> String {
@@ -276,55 +352,11 @@ impl Store {
                  SELECT {INSERTED_COLUMNS} FROM ins m"
             ))
             .await?;
-        let rooms: Vec<RoomId> = batch.iter().map(|m| m.room_id).collect();
-        let kinds: Vec<&str> = batch.iter().map(|m| m.kind.as_str()).collect();
-        let senders: Vec<UserId> = batch.iter().map(|m| m.sender_id).collect();
-        let contents: Vec<&str> = batch.iter().map(|m| m.content.as_str()).collect();
-        let client_ids: Vec<Option<&str>> = batch.iter().map(|m| m.client_id.as_deref()).collect();
-        let replies: Vec<Option<MessageId>> = batch.iter().map(|m| m.reply_to).collect();
-        // An array per message, as PostgreSQL's array text: unnest cannot take an array of arrays
-        // of different lengths.
-        let mentions: Vec<String> = batch
-            .iter()
-            .map(|m| {
-                let ids: Vec<String> = m.mentions.iter().map(|id| id.to_string()).collect();
-                format!("{{{}}}", ids.join(","))
-            })
-            .collect();
-        let attachments: Vec<Option<String>> = batch
-            .iter()
-            .map(|m| {
-                (!m.attachments.is_empty())
-                    .then(|| serde_json::to_string(&m.attachments).expect("attachments serialize"))
-            })
-            .collect();
-        let file_names: Vec<Option<String>> = batch
-            .iter()
-            .map(|m| (!m.attachments.is_empty()).then(|| searchable_names(&m.attachments)))
-            .collect();
-        let files: Vec<String> = batch
-            .iter()
-            .map(|m| {
-                let ids: Vec<String> = m.attachments.iter().map(|a| a.id.to_string()).collect();
-                format!("{{{}}}", ids.join(","))
-            })
-            .collect();
+        let columns = BatchColumns::of(batch);
+        let params = columns.params(&ids);
         // The COMMIT is sent right behind the insert, without waiting for its answer (requests on
         // one connection run in the order sent; after a failed insert COMMIT only rolls back): the
         // log's order lock is held one round trip less.
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 11] = [
-            &rooms,
-            &kinds,
-            &senders,
-            &contents,
-            &client_ids,
-            &ids,
-            &replies,
-            &mentions,
-            &attachments,
-            &file_names,
-            &files,
-        ];
         let (rows, ()) = tokio::try_join!(client.query(&stmt, &params), async {
             client.batch_execute("COMMIT").await
         })?;

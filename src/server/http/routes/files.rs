@@ -17,7 +17,7 @@ use crate::server::commands::validate::UploadQuery;
 use crate::server::files::images::{preview_type, shown_inline};
 use crate::server::files::upload::UploadRequest;
 use crate::server::http::error::respond;
-use crate::server::http::extract::{path_id, query};
+use crate::server::http::extract::{path_id, query, timed_out};
 use crate::server::http::streamed_body::{BoxError, streamed};
 use crate::server::state::{AppState, CurrentUser};
 use crate::server::store::StoredFile;
@@ -87,6 +87,13 @@ where
     S: futures_util::Stream<Item = Result<B, warp::Error>>,
     B: bytes::Buf,
 {
+    let body = body.map_err(|e| {
+        if timed_out(&e) {
+            ApiError::RequestTimeout
+        } else {
+            ApiError::BadRequest("The upload was cut off before its end".into())
+        }
+    });
     let uploaded = state.files.upload(&state.store, request, body).await?;
     Ok(created(&uploaded))
 }
