@@ -195,19 +195,8 @@ pub enum Command {
     Send {
         /// Who: @user (a person) or #group (a group you are in; #ID works too).
         target: String,
-        /// The message: the remaining words, joined by spaces; `-` reads standard input. May be
-        /// left out when sending files.
-        #[arg(required_unless_present = "file", num_args = 0..)]
-        text: Vec<String>,
-        /// Attach this file (again for more, up to 10); a progress bar shows on a terminal.
-        #[arg(long, short = 'f', value_name = "PATH")]
-        file: Vec<PathBuf>,
-        /// Retry key: the same id never stores a second message (random by default).
-        #[arg(long)]
-        client_id: Option<String>,
-        /// Answer this message (its id, shown in `history` as [ID]).
-        #[arg(long, value_name = "ID")]
-        reply_to: Option<MessageId>,
+        #[command(flatten)]
+        message: Outgoing,
     },
     /// Save a file sent in a chat (ID as shown in `history`: `[file 17]`). Never overwrites: a
     /// name that is taken gets ` (1)`.
@@ -434,29 +423,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => profile(&api, &out, full_name, email, password_stdin).await?,
         Command::Passwd { password_stdin } => passwd(&api, &out, password_stdin).await?,
         Command::Users { query, limit } => users(&api, &out, query, limit).await?,
-        Command::Send {
-            target,
-            text,
-            file,
-            client_id,
-            reply_to,
-        } => {
-            let message = Outgoing {
-                text,
-                files: file,
-                client_id,
-                reply_to,
-            };
-            send(&api, &out, &target, message).await?
-        }
-        Command::Download { id, output } => {
-            let (path, size) = transfer::download(&api, id, output.as_deref()).await?;
-            if out.json {
-                out.line(&serde_json::json!({"id": id, "path": path, "size": size}));
-            } else {
-                eprintln!("{}", transfer::saved_line(&path, size));
-            }
-        }
+        Command::Send { target, message } => send(&api, &out, &target, message).await?,
+        Command::Download { id, output } => download(&api, &out, id, output).await?,
         Command::Edit { id, text } => edit(&api, &out, id, &text.join(" ")).await?,
         Command::Delete { id } => {
             let change = api.delete(id).await?;
@@ -613,11 +581,37 @@ async fn passwd(api: &Api, out: &Out, from_stdin: bool) -> Result<(), CliError> 
     Ok(())
 }
 
+/// Saves file `id`; says where (or, with --json, a line with its id, path and size).
+async fn download(
+    api: &Api,
+    out: &Out,
+    id: crate::proto::FileId,
+    output: Option<PathBuf>,
+) -> Result<(), CliError> {
+    let (path, size) = transfer::download(api, id, output.as_deref()).await?;
+    if out.json {
+        out.line(&json!({"id": id, "path": path, "size": size}));
+    } else {
+        eprintln!("{}", transfer::saved_line(&path, size));
+    }
+    Ok(())
+}
+
 /// What `send` sends.
-struct Outgoing {
+#[derive(Debug, clap::Args)]
+pub(crate) struct Outgoing {
+    /// The message: the remaining words, joined by spaces; `-` reads standard input. May be
+    /// left out when sending files.
+    #[arg(required_unless_present = "file", num_args = 0..)]
     text: Vec<String>,
+    /// Attach this file (again for more, up to 10); a progress bar shows on a terminal.
+    #[arg(id = "file", long = "file", short = 'f', value_name = "PATH")]
     files: Vec<PathBuf>,
+    /// Retry key: the same id never stores a second message (random by default).
+    #[arg(long)]
     client_id: Option<String>,
+    /// Answer this message (its id, shown in `history` as [ID]).
+    #[arg(long, value_name = "ID")]
     reply_to: Option<MessageId>,
 }
 

@@ -115,6 +115,11 @@ const HELP: &str = "\
 A line without / is sent to the current room; [ID] before a message is its id.
 Tab completes commands, @people and #groups.";
 
+/// No progress bar under the prompt: it would fight the line editor for the terminal.
+fn quiet() -> super::files::Progress {
+    Arc::new(|_, _| {})
+}
+
 /// Where the next plain line goes.
 struct Current {
     target: Target,
@@ -498,26 +503,28 @@ impl Repl {
                     self.unread.insert(room, 0);
                 }
             }
-            SlashCommand::Upload { path, text } => {
-                let Some(c) = &self.current else {
-                    return Err(CliError::Usage("join a room first".into()));
-                };
-                let to = c.target.clone();
-                self.notice(&format!("uploading {}", path.display()));
-                let quiet: super::files::Progress = Arc::new(|_, _| {});
-                let uploaded = self.api.upload(&path, quiet).await?;
-                self.send_with_files(to, text.join(" "), None, vec![uploaded.file.id])
-                    .await;
-            }
+            SlashCommand::Upload { path, text } => self.upload(&path, text.join(" ")).await?,
             SlashCommand::Download { id, path } => {
-                let quiet: super::files::Progress = Arc::new(|_, _| {});
                 let to = path.unwrap_or_else(|| ".".into());
-                let (saved, size) = self.api.download(id, &to, quiet).await?;
+                let (saved, size) = self.api.download(id, &to, quiet()).await?;
                 self.notice(&super::transfer::saved_line(&saved, size));
             }
             SlashCommand::Help => self.say(HELP),
             SlashCommand::Quit => {}
         }
+        Ok(())
+    }
+
+    /// `/upload PATH TEXT`: the file, then a message here carrying it.
+    async fn upload(&mut self, path: &std::path::Path, text: String) -> Result<(), CliError> {
+        let Some(c) = &self.current else {
+            return Err(CliError::Usage("join a room first".into()));
+        };
+        let to = c.target.clone();
+        self.notice(&format!("uploading {}", path.display()));
+        let uploaded = self.api.upload(path, quiet()).await?;
+        self.send_with_files(to, text, None, vec![uploaded.file.id])
+            .await;
         Ok(())
     }
 
