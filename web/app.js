@@ -8,6 +8,7 @@
 
 import { Api, ApiError } from './api.js';
 import { Live } from './live.js';
+import { attachmentsNode, Tray } from './files.js';
 import { el, richText, when } from './text.js';
 
 /** Messages in a page of history. */
@@ -42,6 +43,7 @@ const WINDOW = 200;
  * @property {boolean} mention
  * @property {any} replyTo
  * @property {string | null} clientId
+ * @property {import('./files.js').Attachment[]} attachments
  */
 
 const api = new Api();
@@ -60,7 +62,7 @@ const state = {
   /** the window reaches the room's newest message */
   atNewest: true,
   loading: false,
-  /** @type {Map<string, {room: Room, content: string, replyTo: number | null, node: HTMLElement}>} */
+  /** @type {Map<string, {room: Room, content: string, replyTo: number | null, attachments: number[], node: HTMLElement}>} */
   pending: new Map(),
   /** @type {Set<number>} */
   online: new Set(),
@@ -158,6 +160,8 @@ const view = {
   /** @type {HTMLElement} */ status: el('span'),
   /** @type {HTMLElement} */ conversation: el('main'),
   /** @type {HTMLElement} */ newer: el('button'),
+  /** The files chosen for the next message in the open room. */
+  /** @type {Tray | null} */ tray: null,
 };
 
 async function startApp() {
@@ -187,6 +191,7 @@ function signedOut() {
   live = null;
   state.rooms.clear();
   state.current = null;
+  view.tray = null;
   showSignIn('signin', 'Your session has ended: sign in again.');
 }
 
@@ -237,6 +242,19 @@ function buildLayout() {
 
   view.conversation = el('main', { class: 'conversation', 'aria-label': 'Conversation' });
   view.conversation.append(el('p', { class: 'empty' }, 'Choose a conversation, or start one.'));
+  // Files dropped anywhere on an open conversation are added to its next message.
+  view.conversation.addEventListener('dragover', (event) => {
+    if (!view.tray || !event.dataTransfer?.types.includes('Files')) return;
+    event.preventDefault();
+    view.conversation.classList.add('dropping');
+  });
+  view.conversation.addEventListener('dragleave', () => view.conversation.classList.remove('dropping'));
+  view.conversation.addEventListener('drop', (event) => {
+    view.conversation.classList.remove('dropping');
+    if (!view.tray || !event.dataTransfer?.files.length) return;
+    event.preventDefault();
+    view.tray.add(event.dataTransfer.files);
+  });
   root.append(top, nav, view.conversation);
 }
 
@@ -244,6 +262,7 @@ function buildLayout() {
 async function showInvite() {
   const c = view.conversation;
   state.current = null;
+  view.tray = null;
   renderRooms();
   c.replaceChildren(el('h2', {}, 'Invite someone'));
   try {
@@ -404,6 +423,7 @@ function shown(m) {
     mention: Boolean(m.mention),
     replyTo: m.reply_to || null,
     clientId: m.client_id || null,
+    attachments: m.attachments || [],
   };
 }
 
@@ -471,8 +491,23 @@ async function openRoom(room, at) {
     event.preventDefault();
     submit();
   });
-  form.append(label, view.composer, el('button', { type: 'submit' }, 'Send'));
-  c.append(view.header, view.log, view.newer, view.typing, view.chip, form);
+  view.tray = new Tray(api, showProblem);
+  const picker = /** @type {HTMLInputElement} */ (el('input', { type: 'file', multiple: '', class: 'visually-hidden', tabindex: '-1', 'aria-hidden': 'true' }));
+  picker.addEventListener('change', () => {
+    if (picker.files) view.tray?.add(picker.files);
+    picker.value = '';
+    view.composer.focus();
+  });
+  const attach = el('button', { type: 'button', class: 'attach', title: 'Attach files (or drop or paste them here)' }, 'Attach');
+  attach.addEventListener('click', () => picker.click());
+  view.composer.addEventListener('paste', (event) => {
+    const files = event.clipboardData ? [...event.clipboardData.files] : [];
+    if (files.length === 0) return;
+    event.preventDefault();
+    view.tray?.add(files);
+  });
+  form.append(attach, picker, label, view.composer, el('button', { type: 'submit' }, 'Send'));
+  c.append(view.header, view.log, view.newer, view.typing, view.chip, view.tray.node, form);
   state.window = [];
   state.atOldest = false;
   state.atNewest = true;
@@ -562,7 +597,8 @@ function messageNode(m) {
   } else {
     body.append(richText(m.content, me().username));
   }
-  node.append(body);
+  if (m.deleted || m.content || m.attachments.length === 0) node.append(body);
+  if (!m.deleted && m.attachments.length > 0) node.append(attachmentsNode(api, m.attachments, showProblem));
   if (!m.deleted) {
     const actions = el('div', { class: 'message-actions' });
     const reply = el('button', { type: 'button' }, 'Reply');
@@ -703,7 +739,8 @@ function typed() {
 async function submit() {
   const room = state.current;
   const text = view.composer.value;
-  if (!room || !text.trim()) return;
+  const withFiles = Boolean(view.tray && !view.tray.empty && !state.editing);
+  if (!room || (!text.trim() && !withFiles)) return;
   view.composer.value = '';
   if (state.editing) {
     const m = state.editing;
@@ -722,7 +759,10 @@ async function submit() {
   const body = el('p', { class: 'body' });
   body.append(richText(text, me().username));
   node.append(head, body);
-  state.pending.set(clientId, { room, content: text, replyTo, node });
+  const files = withFiles && view.tray ? await view.tray.take() : [];
+  if (files.length > 0) node.append(el('p', { class: 'body' }, files.map((f) => f.name).join(', ')));
+  else if (!text.trim()) return;
+  state.pending.set(clientId, { room, content: text, replyTo, attachments: files.map((f) => f.id), node });
   if (!state.atNewest) await jumpToLatest();
   view.log.append(node);
   view.log.scrollTop = view.log.scrollHeight;
@@ -733,7 +773,12 @@ async function submit() {
 async function deliverPending(clientId) {
   const p = state.pending.get(clientId);
   if (!p) return;
-  const body = { content: p.content, client_id: clientId, ...(p.replyTo ? { reply_to: p.replyTo } : {}) };
+  const body = {
+    content: p.content,
+    client_id: clientId,
+    ...(p.replyTo ? { reply_to: p.replyTo } : {}),
+    ...(p.attachments.length ? { attachments: p.attachments } : {}),
+  };
   try {
     const reply = p.room.kind === 'group'
       ? await api.call('POST', '/groups/send', { group_id: p.room.id, ...body })
@@ -922,6 +967,7 @@ function onStatus(online) {
 async function showSearch(q) {
   const c = view.conversation;
   state.current = null;
+  view.tray = null;
   renderRooms();
   c.replaceChildren(el('h2', {}, `Search: ${q}`));
   const results = el('ul', { class: 'results', 'aria-label': 'Search results' });

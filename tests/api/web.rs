@@ -905,3 +905,150 @@ async fn seed_messages(
     .unwrap();
     db.batch_execute("VACUUM (ANALYZE) messages").await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_attached_by_button_paste_and_drop_and_images_show_inline() {
+    let app = spawn_app().await;
+    let Some(alice) = Browser::open(1100).await else {
+        return;
+    };
+    alice.create_account(&app.address, "alice", None).await;
+    let (bob, _, group) = bob_and_his_group_with_alice(&app, "crew").await;
+    // Bob sends a picture: alice's page shows it from its preview.
+    let img = image::RgbImage::from_fn(800, 600, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 120])
+    });
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let up = app
+        .client
+        .post(app.url("/files?name=photo.png"))
+        .bearer_auth(&bob.access)
+        .body(png.into_inner())
+        .send()
+        .await
+        .unwrap();
+    let photo: serde_json::Value = up.json().await.unwrap();
+    let sent = app
+        .post(
+            "/groups/send",
+            Some(&bob.access),
+            json!({"group_id": group, "content": "the view", "attachments": [photo["id"]]}),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
+    let mut bob_ws = app.ws(&bob.access).await;
+    alice.click_at("//button[contains(., '#crew')]").await;
+    alice
+        .find("//article[contains(., 'the view')]//img[@alt='photo.png']")
+        .await;
+    let mut shown = serde_json::Value::Null;
+    for _ in 0..100 {
+        shown = alice
+            .eval("const i = document.querySelector(\"img[alt='photo.png']\"); return [i.naturalWidth, i.naturalHeight, i.src.slice(0, 5)];")
+            .await;
+        if shown[0].as_i64().unwrap_or(0) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        shown,
+        json!([320, 240, "blob:"]),
+        "the preview, not the original"
+    );
+
+    // A file chosen with the button uploads at once, with its progress; then the message goes.
+    let dir = std::env::temp_dir().join(format!("rtchat-web-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let notes = dir.join("notes.txt");
+    std::fs::write(&notes, "the meeting notes").unwrap();
+    alice
+        .find("//input[@type='file']")
+        .await
+        .send_keys(&notes.display().to_string())
+        .await
+        .unwrap();
+    alice
+        .find("//ul[@aria-label='Files to send']/li[contains(@class, 'uploaded')]")
+        .await;
+    alice.say("here are the notes").await;
+    let got = bob_ws
+        .recv_as(|f| match f {
+            rtchat::proto::ServerFrame::NewMessage { message, .. }
+                if message.content == "here are the notes" =>
+            {
+                Some(message)
+            }
+            _ => None,
+        })
+        .await;
+    assert_eq!(got.attachments.len(), 1);
+    assert_eq!(got.attachments[0].name, "notes.txt");
+    assert_eq!(got.attachments[0].size, 17);
+    alice
+        .find(
+            "//article[contains(., 'here are the notes')]//button[contains(., 'notes.txt (17 B)')]",
+        )
+        .await;
+
+    // Pasted and dropped files join the next message, which needs no words.
+    alice
+        .eval(
+            "const paste = new DataTransfer();
+             paste.items.add(new File(['pasted words'], 'pasted.txt', {type: 'text/plain'}));
+             document.getElementById('composer').dispatchEvent(
+                 new ClipboardEvent('paste', {clipboardData: paste, bubbles: true, cancelable: true}));
+             const drop = new DataTransfer();
+             drop.items.add(new File(['dropped'], 'dropped.log', {type: 'text/plain'}));
+             document.querySelector('main').dispatchEvent(
+                 new DragEvent('drop', {dataTransfer: drop, bubbles: true, cancelable: true}));
+             return true;",
+        )
+        .await;
+    alice
+        .text_until("//ul[@aria-label='Files to send']", |t| {
+            t.contains("pasted.txt") && t.contains("dropped.log")
+        })
+        .await;
+    let composer = alice.textbox("Message").await;
+    composer.send_keys("\u{E007}").await.unwrap();
+    let got = bob_ws
+        .recv_as(|f| match f {
+            rtchat::proto::ServerFrame::NewMessage { message, .. }
+                if message.attachments.len() == 2 =>
+            {
+                Some(message)
+            }
+            _ => None,
+        })
+        .await;
+    let names: Vec<&str> = got.attachments.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["pasted.txt", "dropped.log"]);
+    assert_eq!(got.content, "");
+
+    // A file taken off the tray is not sent.
+    alice
+        .find("//input[@type='file']")
+        .await
+        .send_keys(&notes.display().to_string())
+        .await
+        .unwrap();
+    alice
+        .click_at("//button[@aria-label='Remove notes.txt']")
+        .await;
+    alice.say("no file after all").await;
+    let got = bob_ws
+        .recv_as(|f| match f {
+            rtchat::proto::ServerFrame::NewMessage { message, .. }
+                if message.content == "no file after all" =>
+            {
+                Some(message)
+            }
+            _ => None,
+        })
+        .await;
+    assert!(got.attachments.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+    alice.close().await;
+}

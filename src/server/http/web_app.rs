@@ -33,6 +33,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../../web/live.js"),
     ),
     (
+        "files.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../web/files.js"),
+    ),
+    (
         "text.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../../web/text.js"),
@@ -51,7 +56,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
 
 /// What the app may load and where it may connect: its own origin, nothing else.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-style-src 'self'; img-src 'self' data:; connect-src 'self'; manifest-src 'self'; \
+style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; manifest-src 'self'; \
 frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 pub fn routes() -> BoxedFilter<(Response,)> {
