@@ -289,7 +289,8 @@ mod tests {
             "image/svg+xml"
         );
         // A name cannot make bytes an image.
-        assert_eq!(content_type(b"<script>", "cat.png"), "text/plain");
+        assert_eq!(content_type(b"<script>", "cat.png"), "text/html");
+        assert_eq!(content_type(b"meow", "cat.png"), "text/plain");
         assert_eq!(
             content_type(b"\xff\xfe\x00\x01\x02", "blob"),
             "application/octet-stream"

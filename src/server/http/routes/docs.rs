@@ -16,8 +16,8 @@ use super::responses::{
     TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType,
 };
 use super::{
-    accounts, admin, changes, group_settings, groups, invites, messages, meta, rooms, search, sync,
-    tokens, users, web_session, webhooks,
+    accounts, admin, changes, files, group_settings, groups, invites, messages, meta, rooms,
+    search, sync, tokens, users, web_session, webhooks,
 };
 use crate::proto::ServerFrame;
 
@@ -72,6 +72,9 @@ unread counts, and live delivery over WebSocket. Errors are JSON: `{\"detail\": 
         changes::edit,
         changes::delete,
         search::search,
+        files::upload,
+        files::download,
+        files::preview,
         groups::create,
         groups::send,
         groups::my_groups,
@@ -131,6 +134,7 @@ unread counts, and live delivery over WebSocket. Errors are JSON: `{\"detail\": 
         (name = "messages", description = "Direct messages"),
         (name = "groups", description = "Group chats"),
         (name = "rooms", description = "Read state of any room"),
+        (name = "files", description = "Files attached to messages"),
         (name = "realtime", description = "WebSocket and catching up"),
         (name = "admin", description = "A server's administration (admins and owners)"),
         (name = "invites", description = "Invite codes for new accounts"),

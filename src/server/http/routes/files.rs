@@ -47,14 +47,14 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
             .and(warp::get())
             .and(me())
             .and(warp::header::headers_cloned())
-            .then(|segment, state, me, headers| download(segment, state, me, headers, false))
+            .then(download)
             .map(respond)
             .boxed(),
         warp::path!("files" / String / "preview")
             .and(warp::get())
             .and(me())
             .and(warp::header::headers_cloned())
-            .then(|segment, state, me, headers| download(segment, state, me, headers, true))
+            .then(preview)
             .map(respond)
             .boxed(),
     ])
@@ -98,7 +98,7 @@ where
     Ok(created(&uploaded))
 }
 
-/// Download a file (or, at `/files/{id}/preview`, an image's preview).
+/// Download a file.
 ///
 /// Only for members of a room where it was sent, and for its uploader until then; 404 for anyone
 /// else. `Range` (one range) and `If-None-Match` are honoured. Images of a raster type are served
@@ -116,6 +116,36 @@ where
         (status = 503, response = Unavailable),
     ))]
 pub(super) async fn download(
+    segment: String,
+    state: AppState,
+    me: CurrentUser,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    serve(segment, state, me, headers, false).await
+}
+
+/// An image's preview: at most 320 px on its longer side (JPEG, or PNG when it has transparency).
+#[utoipa::path(get, path = "/files/{id}/preview", tag = "files",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The image's file id")),
+    responses(
+        (status = 200, description = "The preview", content_type = "image/jpeg"),
+        (status = 304, description = "Unchanged (If-None-Match)"),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn preview(
+    segment: String,
+    state: AppState,
+    me: CurrentUser,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    serve(segment, state, me, headers, true).await
+}
+
+/// A file, or its preview, to someone who may read it.
+async fn serve(
     segment: String,
     state: AppState,
     me: CurrentUser,
