@@ -186,8 +186,12 @@ async fn serve(
     served.respond(&state, &headers).await
 }
 
+/// Storage failed; bytes gone under a file (its message deleted a moment ago) are a file gone.
 fn unavailable(e: object_store::Error) -> ApiError {
-    ApiError::Unavailable(crate::server::commands::Cause::of(e))
+    match e {
+        object_store::Error::NotFound { .. } => ApiError::NotFound("File not found".into()),
+        e => ApiError::Unavailable(crate::server::commands::Cause::of(e)),
+    }
 }
 
 /// Types a browser would run or render as a document: always sent as plain bytes.
