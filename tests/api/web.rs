@@ -651,14 +651,7 @@ async fn replying_editing_deleting_searching_and_typing_in_the_page() {
     alice.say("a reply from alice").await;
     // (Bob's socket, opened just after his first message, may be handed that one too.)
     let reply = bob_ws
-        .recv_as(|f| match f {
-            rtchat::proto::ServerFrame::NewMessage { message, .. }
-                if message.content == "a reply from alice" =>
-            {
-                Some(message)
-            }
-            _ => None,
-        })
+        .recv_message_where(|m| m.content == "a reply from alice")
         .await;
     assert_eq!(
         reply.reply_to.as_ref().map(|r| r.message_id),
@@ -974,14 +967,7 @@ async fn files_are_attached_by_button_paste_and_drop_and_images_show_inline() {
         .await;
     alice.say("here are the notes").await;
     let got = bob_ws
-        .recv_as(|f| match f {
-            rtchat::proto::ServerFrame::NewMessage { message, .. }
-                if message.content == "here are the notes" =>
-            {
-                Some(message)
-            }
-            _ => None,
-        })
+        .recv_message_where(|m| m.content == "here are the notes")
         .await;
     assert_eq!(got.attachments.len(), 1);
     assert_eq!(got.attachments[0].name, "notes.txt");
@@ -1014,14 +1000,7 @@ async fn files_are_attached_by_button_paste_and_drop_and_images_show_inline() {
     let composer = alice.textbox("Message").await;
     composer.send_keys("\u{E007}").await.unwrap();
     let got = bob_ws
-        .recv_as(|f| match f {
-            rtchat::proto::ServerFrame::NewMessage { message, .. }
-                if message.attachments.len() == 2 =>
-            {
-                Some(message)
-            }
-            _ => None,
-        })
+        .recv_message_where(|m| m.attachments.len() == 2)
         .await;
     let names: Vec<&str> = got.attachments.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["pasted.txt", "dropped.log"]);
@@ -1039,14 +1018,7 @@ async fn files_are_attached_by_button_paste_and_drop_and_images_show_inline() {
         .await;
     alice.say("no file after all").await;
     let got = bob_ws
-        .recv_as(|f| match f {
-            rtchat::proto::ServerFrame::NewMessage { message, .. }
-                if message.content == "no file after all" =>
-            {
-                Some(message)
-            }
-            _ => None,
-        })
+        .recv_message_where(|m| m.content == "no file after all")
         .await;
     assert!(got.attachments.is_empty());
     let _ = std::fs::remove_dir_all(&dir);

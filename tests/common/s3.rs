@@ -30,34 +30,22 @@ fn moto_server() -> String {
 /// installed. The AWS_* variables the server's S3 client reads are set for the whole process once.
 pub fn s3_endpoint() -> Option<String> {
     S3.get_or_init(|| {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut command = std::process::Command::new(moto_server());
-        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-        let child = match super::process::spawn_for_the_run(command) {
-            Ok(child) => child,
-            Err(e) => {
-                assert!(
-                    std::env::var_os("RTCHAT_REQUIRE_S3").is_none(),
-                    "moto_server is required here but cannot start: {e}"
-                );
-                eprintln!("moto_server is not installed; skipping the S3 tests");
-                return None;
-            }
-        };
+        let (port, pid) = super::process::serve_for_the_run(
+            &moto_server(),
+            |port| {
+                vec![
+                    "-H".into(),
+                    "127.0.0.1".into(),
+                    "-p".into(),
+                    port.to_string(),
+                ]
+            },
+            "RTCHAT_REQUIRE_S3",
+            std::time::Duration::from_secs(30),
+        )?;
         // SAFETY: registering a plain extern "C" function.
         unsafe {
             libc::atexit(stop_test_s3);
-        }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "moto_server did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
         }
         let endpoint = format!("http://127.0.0.1:{port}");
         // SAFETY: set once, before any server of this binary reads them; the same values for all.
@@ -68,7 +56,7 @@ pub fn s3_endpoint() -> Option<String> {
             std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
             std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
         }
-        Some((endpoint, child.id()))
+        Some((endpoint, pid))
     })
     .as_ref()
     .map(|(url, _)| url.clone())

@@ -156,6 +156,18 @@ impl WsClient {
 
     /// The next frame of type `kind` as JSON, skipping presence and other unrelated events: for
     /// the tests that pin the wire format itself.
+    /// The next `new_message` for which `keep` holds (others are skipped).
+    pub async fn recv_message_where(
+        &mut self,
+        keep: impl Fn(&rtchat::proto::LiveMessage) -> bool,
+    ) -> rtchat::proto::LiveMessage {
+        self.recv_as(|f| match f {
+            ServerFrame::NewMessage { message, .. } if keep(&message) => Some(message),
+            _ => None,
+        })
+        .await
+    }
+
     pub async fn recv_type(&mut self, kind: &str) -> Value {
         loop {
             let frame = self.recv().await;
