@@ -956,12 +956,7 @@ async fn files_are_attached_by_button_paste_and_drop_and_images_show_inline() {
     std::fs::create_dir_all(&dir).unwrap();
     let notes = dir.join("notes.txt");
     std::fs::write(&notes, "the meeting notes").unwrap();
-    alice
-        .find("//input[@type='file']")
-        .await
-        .send_keys(&notes.display().to_string())
-        .await
-        .unwrap();
+    alice.choose_file(&notes).await;
     alice
         .find("//ul[@aria-label='Files to send']/li[contains(@class, 'uploaded')]")
         .await;
@@ -1007,12 +1002,7 @@ async fn files_are_attached_by_button_paste_and_drop_and_images_show_inline() {
     assert_eq!(got.content, "");
 
     // A file taken off the tray is not sent.
-    alice
-        .find("//input[@type='file']")
-        .await
-        .send_keys(&notes.display().to_string())
-        .await
-        .unwrap();
+    alice.choose_file(&notes).await;
     alice
         .click_at("//button[@aria-label='Remove notes.txt']")
         .await;

@@ -179,6 +179,15 @@ impl Browser {
         panic!("{xpath} kept changing under the click");
     }
 
+    /// Chooses `path` in the page's file input (as the Attach button's dialog would).
+    pub async fn choose_file(&self, path: &std::path::Path) {
+        self.find("//input[@type='file']")
+            .await
+            .send_keys(&path.display().to_string())
+            .await
+            .expect("the file is chosen");
+    }
+
     /// Types into the composer and presses Enter.
     pub async fn say(&self, text: &str) {
         let composer = self.textbox("Message").await;

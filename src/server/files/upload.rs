@@ -81,6 +81,10 @@ fn over_quota(quota: u64, used: i64) -> ApiError {
     ))
 }
 
+fn empty() -> ApiError {
+    ApiError::BadRequest("The file is empty".into())
+}
+
 fn storage_failed(e: object_store::Error) -> ApiError {
     ApiError::Unavailable(crate::server::commands::Cause::of(e))
 }
@@ -105,7 +109,7 @@ impl Files {
                 return Err(too_large(limits.max_upload));
             }
             if length == 0 {
-                return Err(ApiError::BadRequest("The file is empty".into()));
+                return Err(empty());
             }
         }
         let used = store.storage_used(request.uploader).await?;
@@ -214,7 +218,7 @@ impl Files {
         }
         if size == 0 {
             let _ = writer.abort().await;
-            return Err(ApiError::BadRequest("The file is empty".into()));
+            return Err(empty());
         }
         writer.finish().await.map_err(storage_failed)?;
         Ok(Received {
