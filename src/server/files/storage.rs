@@ -7,10 +7,12 @@ use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{
+    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -137,11 +139,13 @@ impl FileStorage {
             range: range.map(GetRange::Bounded),
             ..Default::default()
         };
-        Ok(self
-            .objects
-            .get_opts(&Self::blob(sha256), options)
-            .await?
-            .into_stream())
+        let got = self.objects.get_opts(&Self::blob(sha256), options).await?;
+        match got.payload {
+            // A local file is read in large chunks: object_store's own stream reads 8 KiB at a
+            // time, a quarter of the speed (measured: 245 MB/s for a 1 GiB download).
+            GetResultPayload::File(file, path) => Ok(read_file(file, path, got.range)),
+            GetResultPayload::Stream(stream) => Ok(stream),
+        }
     }
 
     /// Removes what is at `at`; already gone is fine.
@@ -181,4 +185,31 @@ impl FileStorage {
         }
         Ok(stale)
     }
+}
+
+/// Bytes `range` of a local `file`, in chunks of 256 KiB.
+fn read_file(
+    file: std::fs::File,
+    path: PathBuf,
+    range: std::ops::Range<u64>,
+) -> BoxStream<'static, Result<Bytes, object_store::Error>> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let opened = async move {
+        let mut file = tokio::fs::File::from_std(file);
+        file.seek(std::io::SeekFrom::Start(range.start)).await?;
+        Ok::<_, std::io::Error>(tokio_util::io::ReaderStream::with_capacity(
+            file.take(range.end - range.start),
+            256 * 1024,
+        ))
+    };
+    let failed = move |source: std::io::Error| object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: format!("reading {}: {source}", path.display()).into(),
+    };
+    let failed_too = failed.clone();
+    futures_util::stream::once(opened)
+        .map(move |opened| opened.map_err(failed.clone()))
+        .map_ok(move |chunks| chunks.map_err(failed_too.clone()))
+        .try_flatten()
+        .boxed()
 }
