@@ -599,3 +599,37 @@ async fn two_instances_share_files_through_s3() {
         .await;
     assert!(eventually(|| async { !listing(bucket.clone()).await.contains(&sha) }).await);
 }
+
+#[tokio::test]
+async fn a_retried_send_with_files_stores_one_message_that_keeps_them() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let id = uploaded(&app, &alice, "once.txt", b"once".to_vec()).await;
+    let body =
+        json!({"recipient_id": bob.id, "content": "", "attachments": [id], "client_id": "c-1"});
+    let first = app
+        .post("/messages/send", Some(&alice.access), body.clone())
+        .await;
+    let again = app.post("/messages/send", Some(&alice.access), body).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    assert_eq!(first.body["data"]["id"], again.body["data"]["id"]);
+    assert_eq!(again.body["data"]["attachments"][0]["id"], id);
+    let page = app
+        .get(&format!("/messages/chat/{}", alice.id), Some(&bob.access))
+        .await;
+    assert_eq!(page.body.as_array().unwrap().len(), 1);
+    let message = first.body["data"]["id"].as_i64().unwrap();
+    let rows = app
+        .sql()
+        .await
+        .query("SELECT message_id FROM files WHERE id = $1", &[&id])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, Option<i64>>(0), Some(message));
+    assert_eq!(
+        download(&app, &bob, &format!("/files/{id}"), &[]).await.2,
+        b"once"
+    );
+}

@@ -154,8 +154,11 @@ struct BatchColumns<'a> {
     // Arrays per message, as PostgreSQL's array text: unnest cannot take an array of arrays of
     // different lengths.
     mentions: Vec<String>,
-    files: Vec<String>,
     attachments: Vec<Option<String>>,
+    /// Each attached file, with the id of its message and its sender (the uploader).
+    files: Vec<FileId>,
+    file_messages: Vec<MessageId>,
+    file_senders: Vec<UserId>,
     file_names: Vec<Option<String>>,
 }
 
@@ -166,8 +169,14 @@ fn array_text<T: ToString>(items: impl Iterator<Item = T>) -> String {
 }
 
 impl<'a> BatchColumns<'a> {
-    fn of(batch: &'a [NewMessage]) -> Self {
+    fn of(batch: &'a [NewMessage], ids: &[MessageId]) -> Self {
         let with_files = |m: &NewMessage| !m.attachments.is_empty();
+        let attached = || {
+            batch
+                .iter()
+                .zip(ids)
+                .flat_map(|(m, id)| m.attachments.iter().map(move |a| (a.id, *id, m.sender_id)))
+        };
         BatchColumns {
             rooms: batch.iter().map(|m| m.room_id).collect(),
             kinds: batch.iter().map(|m| m.kind.as_str()).collect(),
@@ -179,10 +188,9 @@ impl<'a> BatchColumns<'a> {
                 .iter()
                 .map(|m| array_text(m.mentions.iter()))
                 .collect(),
-            files: batch
-                .iter()
-                .map(|m| array_text(m.attachments.iter().map(|a| a.id)))
-                .collect(),
+            files: attached().map(|(file, _, _)| file).collect(),
+            file_messages: attached().map(|(_, message, _)| message).collect(),
+            file_senders: attached().map(|(_, _, sender)| sender).collect(),
             attachments: batch
                 .iter()
                 .map(|m| {
@@ -202,7 +210,7 @@ impl<'a> BatchColumns<'a> {
     fn params<'s>(
         &'s self,
         ids: &'s &'s [MessageId],
-    ) -> [&'s (dyn tokio_postgres::types::ToSql + Sync); 11] {
+    ) -> [&'s (dyn tokio_postgres::types::ToSql + Sync); 10] {
         [
             &self.rooms,
             &self.kinds,
@@ -214,9 +222,38 @@ impl<'a> BatchColumns<'a> {
             &self.mentions,
             &self.attachments,
             &self.file_names,
-            &self.files,
         ]
     }
+}
+
+/// Gives each attached file its message. A message the insert did not store (a retry, a
+/// non-member's) takes no file.
+const ATTACH_FILES: &str = "UPDATE files f SET message_id = v.message
+     FROM unnest($1::bigint[], $2::bigint[], $3::int[]) AS v(file, message, sender)
+     WHERE f.id = v.file AND f.uploader_id = v.sender AND f.message_id IS NULL
+       AND EXISTS (SELECT 1 FROM messages m WHERE m.id = v.message AND m.sender_id = v.sender)";
+
+/// `ATTACH_FILES` for the batch, in its transaction right behind the insert: a statement of its
+/// own, sent only for a batch with files, so that the insert's plan stays as it was.
+async fn attach_files(
+    client: &Object,
+    statement: Option<&tokio_postgres::Statement>,
+    columns: &BatchColumns<'_>,
+) -> Result<(), StoreError> {
+    let Some(statement) = statement else {
+        return Ok(());
+    };
+    client
+        .execute(
+            statement,
+            &[
+                &columns.files,
+                &columns.file_messages,
+                &columns.file_senders,
+            ],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Attachments' names as search reads them: each whole, and in words (`build-log.txt` is found by
@@ -326,11 +363,11 @@ impl Store {
                 "WITH input AS (
                     SELECT t.room, t.sender, t.content, t.client_id, t.id, t.reply_to,
                            t.mentions::int[] AS mentions, t.attachments::jsonb AS attachments,
-                           t.file_names, t.files::bigint[] AS files
+                           t.file_names
                     FROM unnest($1::int[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[],
-                                $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[])
+                                $7::bigint[], $8::text[], $9::text[], $10::text[])
                          AS t(room, kind, sender, content, client_id, id, reply_to, mentions,
-                              attachments, file_names, files)
+                              attachments, file_names)
                     WHERE EXISTS (
                         SELECT 1 FROM chat_room_members mm JOIN chat_rooms r ON r.id = mm.chat_room_id
                         WHERE mm.chat_room_id = t.room AND mm.user_id = t.sender AND r.room_type = t.kind
@@ -344,22 +381,32 @@ impl Store {
                     ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
                     RETURNING id, chat_room_id, sender_id, content, created_at, client_id, reply_to,
                               edited_at, deleted_at, mentions, attachments
-                 ), attached AS (
-                    UPDATE files f SET message_id = i.id
-                    FROM ins i JOIN input t ON t.id = i.id
-                    WHERE f.id = ANY(t.files) AND f.uploader_id = i.sender_id AND f.message_id IS NULL
                  )
                  SELECT {INSERTED_COLUMNS} FROM ins m"
             ))
             .await?;
-        let columns = BatchColumns::of(batch);
+        let columns = BatchColumns::of(batch, ids);
         let params = columns.params(&ids);
         // The COMMIT is sent right behind the insert, without waiting for its answer (requests on
         // one connection run in the order sent; after a failed insert COMMIT only rolls back): the
         // log's order lock is held one round trip less.
-        let (rows, ()) = tokio::try_join!(client.query(&stmt, &params), async {
-            client.batch_execute("COMMIT").await
-        })?;
+        // Prepared first: in the join below each statement must be sent at its first poll, in
+        // order, before the COMMIT.
+        let attach = if columns.files.is_empty() {
+            None
+        } else {
+            Some(client.prepare_cached(ATTACH_FILES).await?)
+        };
+        let (rows, (), ()) = tokio::try_join!(
+            async { client.query(&stmt, &params).await.map_err(StoreError::from) },
+            attach_files(client, attach.as_ref(), &columns),
+            async {
+                client
+                    .batch_execute("COMMIT")
+                    .await
+                    .map_err(StoreError::from)
+            }
+        )?;
         // Message `i` has id `ids[i]`: where each stored one goes, and who sent it.
         let first = ids.first().copied().unwrap_or_default();
         let mut stored: Vec<Option<StoredMessage>> = batch.iter().map(|_| None).collect();
