@@ -18,6 +18,7 @@ mod api {
     mod meta;
     mod metrics;
     mod openapi;
+    mod reactions;
     mod repl;
     mod robustness;
     mod rooms;

@@ -497,6 +497,29 @@ impl Api {
     }
 
     /// Deletes a message of yours (or, as a group's admin, any of the group's).
+    /// Adds (or, `add` false, takes back) a reaction; the change, or None when it was so already.
+    pub async fn react(
+        &self,
+        message: MessageId,
+        emoji: &str,
+        add: bool,
+    ) -> Result<Option<MessageChange>, CliError> {
+        let body = crate::proto::ReactRequest {
+            emoji: emoji.to_string(),
+        };
+        let method = if add { Method::POST } else { Method::DELETE };
+        let reply: crate::proto::ReactReply = self
+            .call(
+                method,
+                &format!("/messages/{message}/reactions"),
+                &[],
+                Some(&body),
+                true,
+            )
+            .await?;
+        Ok(reply.data)
+    }
+
     pub async fn delete(&self, message: MessageId) -> Result<MessageChange, CliError> {
         let reply: ChangeReply = self
             .call(

@@ -219,6 +219,18 @@ pub enum Command {
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
     },
+    /// React to a message (ID as shown in `history`), or take a reaction back with --remove. A
+    /// reaction is no message: it raises nobody's unread count.
+    #[command(after_help = "Examples:\n  rtchat react 42 👍\n  rtchat react 42 👍 --remove")]
+    React {
+        /// The message's id.
+        id: MessageId,
+        /// One emoji.
+        emoji: String,
+        /// Take your reaction back.
+        #[arg(long)]
+        remove: bool,
+    },
     /// Delete a message of yours (or, as a group's admin, any message of the group).
     #[command(after_help = "Examples:\n  rtchat delete 42")]
     Delete {
@@ -426,6 +438,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Send { target, message } => send(&api, &out, &target, message).await?,
         Command::Download { id, output } => download(&api, &out, id, output).await?,
         Command::Edit { id, text } => edit(&api, &out, id, &text.join(" ")).await?,
+        Command::React { id, emoji, remove } => react(&api, &out, id, &emoji, !remove).await?,
         Command::Delete { id } => {
             let change = api.delete(id).await?;
             out.done(&change, format_args!("deleted (message {id})"));
@@ -593,6 +606,32 @@ async fn download(
         out.line(&json!({"id": id, "path": path, "size": size}));
     } else {
         eprintln!("{}", transfer::saved_line(&path, size));
+    }
+    Ok(())
+}
+
+/// `react ID EMOJI [--remove]`: says what changed (or that nothing did).
+async fn react(
+    api: &Api,
+    out: &Out,
+    id: MessageId,
+    emoji: &str,
+    add: bool,
+) -> Result<(), CliError> {
+    let change = api.react(id, emoji, add).await?;
+    if out.json {
+        out.line(&json!({"message_id": id, "emoji": emoji, "change": change}));
+        return Ok(());
+    }
+    let count = change
+        .as_ref()
+        .and_then(|c| c.reaction.as_ref())
+        .map(|r| r.count);
+    match (add, count) {
+        (true, Some(n)) => eprintln!("reacted {emoji} to message {id} ({n} in all)"),
+        (false, Some(n)) => eprintln!("took back {emoji} from message {id} ({n} left)"),
+        (true, None) => eprintln!("you had reacted {emoji} to message {id} already"),
+        (false, None) => eprintln!("you had not reacted {emoji} to message {id}"),
     }
     Ok(())
 }
@@ -1118,9 +1157,9 @@ fn notice(names: &RoomNames, me: &str, frame: &ServerFrame) -> Option<String> {
             username,
             removed_by.as_deref(),
         )),
-        ServerFrame::MessageEdited { change } | ServerFrame::MessageDeleted { change } => {
-            Some(changed_line(names, change))
-        }
+        ServerFrame::MessageEdited { change }
+        | ServerFrame::MessageDeleted { change }
+        | ServerFrame::MessageReaction { change } => Some(changed_line(names, change)),
         ServerFrame::GroupUpdated {
             name,
             topic,

@@ -9,7 +9,7 @@ use chrono::{DateTime, Local, Utc};
 use crate::proto::files::{human_size, safe_file_name};
 use crate::proto::{
     Attachment, ChatSummary, GroupSummary, LiveMessage, MessageChange, MessageId,
-    MessageWithSender, ReplyPreview, RoomId, ServerFrame, Timestamp,
+    MessageWithSender, Reaction, ReplyPreview, RoomId, ServerFrame, Timestamp,
 };
 
 /// What a message whose sender's account is gone shows as its sender.
@@ -25,6 +25,7 @@ pub struct Shown<'a> {
     pub edited: bool,
     pub deleted: bool,
     pub attachments: &'a [Attachment],
+    pub reactions: &'a [Reaction],
 }
 
 impl<'a> Shown<'a> {
@@ -38,6 +39,7 @@ impl<'a> Shown<'a> {
             edited: m.edited_at.is_some(),
             deleted: m.deleted,
             attachments: &m.attachments,
+            reactions: &m.reactions,
         }
     }
 
@@ -52,6 +54,7 @@ impl<'a> Shown<'a> {
             edited: message.edited_at.is_some(),
             deleted: message.deleted,
             attachments: &message.attachments,
+            reactions: &message.reactions,
         }
     }
 }
@@ -101,7 +104,23 @@ pub fn message_line(style: &Style, room: Option<&str>, m: &Shown<'_>) -> String 
         text.push(' ');
         text.push_str(&style.dim("(edited)"));
     }
+    if !m.reactions.is_empty() {
+        text.push_str("\n    ");
+        text.push_str(&reactions_line(style, m.reactions));
+    }
     text
+}
+
+/// `👍 2  🎉 1`, the reader's own in bold.
+pub fn reactions_line(style: &Style, reactions: &[Reaction]) -> String {
+    let each: Vec<String> = reactions
+        .iter()
+        .map(|r| {
+            let shown = format!("{} {}", r.emoji, r.count);
+            if r.me { style.bold(&shown) } else { shown }
+        })
+        .collect();
+    each.join("  ")
 }
 
 /// A file as a message line shows it: `📎 report.pdf (1.2 MB) [file 17]` (the id is what
@@ -131,6 +150,14 @@ pub fn unread(count: i64, mentions: i64) -> String {
 /// An edit or a deletion as a line: `#ops [42] edited: new text`, `#ops [42] deleted`.
 pub fn changed_line(names: &RoomNames, change: &MessageChange) -> String {
     let room = names.label(change.room_id);
+    if let Some(r) = &change.reaction {
+        let who = r
+            .username
+            .as_deref()
+            .map_or_else(|| "someone".to_string(), |n| format!("@{n}"));
+        let did = if r.added { "reacted" } else { "took back" };
+        return format!("{room} [{}] {who} {did} {}", change.message_id, r.emoji);
+    }
     match &change.content {
         Some(text) => format!(
             "{room} [{}] edited: {}",
@@ -413,6 +440,7 @@ mod tests {
             edited: false,
             deleted: false,
             attachments: &[],
+            reactions: &[],
         };
         let line = message_line(&Style::plain(), Some("#ops"), &shown(Some("alice"), "a\nb"));
         assert!(line.ends_with(" [42] #ops alice: a\n    b"), "{line}");
@@ -466,6 +494,7 @@ mod tests {
                 deleted: false,
                 mention: false,
                 attachments: Vec::new(),
+                reactions: Vec::new(),
             },
             sync_cursor: 1,
         };

@@ -62,6 +62,11 @@ enum SlashCommand {
     },
     /// Delete your last message in this room, or message ID.
     Delete { id: Option<MessageId> },
+    /// React to the last message here (or message ID) with EMOJI.
+    React {
+        #[arg(required = true, num_args = 1..=2)]
+        words: Vec<String>,
+    },
     /// Find messages of your rooms by their words.
     Search {
         #[arg(required = true, num_args = 1..)]
@@ -111,6 +116,7 @@ const HELP: &str = "\
 /create NAME @a @b    new group           /add @c            add to this group
 /leave                leave this group    /read              mark this room read
 /upload PATH [TEXT]   send a file here    /download ID [PATH] save [file ID]
+/react [ID] EMOJI     react (last message here by default)
 /help                 this list           /quit              leave (or Ctrl-D)
 A line without / is sent to the current room; [ID] before a message is its id.
 Tab completes commands, @people and #groups.";
@@ -503,6 +509,7 @@ impl Repl {
                     self.unread.insert(room, 0);
                 }
             }
+            SlashCommand::React { words } => self.react(&words).await?,
             SlashCommand::Upload { path, text } => self.upload(&path, text.join(" ")).await?,
             SlashCommand::Download { id, path } => {
                 let to = path.unwrap_or_else(|| ".".into());
@@ -513,6 +520,43 @@ impl Repl {
             SlashCommand::Quit => {}
         }
         Ok(())
+    }
+
+    /// `/react 42 👍`, or `/react 👍` for the newest message here.
+    async fn react(&mut self, words: &[String]) -> Result<(), CliError> {
+        let (id, emoji) = match words {
+            [id, emoji] => (
+                id.parse::<MessageId>()
+                    .map_err(|_| CliError::Usage(format!("/react {id}: ID is a message's id")))?,
+                emoji,
+            ),
+            [emoji] => (self.newest_here().await?, emoji),
+            _ => return Err(CliError::Usage("/react [ID] EMOJI".into())),
+        };
+        self.api.react(id, emoji, true).await?;
+        Ok(())
+    }
+
+    /// The newest message of the room you are in.
+    async fn newest_here(&mut self) -> Result<MessageId, CliError> {
+        let Some(c) = &self.current else {
+            return Err(CliError::Usage(
+                "join a room first, or give the id: /react ID EMOJI".into(),
+            ));
+        };
+        let page = Page {
+            limit: Some(1),
+            ..Page::default()
+        };
+        let newest = match (&c.target, c.room) {
+            (_, None) => Vec::new(),
+            (Target::User(u), Some(_)) => self.api.direct_history(u.id, page).await?,
+            (Target::Group { id, .. }, Some(_)) => self.api.group_history(*id, page).await?,
+        };
+        newest
+            .last()
+            .map(|m| m.message.id)
+            .ok_or_else(|| CliError::Usage("no message here to react to".into()))
     }
 
     /// `/upload PATH TEXT`: the file, then a message here carrying it.
@@ -928,7 +972,7 @@ impl Repl {
                 let line = changed_line(&self.names, &change);
                 self.notice(&line);
             }
-            ServerFrame::MessageEdited { change } => {
+            ServerFrame::MessageEdited { change } | ServerFrame::MessageReaction { change } => {
                 let line = changed_line(&self.names, &change);
                 self.notice(&line);
             }

@@ -109,6 +109,11 @@ pub enum ServerFrame {
         #[serde(flatten)]
         change: MessageChange,
     },
+    /// Someone reacted to a message, or took a reaction back (`reaction.added`).
+    MessageReaction {
+        #[serde(flatten)]
+        change: MessageChange,
+    },
     /// A message was deleted (by its author or the group's admin): show a tombstone.
     MessageDeleted {
         #[serde(flatten)]
@@ -177,9 +182,9 @@ impl ServerFrame {
     pub fn room(&self) -> Option<RoomId> {
         match self {
             ServerFrame::NewMessage { message, .. } => Some(message.room_id),
-            ServerFrame::MessageEdited { change } | ServerFrame::MessageDeleted { change } => {
-                Some(change.room_id)
-            }
+            ServerFrame::MessageEdited { change }
+            | ServerFrame::MessageDeleted { change }
+            | ServerFrame::MessageReaction { change } => Some(change.room_id),
             ServerFrame::UserTyping { room_id, .. }
             | ServerFrame::Read { room_id, .. }
             | ServerFrame::MemberAdded { room_id, .. }

@@ -431,6 +431,9 @@ pub struct Message {
     /// Files attached (none once deleted).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    /// Reactions, in the order each emoji was first given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
 }
 
 /// The message a reply answers, as much of it as a quote needs.
@@ -468,6 +471,43 @@ pub struct MessageChange {
     /// The change's place in the message log: a safe `since` for the next `sync`, like a
     /// message's id.
     pub sync_cursor: MessageId,
+    /// A reaction added or taken back (then `content` is absent and `deleted` false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaction: Option<ReactionChange>,
+}
+
+/// Someone added or took back a reaction; `count` is how many now have that one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct ReactionChange {
+    pub emoji: String,
+    pub user_id: UserId,
+    #[serde(default)]
+    pub username: Option<String>,
+    pub added: bool,
+    pub count: i64,
+}
+
+/// A message's reactions as a reader sees them: each emoji, how many, and whether one is theirs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct Reaction {
+    pub emoji: String,
+    pub count: i64,
+    #[serde(default)]
+    pub me: bool,
+}
+
+/// The reply to a reaction: the change, or none when it was so already.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReactReply {
+    pub message: String,
+    pub data: Option<MessageChange>,
+}
+
+/// `POST` and `DELETE /messages/{id}/reactions`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReactRequest {
+    /// One emoji (at most 16 characters, no spaces), e.g. "👍".
+    pub emoji: String,
 }
 
 /// The reply to an edit or a deletion.
@@ -656,6 +696,9 @@ pub struct LiveMessage {
     /// Files attached (none once deleted).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    /// Reactions, in the order each emoji was first given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
 }
 
 /// `GET /sync?since=` and the WebSocket `sync` frame's answer.

@@ -216,6 +216,7 @@ pub fn route_of(path: &str) -> &'static str {
         ["admin", "users", _, "role"] => "/admin/users/{username}/role",
         ["admin", "bots"] => "/admin/bots",
         ["admin", "log"] => "/admin/log",
+        ["messages", _, "reactions"] => "/messages/{id}/reactions",
         ["files"] => "/files",
         ["files", _] => "/files/{id}",
         ["files", _, "preview"] => "/files/{id}/preview",

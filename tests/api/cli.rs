@@ -1479,3 +1479,49 @@ async fn files_are_sent_listed_and_saved_from_the_command_line() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&into);
 }
+
+#[tokio::test]
+async fn reactions_from_the_command_line() {
+    let app = spawn_app().await;
+    let (alice, bob) = team_of_two(&app).await;
+    let r = alice.run(&["send", "#team", "ship it?"]).await;
+    let said = r.ok().stderr.clone();
+    let id = said
+        .trim()
+        .strip_prefix("sent (message ")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap()
+        .to_string();
+    let r = bob.run(&["react", &id, "👍"]).await;
+    assert!(
+        r.ok().stderr.contains("reacted 👍 to message"),
+        "{}",
+        r.stderr
+    );
+    bob.run(&["react", &id, "🎉"]).await.ok();
+    alice.run(&["react", &id, "👍"]).await.ok();
+    let again = alice.run(&["react", &id, "👍"]).await;
+    assert!(again.ok().stderr.contains("already"), "{}", again.stderr);
+
+    let page = alice.run(&["history", "#team"]).await;
+    let out = page.ok().stdout.clone();
+    assert!(out.contains("alice: ship it?\n    👍 2  🎉 1"), "{out}");
+    let json = bob.run(&["--json", "history", "#team"]).await;
+    let lines = json.ok().json_lines();
+    assert_eq!(
+        lines.last().unwrap()["reactions"],
+        serde_json::json!([{"emoji": "👍", "count": 2, "me": true}, {"emoji": "🎉", "count": 1, "me": true}])
+    );
+    let r = bob.run(&["react", &id, "🎉", "--remove"]).await;
+    assert!(r.ok().stderr.contains("took back 🎉"), "{}", r.stderr);
+    let page = alice.run(&["history", "#team"]).await;
+    assert!(
+        page.ok().stdout.contains("👍 2\n") || page.stdout.ends_with("👍 2\n"),
+        "{}",
+        page.stdout
+    );
+    // Reactions raise no unread count.
+    let chats = alice.run(&["--json", "chats"]).await;
+    assert_eq!(chats.ok().json_lines()[0]["unread_count"], 0);
+    bob.run(&["react", "999999", "👍"]).await.failed_with(4);
+}

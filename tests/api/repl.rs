@@ -555,3 +555,21 @@ async fn files_are_sent_and_saved_in_the_repl() {
     a.expect("/no/such/file");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactions_in_the_repl() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    app.create_group(&alice, "team", &[&bob]).await;
+    let mut a = Terminal::open(&app, &alice, "alice", "#team");
+    let mut b = Terminal::open(&app, &bob, "bob", "#team");
+    app.wait_for_sockets(2).await;
+    a.type_line("lunch?");
+    b.expect("alice: lunch?");
+    // The newest message here by default.
+    b.type_line("/react 🍕");
+    a.expect("@bob reacted 🍕");
+    b.type_line("/history 1");
+    b.expect("🍕 1");
+}

@@ -164,9 +164,33 @@ impl Messaging<'_> {
         )
     }
 
+    /// A member adds (or takes back) a reaction: every member connection hears it, on every
+    /// instance, in log order. None when it was so already (nothing is logged or sent). It costs
+    /// like a message but is none: it raises no unread count.
+    pub async fn react(
+        &self,
+        (user, username): (UserId, &str),
+        message: MessageId,
+        emoji: &str,
+        add: bool,
+    ) -> Result<Option<StoredChange>, ApiError> {
+        self.check_send_rate(user)?;
+        let outcome = self
+            .store
+            .react((user, username), message, emoji, add)
+            .await?;
+        if matches!(outcome, ChangeOutcome::Unchanged) {
+            return Ok(None);
+        }
+        self.changed(outcome, "Only members react").map(Some)
+    }
+
     fn changed(&self, outcome: ChangeOutcome, not_allowed: &str) -> Result<StoredChange, ApiError> {
         let change = match outcome {
             ChangeOutcome::Changed(change) => change,
+            ChangeOutcome::Unchanged => {
+                return Err(ApiError::Conflict("Nothing to change".into()));
+            }
             ChangeOutcome::NotFound => return Err(ApiError::NotFound("Message not found".into())),
             ChangeOutcome::NotAllowed => return Err(ApiError::Forbidden(not_allowed.into())),
             ChangeOutcome::Gone => {

@@ -418,6 +418,29 @@ impl Validate for EditRequest {
     }
 }
 
+/// Longest reaction, in characters (an emoji with skin tone and joiners is several).
+pub const MAX_EMOJI_CHARS: usize = 16;
+
+impl Validate for crate::proto::ReactRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        e.length("emoji", &self.emoji, 1, MAX_EMOJI_CHARS);
+        if self
+            .emoji
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            e.push(
+                "value_error",
+                "emoji",
+                "An emoji has no spaces",
+                self.emoji.clone(),
+            );
+        }
+        e.0
+    }
+}
+
 /// `POST /files`: the file's name (its last path component is kept, made safe).
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -411,6 +411,7 @@ mod tests {
             deleted: false,
             mention: false,
             attachments: Vec::new(),
+            reactions: Vec::new(),
         }
     }
 

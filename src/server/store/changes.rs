@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Store, StoreError};
-use crate::proto::{MessageChange, MessageId, RoomId, ServerFrame, UserId};
+use crate::proto::{MessageChange, MessageId, ReactionChange, RoomId, ServerFrame, UserId};
 
 /// An edit or a deletion as stored.
 #[derive(Debug, Clone)]
@@ -13,16 +13,20 @@ pub struct StoredChange {
     pub position: MessageId,
     pub room_id: RoomId,
     pub message_id: MessageId,
-    /// None for a deletion.
+    /// None for a deletion (or a reaction).
     pub content: Option<String>,
     pub changed_at: DateTime<Utc>,
+    /// A reaction added or taken back.
+    pub reaction: Option<ReactionChange>,
 }
 
 impl StoredChange {
     /// The live frame: `message_edited`, or `message_deleted`.
     pub fn to_frame(&self) -> ServerFrame {
         let change = self.to_change();
-        if change.deleted {
+        if change.reaction.is_some() {
+            ServerFrame::MessageReaction { change }
+        } else if change.deleted {
             ServerFrame::MessageDeleted { change }
         } else {
             ServerFrame::MessageEdited { change }
@@ -33,10 +37,11 @@ impl StoredChange {
         MessageChange {
             room_id: self.room_id,
             message_id: self.message_id,
-            deleted: self.content.is_none(),
+            deleted: self.content.is_none() && self.reaction.is_none(),
             content: self.content.clone(),
             changed_at: self.changed_at.into(),
             sync_cursor: self.position,
+            reaction: self.reaction.clone(),
         }
     }
 }
@@ -51,6 +56,8 @@ pub enum ChangeOutcome {
     NotAllowed,
     /// Deleted already: nothing left to change.
     Gone,
+    /// A reaction that was (or was not) there already: nothing changed, nothing logged.
+    Unchanged,
 }
 
 /// Who may change a message: its author always; a group's admin may delete any.
@@ -63,15 +70,19 @@ enum Change<'a> {
     Delete,
 }
 
-const CHANGE_COLUMNS: &str = "c.position, c.chat_room_id, c.message_id, c.content, c.changed_at";
+pub(super) const CHANGE_COLUMNS: &str =
+    "c.position, c.chat_room_id, c.message_id, c.content, c.changed_at, c.reaction::text";
 
-fn change_from_row(r: &tokio_postgres::Row) -> StoredChange {
+pub(super) fn change_from_row(r: &tokio_postgres::Row) -> StoredChange {
     StoredChange {
         position: r.get(0),
         room_id: r.get(1),
         message_id: r.get(2),
         content: r.get(3),
         changed_at: r.get(4),
+        reaction: r
+            .get::<_, Option<&str>>(5)
+            .and_then(|json| serde_json::from_str(json).ok()),
     }
 }
 
@@ -252,7 +263,7 @@ async fn apply_change<'a>(
         Change::Delete => {
             tx.execute(
                 "UPDATE messages SET content = '', mentions = '{}', deleted_at = now(),
-                        attachments = NULL, file_names = NULL
+                        attachments = NULL, file_names = NULL, reactions = NULL
                  WHERE id = $1",
                 &[&message],
             )
@@ -261,6 +272,11 @@ async fn apply_change<'a>(
             // when nothing else refers to them (`Files::sweep`).
             tx.execute("DELETE FROM files WHERE message_id = $1", &[&message])
                 .await?;
+            tx.execute(
+                "DELETE FROM message_reactions WHERE message_id = $1",
+                &[&message],
+            )
+            .await?;
             tx.execute(
                 "UPDATE message_changes SET content = NULL WHERE message_id = $1",
                 &[&message],

@@ -43,6 +43,8 @@ pub struct StoredMessage {
     pub deleted: bool,
     pub mentions: Vec<UserId>,
     pub attachments: Vec<Attachment>,
+    /// Who reacted with what.
+    pub reactions: Vec<super::Reacted>,
 }
 
 impl StoredMessage {
@@ -70,6 +72,7 @@ impl StoredMessage {
             deleted: self.deleted,
             mention: false,
             attachments: self.attachments.clone(),
+            reactions: super::as_seen_by(&self.reactions, 0),
         }
     }
 
@@ -77,6 +80,7 @@ impl StoredMessage {
     pub fn to_live_for(&self, reader: UserId) -> LiveMessage {
         LiveMessage {
             mention: self.names(reader),
+            reactions: super::as_seen_by(&self.reactions, reader),
             ..self.to_live()
         }
     }
@@ -123,7 +127,7 @@ macro_rules! message_columns {
             "m.id, m.chat_room_id, m.sender_id, u.username, u.full_name, m.content, m.created_at, ",
             "m.client_id, m.reply_to, m.edited_at, m.deleted_at IS NOT NULL, m.mentions, ",
             $quote,
-            ", m.attachments::text"
+            ", m.attachments::text, m.reactions::text"
         )
     };
 }
@@ -138,7 +142,7 @@ pub(super) const MESSAGE_COLUMNS: &str =
 /// join to `users` scanned every user for each batch).
 const INSERTED_COLUMNS: &str = "m.id, m.chat_room_id, m.sender_id, NULL::text, NULL::text, \
      m.content, m.created_at, m.client_id, m.reply_to, m.edited_at, m.deleted_at IS NOT NULL, \
-     m.mentions, NULL::text, NULL::text, false, m.attachments::text";
+     m.mentions, NULL::text, NULL::text, false, m.attachments::text, NULL::text";
 /// The sender, and the message answered with its sender.
 pub(super) const MESSAGE_JOINS: &str = "LEFT JOIN users u ON u.id = m.sender_id \
      LEFT JOIN messages r ON r.id = m.reply_to LEFT JOIN users ru ON ru.id = r.sender_id";
@@ -289,6 +293,10 @@ pub(super) fn from_row(r: &tokio_postgres::Row) -> StoredMessage {
         }),
         attachments: r
             .get::<_, Option<&str>>(15)
+            .and_then(|json| serde_json::from_str(json).ok())
+            .unwrap_or_default(),
+        reactions: r
+            .get::<_, Option<&str>>(16)
             .and_then(|json| serde_json::from_str(json).ok())
             .unwrap_or_default(),
     }

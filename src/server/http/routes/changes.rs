@@ -9,7 +9,7 @@ use super::responses::{
     BodyErrors, Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable,
 };
 use super::{json, one_of, signed_in};
-use crate::proto::{ChangeReply, EditRequest, MessageId};
+use crate::proto::{ChangeReply, EditRequest, MessageId, ReactReply, ReactRequest};
 use crate::server::commands::ApiError;
 use crate::server::http::error::respond;
 use crate::server::http::extract::{json_body, path_id};
@@ -27,6 +27,16 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         warp::path!("messages" / String)
             .and(warp::delete().and(me()))
             .then(delete)
+            .map(respond)
+            .boxed(),
+        warp::path!("messages" / String / "reactions")
+            .and(warp::post().and(me()).and(json_body()))
+            .then(react)
+            .map(respond)
+            .boxed(),
+        warp::path!("messages" / String / "reactions")
+            .and(warp::delete().and(me()).and(json_body()))
+            .then(unreact)
             .map(respond)
             .boxed(),
     ])
@@ -91,4 +101,70 @@ pub(super) async fn delete(
     let id = message_id(&segment)?;
     let change = state.messaging().delete(me.id(), id).await?;
     Ok(reply("Message deleted", &change))
+}
+
+fn reacted(what: &str, change: Option<StoredChange>) -> Response {
+    json(&ReactReply {
+        message: if change.is_some() {
+            what.into()
+        } else {
+            "Nothing changed".into()
+        },
+        data: change.as_ref().map(StoredChange::to_change),
+    })
+}
+
+/// React to a message of a room of yours (one of each emoji per person). It is no message: it
+/// raises no unread count. Every member sees it live; `sync` brings it to those away.
+#[utoipa::path(post, path = "/messages/{id}/reactions", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The message's id")),
+    request_body = ReactRequest,
+    responses(
+        (status = 200, description = "Added (or there already: `data` is null)", body = ReactReply),
+        BodyErrors,
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn react(
+    segment: String,
+    state: AppState,
+    me: CurrentUser,
+    req: ReactRequest,
+) -> Result<Response, ApiError> {
+    let id = message_id(&segment)?;
+    let change = state
+        .messaging()
+        .react((me.id(), &me.user.username), id, &req.emoji, true)
+        .await?;
+    Ok(reacted("Reaction added", change))
+}
+
+/// Take a reaction of yours back.
+#[utoipa::path(delete, path = "/messages/{id}/reactions", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The message's id")),
+    request_body = ReactRequest,
+    responses(
+        (status = 200, description = "Taken back (or not there: `data` is null)", body = ReactReply),
+        BodyErrors,
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = Unavailable),
+    ))]
+pub(super) async fn unreact(
+    segment: String,
+    state: AppState,
+    me: CurrentUser,
+    req: ReactRequest,
+) -> Result<Response, ApiError> {
+    let id = message_id(&segment)?;
+    let change = state
+        .messaging()
+        .react((me.id(), &me.user.username), id, &req.emoji, false)
+        .await?;
+    Ok(reacted("Reaction removed", change))
 }

@@ -71,6 +71,8 @@ unread counts, and live delivery over WebSocket. Errors are JSON: `{\"detail\": 
         messages::chats,
         changes::edit,
         changes::delete,
+        changes::react,
+        changes::unreact,
         search::search,
         files::upload,
         files::download,

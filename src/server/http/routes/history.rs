@@ -76,6 +76,7 @@ pub fn to_message(
         deleted: m.deleted,
         mention: m.names(reader),
         attachments: m.attachments.clone(),
+        reactions: crate::server::store::as_seen_by(&m.reactions, reader),
     }
 }
 
