@@ -11,6 +11,9 @@ import { Live } from './live.js';
 import { attachmentsNode, Tray } from './files.js';
 import { el, richText, when } from './text.js';
 
+/** The reactions offered by the picker (any other can be sent by the API and is shown too). */
+const PICKER = ['👍', '❤️', '😂', '🎉', '👀', '🙏', '✅', '🚀'];
+
 /** Messages in a page of history. */
 const PAGE = 50;
 /** Messages the page keeps at most. */
@@ -44,6 +47,7 @@ const WINDOW = 200;
  * @property {any} replyTo
  * @property {string | null} clientId
  * @property {import('./files.js').Attachment[]} attachments
+ * @property {{emoji: string, count: number, me: boolean}[]} reactions
  */
 
 const api = new Api();
@@ -424,6 +428,7 @@ function shown(m) {
     replyTo: m.reply_to || null,
     clientId: m.client_id || null,
     attachments: m.attachments || [],
+    reactions: m.reactions || [],
   };
 }
 
@@ -599,6 +604,7 @@ function messageNode(m) {
   }
   if (m.deleted || m.content || m.attachments.length === 0) node.append(body);
   if (!m.deleted && m.attachments.length > 0) node.append(attachmentsNode(api, m.attachments, showProblem));
+  if (!m.deleted && m.reactions.length > 0) node.append(reactionsNode(m));
   if (!m.deleted) {
     const actions = el('div', { class: 'message-actions' });
     const reply = el('button', { type: 'button' }, 'Reply');
@@ -608,7 +614,9 @@ function messageNode(m) {
       renderChip();
       view.composer.focus();
     });
-    actions.append(reply);
+    const reactButton = el('button', { type: 'button', 'aria-haspopup': 'true' }, 'React');
+    reactButton.addEventListener('click', () => togglePicker(node, m));
+    actions.append(reply, reactButton);
     if (mine) {
       const edit = el('button', { type: 'button' }, 'Edit');
       edit.addEventListener('click', () => {
@@ -628,6 +636,44 @@ function messageNode(m) {
     node.append(actions);
   }
   return node;
+}
+
+/** A message's reactions: each a button with its count, pressed when it is yours (a click takes it back or adds it). @param {Shown} m */
+function reactionsNode(m) {
+  const row = el('div', { class: 'reactions', role: 'group', 'aria-label': 'Reactions' });
+  for (const r of m.reactions) {
+    const button = el('button', { type: 'button', 'aria-pressed': String(r.me), title: r.me ? 'Take your reaction back' : 'React the same' }, `${r.emoji} ${r.count}`);
+    button.addEventListener('click', () => react(m, r.emoji, !r.me));
+    row.append(button);
+  }
+  return row;
+}
+
+/** The emoji picker under a message, opened and closed by its React button. @param {HTMLElement} node @param {Shown} m */
+function togglePicker(node, m) {
+  const open = node.querySelector('.picker');
+  if (open) {
+    open.remove();
+    return;
+  }
+  const picker = el('div', { class: 'picker', role: 'group', 'aria-label': 'Pick a reaction' });
+  for (const emoji of PICKER) {
+    const button = el('button', { type: 'button', 'aria-label': `React ${emoji}` }, emoji);
+    button.addEventListener('click', () => {
+      picker.remove();
+      const mine = m.reactions.some((r) => r.emoji === emoji && r.me);
+      if (!mine) react(m, emoji, true);
+    });
+    picker.append(button);
+  }
+  node.append(picker);
+  /** @type {HTMLElement} */ (picker.firstChild)?.focus();
+}
+
+/** @param {Shown} m @param {string} emoji @param {boolean} add */
+async function react(m, emoji, add) {
+  // What the page shows comes from the live frame, for this tab as for every other.
+  await api.call(add ? 'POST' : 'DELETE', `/messages/${m.id}/reactions`, { emoji }).catch((e) => showProblem(e));
 }
 
 function renderChip() {
@@ -886,7 +932,18 @@ function notify(room, m) {
 function onChange(change) {
   const m = state.window.find((x) => x.id === change.message_id);
   if (!m) return;
-  if (change.deleted) {
+  if (change.reaction) {
+    const r = change.reaction;
+    const mine = r.user_id === me().id;
+    const found = m.reactions.find((x) => x.emoji === r.emoji);
+    if (found) {
+      found.count = r.count;
+      if (mine) found.me = r.added;
+    } else if (r.count > 0) {
+      m.reactions.push({ emoji: r.emoji, count: r.count, me: mine && r.added });
+    }
+    m.reactions = m.reactions.filter((x) => x.count > 0);
+  } else if (change.deleted) {
     m.deleted = true;
     m.content = '';
   } else if (typeof change.content === 'string') {

@@ -112,6 +112,7 @@ export class Live {
         break;
       case 'message_edited':
       case 'message_deleted':
+      case 'message_reaction':
         this.on.change(frame);
         break;
       default:

@@ -1014,3 +1014,60 @@ async fn files_are_attached_by_button_paste_and_drop_and_images_show_inline() {
     let _ = std::fs::remove_dir_all(&dir);
     alice.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactions_are_picked_counted_and_taken_back_in_the_page() {
+    let app = spawn_app().await;
+    let Some(alice) = Browser::open(1100).await else {
+        return;
+    };
+    alice.create_account(&app.address, "alice", None).await;
+    let (bob, alice_id, group) = bob_and_his_group_with_alice(&app, "crew").await;
+    let sent = app.group_send(&bob, group, "ship it?").await;
+    let id = sent.body["data"]["id"].as_i64().unwrap();
+    let mut bob_ws = app.ws(&bob.access).await;
+    alice.click_at("//button[contains(., '#crew')]").await;
+    let here = "//article[contains(., 'ship it?')]";
+    alice
+        .click_at(&format!("{here}//button[normalize-space(.)='React']"))
+        .await;
+    alice
+        .click_at(&format!("{here}//button[@aria-label='React 👍']"))
+        .await;
+    let live = bob_ws.recv_type("message_reaction").await;
+    assert_eq!(live["message_id"], id);
+    assert_eq!(live["reaction"]["user_id"], alice_id);
+    alice
+        .find(&format!(
+            "{here}//button[@aria-pressed='true' and normalize-space(.)='👍 1']"
+        ))
+        .await;
+    // Bob's, live: counted, not pressed for alice; hers taken back with a click.
+    let r = app
+        .post(
+            &format!("/messages/{id}/reactions"),
+            Some(&bob.access),
+            json!({"emoji": "🎉"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    alice
+        .find(&format!(
+            "{here}//button[@aria-pressed='false' and normalize-space(.)='🎉 1']"
+        ))
+        .await;
+    alice
+        .click_at(&format!("{here}//button[normalize-space(.)='👍 1']"))
+        .await;
+    let live = bob_ws.recv_type("message_reaction").await;
+    let live = if live["reaction"]["emoji"] == "🎉" {
+        bob_ws.recv_type("message_reaction").await
+    } else {
+        live
+    };
+    assert_eq!(live["reaction"]["added"], false, "{live}");
+    alice
+        .text_until(here, |t| !t.contains("👍 1") && t.contains("🎉 1"))
+        .await;
+    alice.close().await;
+}
