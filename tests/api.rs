@@ -23,6 +23,7 @@ mod api {
     mod robustness;
     mod rooms;
     mod team;
+    mod threads;
     mod tls;
     mod users;
     mod web;

@@ -520,6 +520,18 @@ impl Api {
         Ok(reply.data)
     }
 
+    /// The thread message `id` is in: its first message and every reply, oldest first.
+    pub async fn thread(&self, id: MessageId) -> Result<crate::proto::ThreadReply, CliError> {
+        self.call(
+            Method::GET,
+            &format!("/messages/{id}/thread"),
+            &[],
+            NO_BODY,
+            true,
+        )
+        .await
+    }
+
     pub async fn delete(&self, message: MessageId) -> Result<MessageChange, CliError> {
         let reply: ChangeReply = self
             .call(

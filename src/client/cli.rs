@@ -219,6 +219,15 @@ pub enum Command {
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
     },
+    /// A thread: the message ID is in (its first message, or any reply) and every reply in
+    /// order. Reply into it with `send --reply-to ID`.
+    #[command(
+        after_help = "Examples:\n  rtchat thread 42\n  rtchat send '#team' --reply-to 42 'agreed'"
+    )]
+    Thread {
+        /// Any message of the thread.
+        id: MessageId,
+    },
     /// React to a message (ID as shown in `history`), or take a reaction back with --remove. A
     /// reaction is no message: it raises nobody's unread count.
     #[command(after_help = "Examples:\n  rtchat react 42 👍\n  rtchat react 42 👍 --remove")]
@@ -438,6 +447,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Send { target, message } => send(&api, &out, &target, message).await?,
         Command::Download { id, output } => download(&api, &out, id, output).await?,
         Command::Edit { id, text } => edit(&api, &out, id, &text.join(" ")).await?,
+        Command::Thread { id } => thread(&api, &out, id).await?,
         Command::React { id, emoji, remove } => react(&api, &out, id, &emoji, !remove).await?,
         Command::Delete { id } => {
             let change = api.delete(id).await?;
@@ -606,6 +616,19 @@ async fn download(
         out.line(&json!({"id": id, "path": path, "size": size}));
     } else {
         eprintln!("{}", transfer::saved_line(&path, size));
+    }
+    Ok(())
+}
+
+/// `thread ID`: the first message, then each reply (JSON lines: the same order).
+async fn thread(api: &Api, out: &Out, id: MessageId) -> Result<(), CliError> {
+    let thread = api.thread(id).await?;
+    for m in std::iter::once(&thread.root).chain(&thread.replies) {
+        if out.json {
+            out.line(m);
+        } else {
+            outln!("{}", message_line(&out.style, None, &Shown::stored(m)));
+        }
     }
     Ok(())
 }

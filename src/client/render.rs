@@ -9,7 +9,7 @@ use chrono::{DateTime, Local, Utc};
 use crate::proto::files::{human_size, safe_file_name};
 use crate::proto::{
     Attachment, ChatSummary, GroupSummary, LiveMessage, MessageChange, MessageId,
-    MessageWithSender, Reaction, ReplyPreview, RoomId, ServerFrame, Timestamp,
+    MessageWithSender, Reaction, ReplyPreview, RoomId, ServerFrame, ThreadSummary, Timestamp,
 };
 
 /// What a message whose sender's account is gone shows as its sender.
@@ -26,6 +26,8 @@ pub struct Shown<'a> {
     pub deleted: bool,
     pub attachments: &'a [Attachment],
     pub reactions: &'a [Reaction],
+    /// A thread's first message: its replies.
+    pub thread: Option<&'a ThreadSummary>,
 }
 
 impl<'a> Shown<'a> {
@@ -40,6 +42,7 @@ impl<'a> Shown<'a> {
             deleted: m.deleted,
             attachments: &m.attachments,
             reactions: &m.reactions,
+            thread: m.thread.as_ref(),
         }
     }
 
@@ -55,6 +58,7 @@ impl<'a> Shown<'a> {
             deleted: message.deleted,
             attachments: &message.attachments,
             reactions: &message.reactions,
+            thread: message.thread.as_ref(),
         }
     }
 }
@@ -108,7 +112,24 @@ pub fn message_line(style: &Style, room: Option<&str>, m: &Shown<'_>) -> String 
         text.push_str("\n    ");
         text.push_str(&reactions_line(style, m.reactions));
     }
+    if let Some(thread) = m.thread {
+        text.push_str("\n    ");
+        text.push_str(&style.dim(&thread_line(m.id, thread)));
+    }
     text
+}
+
+/// `💬 3 replies, last 14:05 (rtchat thread 42)`.
+pub fn thread_line(id: MessageId, thread: &ThreadSummary) -> String {
+    let last = thread
+        .last_reply_at
+        .as_ref()
+        .map(|t| format!(", last {}", when(t)))
+        .unwrap_or_default();
+    format!(
+        "💬 {}{last} (thread {id})",
+        count(i64::from(thread.replies), "reply", "replies")
+    )
 }
 
 /// `👍 2  🎉 1`, the reader's own in bold.
@@ -441,6 +462,7 @@ mod tests {
             deleted: false,
             attachments: &[],
             reactions: &[],
+            thread: None,
         };
         let line = message_line(&Style::plain(), Some("#ops"), &shown(Some("alice"), "a\nb"));
         assert!(line.ends_with(" [42] #ops alice: a\n    b"), "{line}");
@@ -495,6 +517,8 @@ mod tests {
                 mention: false,
                 attachments: Vec::new(),
                 reactions: Vec::new(),
+                thread_root: None,
+                thread: None,
             },
             sync_cursor: 1,
         };

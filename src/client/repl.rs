@@ -62,6 +62,10 @@ enum SlashCommand {
     },
     /// Delete your last message in this room, or message ID.
     Delete { id: Option<MessageId> },
+    /// Go into the thread of message ID: see it, and what you type answers in it.
+    Thread { id: MessageId },
+    /// Leave the thread, back to the room.
+    Back,
     /// React to the last message here (or message ID) with EMOJI.
     React {
         #[arg(required = true, num_args = 1..=2)]
@@ -117,6 +121,7 @@ const HELP: &str = "\
 /leave                leave this group    /read              mark this room read
 /upload PATH [TEXT]   send a file here    /download ID [PATH] save [file ID]
 /react [ID] EMOJI     react (last message here by default)
+/thread ID            go into a thread    /back              back to the room
 /help                 this list           /quit              leave (or Ctrl-D)
 A line without / is sent to the current room; [ID] before a message is its id.
 Tab completes commands, @people and #groups.";
@@ -130,6 +135,8 @@ fn quiet() -> super::files::Progress {
 struct Current {
     target: Target,
     room: Option<RoomId>,
+    /// In a thread (`/thread ID`): its first message, which plain lines answer.
+    thread: Option<MessageId>,
 }
 
 /// A message not yet confirmed by the server, retried with the same `client_id`.
@@ -369,6 +376,11 @@ impl Repl {
             }) if self.names.rooms_labelled(&group(name)) > 1 => {
                 format!("{}> ", group_with_id(name, *id))
             }
+            Some(Current {
+                target,
+                thread: Some(root),
+                ..
+            }) => format!("{} thread {root}> ", target.label()),
             Some(c) => format!("{}> ", c.target.label()),
             None => "> ".to_string(),
         }
@@ -433,8 +445,8 @@ impl Repl {
         }
         match &self.current {
             Some(c) => {
-                let to = c.target.clone();
-                self.send(to, line.to_string()).await;
+                let (to, thread) = (c.target.clone(), c.thread);
+                self.send_reply(to, line.to_string(), thread).await;
             }
             None => self.say("join a room first: /join @user or /join #group"),
         }
@@ -460,26 +472,7 @@ impl Repl {
                 let to = c.target.clone();
                 self.send_reply(to, text.join(" "), Some(id)).await;
             }
-            SlashCommand::Edit { words } => {
-                // `/edit 42 new text`, or `/edit new text` for your last message here.
-                let (id, text) = match words.split_first() {
-                    Some((first, rest)) if first.parse::<MessageId>().is_ok() => {
-                        if rest.is_empty() {
-                            return Err(CliError::Usage(format!(
-                                "/edit {first} needs the new text: /edit [ID] TEXT"
-                            )));
-                        }
-                        (first.parse().ok(), rest.join(" "))
-                    }
-                    _ => (None, words.join(" ")),
-                };
-                super::api::fits_in_a_message(&text)?;
-                let id = match id {
-                    Some(id) => id,
-                    None => self.my_last_here("edit").await?,
-                };
-                self.api.edit(id, &text).await?;
-            }
+            SlashCommand::Edit { words } => self.edit(&words).await?,
             SlashCommand::Delete { id } => {
                 let id = match id {
                     Some(id) => id,
@@ -510,6 +503,12 @@ impl Repl {
                 }
             }
             SlashCommand::React { words } => self.react(&words).await?,
+            SlashCommand::Thread { id } => self.enter_thread(id).await?,
+            SlashCommand::Back => {
+                if let Some(c) = &mut self.current {
+                    c.thread = None;
+                }
+            }
             SlashCommand::Upload { path, text } => self.upload(&path, text.join(" ")).await?,
             SlashCommand::Download { id, path } => {
                 let to = path.unwrap_or_else(|| ".".into());
@@ -518,6 +517,48 @@ impl Repl {
             }
             SlashCommand::Help => self.say(HELP),
             SlashCommand::Quit => {}
+        }
+        Ok(())
+    }
+
+    /// `/edit 42 new text`, or `/edit new text` for your last message here.
+    async fn edit(&mut self, words: &[String]) -> Result<(), CliError> {
+        let (id, text) = match words.split_first() {
+            Some((first, rest)) if first.parse::<MessageId>().is_ok() => {
+                if rest.is_empty() {
+                    return Err(CliError::Usage(format!(
+                        "/edit {first} needs the new text: /edit [ID] TEXT"
+                    )));
+                }
+                (first.parse().ok(), rest.join(" "))
+            }
+            _ => (None, words.join(" ")),
+        };
+        super::api::fits_in_a_message(&text)?;
+        let id = match id {
+            Some(id) => id,
+            None => self.my_last_here("edit").await?,
+        };
+        self.api.edit(id, &text).await?;
+        Ok(())
+    }
+
+    /// `/thread ID`: shows the thread and makes it where plain lines go (in its room).
+    async fn enter_thread(&mut self, id: MessageId) -> Result<(), CliError> {
+        let thread = self.api.thread(id).await?;
+        let room = thread.root.message.chat_room_id;
+        if self.current_room() != Some(room) {
+            return Err(CliError::Usage(format!(
+                "message {id} is in {}: /join it first",
+                self.names.label(room)
+            )));
+        }
+        for m in std::iter::once(&thread.root).chain(&thread.replies) {
+            let line = message_line(&self.style, None, &Shown::stored(m));
+            self.say(&line);
+        }
+        if let Some(c) = &mut self.current {
+            c.thread = Some(thread.root.message.id);
         }
         Ok(())
     }
@@ -720,6 +761,7 @@ impl Repl {
         self.current = Some(Current {
             target: t.clone(),
             room,
+            thread: None,
         });
         self.show_history(&t, HISTORY_PAGE).await?;
         if let Some(room) = room {

@@ -434,6 +434,12 @@ pub struct Message {
     /// Reactions, in the order each emoji was first given.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<Reaction>,
+    /// A reply: the first message of its thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_root: Option<MessageId>,
+    /// A thread's first message: how many replies it has and when the last came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<ThreadSummary>,
 }
 
 /// The message a reply answers, as much of it as a quote needs.
@@ -494,6 +500,20 @@ pub struct Reaction {
     pub count: i64,
     #[serde(default)]
     pub me: bool,
+}
+
+/// A thread as its first message shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct ThreadSummary {
+    pub replies: i32,
+    pub last_reply_at: Option<Timestamp>,
+}
+
+/// `GET /messages/{id}/thread`: the thread's first message and every reply, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ThreadReply {
+    pub root: MessageWithSender,
+    pub replies: Vec<MessageWithSender>,
 }
 
 /// The reply to a reaction: the change, or none when it was so already.
@@ -699,6 +719,12 @@ pub struct LiveMessage {
     /// Reactions, in the order each emoji was first given.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<Reaction>,
+    /// A reply: the first message of its thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_root: Option<MessageId>,
+    /// A thread's first message: how many replies it has and when the last came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<ThreadSummary>,
 }
 
 /// `GET /sync?since=` and the WebSocket `sync` frame's answer.

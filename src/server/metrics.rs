@@ -217,6 +217,7 @@ pub fn route_of(path: &str) -> &'static str {
         ["admin", "bots"] => "/admin/bots",
         ["admin", "log"] => "/admin/log",
         ["messages", _, "reactions"] => "/messages/{id}/reactions",
+        ["messages", _, "thread"] => "/messages/{id}/thread",
         ["files"] => "/files",
         ["files", _] => "/files/{id}",
         ["files", _, "preview"] => "/files/{id}/preview",

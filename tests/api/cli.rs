@@ -1525,3 +1525,40 @@ async fn reactions_from_the_command_line() {
     assert_eq!(chats.ok().json_lines()[0]["unread_count"], 0);
     bob.run(&["react", "999999", "👍"]).await.failed_with(4);
 }
+
+#[tokio::test]
+async fn threads_from_the_command_line() {
+    let app = spawn_app().await;
+    let (alice, bob) = team_of_two(&app).await;
+    let r = alice.run(&["send", "#team", "release on friday?"]).await;
+    let said = r.ok().stderr.clone();
+    let id = said
+        .trim()
+        .strip_prefix("sent (message ")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap()
+        .to_string();
+    bob.run(&["send", "#team", "--reply-to", &id, "fine by me"])
+        .await
+        .ok();
+    alice
+        .run(&["send", "#team", "--reply-to", &id, "then friday"])
+        .await
+        .ok();
+    let page = bob.run(&["history", "#team"]).await;
+    let out = page.ok().stdout.clone();
+    assert!(out.contains("💬 2 replies, last "), "{out}");
+    assert!(out.contains(&format!("(thread {id})")), "{out}");
+    let thread = bob.run(&["thread", &id]).await;
+    let out = thread.ok().stdout.clone();
+    let order: Vec<usize> = ["release on friday?", "fine by me", "then friday"]
+        .iter()
+        .map(|t| out.find(t).unwrap_or_else(|| panic!("{t}: {out}")))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{out}");
+    let json = bob.run(&["--json", "thread", &id]).await;
+    let lines = json.ok().json_lines();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["thread"]["replies"], 2);
+    assert_eq!(lines[2]["thread_root"].to_string(), id);
+}

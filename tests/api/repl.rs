@@ -573,3 +573,33 @@ async fn reactions_in_the_repl() {
     b.type_line("/history 1");
     b.expect("🍕 1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_is_a_place_in_the_repl() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let group = app.create_group(&alice, "team", &[&bob]).await;
+    let root = app
+        .group_send(&alice, group, "release on friday?")
+        .await
+        .body["data"]["id"]
+        .as_i64()
+        .unwrap();
+    let mut b = Terminal::open(&app, &bob, "bob", "#team");
+    app.wait_for_sockets(1).await;
+    b.type_line(&format!("/thread {root}"));
+    b.expect(&format!("#team thread {root}> "));
+    b.type_line("fine by me");
+    b.expect(&format!("↪ [{root}] alice: release on friday?"));
+    b.type_line("/back");
+    b.expect("#team> ");
+    let thread = app
+        .get(&format!("/messages/{root}/thread"), Some(&alice.access))
+        .await;
+    assert_eq!(
+        thread.body["replies"][0]["content"], "fine by me",
+        "{}",
+        thread.body
+    );
+}

@@ -94,16 +94,14 @@ impl Messaging<'_> {
     /// looked up here, one query and only when it names anyone.
     pub async fn send(&self, mut msg: NewMessage) -> Result<InsertOutcome, ApiError> {
         self.check_send_rate(msg.sender_id)?;
-        if let Some(answered) = msg.reply_to
-            && self
-                .store
-                .message_in_room(msg.room_id, Some(answered))
-                .await?
-                .is_none()
-        {
-            return Err(ApiError::NotFound(
-                "The message you reply to is not in this room".into(),
-            ));
+        if let Some(answered) = msg.reply_to {
+            // A reply joins the thread of what it answers.
+            msg.thread_root = self.store.thread_of(msg.room_id, answered).await?;
+            if msg.thread_root.is_none() {
+                return Err(ApiError::NotFound(
+                    "The message you reply to is not in this room".into(),
+                ));
+            }
         }
         msg.mentions = self.named_members(msg.room_id, &msg.content).await?;
         if !msg.files.is_empty() {

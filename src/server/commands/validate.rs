@@ -418,6 +418,24 @@ impl Validate for EditRequest {
     }
 }
 
+/// `GET /messages/{id}/thread`.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ThreadQuery {
+    /// Replies in the answer, 1 to 500 (default 500).
+    pub limit: Option<i64>,
+    /// Only replies after this one (the previous answer's last).
+    pub after_id: Option<MessageId>,
+}
+
+impl Validate for ThreadQuery {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        e.limit(self.limit, 500);
+        e.0
+    }
+}
+
 /// Longest reaction, in characters (an emoji with skin tone and joiners is several).
 pub const MAX_EMOJI_CHARS: usize = 16;
 

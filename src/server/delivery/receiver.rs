@@ -412,6 +412,8 @@ mod tests {
             mention: false,
             attachments: Vec::new(),
             reactions: Vec::new(),
+            thread_root: None,
+            thread: None,
         }
     }
 

@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
 
 use super::{RoomKind, Store, StoreError};
-use crate::proto::{Attachment, FileId, LiveMessage, MessageId, ReplyPreview, RoomId, UserId};
+use crate::proto::{
+    Attachment, FileId, LiveMessage, MessageId, ReplyPreview, RoomId, ThreadSummary, UserId,
+};
 
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -20,6 +22,8 @@ pub struct NewMessage {
     pub client_id: Option<String>,
     /// A message of the same room this one answers (checked before it is sent).
     pub reply_to: Option<MessageId>,
+    /// The first message of the thread the answered one is in (found with that check).
+    pub thread_root: Option<MessageId>,
     /// Members named in it.
     pub mentions: Vec<UserId>,
     /// Files the sender asked to attach (their uploads' ids)...
@@ -45,6 +49,9 @@ pub struct StoredMessage {
     pub attachments: Vec<Attachment>,
     /// Who reacted with what.
     pub reactions: Vec<super::Reacted>,
+    pub thread_root: Option<MessageId>,
+    /// A thread's first message: its replies and the last one's time.
+    pub thread: Option<ThreadSummary>,
 }
 
 impl StoredMessage {
@@ -73,6 +80,8 @@ impl StoredMessage {
             mention: false,
             attachments: self.attachments.clone(),
             reactions: super::as_seen_by(&self.reactions, 0),
+            thread_root: self.thread_root,
+            thread: self.thread.clone(),
         }
     }
 
@@ -127,7 +136,8 @@ macro_rules! message_columns {
             "m.id, m.chat_room_id, m.sender_id, u.username, u.full_name, m.content, m.created_at, ",
             "m.client_id, m.reply_to, m.edited_at, m.deleted_at IS NOT NULL, m.mentions, ",
             $quote,
-            ", m.attachments::text, m.reactions::text"
+            ", m.attachments::text, m.reactions::text, m.thread_root, m.thread_replies, ",
+            "m.thread_last_reply_at"
         )
     };
 }
@@ -142,7 +152,8 @@ pub(super) const MESSAGE_COLUMNS: &str =
 /// join to `users` scanned every user for each batch).
 const INSERTED_COLUMNS: &str = "m.id, m.chat_room_id, m.sender_id, NULL::text, NULL::text, \
      m.content, m.created_at, m.client_id, m.reply_to, m.edited_at, m.deleted_at IS NOT NULL, \
-     m.mentions, NULL::text, NULL::text, false, m.attachments::text, NULL::text";
+     m.mentions, NULL::text, NULL::text, false, m.attachments::text, NULL::text, m.thread_root, \
+     0, NULL::timestamptz";
 /// The sender, and the message answered with its sender.
 pub(super) const MESSAGE_JOINS: &str = "LEFT JOIN users u ON u.id = m.sender_id \
      LEFT JOIN messages r ON r.id = m.reply_to LEFT JOIN users ru ON ru.id = r.sender_id";
@@ -159,6 +170,7 @@ struct BatchColumns<'a> {
     // different lengths.
     mentions: Vec<String>,
     attachments: Vec<Option<String>>,
+    thread_roots: Vec<Option<MessageId>>,
     /// Each attached file, with the id of its message and its sender (the uploader).
     files: Vec<FileId>,
     file_messages: Vec<MessageId>,
@@ -188,6 +200,7 @@ impl<'a> BatchColumns<'a> {
             contents: batch.iter().map(|m| m.content.as_str()).collect(),
             client_ids: batch.iter().map(|m| m.client_id.as_deref()).collect(),
             replies: batch.iter().map(|m| m.reply_to).collect(),
+            thread_roots: batch.iter().map(|m| m.thread_root).collect(),
             mentions: batch
                 .iter()
                 .map(|m| array_text(m.mentions.iter()))
@@ -214,7 +227,7 @@ impl<'a> BatchColumns<'a> {
     fn params<'s>(
         &'s self,
         ids: &'s &'s [MessageId],
-    ) -> [&'s (dyn tokio_postgres::types::ToSql + Sync); 10] {
+    ) -> [&'s (dyn tokio_postgres::types::ToSql + Sync); 11] {
         [
             &self.rooms,
             &self.kinds,
@@ -226,6 +239,7 @@ impl<'a> BatchColumns<'a> {
             &self.mentions,
             &self.attachments,
             &self.file_names,
+            &self.thread_roots,
         ]
     }
 }
@@ -236,6 +250,66 @@ const ATTACH_FILES: &str = "UPDATE files f SET message_id = v.message
      FROM unnest($1::bigint[], $2::bigint[], $3::int[]) AS v(file, message, sender)
      WHERE f.id = v.file AND f.uploader_id = v.sender AND f.message_id IS NULL
        AND EXISTS (SELECT 1 FROM messages m WHERE m.id = v.message AND m.sender_id = v.sender)";
+
+/// The statements a batch may need right behind its insert, prepared before it: in the join that
+/// sends them each must go at its first poll, in order, before the COMMIT.
+struct AfterInsert {
+    attach: Option<tokio_postgres::Statement>,
+    count: Option<tokio_postgres::Statement>,
+    /// The batch's replies (to count in their threads).
+    replies: Vec<MessageId>,
+}
+
+impl AfterInsert {
+    async fn prepare(
+        client: &Object,
+        columns: &BatchColumns<'_>,
+        ids: &[MessageId],
+    ) -> Result<AfterInsert, StoreError> {
+        let attach = if columns.files.is_empty() {
+            None
+        } else {
+            Some(client.prepare_cached(ATTACH_FILES).await?)
+        };
+        let replies: Vec<MessageId> = ids
+            .iter()
+            .zip(&columns.thread_roots)
+            .filter(|(_, root)| root.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        let count = if replies.is_empty() {
+            None
+        } else {
+            Some(client.prepare_cached(COUNT_REPLIES).await?)
+        };
+        Ok(AfterInsert {
+            attach,
+            count,
+            replies,
+        })
+    }
+}
+
+/// Each thread with new replies among the messages `$1`: its first message counts them and
+/// keeps the last one's time. (A retried message is not among them: its id was never stored.)
+const COUNT_REPLIES: &str = "UPDATE messages r
+     SET thread_replies = r.thread_replies + v.n,
+         thread_last_reply_at = greatest(r.thread_last_reply_at, v.last)
+     FROM (SELECT thread_root, count(*)::int AS n, max(created_at) AS last FROM messages
+           WHERE id = ANY($1) AND thread_root IS NOT NULL GROUP BY thread_root) v
+     WHERE r.id = v.thread_root";
+
+/// `COUNT_REPLIES` for the batch's replies, sent only when it has any (as `attach_files`).
+async fn count_replies(
+    client: &Object,
+    statement: Option<&tokio_postgres::Statement>,
+    replies: &[MessageId],
+) -> Result<(), StoreError> {
+    if let Some(statement) = statement {
+        client.execute(statement, &[&replies]).await?;
+    }
+    Ok(())
+}
 
 /// `ATTACH_FILES` for the batch, in its transaction right behind the insert: a statement of its
 /// own, sent only for a batch with files, so that the insert's plan stays as it was.
@@ -299,6 +373,14 @@ pub(super) fn from_row(r: &tokio_postgres::Row) -> StoredMessage {
             .get::<_, Option<&str>>(16)
             .and_then(|json| serde_json::from_str(json).ok())
             .unwrap_or_default(),
+        thread_root: r.get(17),
+        thread: match r.get::<_, i32>(18) {
+            0 => None,
+            replies => Some(ThreadSummary {
+                replies,
+                last_reply_at: r.get::<_, Option<DateTime<Utc>>>(19).map(Into::into),
+            }),
+        },
     }
 }
 
@@ -371,24 +453,24 @@ impl Store {
                 "WITH input AS (
                     SELECT t.room, t.sender, t.content, t.client_id, t.id, t.reply_to,
                            t.mentions::int[] AS mentions, t.attachments::jsonb AS attachments,
-                           t.file_names
+                           t.file_names, t.thread_root
                     FROM unnest($1::int[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[],
-                                $7::bigint[], $8::text[], $9::text[], $10::text[])
+                                $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[])
                          AS t(room, kind, sender, content, client_id, id, reply_to, mentions,
-                              attachments, file_names)
+                              attachments, file_names, thread_root)
                     WHERE EXISTS (
                         SELECT 1 FROM chat_room_members mm JOIN chat_rooms r ON r.id = mm.chat_room_id
                         WHERE mm.chat_room_id = t.room AND mm.user_id = t.sender AND r.room_type = t.kind
                     )
                  ), ins AS (
                     INSERT INTO messages (id, chat_room_id, sender_id, content, client_id, reply_to,
-                                          mentions, attachments, file_names)
+                                          mentions, attachments, file_names, thread_root)
                     SELECT id, room, sender, content, client_id, reply_to, mentions, attachments,
-                           file_names
+                           file_names, thread_root
                     FROM input ORDER BY id
                     ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL DO NOTHING
                     RETURNING id, chat_room_id, sender_id, content, created_at, client_id, reply_to,
-                              edited_at, deleted_at, mentions, attachments
+                              edited_at, deleted_at, mentions, attachments, thread_root
                  )
                  SELECT {INSERTED_COLUMNS} FROM ins m"
             ))
@@ -398,16 +480,11 @@ impl Store {
         // The COMMIT is sent right behind the insert, without waiting for its answer (requests on
         // one connection run in the order sent; after a failed insert COMMIT only rolls back): the
         // log's order lock is held one round trip less.
-        // Prepared first: in the join below each statement must be sent at its first poll, in
-        // order, before the COMMIT.
-        let attach = if columns.files.is_empty() {
-            None
-        } else {
-            Some(client.prepare_cached(ATTACH_FILES).await?)
-        };
-        let (rows, (), ()) = tokio::try_join!(
+        let after = AfterInsert::prepare(client, &columns, ids).await?;
+        let (rows, (), (), ()) = tokio::try_join!(
             async { client.query(&stmt, &params).await.map_err(StoreError::from) },
-            attach_files(client, attach.as_ref(), &columns),
+            attach_files(client, after.attach.as_ref(), &columns),
+            count_replies(client, after.count.as_ref(), &after.replies),
             async {
                 client
                     .batch_execute("COMMIT")
@@ -659,6 +736,67 @@ impl Store {
             .query_one("SELECT next_position - 1 FROM log_head", &[])
             .await?
             .get(0))
+    }
+
+    /// The room of message `id` and the first message of its thread.
+    pub async fn thread_and_room(
+        &self,
+        id: MessageId,
+    ) -> Result<Option<(RoomId, MessageId)>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT chat_room_id, coalesce(thread_root, id) FROM messages WHERE id = $1",
+            )
+            .await?;
+        Ok(client
+            .query_opt(&stmt, &[&id])
+            .await?
+            .map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// The first message of the thread message `id` of `room_id` is in (itself, unless it is a
+    /// reply), or None when `id` is not in that room.
+    pub async fn thread_of(
+        &self,
+        room_id: RoomId,
+        id: MessageId,
+    ) -> Result<Option<MessageId>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT coalesce(thread_root, id) FROM messages WHERE id = $1 AND chat_room_id = $2",
+            )
+            .await?;
+        Ok(client
+            .query_opt(&stmt, &[&id, &room_id])
+            .await?
+            .map(|r| r.get(0)))
+    }
+
+    /// A thread: its first message and every reply after `after`, oldest first, at most `limit`.
+    pub async fn thread(
+        &self,
+        root: MessageId,
+        after: MessageId,
+        limit: i64,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages m {MESSAGE_JOINS}
+                 WHERE m.id = $1
+                    OR m.id IN (SELECT id FROM messages WHERE thread_root = $1 AND id > $2
+                                ORDER BY id LIMIT $3)
+                 ORDER BY m.id"
+            ))
+            .await?;
+        Ok(client
+            .query(&stmt, &[&root, &after, &limit])
+            .await?
+            .iter()
+            .map(from_row)
+            .collect())
     }
 
     /// The id of message `id` if it is in `room_id`, or the room's newest message id when `id` is

@@ -34,8 +34,9 @@ impl Caller<'_> {
 /// What becomes of a text frame under the socket's frame budget.
 pub enum Admission {
     Handle(Result<ClientFrame, Refused>),
-    /// Over the budget: this answer, if the client is due one.
-    Refuse(Option<ServerFrame>),
+    /// Over the budget: this answer, if the client is due one (boxed: a frame is large, and
+    /// refusals are rare).
+    Refuse(Option<Box<ServerFrame>>),
     Close(CloseReason),
 }
 
@@ -54,6 +55,7 @@ pub fn admit(budget: &mut FrameBudget, text: &str) -> Admission {
                     retry_after_ms: Some(retry_after_ms),
                 }
                 .into_frame()
+                .into()
             }))
         }
         Spent::Abusive => Admission::Close(CloseReason::FLOODING),
@@ -233,6 +235,7 @@ async fn send_message(
             mentions: Vec::new(),
             files: attachments,
             attachments: Vec::new(),
+            thread_root: None,
         })
         .await
         .map_err(api_error)?;

@@ -417,7 +417,7 @@ async fn serve(
                                 &commands, caller, frame, state.db_timeout)));
                             None
                         }
-                        Admission::Refuse(reply) => reply,
+                        Admission::Refuse(reply) => reply.map(|frame| *frame),
                         Admission::Close(reason) => return Some(reason),
                     },
                     Message::Binary(_) => {

@@ -17,7 +17,7 @@ use super::responses::{
 };
 use super::{
     accounts, admin, changes, files, group_settings, groups, invites, messages, meta, rooms,
-    search, sync, tokens, users, web_session, webhooks,
+    search, sync, threads, tokens, users, web_session, webhooks,
 };
 use crate::proto::ServerFrame;
 
@@ -72,6 +72,7 @@ unread counts, and live delivery over WebSocket. Errors are JSON: `{\"detail\": 
         changes::edit,
         changes::delete,
         changes::react,
+        threads::thread,
         changes::unreact,
         search::search,
         files::upload,

@@ -189,6 +189,7 @@ pub(super) async fn send(
             mentions: Vec::new(),
             files: req.attachments,
             attachments: Vec::new(),
+            thread_root: None,
         })
         .await?;
     match outcome {

@@ -77,10 +77,12 @@ pub fn to_message(
         mention: m.names(reader),
         attachments: m.attachments.clone(),
         reactions: crate::server::store::as_seen_by(&m.reactions, reader),
+        thread_root: m.thread_root,
+        thread: m.thread.clone(),
     }
 }
 
-fn with_sender(
+pub fn with_sender(
     m: StoredMessage,
     reader: UserId,
     reader_last_read: MessageId,

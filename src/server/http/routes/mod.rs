@@ -16,6 +16,7 @@ mod responses;
 mod rooms;
 mod search;
 mod sync;
+mod threads;
 mod tokens;
 mod users;
 mod web_session;
@@ -146,6 +147,7 @@ pub fn routes(
         under(&["auth"], web_session::routes(state.clone())),
         under(&["messages"], messages::routes(state.clone())),
         under(&["messages"], changes::routes(state.clone())),
+        under(&["messages"], threads::routes(state.clone())),
         under(&["search"], search::routes(state.clone())),
         under(&["files"], files::routes(state.clone())),
         under(&["groups"], groups::routes(state.clone())),

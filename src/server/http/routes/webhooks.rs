@@ -222,6 +222,7 @@ pub(super) async fn post(
             mentions: Vec::new(),
             files: Vec::new(),
             attachments: Vec::new(),
+            thread_root: None,
         })
         .await?;
     match outcome {
