@@ -17,6 +17,7 @@ mod api {
     mod messages;
     mod meta;
     mod metrics;
+    mod mute;
     mod openapi;
     mod reactions;
     mod repl;

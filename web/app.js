@@ -30,6 +30,7 @@ const WINDOW = 200;
  * @property {number} mentions
  * @property {string} last
  * @property {string} lastAt
+ * @property {boolean} [muted]              muted by you: no notification, not in the title's total
  */
 
 /**
@@ -351,12 +352,12 @@ async function loadRooms() {
   const fresh = new Map();
   for (const c of chats) {
     /** @type {Room} */
-    const room = { id: c.chat_room_id, kind: 'direct', name: `@${c.other_user_username}`, otherId: c.other_user_id, unread: c.unread_count, mentions: c.mention_count || 0, last: c.last_message || '', lastAt: c.last_message_time || '' };
+    const room = { id: c.chat_room_id, kind: 'direct', name: `@${c.other_user_username}`, otherId: c.other_user_id, unread: c.unread_count, mentions: c.mention_count || 0, last: c.last_message || '', lastAt: c.last_message_time || '', muted: Boolean(c.muted) };
     fresh.set(key(room), room);
   }
   for (const g of groups) {
     /** @type {Room} */
-    const room = { id: g.id, kind: 'group', name: `#${g.name}`, topic: g.topic || null, unread: g.unread_count, mentions: g.mention_count || 0, last: g.last_message || '', lastAt: g.last_message_time || g.created_at };
+    const room = { id: g.id, kind: 'group', name: `#${g.name}`, topic: g.topic || null, unread: g.unread_count, mentions: g.mention_count || 0, last: g.last_message || '', lastAt: g.last_message_time || g.created_at, muted: Boolean(g.muted) };
     fresh.set(key(room), room);
   }
   // A message that arrived live while the lists were being read is newer than what they say.
@@ -396,6 +397,7 @@ function renderRooms() {
       const on = state.online.has(room.otherId);
       name.prepend(el('span', { class: on ? 'dot on' : 'dot', 'aria-label': on ? 'online' : 'offline', role: 'img' }));
     }
+    if (room.muted) name.append(el('span', { class: 'muted' }, ' (muted)'));
     button.append(name);
     if (room.unread > 0) {
       const label = `${room.unread} unread${room.mentions > 0 ? `, ${room.mentions} mention${room.mentions > 1 ? 's' : ''}` : ''}`;
@@ -407,7 +409,8 @@ function renderRooms() {
     return li;
   });
   view.list.replaceChildren(...items);
-  const total = rooms.reduce((n, r) => n + r.unread, 0);
+  // A muted room keeps its own count but stays out of the total (its mentions still count).
+  const total = rooms.reduce((n, r) => n + (r.muted ? r.mentions : r.unread), 0);
   document.title = total > 0 ? `(${total}) rtchat` : 'rtchat';
 }
 
@@ -906,7 +909,8 @@ function onMessage(frame, learnt = false) {
       room.unread += 1;
       if (m.mention) room.mentions += 1;
     }
-    if (document.hidden && (room.kind === 'direct' || m.mention)) notify(room, m);
+    // A muted room notifies only mentions (the server unmarks them when muted with "all").
+    if (document.hidden && ((room.kind === 'direct' && !room.muted) || m.mention)) notify(room, m);
   }
   if (looking && !mine) markRead(room, m.id);
   renderRooms();

@@ -598,6 +598,26 @@ impl Api {
             .await
     }
 
+    /// Mutes `room` for `duration` (None: until unmuted), with mentions too when `all`; or, `on`
+    /// false, unmutes it.
+    pub async fn mute(
+        &self,
+        room: RoomId,
+        duration: Option<std::time::Duration>,
+        all: bool,
+        on: bool,
+    ) -> Result<crate::proto::MuteState, CliError> {
+        let path = format!("/rooms/{room}/mute");
+        if !on {
+            return self.call(Method::DELETE, &path, &[], NO_BODY, true).await;
+        }
+        let body = crate::proto::MuteRequest {
+            seconds: duration.map(|d| d.as_secs().max(1) as i64),
+            all,
+        };
+        self.call(Method::PUT, &path, &[], Some(&body), true).await
+    }
+
     pub async fn mark_read(&self, room: RoomId) -> Result<ReadState, CliError> {
         self.call(
             Method::POST,

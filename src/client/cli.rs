@@ -219,6 +219,26 @@ pub enum Command {
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
     },
+    /// Mute a chat or group for yourself, on every client: no ring, no notification, not in
+    /// totals (its own unread count stays); mentions of you still come through unless --all.
+    #[command(
+        after_help = "Examples:\n  rtchat mute '#random'\n  rtchat mute '#ops' --for 2h\n  rtchat mute @bob --all"
+    )]
+    Mute {
+        /// @user or #group.
+        target: String,
+        /// For this long (30m, 2h, 1d); default: until unmuted.
+        #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// Silence mentions of you there too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Unmute a chat or group.
+    Unmute {
+        /// @user or #group.
+        target: String,
+    },
     /// A thread: the message ID is in (its first message, or any reply) and every reply in
     /// order. Reply into it with `send --reply-to ID`.
     #[command(
@@ -448,6 +468,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Download { id, output } => download(&api, &out, id, output).await?,
         Command::Edit { id, text } => edit(&api, &out, id, &text.join(" ")).await?,
         Command::Thread { id } => thread(&api, &out, id).await?,
+        Command::Mute {
+            target,
+            duration,
+            all,
+        } => mute(&api, &out, &target, Some(duration), all).await?,
+        Command::Unmute { target } => mute(&api, &out, &target, None, false).await?,
         Command::React { id, emoji, remove } => react(&api, &out, id, &emoji, !remove).await?,
         Command::Delete { id } => {
             let change = api.delete(id).await?;
@@ -617,6 +643,34 @@ async fn download(
     } else {
         eprintln!("{}", transfer::saved_line(&path, size));
     }
+    Ok(())
+}
+
+/// `mute TARGET [--for D] [--all]` (`duration` Some), or `unmute TARGET` (None).
+async fn mute(
+    api: &Api,
+    out: &Out,
+    target: &str,
+    duration: Option<Option<std::time::Duration>>,
+    all: bool,
+) -> Result<(), CliError> {
+    let room = existing_room(api, target).await?;
+    let Some(duration) = duration else {
+        let state = api.mute(room, None, false, false).await?;
+        out.done(&state, format_args!("{target} unmuted"));
+        return Ok(());
+    };
+    let state = api.mute(room, duration, all, true).await?;
+    let until = match &state.muted_until {
+        Some(t) => format!(" until {}", when(t)),
+        None => " until you unmute it".into(),
+    };
+    let mentions = if all {
+        ", mentions of you too"
+    } else {
+        "; mentions of you still come through"
+    };
+    out.done(&state, format_args!("{target} muted{until}{mentions}"));
     Ok(())
 }
 
@@ -851,7 +905,8 @@ async fn chats(api: &Api, out: &Out) -> Result<(), CliError> {
                    "user_id": c.other_user_id, "last_message": c.last_message,
                    "last_message_sender": c.last_message_sender,
                    "last_message_time": c.last_message_time, "unread_count": c.unread_count,
-                   "mention_count": c.mention_count}),
+                   "mention_count": c.mention_count, "muted": c.muted,
+                   "muted_until": c.muted_until, "mute_all": c.mute_all}),
         ));
     }
     for g in groups {
@@ -862,7 +917,8 @@ async fn chats(api: &Api, out: &Out) -> Result<(), CliError> {
                    "member_count": g.member_count, "last_message": g.last_message,
                    "last_message_sender": g.last_message_sender,
                    "last_message_time": g.last_message_time, "unread_count": g.unread_count,
-                   "mention_count": g.mention_count}),
+                   "mention_count": g.mention_count, "muted": g.muted,
+                   "muted_until": g.muted_until, "mute_all": g.mute_all}),
         ));
     }
     rows.sort_by_key(|row| std::cmp::Reverse(row.0));
@@ -885,6 +941,11 @@ async fn chats(api: &Api, out: &Out) -> Result<(), CliError> {
                     }
                 }
                 _ => v["name"].as_str().unwrap_or_default().to_string(),
+            };
+            let label = if v["muted"].as_bool() == Some(true) {
+                format!("{label} {}", out.style.dim("(muted)"))
+            } else {
+                label
             };
             vec![
                 if unread > 0 {

@@ -169,6 +169,8 @@ struct Repl {
     current: Option<Current>,
     names: RoomNames,
     unread: HashMap<RoomId, i64>,
+    /// Rooms you muted (from the chat lists): their messages elsewhere are counted, not told.
+    muted: std::collections::HashSet<RoomId>,
     pending: Vec<Pending>,
     /// When to send the pending messages again.
     resend_at: Option<Instant>,
@@ -269,6 +271,7 @@ impl Repl {
             current: None,
             names: RoomNames::default(),
             unread: HashMap::new(),
+            muted: Default::default(),
             pending: Vec::new(),
             resend_at: None,
             last_mine: HashMap::new(),
@@ -410,6 +413,9 @@ impl Repl {
         for c in &chats {
             self.unread.insert(c.chat_room_id, c.unread_count);
         }
+        let muted_groups = groups.iter().filter(|g| g.muted).map(|g| g.id);
+        let muted_chats = chats.iter().filter(|c| c.muted).map(|c| c.chat_room_id);
+        self.muted = muted_groups.chain(muted_chats).collect();
         words.sort();
         words.dedup();
         *self.words.lock().unwrap_or_else(|e| e.into_inner()) = words;
@@ -1145,9 +1151,10 @@ impl Repl {
                 super::render::snippet(&m.content, 60)
             );
             if m.mention {
-                // Named elsewhere: that is when a bell matters most.
+                // Named elsewhere: that is when a bell matters most (the server does not mark
+                // mentions in a room muted with --all).
                 self.ring(&line);
-            } else {
+            } else if !self.muted.contains(&m.room_id) {
                 self.notice(&line);
             }
         }

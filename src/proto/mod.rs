@@ -502,6 +502,28 @@ pub struct Reaction {
     pub me: bool,
 }
 
+/// `PUT /rooms/{id}/mute`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct MuteRequest {
+    /// For this many seconds (absent: until unmuted).
+    #[serde(default)]
+    pub seconds: Option<i64>,
+    /// Mentions of you too.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// A room's mute as it now is.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MuteState {
+    pub room_id: RoomId,
+    pub muted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted_until: Option<Timestamp>,
+    #[serde(default)]
+    pub all: bool,
+}
+
 /// A thread as its first message shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ThreadSummary {
@@ -577,6 +599,15 @@ pub struct ChatSummary {
     /// Unread messages that name you (@you).
     #[serde(default)]
     pub mention_count: i64,
+    /// Muted by you: no ring, no notification, not in totals (its own count stays).
+    #[serde(default)]
+    pub muted: bool,
+    /// Until when (absent: until you unmute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted_until: Option<Timestamp>,
+    /// Muted with mentions too.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub mute_all: bool,
 }
 
 // ----- groups -----
@@ -631,6 +662,13 @@ pub struct GroupSummary {
     pub topic: Option<String>,
     #[serde(default)]
     pub is_public: bool,
+    /// Muted by you (see `ChatSummary`).
+    #[serde(default)]
+    pub muted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted_until: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub mute_all: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

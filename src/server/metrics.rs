@@ -218,6 +218,7 @@ pub fn route_of(path: &str) -> &'static str {
         ["admin", "log"] => "/admin/log",
         ["messages", _, "reactions"] => "/messages/{id}/reactions",
         ["messages", _, "thread"] => "/messages/{id}/thread",
+        ["rooms", _, "mute"] => "/rooms/{id}/mute",
         ["files"] => "/files",
         ["files", _] => "/files/{id}",
         ["files", _, "preview"] => "/files/{id}/preview",

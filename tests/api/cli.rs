@@ -1562,3 +1562,30 @@ async fn threads_from_the_command_line() {
     assert_eq!(lines[0]["thread"]["replies"], 2);
     assert_eq!(lines[2]["thread_root"].to_string(), id);
 }
+
+#[tokio::test]
+async fn mute_and_unmute_from_the_command_line() {
+    let app = spawn_app().await;
+    let (alice, bob) = team_of_two(&app).await;
+    alice.run(&["send", "#team", "noise"]).await.ok();
+    let r = bob.run(&["mute", "#team", "--for", "2h"]).await;
+    assert!(r.ok().stderr.contains("#team muted until "), "{}", r.stderr);
+    let chats = bob.run(&["--json", "chats"]).await;
+    let row = chats.ok().json_lines()[0].clone();
+    assert_eq!(row["muted"], true, "{row}");
+    assert_eq!(row["unread_count"], 1);
+    let human = bob.run(&["chats"]).await;
+    assert!(human.ok().stdout.contains("(muted)"), "{}", human.stdout);
+    let r = bob.run(&["mute", "#team", "--all"]).await;
+    assert!(
+        r.ok()
+            .stderr
+            .contains("until you unmute it, mentions of you too"),
+        "{}",
+        r.stderr
+    );
+    let r = bob.run(&["unmute", "#team"]).await;
+    assert!(r.ok().stderr.contains("#team unmuted"), "{}", r.stderr);
+    let chats = bob.run(&["--json", "chats"]).await;
+    assert_eq!(chats.ok().json_lines()[0]["muted"], false);
+}

@@ -36,7 +36,11 @@ async fn a_reply_to_a_reply_joins_the_thread_and_the_root_counts_them() {
     let second = reply(&app, &alice, group, first, "@bob great").await;
     // Thread replies count as unread and as mentions, like any message.
     let groups = app.get("/groups/my-groups", Some(&bob.access)).await;
-    assert!(groups.body[0]["unread_count"].as_i64().unwrap() >= 1, "{}", groups.body);
+    assert!(
+        groups.body[0]["unread_count"].as_i64().unwrap() >= 1,
+        "{}",
+        groups.body
+    );
     assert_eq!(groups.body[0]["mention_count"], 1, "{}", groups.body);
 
     let page = app

@@ -418,6 +418,23 @@ impl Validate for EditRequest {
     }
 }
 
+impl Validate for crate::proto::MuteRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut e = Errors::default();
+        if let Some(s) = self.seconds
+            && !(1..=366 * 24 * 3600).contains(&s)
+        {
+            e.push(
+                "value_error",
+                "seconds",
+                "A mute lasts from a second to a year (or, without seconds, until unmuted)",
+                s,
+            );
+        }
+        e.0
+    }
+}
+
 /// `GET /messages/{id}/thread`.
 #[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -216,7 +216,8 @@ impl Store {
         Ok(rows.iter().map(change_from_row).collect())
     }
 
-    /// Of `names` (without the @), the ids of those who are members of `room`.
+    /// Of `names` (without the @), the ids of those who are members of `room` and hear mentions
+    /// there (not muted with `all`).
     pub async fn members_named(
         &self,
         room: RoomId,
@@ -230,7 +231,9 @@ impl Store {
             .prepare_cached(
                 "SELECT u.id FROM users u
                  JOIN chat_room_members mm ON mm.user_id = u.id AND mm.chat_room_id = $1
-                 WHERE lower(u.username) = ANY($2) ORDER BY u.id",
+                 WHERE lower(u.username) = ANY($2)
+                   AND NOT (mm.mute_all AND mm.muted_until > now())
+                 ORDER BY u.id",
             )
             .await?;
         let lowered: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();

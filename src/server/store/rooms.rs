@@ -49,6 +49,13 @@ pub struct ReadPointer {
     pub mentions: i64,
 }
 
+/// A member's mute of a room, as chat lists show it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mute {
+    pub until: Option<DateTime<Utc>>,
+    pub all: bool,
+}
+
 #[derive(Debug)]
 pub struct ChatRow {
     pub room_id: RoomId,
@@ -62,6 +69,8 @@ pub struct ChatRow {
     pub unread_count: i64,
     /// Unread messages that name the user.
     pub mention_count: i64,
+    /// Muted (until `muted_until`), and with `mute_all` its mentions too.
+    pub mute: Mute,
 }
 
 #[derive(Debug)]
@@ -80,6 +89,8 @@ pub struct GroupRow {
     pub mention_count: i64,
     pub topic: Option<String>,
     pub is_public: bool,
+    /// Muted (until `muted_until`), and with `mute_all` its mentions too.
+    pub mute: Mute,
 }
 
 #[derive(Debug)]
@@ -101,6 +112,15 @@ pub enum RemoveOutcome {
         at: MessageId,
     },
     NotAMember,
+}
+
+/// A mute from columns `at` (until, when still in force) and `at + 1` (all).
+fn mute_of(r: &tokio_postgres::Row, at: usize) -> Mute {
+    let until: Option<DateTime<Utc>> = r.get(at);
+    Mute {
+        until,
+        all: until.is_some() && r.get::<_, bool>(at + 1),
+    }
 }
 
 fn ordered_pair(a: UserId, b: UserId) -> (UserId, UserId) {
@@ -231,6 +251,7 @@ impl Store {
                 last_sender: None,
                 topic: None,
                 is_public,
+                mute: Mute::default(),
             })),
             Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => Ok(None),
             Err(e) => Err(e.into()),
@@ -377,7 +398,8 @@ impl Store {
         let stmt = client
             .prepare_cached(
                 "SELECT r.id, o.id, o.username, o.full_name, lm.content, lm.created_at,
-                        unread.n, unread.named, lm.sender, r.topic, r.is_public
+                        unread.n, unread.named, lm.sender, r.topic, r.is_public,
+                        CASE WHEN me.muted_until > now() THEN me.muted_until END, me.mute_all
                  FROM chat_room_members me
                  JOIN chat_rooms r ON r.id = me.chat_room_id AND r.room_type = 'direct'
                  JOIN users o ON o.id = CASE WHEN r.direct_user_low = $1
@@ -412,6 +434,7 @@ impl Store {
                 unread_count: r.get(6),
                 mention_count: r.get(7),
                 last_sender: r.get(8),
+                mute: mute_of(r, 11),
             })
             .collect())
     }
@@ -424,7 +447,8 @@ impl Store {
                 "SELECT r.id, r.name, r.created_by, r.created_at,
                         (SELECT count(*) FROM chat_room_members c WHERE c.chat_room_id = r.id),
                         lm.content, lm.created_at,
-                        unread.n, unread.named, lm.sender, r.topic, r.is_public
+                        unread.n, unread.named, lm.sender, r.topic, r.is_public,
+                        CASE WHEN me.muted_until > now() THEN me.muted_until END, me.mute_all
                  FROM chat_room_members me
                  JOIN chat_rooms r ON r.id = me.chat_room_id AND r.room_type = 'group'
                  LEFT JOIN LATERAL (
@@ -460,6 +484,7 @@ impl Store {
                 last_sender: r.get(9),
                 topic: r.get(10),
                 is_public: r.get(11),
+                mute: mute_of(r, 12),
             })
             .collect())
     }

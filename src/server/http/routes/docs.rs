@@ -92,6 +92,8 @@ unread counts, and live delivery over WebSocket. Errors are JSON: `{\"detail\": 
         group_settings::demote,
         group_settings::hand_over,
         rooms::mark_read,
+        rooms::mute,
+        rooms::unmute,
         sync::sync,
         meta::online_users,
         admin::users,

@@ -264,6 +264,9 @@ pub(super) fn summary(g: GroupRow) -> GroupSummary {
         mention_count: g.mention_count,
         topic: g.topic,
         is_public: g.is_public,
+        muted: g.mute.until.is_some(),
+        muted_until: crate::server::http::routes::rooms::shown_until(g.mute),
+        mute_all: g.mute.all,
     }
 }
 

@@ -188,6 +188,9 @@ pub(super) async fn chats(state: AppState, me: CurrentUser) -> Result<Response, 
             last_message_sender: r.last_sender,
             unread_count: r.unread_count,
             mention_count: r.mention_count,
+            muted: r.mute.until.is_some(),
+            muted_until: super::rooms::shown_until(r.mute),
+            mute_all: r.mute.all,
         })
         .collect();
     Ok(json(&chats))

@@ -13,7 +13,7 @@ mod invites;
 mod messages;
 mod meta;
 mod responses;
-mod rooms;
+pub(crate) mod rooms;
 mod search;
 mod sync;
 mod threads;
