@@ -40,6 +40,7 @@ pub mod files;
 pub(crate) mod group_settings;
 pub(crate) mod line_editor;
 pub mod live;
+pub(crate) mod markdown;
 pub(crate) mod output;
 pub(crate) mod password;
 pub(crate) mod render;

@@ -97,7 +97,8 @@ pub fn message_line(style: &Style, room: Option<&str>, m: &Shown<'_>) -> String 
         return text;
     }
     let files: Vec<String> = m.attachments.iter().map(attachment).collect();
-    let mut lines = m.content.lines().chain(files.iter().map(String::as_str));
+    let content = style.rich(m.content);
+    let mut lines = content.lines().chain(files.iter().map(String::as_str));
     let first = lines.next().unwrap_or_default();
     text.push_str(&format!("{prefix}{}: {first}", style.bold(sender)));
     for more in lines {
@@ -368,6 +369,15 @@ impl Style {
 
     pub fn accent(&self, text: &str) -> String {
         self.paint("36", text)
+    }
+
+    /// A message's text: its Markdown as styles where there is colour, else as typed.
+    pub fn rich(&self, text: &str) -> String {
+        if self.color {
+            super::markdown::render(text)
+        } else {
+            text.to_string()
+        }
     }
 
     /// A line that names the reader: reversed, so it stands out among the others.

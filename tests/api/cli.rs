@@ -1589,3 +1589,57 @@ async fn mute_and_unmute_from_the_command_line() {
     let chats = bob.run(&["--json", "chats"]).await;
     assert_eq!(chats.ok().json_lines()[0]["muted"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markdown_is_styled_on_a_terminal_and_as_typed_in_a_pipe() {
+    let app = spawn_app().await;
+    let (alice, bob) = team_of_two(&app).await;
+    let text = "**ship** it, see `make` and [the docs](https://example.com)\n> quoted\n- one\n```rust\nfn main() {}\n```";
+    alice.run(&["send", "#team", text]).await.ok();
+
+    // Piped: exactly as typed.
+    let piped = bob.run(&["history", "#team"]).await;
+    let out = piped.ok().stdout.clone();
+    assert!(
+        out.contains("**ship** it, see `make` and [the docs](https://example.com)"),
+        "{out}"
+    );
+    assert!(out.contains("```rust"), "{out}");
+    assert!(!out.contains('\x1b'), "{out:?}");
+    let json = bob.run(&["--json", "history", "#team"]).await;
+    assert_eq!(json.ok().json_lines().last().unwrap()["content"], text);
+
+    // On a terminal: bold, code set apart, the link's address, the quote's bar, a bullet, colours.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rtchat"));
+    cmd.args(["history", "#team"])
+        .env("RTCHAT_SERVER", &bob.server)
+        .env("RTCHAT_CONFIG_DIR", &bob.config)
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm-256color");
+    let mut pty = expectrl::Session::spawn(cmd).expect("a pty");
+    // Everything the terminal shows until the program ends (a pty's end reads as an error).
+    let shown = tokio::task::block_in_place(|| {
+        use std::io::Read;
+        let mut all = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = pty.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&chunk[..n]);
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    for expected in [
+        "\x1b[1mship\x1b[22m",
+        "\x1b[36mmake\x1b[39m",
+        "\x1b[4mthe docs\x1b[24m",
+        "(https://example.com)",
+        "│\x1b[0m quoted",
+        "• one",
+        "\x1b[38;2;",
+    ] {
+        assert!(shown.contains(expected), "{expected:?} in {shown:?}");
+    }
+    assert!(!shown.contains("**ship**"), "{shown:?}");
+}
