@@ -9,7 +9,7 @@
 import { Api, ApiError } from './api.js';
 import { Live } from './live.js';
 import { attachmentsNode, Tray } from './files.js';
-import { el, richText, when } from './text.js';
+import { el, markdown, richText, when } from './text.js';
 
 /** The reactions offered by the picker (any other can be sent by the API and is shown too). */
 const PICKER = ['👍', '❤️', '😂', '🎉', '👀', '🙏', '✅', '🚀'];
@@ -598,12 +598,12 @@ function messageNode(m) {
     quote.append(el('span', { class: 'sender' }, `@${m.replyTo.sender_username || 'someone'}`), document.createTextNode(` ${m.replyTo.deleted ? '(deleted)' : m.replyTo.excerpt || ''}`));
     node.append(quote);
   }
-  const body = el('p', { class: 'body' });
+  const body = el('div', { class: 'body' });
   if (m.deleted) {
     body.textContent = 'This message was deleted.';
     body.classList.add('deleted');
   } else {
-    body.append(richText(m.content, me().username));
+    body.append(markdown(m.content, me().username));
   }
   if (m.deleted || m.content || m.attachments.length === 0) node.append(body);
   if (!m.deleted && m.attachments.length > 0) node.append(attachmentsNode(api, m.attachments, showProblem));

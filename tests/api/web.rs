@@ -1071,3 +1071,47 @@ async fn reactions_are_picked_counted_and_taken_back_in_the_page() {
         .await;
     alice.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markdown_is_rendered_as_elements_and_markup_stays_text() {
+    let app = spawn_app().await;
+    let Some(alice) = Browser::open(1100).await else {
+        return;
+    };
+    alice.create_account(&app.address, "alice", None).await;
+    let (bob, _, group) = bob_and_his_group_with_alice(&app, "crew").await;
+    let text = "**ship** it, see `make` and [the docs](https://example.com/docs)\n\
+                > quoted <img src=x onerror=alert(1)>\n- one\n- two\n```rust\nfn main() {}\n```";
+    app.group_send(&bob, group, text).await;
+    alice.click_at("//button[contains(., '#crew')]").await;
+    let here = "//article[contains(., 'ship')]//div[@class='body']";
+    alice
+        .find(&format!("{here}//strong[normalize-space(.)='ship']"))
+        .await;
+    alice
+        .find(&format!("{here}//code[normalize-space(.)='make']"))
+        .await;
+    alice
+        .find(&format!(
+            "{here}//a[@href='https://example.com/docs' and normalize-space(.)='the docs']"
+        ))
+        .await;
+    alice
+        .find(&format!(
+            "{here}//blockquote[contains(., 'quoted <img src=x onerror=alert(1)>')]"
+        ))
+        .await;
+    alice
+        .find(&format!("{here}//ul/li[normalize-space(.)='two']"))
+        .await;
+    alice
+        .find(&format!(
+            "{here}//pre/code[@data-lang='rust' and contains(., 'fn main() {{}}')]"
+        ))
+        .await;
+    let images = alice
+        .eval("return document.querySelectorAll('article .body img').length;")
+        .await;
+    assert_eq!(images, json!(0), "markup in a message is never an element");
+    alice.close().await;
+}
