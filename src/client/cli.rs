@@ -327,6 +327,10 @@ pub enum Command {
         /// Only messages that name you (@you).
         #[arg(long)]
         mentions: bool,
+        /// Also raise a desktop notification for direct messages and mentions of you (not for
+        /// muted rooms but their mentions; at most one every 5 s per room).
+        #[arg(long)]
+        notify: bool,
     },
     /// Chat interactively: a prompt in one room, live messages above it, /commands.
     #[command(
@@ -335,6 +339,9 @@ pub enum Command {
     Chat {
         /// The room to start in: @user or #group.
         target: Option<String>,
+        /// Raise desktop notifications for direct messages and mentions, as `listen --notify`.
+        #[arg(long)]
+        notify: bool,
     },
     /// Print a shell completion script.
     #[command(
@@ -468,12 +475,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Download { id, output } => download(&api, &out, id, output).await?,
         Command::Edit { id, text } => edit(&api, &out, id, &text.join(" ")).await?,
         Command::Thread { id } => thread(&api, &out, id).await?,
-        Command::Mute {
-            target,
-            duration,
-            all,
-        } => mute(&api, &out, &target, Some(duration), all).await?,
-        Command::Unmute { target } => mute(&api, &out, &target, None, false).await?,
+        cmd @ (Command::Mute { .. } | Command::Unmute { .. }) => mute(&api, &out, cmd).await?,
         Command::React { id, emoji, remove } => react(&api, &out, id, &emoji, !remove).await?,
         Command::Delete { id } => {
             let change = api.delete(id).await?;
@@ -494,8 +496,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Chats => chats(&api, &out).await?,
         Command::Read { target } => mark_read(&api, &out, &target).await?,
         Command::Groups(cmd) => groups(&api, &out, cmd).await?,
-        Command::Listen { target, mentions } => listen(&api, &out, target, mentions).await?,
-        Command::Chat { target } => super::repl::run(api, target).await?,
+        Command::Listen {
+            target,
+            mentions,
+            notify,
+        } => listen(&api, &out, target, (mentions, notify)).await?,
+        Command::Chat { target, notify } => super::repl::run(api, target, notify).await?,
         Command::Completions { shell } => completions(shell),
     }
     Ok(())
@@ -542,14 +548,31 @@ async fn listen(
     api: &Api,
     out: &Out,
     target: Option<String>,
-    mentions: bool,
+    (mentions, notify): (bool, bool),
 ) -> Result<(), CliError> {
     let room = match target {
         Some(t) => Some(existing_room(api, &t).await?),
         None => None,
     };
     let only = if mentions { Only::Mentions } else { Only::All };
-    follow_live(api, out, room, only).await
+    let notifier = if notify {
+        Some(notifier(api).await?)
+    } else {
+        None
+    };
+    follow_live(api, out, room, only, notifier).await
+}
+
+/// What `--notify` needs: who you are and which rooms you muted.
+pub(crate) async fn notifier(api: &Api) -> Result<super::notify::Notifier, CliError> {
+    let me = api.session()?.user_id;
+    let (direct, groups) = tokio::try_join!(api.chats(), api.groups())?;
+    let muted_chats = direct.iter().filter(|c| c.muted).map(|c| c.chat_room_id);
+    let muted_groups = groups.iter().filter(|g| g.muted).map(|g| g.id);
+    Ok(super::notify::Notifier::new(
+        me,
+        muted_chats.chain(muted_groups).collect(),
+    ))
 }
 
 async fn whoami(api: &Api, out: &Out) -> Result<(), CliError> {
@@ -646,14 +669,18 @@ async fn download(
     Ok(())
 }
 
-/// `mute TARGET [--for D] [--all]` (`duration` Some), or `unmute TARGET` (None).
-async fn mute(
-    api: &Api,
-    out: &Out,
-    target: &str,
-    duration: Option<Option<std::time::Duration>>,
-    all: bool,
-) -> Result<(), CliError> {
+/// `mute TARGET [--for D] [--all]`, or `unmute TARGET`.
+async fn mute(api: &Api, out: &Out, command: Command) -> Result<(), CliError> {
+    let (target, duration, all) = match command {
+        Command::Mute {
+            target,
+            duration,
+            all,
+        } => (target, Some(duration), all),
+        Command::Unmute { target } => (target, None, false),
+        _ => return Ok(()),
+    };
+    let target = target.as_str();
     let room = existing_room(api, target).await?;
     let Some(duration) = duration else {
         let state = api.mute(room, None, false, false).await?;
@@ -889,7 +916,7 @@ async fn history(
                 t.label()
             )));
         };
-        follow_live(api, out, Some(room), Only::All).await?;
+        follow_live(api, out, Some(room), Only::All, None).await?;
     }
     Ok(())
 }
@@ -1126,6 +1153,7 @@ async fn follow_live(
     out: &Out,
     room: Option<RoomId>,
     only: Only,
+    mut notifier: Option<super::notify::Notifier>,
 ) -> Result<(), CliError> {
     let mut names = room_names(api).await?;
     let me = api.session()?.username;
@@ -1147,6 +1175,18 @@ async fn follow_live(
                     // Asked once: a room still unnamed keeps its number.
                     let label = names.label(message.room_id);
                     names.insert(message.room_id, label);
+                }
+                if let (Some(n), ServerFrame::NewMessage { message, .. }) = (&mut notifier, frame) {
+                    let label = names.label(message.room_id);
+                    if n.wants(message, label.starts_with('@')) {
+                        let from = message.sender_username.clone().unwrap_or_default();
+                        let title = if label.starts_with('@') {
+                            format!("@{from}")
+                        } else {
+                            format!("@{from} in {label}")
+                        };
+                        tokio::spawn(super::notify::raise(title, message.content.clone()));
+                    }
                 }
             }
             print_live(out, &names, &me, room, only, event);

@@ -41,6 +41,7 @@ pub(crate) mod group_settings;
 pub(crate) mod line_editor;
 pub mod live;
 pub(crate) mod markdown;
+pub(crate) mod notify;
 pub(crate) mod output;
 pub(crate) mod password;
 pub(crate) mod render;

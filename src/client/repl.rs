@@ -169,6 +169,8 @@ struct Repl {
     current: Option<Current>,
     names: RoomNames,
     unread: HashMap<RoomId, i64>,
+    /// `--notify`: which messages raise a desktop notification.
+    notifier: Option<super::notify::Notifier>,
     /// Rooms you muted (from the chat lists): their messages elsewhere are counted, not told.
     muted: std::collections::HashSet<RoomId>,
     pending: Vec<Pending>,
@@ -185,9 +187,14 @@ struct Repl {
     words: Completions,
 }
 
-pub async fn run(api: Api, target: Option<String>) -> Result<(), CliError> {
+pub async fn run(api: Api, target: Option<String>, notify: bool) -> Result<(), CliError> {
     let api = Arc::new(api);
     api.me().await?; // logged in, token fresh, server up
+    let notifier = if notify {
+        Some(super::cli::notifier(&api).await?)
+    } else {
+        None
+    };
     // In the editor Ctrl-C is a key that clears the line; between two reads the terminal is briefly
     // in cooked mode, where it would be a SIGINT that ends the chat. Catching the signal keeps it a
     // no-op there (Ctrl-D and /quit leave).
@@ -208,6 +215,7 @@ pub async fn run(api: Api, target: Option<String>) -> Result<(), CliError> {
     });
 
     let mut repl = Repl::new(api, me, printer, to_server, words);
+    repl.notifier = notifier;
     repl.greet(target).await?;
     editor.read(repl.prompt());
     let mut between_lines = false;
@@ -272,6 +280,7 @@ impl Repl {
             names: RoomNames::default(),
             unread: HashMap::new(),
             muted: Default::default(),
+            notifier: None,
             pending: Vec::new(),
             resend_at: None,
             last_mine: HashMap::new(),
@@ -1107,6 +1116,18 @@ impl Repl {
     }
 
     fn incoming(&mut self, m: LiveMessage) {
+        let label = self.label(m.room_id);
+        if let Some(n) = &mut self.notifier
+            && n.wants(&m, label.starts_with('@'))
+        {
+            let from = m.sender_username.clone().unwrap_or_default();
+            let title = if label.starts_with('@') {
+                format!("@{from}")
+            } else {
+                format!("@{from} in {label}")
+            };
+            tokio::spawn(super::notify::raise(title, m.content.clone()));
+        }
         let mine = m.sender_id == Some(self.me.user_id);
         if mine && !m.deleted {
             self.note_mine(m.room_id, m.message_id);

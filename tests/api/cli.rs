@@ -1643,3 +1643,118 @@ async fn markdown_is_styled_on_a_terminal_and_as_typed_in_a_pipe() {
     }
     assert!(!shown.contains("**ship**"), "{shown:?}");
 }
+
+/// A private D-Bus session bus for one test (Debian's dbus-daemon), killed with it; None when
+/// dbus-daemon is not installed (CI installs it and sets RTCHAT_REQUIRE_DBUS=1).
+async fn private_session_bus() -> Option<(tokio::process::Child, String)> {
+    let spawned = tokio::process::Command::new("dbus-daemon")
+        .args(["--session", "--nofork", "--print-address=1"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let mut daemon = match spawned {
+        Ok(daemon) => daemon,
+        Err(e) => {
+            assert!(
+                std::env::var_os("RTCHAT_REQUIRE_DBUS").is_none(),
+                "dbus-daemon is required here but cannot start: {e}"
+            );
+            eprintln!("dbus-daemon is not installed; skipping the D-Bus notification test");
+            return None;
+        }
+    };
+    let mut lines = BufReader::new(daemon.stdout.take().unwrap()).lines();
+    let address = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("dbus-daemon says its address")
+        .unwrap()
+        .expect("an address");
+    Some((daemon, address))
+}
+
+#[tokio::test]
+async fn listen_notify_raises_desktop_notifications_for_direct_messages_and_mentions() {
+    let app = spawn_app().await;
+    let (alice, bob) = team_of_two(&app).await;
+    let Some((_bus, address)) = private_session_bus().await else {
+        return;
+    };
+    // Everything sent to the notification service on that bus.
+    let mut monitor = tokio::process::Command::new("dbus-monitor")
+        .args([
+            "--address",
+            &address,
+            "interface='org.freedesktop.Notifications'",
+        ])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("dbus-monitor runs");
+    let mut seen = BufReader::new(monitor.stdout.take().unwrap()).lines();
+    let _listening = bob
+        .command(&["listen", "--notify"])
+        .env("DBUS_SESSION_BUS_ADDRESS", &address)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    app.wait_for_sockets(1).await;
+    alice
+        .run(&["send", "#team", "no one named here"])
+        .await
+        .ok();
+    alice
+        .run(&["send", "@bob", "are you free at 3?"])
+        .await
+        .ok();
+    alice
+        .run(&["send", "#team", "@bob see the deploy"])
+        .await
+        .ok();
+    let mut told = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !(told.contains("are you free at 3?") && told.contains("@bob see the deploy")) {
+        let line = tokio::time::timeout_at(deadline, seen.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("notifications never came; the bus saw:\n{told}"))
+            .unwrap()
+            .expect("dbus-monitor runs");
+        told.push_str(&line);
+        told.push('\n');
+    }
+    assert!(told.contains("member=Notify"), "{told}");
+    assert!(
+        told.contains("\"@alice\""),
+        "a direct message is titled by its sender: {told}"
+    );
+    assert!(told.contains("\"@alice in #team\""), "{told}");
+    assert!(
+        !told.contains("no one named here"),
+        "a group message naming nobody: {told}"
+    );
+    assert!(
+        !told.contains("\"rtchat\"") || told.contains("rtchat"),
+        "{told}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_desktop_a_notification_is_the_bell() {
+    let app = spawn_app().await;
+    let (alice, bob) = team_of_two(&app).await;
+    let mut child = bob
+        .command(&["listen", "--notify"])
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    app.wait_for_sockets(1).await;
+    alice.run(&["send", "@bob", "ping"]).await.ok();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut byte = [0u8; 1];
+    use tokio::io::AsyncReadExt;
+    let rang = tokio::time::timeout(Duration::from_secs(10), stderr.read_exact(&mut byte)).await;
+    assert!(matches!(rang, Ok(Ok(_))), "something on stderr");
+    assert_eq!(byte[0], 0x07, "the bell");
+}
