@@ -556,23 +556,11 @@ async fn listen(
     };
     let only = if mentions { Only::Mentions } else { Only::All };
     let notifier = if notify {
-        Some(notifier(api).await?)
+        Some(super::notify::notifier(api).await?)
     } else {
         None
     };
     follow_live(api, out, room, only, notifier).await
-}
-
-/// What `--notify` needs: who you are and which rooms you muted.
-pub(crate) async fn notifier(api: &Api) -> Result<super::notify::Notifier, CliError> {
-    let me = api.session()?.user_id;
-    let (direct, groups) = tokio::try_join!(api.chats(), api.groups())?;
-    let muted_chats = direct.iter().filter(|c| c.muted).map(|c| c.chat_room_id);
-    let muted_groups = groups.iter().filter(|g| g.muted).map(|g| g.id);
-    Ok(super::notify::Notifier::new(
-        me,
-        muted_chats.chain(muted_groups).collect(),
-    ))
 }
 
 async fn whoami(api: &Api, out: &Out) -> Result<(), CliError> {

@@ -8,6 +8,8 @@ use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
+use super::api::Api;
+use super::error::CliError;
 use crate::proto::{LiveMessage, RoomId, UserId};
 
 /// At most one notification per room this often.
@@ -49,6 +51,15 @@ impl Notifier {
         self.last.insert(m.room_id, now);
         true
     }
+}
+
+/// What `--notify` needs: who you are and which rooms you muted.
+pub(crate) async fn notifier(api: &Api) -> Result<Notifier, CliError> {
+    let me = api.session()?.user_id;
+    let (direct, groups) = tokio::try_join!(api.chats(), api.groups())?;
+    let muted_chats = direct.iter().filter(|c| c.muted).map(|c| c.chat_room_id);
+    let muted_groups = groups.iter().filter(|g| g.muted).map(|g| g.id);
+    Ok(Notifier::new(me, muted_chats.chain(muted_groups).collect()))
 }
 
 /// Shows `title` and `body` as a desktop notification, or the terminal's, or rings the bell.

@@ -191,7 +191,7 @@ pub async fn run(api: Api, target: Option<String>, notify: bool) -> Result<(), C
     let api = Arc::new(api);
     api.me().await?; // logged in, token fresh, server up
     let notifier = if notify {
-        Some(super::cli::notifier(&api).await?)
+        Some(super::notify::notifier(&api).await?)
     } else {
         None
     };
