@@ -1380,6 +1380,16 @@ async fn public_groups_topics_and_group_roles_from_the_command_line() {
         .failed_with(1);
 }
 
+/// The message id `send` said it stored (`sent (message 42)`).
+fn sent_id(run: &Run) -> String {
+    let said = run.ok().stderr.clone();
+    said.trim()
+        .strip_prefix("sent (message ")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{said}"))
+        .to_string()
+}
+
 /// A directory of its own for a test's files.
 fn scratch_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("rtchat-files-{}", uuid::Uuid::new_v4().simple()));
@@ -1485,13 +1495,7 @@ async fn reactions_from_the_command_line() {
     let app = spawn_app().await;
     let (alice, bob) = team_of_two(&app).await;
     let r = alice.run(&["send", "#team", "ship it?"]).await;
-    let said = r.ok().stderr.clone();
-    let id = said
-        .trim()
-        .strip_prefix("sent (message ")
-        .and_then(|rest| rest.strip_suffix(')'))
-        .unwrap()
-        .to_string();
+    let id = sent_id(&r);
     let r = bob.run(&["react", &id, "👍"]).await;
     assert!(
         r.ok().stderr.contains("reacted 👍 to message"),
@@ -1531,13 +1535,7 @@ async fn threads_from_the_command_line() {
     let app = spawn_app().await;
     let (alice, bob) = team_of_two(&app).await;
     let r = alice.run(&["send", "#team", "release on friday?"]).await;
-    let said = r.ok().stderr.clone();
-    let id = said
-        .trim()
-        .strip_prefix("sent (message ")
-        .and_then(|rest| rest.strip_suffix(')'))
-        .unwrap()
-        .to_string();
+    let id = sent_id(&r);
     bob.run(&["send", "#team", "--reply-to", &id, "fine by me"])
         .await
         .ok();

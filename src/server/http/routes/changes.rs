@@ -103,15 +103,28 @@ pub(super) async fn delete(
     Ok(reply("Message deleted", &change))
 }
 
-fn reacted(what: &str, change: Option<StoredChange>) -> Response {
-    json(&ReactReply {
-        message: if change.is_some() {
-            what.into()
-        } else {
-            "Nothing changed".into()
-        },
+/// Adds (or takes back) `me`'s reaction on the message `segment` names, and says what changed.
+async fn reaction(
+    segment: String,
+    state: AppState,
+    me: CurrentUser,
+    req: ReactRequest,
+    add: bool,
+) -> Result<Response, ApiError> {
+    let id = message_id(&segment)?;
+    let change = state
+        .messaging()
+        .react((me.id(), &me.user.username), id, &req.emoji, add)
+        .await?;
+    let message = match (&change, add) {
+        (None, _) => "Nothing changed",
+        (Some(_), true) => "Reaction added",
+        (Some(_), false) => "Reaction removed",
+    };
+    Ok(json(&ReactReply {
+        message: message.into(),
         data: change.as_ref().map(StoredChange::to_change),
-    })
+    }))
 }
 
 /// React to a message of a room of yours (one of each emoji per person). It is no message: it
@@ -134,12 +147,7 @@ pub(super) async fn react(
     me: CurrentUser,
     req: ReactRequest,
 ) -> Result<Response, ApiError> {
-    let id = message_id(&segment)?;
-    let change = state
-        .messaging()
-        .react((me.id(), &me.user.username), id, &req.emoji, true)
-        .await?;
-    Ok(reacted("Reaction added", change))
+    reaction(segment, state, me, req, true).await
 }
 
 /// Take a reaction of yours back.
@@ -161,10 +169,5 @@ pub(super) async fn unreact(
     me: CurrentUser,
     req: ReactRequest,
 ) -> Result<Response, ApiError> {
-    let id = message_id(&segment)?;
-    let change = state
-        .messaging()
-        .react((me.id(), &me.user.username), id, &req.emoji, false)
-        .await?;
-    Ok(reacted("Reaction removed", change))
+    reaction(segment, state, me, req, false).await
 }
