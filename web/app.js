@@ -49,6 +49,8 @@ const WINDOW = 200;
  * @property {string | null} clientId
  * @property {import('./files.js').Attachment[]} attachments
  * @property {{emoji: string, count: number, me: boolean}[]} reactions
+ * @property {number | null} threadRoot    a reply: its thread's first message
+ * @property {{replies: number, last_reply_at?: string} | null} thread   a thread's first message
  */
 
 const api = new Api();
@@ -67,6 +69,9 @@ const state = {
   /** the window reaches the room's newest message */
   atNewest: true,
   loading: false,
+  /** The thread open beside the conversation: its first message's id and its list. */
+  /** @type {{root: number, log: HTMLElement, panel: HTMLElement} | null} */
+  thread: null,
   /** @type {Map<string, {room: Room, content: string, replyTo: number | null, attachments: number[], node: HTMLElement}>} */
   pending: new Map(),
   /** @type {Set<number>} */
@@ -432,6 +437,8 @@ function shown(m) {
     clientId: m.client_id || null,
     attachments: m.attachments || [],
     reactions: m.reactions || [],
+    threadRoot: m.thread_root ?? null,
+    thread: m.thread || null,
   };
 }
 
@@ -459,6 +466,7 @@ async function openRoom(room, at) {
   state.editing = null;
   renderRooms();
   const c = view.conversation;
+  state.thread = null;
   c.replaceChildren();
   view.header = el('header', { class: 'room-header' });
   view.header.append(el('h2', {}, room.name));
@@ -608,6 +616,12 @@ function messageNode(m) {
   if (m.deleted || m.content || m.attachments.length === 0) node.append(body);
   if (!m.deleted && m.attachments.length > 0) node.append(attachmentsNode(api, m.attachments, showProblem));
   if (!m.deleted && m.reactions.length > 0) node.append(reactionsNode(m));
+  if (m.thread && m.thread.replies > 0) {
+    const n = m.thread.replies;
+    const link = el('button', { type: 'button', class: 'thread-link' }, `${n} ${n === 1 ? 'reply' : 'replies'}${m.thread.last_reply_at ? `, last ${when(m.thread.last_reply_at)}` : ''}`);
+    link.addEventListener('click', () => openThread(m.id));
+    node.append(link);
+  }
   if (!m.deleted) {
     const actions = el('div', { class: 'message-actions' });
     const reply = el('button', { type: 'button' }, 'Reply');
@@ -617,6 +631,9 @@ function messageNode(m) {
       renderChip();
       view.composer.focus();
     });
+    const inThread = el('button', { type: 'button' }, 'Thread');
+    inThread.addEventListener('click', () => openThread(m.threadRoot ?? m.id));
+    actions.append(inThread);
     const reactButton = el('button', { type: 'button', 'aria-haspopup': 'true' }, 'React');
     reactButton.addEventListener('click', () => togglePicker(node, m));
     actions.append(reply, reactButton);
@@ -900,6 +917,7 @@ function onMessage(frame, learnt = false) {
   room.lastAt = m.at;
   const looking = state.current === room && state.atNewest && !document.hidden;
   if (state.current === room) {
+    if (m.threadRoot !== null) countReply(m);
     place(m);
     if (!mine) announce(`${m.sender}: ${m.content}`);
   }
@@ -914,6 +932,73 @@ function onMessage(frame, learnt = false) {
   }
   if (looking && !mine) markRead(room, m.id);
   renderRooms();
+}
+
+/** A reply arrived: its thread's first message counts it, and an open thread shows it. @param {Shown} m */
+function countReply(m) {
+  const root = state.window.find((x) => x.id === m.threadRoot);
+  if (root) {
+    root.thread = { replies: (root.thread?.replies || 0) + 1, last_reply_at: m.at };
+    view.log.querySelector(`[data-id="${root.id}"]`)?.replaceWith(messageNode(root));
+  }
+  const t = state.thread;
+  if (t && t.root === m.threadRoot && !t.log.querySelector(`[data-id="${m.id}"]`)) {
+    t.log.append(messageNode(m));
+    t.log.scrollTop = t.log.scrollHeight;
+  }
+}
+
+/** The thread of message `id`, beside the conversation: its first message, every reply, and a box that answers in it. @param {number} id */
+async function openThread(id) {
+  const room = state.current;
+  if (!room) return;
+  closeThread();
+  const thread = await api.call('GET', `/messages/${id}/thread`).catch((e) => showProblem(e));
+  if (!thread || state.current !== room) return;
+  const root = thread.root.id;
+  const panel = el('aside', { class: 'thread', 'aria-label': 'Thread' });
+  const head = el('header');
+  const close = el('button', { type: 'button', 'aria-label': 'Close the thread' }, '×');
+  close.addEventListener('click', () => closeThread());
+  head.append(el('h3', {}, 'Thread'), close);
+  const log = el('div', { role: 'log', 'aria-label': 'Thread messages', class: 'log' });
+  for (const m of [thread.root, ...thread.replies]) log.append(messageNode(shown(m)));
+  const form = el('form', { class: 'composer' });
+  const label = el('label', { for: 'thread-composer', class: 'visually-hidden' }, 'Reply in thread');
+  const box = /** @type {HTMLTextAreaElement} */ (el('textarea', { id: 'thread-composer', rows: '2', placeholder: 'Reply in thread' }));
+  const send = async () => {
+    const text = box.value;
+    if (!text.trim()) return;
+    box.value = '';
+    const body = { content: text, client_id: crypto.randomUUID(), reply_to: root };
+    await (room.kind === 'group'
+      ? api.call('POST', '/groups/send', { group_id: room.id, ...body })
+      : api.call('POST', '/messages/send', { recipient_id: room.otherId, ...body })
+    ).catch((e) => showProblem(e));
+  };
+  box.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      send();
+    } else if (event.key === 'Escape') {
+      closeThread();
+    }
+  });
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    send();
+  });
+  form.append(label, box, el('button', { type: 'submit' }, 'Reply'));
+  panel.append(head, log, form);
+  view.conversation.append(panel);
+  state.thread = { root, log, panel };
+  log.scrollTop = log.scrollHeight;
+  box.focus();
+}
+
+function closeThread() {
+  state.thread?.panel.remove();
+  state.thread = null;
 }
 
 /** @param {Room} room @param {number} upto */

@@ -1115,3 +1115,60 @@ async fn markdown_is_rendered_as_elements_and_markup_stays_text() {
     assert_eq!(images, json!(0), "markup in a message is never an element");
     alice.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_opens_beside_the_room_and_is_answered_there() {
+    let app = spawn_app().await;
+    let Some(alice) = Browser::open(1200).await else {
+        return;
+    };
+    alice.create_account(&app.address, "alice", None).await;
+    let (bob, _, group) = bob_and_his_group_with_alice(&app, "crew").await;
+    let root = app.group_send(&bob, group, "release on friday?").await.body["data"]["id"]
+        .as_i64()
+        .unwrap();
+    let reply = app
+        .post(
+            "/groups/send",
+            Some(&bob.access),
+            json!({"group_id": group, "content": "or monday", "reply_to": root}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let mut bob_ws = app.ws(&bob.access).await;
+    alice.click_at("//button[contains(., '#crew')]").await;
+    alice
+        .click_at("//article[contains(., 'release on friday?')]//button[starts-with(normalize-space(.), '1 reply')]")
+        .await;
+    let thread = "//aside[@aria-label='Thread']";
+    alice
+        .text_until(thread, |t| {
+            t.contains("release on friday?") && t.contains("or monday")
+        })
+        .await;
+    alice.fill("Reply in thread", "friday it is").await;
+    alice
+        .textbox("Reply in thread")
+        .await
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
+    let got = bob_ws
+        .recv_message_where(|m| m.content == "friday it is")
+        .await;
+    assert_eq!(got.thread_root, Some(root));
+    alice
+        .text_until(thread, |t| t.contains("friday it is"))
+        .await;
+    alice
+        .find("//div[@role='log' and @aria-label!='Thread messages']//article[contains(., 'release on friday?')]//button[starts-with(normalize-space(.), '2 replies')]")
+        .await;
+    alice
+        .click_at("//button[@aria-label='Close the thread']")
+        .await;
+    let open = alice
+        .eval("return document.querySelectorAll('aside.thread').length;")
+        .await;
+    assert_eq!(open, json!(0));
+    alice.close().await;
+}
