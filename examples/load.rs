@@ -77,6 +77,10 @@ enum Scenario {
         /// With `--rate max`: messages each sender may have sent but not yet seen delivered.
         #[arg(long, default_value_t = 16)]
         window: usize,
+        /// This share (percent) of all traffic is reactions (added and taken back over REST on
+        /// one message, by every member in turn) beside the messages (fixed rates only).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..100))]
+        reactions: u32,
     },
     /// The fan-out run while the server is attacked: slowloris connections, password guessing and a
     /// typing flood in the fan-out room; /health latency throughout, and server memory after.
@@ -395,9 +399,14 @@ async fn scenario(client: Arc<Client>, s: Scenario) -> Value {
             senders,
             logins,
             window,
+            reactions,
         } => {
+            let mix = Mix {
+                typing_flood: false,
+                reactions,
+            };
             fanout(
-                client, group_size, &rate, duration, senders, logins, window, false,
+                client, group_size, &rate, duration, senders, logins, window, mix,
             )
             .await
         }
@@ -552,6 +561,14 @@ async fn send(client: Arc<Client>, duration: u64, concurrency: usize, ws: bool) 
            "errors": errors.load(Ordering::Relaxed)})
 }
 
+/// What a fan-out run carries besides its messages.
+#[derive(Clone, Copy)]
+struct Mix {
+    typing_flood: bool,
+    /// Percent of all traffic that is reactions.
+    reactions: u32,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn fanout(
     client: Arc<Client>,
@@ -561,8 +578,9 @@ async fn fanout(
     senders: usize,
     logins: usize,
     window: usize,
-    typing_flood: bool,
+    mix: Mix,
 ) -> Value {
+    let typing_flood = mix.typing_flood;
     let users = client.users(&format!("lf{}u", run_id()), size).await;
     let room = client.group(&users[0], "fanout", &users[1..]).await;
     let max = rate == "max";
@@ -576,6 +594,7 @@ async fn fanout(
     let hist = Arc::new(Mutex::new(histogram()));
     let seen: Arc<Mutex<HashMap<(u64, u64), u32>>> = Default::default();
     let received = Arc::new(AtomicU64::new(0));
+    let reaction_frames = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut receivers = Vec::new();
     // The first `senders` members send on the socket they receive on; seeing their own message
@@ -592,6 +611,7 @@ async fn fanout(
         }
         let (hist, seen, received, stop) =
             (hist.clone(), seen.clone(), received.clone(), stop.clone());
+        let reaction_frames = reaction_frames.clone();
         receivers.push(tokio::spawn(async move {
             let mut local = histogram();
             let mut local_seen: Vec<(u64, u64)> = Vec::new();
@@ -604,6 +624,10 @@ async fn fanout(
                     Err(_) => continue,
                 };
                 let Message::Text(text) = msg else { continue };
+                if text.contains("\"type\":\"message_reaction\"") {
+                    reaction_frames.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 let Some(content) = Frame::new_message(&text) else {
                     continue;
                 };
@@ -697,6 +721,53 @@ async fn fanout(
     let end = start + Duration::from_secs(duration);
     let sent = Arc::new(AtomicU64::new(0));
     let mut send_tasks = Vec::new();
+    let reactions_sent = Arc::new(AtomicU64::new(0));
+    if mix.reactions > 0 && !max {
+        let target = client
+            .post(
+                "/groups/send",
+                Some(&users[0].token),
+                json!({"group_id": room, "content": "react to me"}),
+            )
+            .await
+            .expect("a message to react to")["data"]["id"]
+            .as_i64()
+            .expect("its id");
+        let every = 1.0 / (rate * f64::from(mix.reactions) / f64::from(100 - mix.reactions));
+        let (client, tokens, count) = (
+            client.clone(),
+            users.iter().map(|u| u.token.clone()).collect::<Vec<_>>(),
+            reactions_sent.clone(),
+        );
+        send_tasks.push(tokio::spawn(async move {
+            let mut k = 0usize;
+            tokio::time::sleep_until(start.into()).await;
+            while Instant::now() < end {
+                let due = start + Duration::from_secs_f64(k as f64 * every);
+                tokio::time::sleep_until(due.into()).await;
+                // Each member in turn; each (member, emoji) added, then taken back.
+                let round = k / tokens.len();
+                let emoji = ["👍", "🎉"][round % 2];
+                let method = if (round / 2).is_multiple_of(2) {
+                    reqwest::Method::POST
+                } else {
+                    reqwest::Method::DELETE
+                };
+                let req = client
+                    .http
+                    .request(
+                        method,
+                        format!("{}/messages/{target}/reactions", client.base),
+                    )
+                    .bearer_auth(&tokens[k % tokens.len()])
+                    .json(&json!({ "emoji": emoji }));
+                if Client::reply(req).await.is_ok() {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                k += 1;
+            }
+        }));
+    }
     for (s, (mut sink, delivered)) in sender_ends.into_iter().enumerate() {
         let sent = sent.clone();
         let n = senders;
@@ -772,7 +843,9 @@ async fn fanout(
            "deliveries_per_second": got as f64 / elapsed,
            "p50_ms": ms(&h, 0.5), "p90_ms": ms(&h, 0.9), "p99_ms": ms(&h, 0.99), "max_ms": h.max() as f64 / 1000.0,
            "logins_in_flight": logins, "logins_done": logins_done,
-           "typing_frames_flooded": typing_frames, "flooder_closed": typing_closes})
+           "typing_frames_flooded": typing_frames, "flooder_closed": typing_closes,
+           "reactions_sent": reactions_sent.load(Ordering::Relaxed),
+           "reaction_frames": reaction_frames.load(Ordering::Relaxed)})
 }
 
 struct Attackers {
@@ -942,7 +1015,10 @@ async fn attack(
         5,
         0,
         16,
-        attackers.typing_flood,
+        Mix {
+            typing_flood: attackers.typing_flood,
+            reactions: 0,
+        },
     )
     .await;
     stop.store(true, Ordering::Relaxed);

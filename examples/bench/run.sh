@@ -1,7 +1,7 @@
 #!/bin/bash
 # One server from BIN on a fresh data directory, the named load scenarios against it, then SIGTERM.
 # Run from the checkout after `cargo build --release --bin rtchat-server --example load`.
-# usage: run.sh SERVER_BIN NAME WHAT...   (WHAT: send ws history historysmall fanout fanoutmax search)
+# usage: run.sh SERVER_BIN NAME WHAT...   (WHAT: send ws history historysmall fanout fanoutmax fanoutreact search)
 # The search scenario needs EXTRA="--max-search-rate 0" (the per-user search budget would refuse it).
 BIN=$1; NAME=$2; shift 2
 DIR=/tmp/bench-$NAME; rm -rf $DIR
@@ -19,6 +19,7 @@ for what in "$@"; do
     history) $L --deadline 900 history --messages 1000000 --readers 4 --samples 300 --database-url "host=$DIR/postgres user=rtchat dbname=rtchat" 2>/dev/null ;;
     fanout) $L fanout --group-size 50 --rate 200 --duration 10 2>/dev/null ;;
     fanoutmax) $L fanout --group-size 50 --rate max --duration 10 2>/dev/null ;;
+    fanoutreact) $L fanout --group-size 50 --rate 200 --reactions 20 --duration 10 2>/dev/null ;;
     search) $L --deadline 1200 search --messages 1000000 --rooms 100 --database-url "host=$DIR/postgres user=rtchat dbname=rtchat" 2>/dev/null ;;
     historysmall) $L history --messages 10000 --readers 4 --samples 500 --database-url "host=$DIR/postgres user=rtchat dbname=rtchat" 2>/dev/null ;;
   esac
