@@ -1592,14 +1592,14 @@ async fn mute_and_unmute_from_the_command_line() {
 async fn markdown_is_styled_on_a_terminal_and_as_typed_in_a_pipe() {
     let app = spawn_app().await;
     let (alice, bob) = team_of_two(&app).await;
-    let text = "**ship** it, see `make` and [the docs](https://example.com)\n> quoted\n- one\n```rust\nfn main() {}\n```";
+    let text = "**ship** it *soon*, see `make` and [the docs](https://example.com)\n> quoted\n- one\n```rust\nfn main() {}\n```";
     alice.run(&["send", "#team", text]).await.ok();
 
     // Piped: exactly as typed.
     let piped = bob.run(&["history", "#team"]).await;
     let out = piped.ok().stdout.clone();
     assert!(
-        out.contains("**ship** it, see `make` and [the docs](https://example.com)"),
+        out.contains("**ship** it *soon*, see `make` and [the docs](https://example.com)"),
         "{out}"
     );
     assert!(out.contains("```rust"), "{out}");
@@ -1630,6 +1630,7 @@ async fn markdown_is_styled_on_a_terminal_and_as_typed_in_a_pipe() {
     });
     for expected in [
         "\x1b[1mship\x1b[22m",
+        "\x1b[3msoon\x1b[23m",
         "\x1b[36mmake\x1b[39m",
         "\x1b[4mthe docs\x1b[24m",
         "(https://example.com)",

@@ -70,6 +70,16 @@ async fn a_reply_to_a_reply_joins_the_thread_and_the_root_counts_them() {
             .collect();
         assert_eq!(replies, [first, second]);
     }
+    // Bob wrote in the thread: a later reply that does not name him still reaches him as one.
+    let mut bobs = app.ws(&bob.access).await;
+    reply(&app, &alice, group, root, "one more thing").await;
+    let live = bobs.recv_type("new_message").await;
+    assert_eq!(live["content"], "one more thing");
+    assert_eq!(live["mention"], true, "he follows the thread: {live}");
+    app.group_send(&alice, group, "not in the thread").await;
+    let live = bobs.recv_type("new_message").await;
+    assert!(live.get("mention").is_none(), "{live}");
+
     let outsider = app
         .get(&format!("/messages/{root}/thread"), Some(&eve.access))
         .await;

@@ -104,6 +104,16 @@ impl Messaging<'_> {
             }
         }
         msg.mentions = self.named_members(msg.room_id, &msg.content).await?;
+        if let Some(root) = msg.thread_root {
+            // A reply reaches those who follow its thread (who wrote in it) as a mention does.
+            let following = self
+                .store
+                .thread_followers(msg.room_id, root, msg.sender_id)
+                .await?;
+            msg.mentions.extend(following);
+            msg.mentions.sort_unstable();
+            msg.mentions.dedup();
+        }
         if !msg.files.is_empty() {
             msg.attachments = self.attachable(&msg).await?;
         }

@@ -738,6 +738,32 @@ impl Store {
             .get(0))
     }
 
+    /// Who follows thread `root` of `room`, but `sender`: members who wrote in it (its first
+    /// message or a reply) and hear mentions there (not muted with `all`).
+    pub async fn thread_followers(
+        &self,
+        room: RoomId,
+        root: MessageId,
+        sender: UserId,
+    ) -> Result<Vec<UserId>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT DISTINCT m.sender_id FROM messages m
+                 JOIN chat_room_members mm ON mm.chat_room_id = $1 AND mm.user_id = m.sender_id
+                 WHERE (m.id = $2 OR m.thread_root = $2) AND m.chat_room_id = $1
+                   AND m.sender_id <> $3 AND m.deleted_at IS NULL
+                   AND NOT (mm.mute_all AND mm.muted_until > now())",
+            )
+            .await?;
+        Ok(client
+            .query(&stmt, &[&room, &root, &sender])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
     /// The room of message `id` and the first message of its thread.
     pub async fn thread_and_room(
         &self,
