@@ -409,10 +409,16 @@ async fn reply_edit_delete_search_and_mentions_in_the_repl() {
     let id = a.screen[open + 1..before].to_string();
     assert!(id.parse::<i64>().is_ok(), "{id}");
 
-    // /reply quotes what it answers, on both sides.
+    // /reply quotes what it answers, on both sides; it answers bob's thread, so it rings his bell.
     a.type_line(&format!("/reply {id} looking at it"));
     b.expect(&format!("↪ [{id}] bob: @alice the deploy is stuck"));
     b.expect("alice: looking at it");
+    assert!(
+        b.screen.contains('\x07'),
+        "a reply in his thread: {:?}",
+        b.screen
+    );
+    let rang_before = b.count("\x07");
 
     // /edit and /delete change the last message sent by default.
     a.type_line("/edit looking at it now");
@@ -432,10 +438,10 @@ async fn reply_edit_delete_search_and_mentions_in_the_repl() {
     a.expect("sent to @bob");
 
     // Named in another room than the one he is in: bob's terminal rings too.
-    assert!(!b.screen.contains('\x07'), "no bell for bob yet");
+    assert_eq!(b.count("\x07"), rang_before, "no other bell for bob yet");
     a.type_line("/msg @bob @bob look at #team");
     b.expect("alice: @bob look at #team");
-    assert!(b.screen.contains('\x07'), "a bell: {:?}", b.screen);
+    assert!(b.count("\x07") > rang_before, "a bell: {:?}", b.screen);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
