@@ -680,18 +680,7 @@ async fn replying_editing_deleting_searching_and_typing_in_the_page() {
         .await;
 
     // A search finds it.
-    alice.fill("Search messages", "edited").await;
-    alice
-        .textbox("Search messages")
-        .await
-        .send_keys("\u{E007}")
-        .await
-        .unwrap();
-    alice
-        .text_until("//ul[@aria-label='Search results']", |t| {
-            t.contains("an edited reply")
-        })
-        .await;
+    alice.search("edited", "an edited reply").await;
 
     // A deletion, after the browser's own confirmation.
     alice.click_at("//button[contains(., '#crew')]").await;
@@ -776,18 +765,7 @@ async fn scrolling_back_reaches_the_first_message_and_the_page_keeps_a_window() 
     }
     alice.log_until(|t| t.contains("line 599.")).await;
     // A search result deep in the past opens the conversation around it, marked.
-    alice.fill("Search messages", "17").await;
-    alice
-        .textbox("Search messages")
-        .await
-        .send_keys("\u{E007}")
-        .await
-        .unwrap();
-    alice
-        .text_until("//ul[@aria-label='Search results']", |t| {
-            t.contains("line 17.")
-        })
-        .await;
+    alice.search("17", "line 17.").await;
     alice
         .click_at("//ul[@aria-label='Search results']//button[contains(., 'line 17.')]")
         .await;

@@ -188,6 +188,20 @@ impl Browser {
             .expect("the file is chosen");
     }
 
+    /// Searches messages for `words` in the page and waits for a result containing `expected`.
+    pub async fn search(&self, words: &str, expected: &str) {
+        self.fill("Search messages", words).await;
+        self.textbox("Search messages")
+            .await
+            .send_keys("\u{E007}")
+            .await
+            .expect("searched");
+        self.text_until("//ul[@aria-label='Search results']", |t| {
+            t.contains(expected)
+        })
+        .await;
+    }
+
     /// Types into the composer and presses Enter.
     pub async fn say(&self, text: &str) {
         let composer = self.textbox("Message").await;
